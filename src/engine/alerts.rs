@@ -1,0 +1,274 @@
+//! Alert policy: which detections become alerts, with severities that escalate on repetition
+//! and per-kind cool-downs in conversation time (or in utterances when there is no timing).
+
+use serde::Deserialize;
+
+use super::rubric::Profile;
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // named after the rubric's alert table
+pub enum AlertKind {
+    Interruption,
+    Overtalk,
+    LongMonologue,
+    DeadAir,
+    CustomerRepeating,
+    EmpathyMissed,
+    FrustrationRising,
+    EscalationRisk,
+    PrematureSolution,
+    ClosedQuestionStreak,
+    UnansweredQuestion,
+    SideIssueDropped,
+    FastSpeech,
+}
+
+impl AlertKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [AlertKind; 13] = [
+        AlertKind::Interruption,
+        AlertKind::Overtalk,
+        AlertKind::LongMonologue,
+        AlertKind::DeadAir,
+        AlertKind::CustomerRepeating,
+        AlertKind::EmpathyMissed,
+        AlertKind::FrustrationRising,
+        AlertKind::EscalationRisk,
+        AlertKind::PrematureSolution,
+        AlertKind::ClosedQuestionStreak,
+        AlertKind::UnansweredQuestion,
+        AlertKind::SideIssueDropped,
+        AlertKind::FastSpeech,
+    ];
+
+    /// The rubric's snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::Interruption => "interruption",
+            AlertKind::Overtalk => "overtalk",
+            AlertKind::LongMonologue => "long_monologue",
+            AlertKind::DeadAir => "dead_air",
+            AlertKind::CustomerRepeating => "customer_repeating",
+            AlertKind::EmpathyMissed => "empathy_missed",
+            AlertKind::FrustrationRising => "frustration_rising",
+            AlertKind::EscalationRisk => "escalation_risk",
+            AlertKind::PrematureSolution => "premature_solution",
+            AlertKind::ClosedQuestionStreak => "closed_question_streak",
+            AlertKind::UnansweredQuestion => "unanswered_question",
+            AlertKind::SideIssueDropped => "side_issue_dropped",
+            AlertKind::FastSpeech => "fast_speech",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Worth acting on.
+    Warning,
+    /// Act now.
+    Critical,
+}
+
+impl Severity {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// An alert raised in a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// `<kind>-<n>`, unique in the conversation and deterministic.
+    pub alert_id: String,
+    /// What it is about.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
+    /// One line, no transcript text.
+    pub message: String,
+    /// What to do.
+    pub coaching_tip: String,
+    /// Utterances that show it.
+    pub evidence_utterance_ids: Vec<String>,
+    /// Conversation offset, in milliseconds (0 without timing).
+    pub offset_ms: i64,
+}
+
+/// Where a conversation stands on each alert kind.
+#[derive(Debug, Clone, Default)]
+pub struct AlertPolicy {
+    /// Per kind: offset (ms) and utterance ordinal of the last alert raised, and its severity.
+    last: [Option<(i64, u32, Severity)>; AlertKind::ALL.len()],
+    /// Per kind: occurrences seen (raised or suppressed).
+    occurrences: [u32; AlertKind::ALL.len()],
+    /// Per kind: alerts raised.
+    raised: [u32; AlertKind::ALL.len()],
+}
+
+/// Without timing, the cool-down is counted in utterances: one per this many milliseconds.
+const UNTIMED_MS_PER_UTTERANCE: i64 = 5_000;
+
+fn ordinal_suffix(n: u32) -> &'static str {
+    match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    }
+}
+
+impl AlertPolicy {
+    /// Records an occurrence of `kind` and returns the alert to raise, if the cool-down allows.
+    /// `offset_ms` is `None` when the evidence has no timing; `ordinal` is the utterance's
+    /// position in the conversation.
+    pub fn occur(
+        &mut self,
+        profile: &Profile,
+        kind: AlertKind,
+        offset_ms: Option<i64>,
+        ordinal: u32,
+        evidence_utterance_ids: Vec<String>,
+    ) -> Option<Alert> {
+        let i = kind.index();
+        let rule = profile.alert(kind);
+        self.occurrences[i] += 1;
+        let occurrences = self.occurrences[i];
+        let severity = if rule.critical_after > 0 && occurrences >= rule.critical_after {
+            Severity::Critical
+        } else {
+            rule.severity
+        };
+        if let Some((last_offset, last_ordinal, last_severity)) = self.last[i] {
+            let cooling = match offset_ms {
+                Some(offset) => offset - last_offset < rule.cooldown_ms,
+                None => {
+                    i64::from(ordinal - last_ordinal.min(ordinal)) * UNTIMED_MS_PER_UTTERANCE
+                        < rule.cooldown_ms
+                }
+            };
+            // An escalation in severity is always raised, cool-down or not.
+            if cooling && severity <= last_severity {
+                return None;
+            }
+        }
+        let offset = offset_ms.unwrap_or(0);
+        self.last[i] = Some((offset, ordinal, severity));
+        self.raised[i] += 1;
+        let message = if occurrences > 1 {
+            format!(
+                "{} ({}{} time this call)",
+                rule.message,
+                occurrences,
+                ordinal_suffix(occurrences)
+            )
+        } else {
+            rule.message.clone()
+        };
+        Some(Alert {
+            alert_id: format!("{}-{}", kind.name(), self.raised[i]),
+            kind,
+            severity,
+            message,
+            coaching_tip: rule.tip.clone(),
+            evidence_utterance_ids,
+            offset_ms: offset,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Rubric;
+
+    #[test]
+    fn cool_down_suppresses_repeats_but_not_escalation() {
+        let profile = Rubric::embedded().profile("voice").unwrap();
+        let mut policy = AlertPolicy::default();
+        let first = policy
+            .occur(
+                &profile,
+                AlertKind::Interruption,
+                Some(1_000),
+                1,
+                vec!["u1".into()],
+            )
+            .unwrap();
+        assert_eq!(
+            (first.alert_id.as_str(), first.severity),
+            ("interruption-1", Severity::Warning)
+        );
+        assert!(
+            policy
+                .occur(&profile, AlertKind::Interruption, Some(2_000), 2, vec![])
+                .is_none()
+        );
+        let third = policy
+            .occur(&profile, AlertKind::Interruption, Some(3_000), 3, vec![])
+            .unwrap();
+        assert_eq!(
+            third.severity,
+            Severity::Critical,
+            "third interruption escalates through the cool-down"
+        );
+        assert!(third.message.contains("3rd"), "{}", third.message);
+        assert!(
+            policy
+                .occur(&profile, AlertKind::Interruption, Some(4_000), 4, vec![])
+                .is_none()
+        );
+        let later = policy
+            .occur(&profile, AlertKind::Interruption, Some(40_000), 5, vec![])
+            .unwrap();
+        assert_eq!(later.alert_id, "interruption-3");
+    }
+
+    #[test]
+    fn untimed_cool_down_counts_utterances() {
+        let profile = Rubric::embedded().profile("voice").unwrap();
+        let mut policy = AlertPolicy::default();
+        assert!(
+            policy
+                .occur(&profile, AlertKind::Overtalk, None, 1, vec![])
+                .is_some()
+        );
+        assert!(
+            policy
+                .occur(&profile, AlertKind::Overtalk, None, 3, vec![])
+                .is_none()
+        );
+        assert!(
+            policy
+                .occur(&profile, AlertKind::Overtalk, None, 7, vec![])
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn ordinal_suffixes() {
+        let s: Vec<_> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 111]
+            .iter()
+            .map(|n| ordinal_suffix(*n))
+            .collect();
+        assert_eq!(
+            s,
+            ["st", "nd", "rd", "th", "th", "th", "th", "st", "nd", "th"]
+        );
+    }
+}

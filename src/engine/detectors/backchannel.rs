@@ -1,0 +1,90 @@
+//! Backchannel (rubric: timing behaviours): a short acknowledgement, at most
+//! `timing.backchannel_max_words` words and `timing.backchannel_max_ms` long, made only of the
+//! acknowledgement vocabulary (fillers allowed). An active-listening cue, never an interruption.
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::event::Role;
+use crate::engine::rubric::Profile;
+use crate::engine::state::Segment;
+use crate::engine::text::{Token, covered_by_phrases};
+
+/// Whether an utterance with these words and this duration (if timed) is a backchannel.
+pub fn is_backchannel(tokens: &[Token], duration_ms: Option<i64>, profile: &Profile) -> bool {
+    tokens.len() <= profile.timing.backchannel_max_words
+        && duration_ms.is_none_or(|d| d <= profile.timing.backchannel_max_ms)
+        && covered_by_phrases(
+            tokens,
+            &profile.compiled.acknowledgements,
+            &profile.compiled.fillers,
+        )
+}
+
+/// Reports agent backchannels.
+#[derive(Debug)]
+pub(super) struct BackchannelDetector;
+
+impl Detector for BackchannelDetector {
+    fn name(&self) -> &'static str {
+        "backchannel"
+    }
+
+    fn detect(&self, utterance: &Segment, _context: &Context<'_>, found: &mut Vec<Detection>) {
+        if utterance.role != Role::Agent || !utterance.backchannel {
+            return;
+        }
+        let span = utterance
+            .tokens
+            .first()
+            .zip(utterance.tokens.last())
+            .map(|(first, last)| (first.start_char, last.end_char));
+        found.push(Detection {
+            behaviour: Behaviour::Backchannel,
+            confidence: 0.9,
+            span,
+            related_utterance_ids: Vec::new(),
+            duration_ms: 0,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run, voice};
+    use super::*;
+    use crate::engine::text::tokenize;
+
+    #[test]
+    fn short_cues_are_backchannels_and_long_or_wordy_ones_are_not() {
+        let p = voice();
+        assert!(is_backchannel(&tokenize("mm-hmm"), Some(400), &p));
+        assert!(is_backchannel(&tokenize("uh I see"), Some(900), &p));
+        assert!(is_backchannel(&tokenize("Right, right."), None, &p));
+        assert!(
+            !is_backchannel(&tokenize("mm-hmm"), Some(1500), &p),
+            "too long"
+        );
+        assert!(
+            !is_backchannel(&tokenize("yeah yeah okay right"), Some(800), &p),
+            "too many words"
+        );
+        assert!(
+            !is_backchannel(&tokenize("I see the problem"), Some(800), &p),
+            "takes the floor"
+        );
+        assert!(!is_backchannel(&tokenize(""), Some(100), &p));
+    }
+
+    #[test]
+    fn only_agent_backchannels_are_reported() {
+        let found = run(
+            &voice(),
+            &[
+                (Role::Customer, "mm-hmm", 0, 300),
+                (Role::Agent, "got it", 500, 900),
+            ],
+        );
+        assert!(found[0].is_empty());
+        assert_eq!(kinds(&found[1]), [Behaviour::Backchannel]);
+        assert_eq!(found[1][0].span, Some((0, 6)));
+    }
+}

@@ -1,0 +1,88 @@
+//! Dead air (rubric: timing behaviours): a stretch with no one speaking longer than
+//! `timing.dead_air_ms`, holds excluded. Reported by the utterance that ends the silence.
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::state::Segment;
+
+/// Reports dead air.
+#[derive(Debug)]
+pub(super) struct DeadAirDetector;
+
+impl Detector for DeadAirDetector {
+    fn name(&self) -> &'static str {
+        "dead_air"
+    }
+
+    fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        let silence = context.placement.silence_before_ms;
+        if silence > context.profile.timing.dead_air_ms {
+            found.push(Detection::timing(
+                Behaviour::DeadAir,
+                1.0,
+                silence,
+                Vec::new(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run, voice};
+    use super::*;
+    use crate::engine::event::Role;
+    use crate::engine::state::State;
+    use crate::engine::text::tokenize;
+
+    #[test]
+    fn long_silence_is_dead_air() {
+        let found = run(
+            &voice(),
+            &[
+                (Role::Customer, "can you check my order", 0, 2000),
+                (Role::Agent, "one moment", 2500, 3500),
+                (Role::Agent, "okay I found it", 16_000, 17_000),
+                (Role::Customer, "great", 17_500, 18_000),
+            ],
+        );
+        assert_eq!(kinds(&found[2]), [Behaviour::DeadAir]);
+        assert_eq!(found[2][0].duration_ms, 12_500);
+        assert!(found[3].is_empty());
+    }
+
+    #[test]
+    fn silence_during_a_hold_is_not_dead_air() {
+        let p = voice();
+        let mut state = State::default();
+        let seg = |id: &str, ordinal, start, end| Segment {
+            utterance_id: id.into(),
+            ordinal,
+            role: Role::Agent,
+            text: "let me check".into(),
+            tokens: tokenize("let me check"),
+            start_ms: Some(start),
+            end_ms: Some(end),
+            backchannel: false,
+        };
+        state.place(seg("u1", 1, 0, 1000), &p);
+        assert!(state.start_hold(1500));
+        assert!(state.end_hold(60_000));
+        let placement = state.place(seg("u2", 2, 61_000, 62_000), &p);
+        assert_eq!(
+            placement.silence_before_ms, 1500,
+            "only the silence outside the hold counts"
+        );
+        let latest = state.latest().unwrap().clone();
+        let mut found = Vec::new();
+        DeadAirDetector.detect(
+            &latest,
+            &Context {
+                profile: &p,
+                state: &state,
+                placement: &placement,
+            },
+            &mut found,
+        );
+        assert!(found.is_empty());
+    }
+}

@@ -1,0 +1,195 @@
+//! Input limits every conversation enforces (`reliability.md`, R-SIZE-2, -3, -5 and R-CONV-2),
+//! whatever path it came by: live stream, `ScoreTranscript` or a transcript file.
+
+use super::event::{Start, Utterance};
+use super::{RejectReason, Rejected};
+
+/// Limits on what a conversation accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputLimits {
+    /// Bytes of UTF-8 text per utterance.
+    pub max_text_bytes: usize,
+    /// Bytes of `conversation_id`, `utterance_id` and `participant_id`.
+    pub max_id_bytes: usize,
+    /// Metadata entries in `start`.
+    pub max_metadata_entries: usize,
+    /// Bytes of a metadata key.
+    pub max_metadata_key_bytes: usize,
+    /// Bytes of a metadata value.
+    pub max_metadata_value_bytes: usize,
+    /// Largest offset, in milliseconds.
+    pub max_offset_ms: i64,
+    /// Final utterances per conversation.
+    pub max_utterances: u32,
+}
+
+impl InputLimits {
+    /// 16 384 bytes, as Amazon Connect's chat messages.
+    pub const DEFAULT_MAX_TEXT_BYTES: usize = 16_384;
+    /// 256 bytes, as Contact Lens' contact id.
+    pub const DEFAULT_MAX_ID_BYTES: usize = 256;
+    /// 24 hours.
+    pub const DEFAULT_MAX_OFFSET_MS: i64 = 24 * 60 * 60 * 1000;
+    /// A one-hour call has 600–1 000 utterances.
+    pub const DEFAULT_MAX_UTTERANCES: u32 = 20_000;
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        InputLimits {
+            max_text_bytes: Self::DEFAULT_MAX_TEXT_BYTES,
+            max_id_bytes: Self::DEFAULT_MAX_ID_BYTES,
+            max_metadata_entries: 32,
+            max_metadata_key_bytes: 64,
+            max_metadata_value_bytes: 256,
+            max_offset_ms: Self::DEFAULT_MAX_OFFSET_MS,
+            max_utterances: Self::DEFAULT_MAX_UTTERANCES,
+        }
+    }
+}
+
+fn invalid(field: &'static str, description: String) -> Rejected {
+    Rejected::new(RejectReason::InvalidArgument, field, description)
+}
+
+/// Checks an identifier: 1 to `max` bytes, no control characters. Never echoes the value.
+pub fn check_id(value: &str, field: &'static str, max: usize) -> Result<(), Rejected> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty".into()));
+    }
+    if value.len() > max {
+        return Err(invalid(
+            field,
+            format!("must be at most {max} bytes, got {}", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters".into()));
+    }
+    Ok(())
+}
+
+impl InputLimits {
+    /// Checks a `start`.
+    pub fn check_start(&self, start: &Start) -> Result<(), Rejected> {
+        if start.language.len() > 64
+            || start
+                .language
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(invalid(
+                "start.language",
+                "must be a BCP-47 tag of at most 64 letters, digits and dashes".into(),
+            ));
+        }
+        if start.rubric_profile.len() > self.max_id_bytes {
+            return Err(invalid(
+                "start.rubric_profile",
+                format!("must be at most {} bytes", self.max_id_bytes),
+            ));
+        }
+        if start.metadata.len() > self.max_metadata_entries {
+            return Err(invalid(
+                "start.metadata",
+                format!(
+                    "must have at most {} entries, got {}",
+                    self.max_metadata_entries,
+                    start.metadata.len()
+                ),
+            ));
+        }
+        for (key, value) in &start.metadata {
+            if key.is_empty() || key.len() > self.max_metadata_key_bytes {
+                return Err(invalid(
+                    "start.metadata",
+                    format!("keys must be 1 to {} bytes", self.max_metadata_key_bytes),
+                ));
+            }
+            if value.len() > self.max_metadata_value_bytes {
+                return Err(invalid(
+                    "start.metadata",
+                    format!(
+                        "values must be at most {} bytes",
+                        self.max_metadata_value_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an utterance's fields (not its place in the conversation).
+    pub fn check_utterance(&self, u: &Utterance) -> Result<(), Rejected> {
+        check_id(&u.utterance_id, "utterance.utterance_id", self.max_id_bytes)?;
+        if let Some(participant) = &u.participant_id {
+            check_id(participant, "utterance.participant_id", self.max_id_bytes)?;
+        }
+        if u.text.len() > self.max_text_bytes {
+            return Err(invalid(
+                "utterance.text",
+                format!(
+                    "must be at most {} bytes, got {}",
+                    self.max_text_bytes,
+                    u.text.len()
+                ),
+            ));
+        }
+        if let Some(c) = u.confidence
+            && !(0.0..=1.0).contains(&c)
+        {
+            return Err(invalid(
+                "utterance.confidence",
+                "must be within [0, 1]".into(),
+            ));
+        }
+        let out_of_range = |field, description: String| {
+            Rejected::new(RejectReason::OutOfRange, field, description)
+        };
+        match (u.start_ms, u.end_ms) {
+            (None, None) => {}
+            (Some(start), Some(end)) => {
+                for (field, v) in [("utterance.start_ms", start), ("utterance.end_ms", end)] {
+                    if !(0..=self.max_offset_ms).contains(&v) {
+                        return Err(out_of_range(
+                            field,
+                            format!("must be within [0, {}]", self.max_offset_ms),
+                        ));
+                    }
+                }
+                if end < start {
+                    return Err(out_of_range(
+                        "utterance.end_ms",
+                        "must not be before start_ms".into(),
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "utterance.end_ms",
+                    "must be set when start_ms is".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "utterance.start_ms",
+                    "must be set when end_ms is".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an offset of a signal or an end.
+    pub fn check_offset(&self, field: &'static str, offset_ms: i64) -> Result<(), Rejected> {
+        if (0..=self.max_offset_ms).contains(&offset_ms) {
+            Ok(())
+        } else {
+            Err(Rejected::new(
+                RejectReason::OutOfRange,
+                field,
+                format!("must be within [0, {}]", self.max_offset_ms),
+            ))
+        }
+    }
+}

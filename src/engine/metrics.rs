@@ -1,0 +1,90 @@
+//! Running metrics of a conversation: counts and times, updated after every utterance.
+
+/// Running counts and times. Times in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Union of the agent's utterance intervals.
+    pub agent_talk_ms: i64,
+    /// Union of the customer's utterance intervals.
+    pub customer_talk_ms: i64,
+    /// Time agent and customer spoke at once.
+    pub overtalk_ms: i64,
+    /// Agent interruptions (cut-offs included).
+    pub interruptions: u32,
+    /// Interruptions after which the customer stopped within the cut-off window.
+    pub cut_offs: u32,
+    /// Agent backchannels.
+    pub backchannels: u32,
+    /// Agent questions.
+    pub questions: u32,
+    /// Open agent questions.
+    pub open_questions: u32,
+    /// Closed agent questions.
+    pub closed_questions: u32,
+    /// Clarifying agent questions.
+    pub clarifying_questions: u32,
+    /// Agent acknowledgements (backchannels included).
+    pub acknowledgements: u32,
+    /// Agent expressions of empathy.
+    pub empathy: u32,
+    /// Agent reflections.
+    pub reflections: u32,
+    /// Customer repeats.
+    pub customer_repeats: u32,
+    /// Longest agent run of speech.
+    pub longest_monologue_ms: i64,
+    /// Sum of response gaps measured.
+    pub response_gap_sum_ms: i64,
+    /// Number of response gaps measured.
+    pub response_gaps: u32,
+    /// Agent responses that started almost at once after a long customer turn.
+    pub rushed_responses: u32,
+    /// Agent words over utterances long enough for the speaking rate.
+    pub rate_words: u64,
+    /// Duration of those utterances.
+    pub rate_ms: i64,
+    /// Silences longer than the dead-air threshold outside holds.
+    pub dead_air_episodes: u32,
+    /// Their total time.
+    pub dead_air_ms: i64,
+    /// Final utterances scored (all roles).
+    pub utterances: u32,
+    /// Agent words (all utterances).
+    pub agent_words: u64,
+    /// Customer words (all utterances).
+    pub customer_words: u64,
+    /// Agent utterances that were not backchannels.
+    pub agent_turns: u32,
+    /// Customer utterances.
+    pub customer_turns: u32,
+}
+
+impl Metrics {
+    /// Mean response gap; 0 when none was measured.
+    pub fn mean_response_gap_ms(&self) -> f64 {
+        if self.response_gaps == 0 {
+            0.0
+        } else {
+            self.response_gap_sum_ms as f64 / f64::from(self.response_gaps)
+        }
+    }
+
+    /// Agent words per minute over utterances long enough to count; 0 when none.
+    pub fn agent_words_per_minute(&self) -> f64 {
+        if self.rate_ms <= 0 {
+            0.0
+        } else {
+            self.rate_words as f64 * 60_000.0 / self.rate_ms as f64
+        }
+    }
+
+    /// Agent share of agent and customer talk time in [0, 1]; 0 before anyone spoke.
+    pub fn agent_talk_share(&self) -> f64 {
+        let total = self.agent_talk_ms + self.customer_talk_ms;
+        if total <= 0 {
+            0.0
+        } else {
+            self.agent_talk_ms as f64 / total as f64
+        }
+    }
+}

@@ -1,0 +1,665 @@
+//! The listening engine. **Pure**: no async, no I/O, no clocks, no globals, no randomness.
+//! `Conversation::observe(event)` applies one event to one conversation's state and returns
+//! what it caused, in order. The same events in the same order give the same outputs, field
+//! for field, which is what lets a client rebuild a conversation anywhere by replaying it.
+//!
+//! Live streams, `ScoreTranscript`, `hearken score` and `hearken eval` all drive this one
+//! engine; none of them scores on its own.
+//!
+//! Flow of one final utterance: validate → place on the windowed timeline ([`state`]) →
+//! run every detector ([`detectors`]) → update the running [`metrics`] → score ([`scorer`]) →
+//! explain the change → raise alerts ([`alerts`]). At `end`: the [`scorecard`].
+
+pub mod alerts;
+pub mod detectors;
+pub mod event;
+pub mod limits;
+pub mod metrics;
+pub mod rubric;
+pub mod scorecard;
+pub mod scorer;
+pub mod state;
+pub mod text;
+pub mod timing;
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+pub use alerts::{Alert, AlertKind, Severity};
+pub use detectors::{Behaviour, Detection};
+pub use event::{Channel, End, EndReason, Event, Role, Signal, SignalKind, Start, Utterance};
+pub use limits::InputLimits;
+pub use metrics::Metrics;
+pub use rubric::{Profile, Rubric, RubricError};
+pub use scorecard::{CoachingPoint, Scorecard};
+pub use scorer::{Component, ComponentScore, Score};
+
+use detectors::Context;
+use state::{Segment, State};
+
+/// Alerts kept for the scorecard at most; later ones are still emitted live.
+pub const MAX_ALERTS_KEPT: usize = 1_000;
+
+/// Why a message could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// A field is missing, malformed or too long.
+    InvalidArgument,
+    /// Not allowed in the conversation's state.
+    FailedPrecondition,
+    /// A cap was reached.
+    ResourceExhausted,
+    /// A timestamp out of range.
+    OutOfRange,
+    /// A repeated utterance id with different content.
+    AlreadyExists,
+    /// The rubric profile does not exist.
+    UnknownProfile,
+}
+
+/// A message that could not be used. Names fields and limits, never text or metadata values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {description}")]
+pub struct Rejected {
+    /// Why.
+    pub reason: RejectReason,
+    /// The offending field's path.
+    pub field: &'static str,
+    /// What is wrong.
+    pub description: String,
+    /// The utterance id, when the message had a valid one.
+    pub utterance_id: Option<String>,
+    /// How long to wait before retrying, when waiting helps.
+    pub retry_after_ms: Option<i64>,
+}
+
+impl Rejected {
+    /// A rejection without utterance id or retry hint.
+    pub fn new(reason: RejectReason, field: &'static str, description: impl Into<String>) -> Self {
+        Rejected {
+            reason,
+            field,
+            description: description.into(),
+            utterance_id: None,
+            retry_after_ms: None,
+        }
+    }
+
+    fn for_utterance(mut self, utterance: &Utterance, limits: &InputLimits) -> Self {
+        if limits::check_id(&utterance.utterance_id, "", limits.max_id_bytes).is_ok() {
+            self.utterance_id = Some(utterance.utterance_id.clone());
+        }
+        self
+    }
+}
+
+/// Direction of the customer's mood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trend {
+    /// Not enough to tell.
+    #[default]
+    Unknown,
+    /// Getting better.
+    Improving,
+    /// About the same.
+    Steady,
+    /// Getting worse.
+    Worsening,
+}
+
+/// The customer's state as the words show it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CustomerState {
+    /// −1 to 1.
+    pub sentiment: f64,
+    /// 0 to 1.
+    pub frustration: f64,
+    /// Where it is heading.
+    pub trend: Trend,
+}
+
+/// What moved a component in one update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    /// The component.
+    pub component: Component,
+    /// The behaviour that moved it; `None` when the change came from talk time alone.
+    pub behaviour: Option<Behaviour>,
+    /// Points, may be negative.
+    pub delta: f64,
+    /// The utterance with the evidence.
+    pub utterance_id: String,
+}
+
+/// The score after one utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// The utterance that caused it.
+    pub utterance_id: String,
+    /// A partial segment: nothing was scored.
+    pub partial: bool,
+    /// The score.
+    pub score: Score,
+    /// What was recognised in (or revealed by) the utterance.
+    pub behaviours: Vec<Detection>,
+    /// Running metrics.
+    pub metrics: Metrics,
+    /// The customer's state.
+    pub customer: CustomerState,
+    /// What moved which component.
+    pub contributions: Vec<Contribution>,
+}
+
+/// One output of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Emitted {
+    /// The score after an utterance.
+    Update(Box<Update>),
+    /// Something to act on now.
+    Alert(Alert),
+    /// The summary at the end.
+    Scorecard(Box<Scorecard>),
+}
+
+/// The listening state of one conversation. Pure and deterministic.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    profile: Arc<Profile>,
+    start: Start,
+    limits: InputLimits,
+    state: State,
+    metrics: Metrics,
+    score: Score,
+    customer: CustomerState,
+    policy: alerts::AlertPolicy,
+    alerts: Vec<Alert>,
+    /// Final utterances seen: hash of id → hash of content (repeats are ignored or rejected).
+    finals: HashMap<u64, u64>,
+    ended: bool,
+}
+
+fn stable_hash(value: impl Hash) -> u64 {
+    // DefaultHasher::new() has fixed keys: the same value hashes the same in every process.
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn alert_kind_of(behaviour: Behaviour) -> Option<AlertKind> {
+    Some(match behaviour {
+        Behaviour::Interruption | Behaviour::CutOff => AlertKind::Interruption,
+        Behaviour::Overtalk => AlertKind::Overtalk,
+        Behaviour::Monologue => AlertKind::LongMonologue,
+        Behaviour::DeadAir => AlertKind::DeadAir,
+        Behaviour::FastSpeech => AlertKind::FastSpeech,
+        _ => return None,
+    })
+}
+
+impl Conversation {
+    /// Opens a conversation with the profile its `start` names (empty: the rubric's default).
+    pub fn open(
+        start: Start,
+        rubric: &Rubric,
+        limits: InputLimits,
+    ) -> Result<Conversation, Rejected> {
+        limits.check_start(&start)?;
+        let profile = rubric.profile(&start.rubric_profile).ok_or_else(|| {
+            Rejected::new(
+                RejectReason::UnknownProfile,
+                "start.rubric_profile",
+                "no rubric profile of that name on this server",
+            )
+        })?;
+        Ok(Conversation::with_profile(start, profile, limits))
+    }
+
+    /// Opens a conversation with a given profile.
+    pub fn with_profile(start: Start, profile: Arc<Profile>, limits: InputLimits) -> Conversation {
+        let mut profile = profile;
+        if start.channel == Channel::Chat && profile.timing.speech_timing {
+            // Chat has no speech timing whatever the profile says.
+            let mut chat = (*profile).clone();
+            chat.timing.speech_timing = false;
+            profile = Arc::new(chat);
+        }
+        let score = scorer::score(&profile, &Metrics::default());
+        Conversation {
+            profile,
+            start,
+            limits,
+            state: State::default(),
+            metrics: Metrics::default(),
+            score,
+            customer: CustomerState::default(),
+            policy: alerts::AlertPolicy::default(),
+            alerts: Vec::new(),
+            finals: HashMap::new(),
+            ended: false,
+        }
+    }
+
+    /// How the conversation started.
+    pub fn start_info(&self) -> &Start {
+        &self.start
+    }
+
+    /// The profile it is scored with.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Whether `end` was observed.
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The current score.
+    pub fn score(&self) -> &Score {
+        &self.score
+    }
+
+    /// Applies one event and returns what it caused, in emission order: an update, then the
+    /// alerts it raised; or the scorecard at the end. A rejected event changes nothing.
+    ///
+    /// ```
+    /// use hearken::engine::*;
+    /// let mut c = Conversation::open(Start::default(), &Rubric::embedded(), InputLimits::default()).unwrap();
+    /// let customer = Utterance {
+    ///     utterance_id: "u1".into(), role: Role::Customer,
+    ///     text: "my card was charged twice".into(), start_ms: Some(0), end_ms: Some(4000),
+    ///     ..Default::default()
+    /// };
+    /// let agent = Utterance {
+    ///     utterance_id: "u2".into(), role: Role::Agent,
+    ///     text: "okay let me look at that".into(), start_ms: Some(1500), end_ms: Some(3500),
+    ///     ..Default::default()
+    /// };
+    /// c.observe(Event::Utterance(customer)).unwrap();
+    /// let out = c.observe(Event::Utterance(agent)).unwrap();
+    /// assert!(matches!(&out[1], Emitted::Alert(a) if a.kind == AlertKind::Interruption));
+    /// ```
+    pub fn observe(&mut self, event: Event) -> Result<Vec<Emitted>, Rejected> {
+        if self.ended {
+            return Err(Rejected::new(
+                RejectReason::FailedPrecondition,
+                "conversation_id",
+                "the conversation has ended",
+            ));
+        }
+        match event {
+            Event::Utterance(utterance) => self.observe_utterance(utterance),
+            Event::Signal(signal) => self.observe_signal(signal).map(|()| Vec::new()),
+            Event::End(end, reason) => self
+                .end(end, reason)
+                .map(|card| vec![Emitted::Scorecard(Box::new(card))]),
+        }
+    }
+
+    fn observe_utterance(&mut self, u: Utterance) -> Result<Vec<Emitted>, Rejected> {
+        self.limits
+            .check_utterance(&u)
+            .map_err(|r| r.for_utterance(&u, &self.limits))?;
+        let id_key = stable_hash(&u.utterance_id);
+        if let Some(&content) = self.finals.get(&id_key) {
+            let reject = |field, description: &str| {
+                Err(
+                    Rejected::new(RejectReason::AlreadyExists, field, description)
+                        .for_utterance(&u, &self.limits),
+                )
+            };
+            if u.partial {
+                return reject(
+                    "utterance.partial",
+                    "a partial segment cannot follow the final one with the same utterance_id",
+                );
+            }
+            return if content == stable_hash((&u.role, &u.text, u.start_ms, u.end_ms)) {
+                Ok(Vec::new()) // an identical repeat (e.g. a replay) is ignored
+            } else {
+                reject(
+                    "utterance.utterance_id",
+                    "a final utterance with this utterance_id and different content was already scored",
+                )
+            };
+        }
+        if u.partial {
+            return Ok(vec![Emitted::Update(Box::new(Update {
+                utterance_id: u.utterance_id,
+                partial: true,
+                score: self.score.clone(),
+                behaviours: Vec::new(),
+                metrics: self.metrics.clone(),
+                customer: self.customer,
+                contributions: Vec::new(),
+            }))]);
+        }
+        if self.metrics.utterances >= self.limits.max_utterances {
+            return Err(Rejected::new(
+                RejectReason::ResourceExhausted,
+                "utterance",
+                format!(
+                    "the conversation already has the maximum of {} utterances",
+                    self.limits.max_utterances
+                ),
+            )
+            .for_utterance(&u, &self.limits));
+        }
+        self.finals.insert(
+            id_key,
+            stable_hash((&u.role, &u.text, u.start_ms, u.end_ms)),
+        );
+        Ok(self.score_final(u))
+    }
+
+    fn score_final(&mut self, u: Utterance) -> Vec<Emitted> {
+        let profile = Arc::clone(&self.profile);
+        let tokens = text::tokenize(&u.text);
+        let duration = u.interval().map(|(s, e)| e - s);
+        let backchannel = detectors::is_backchannel(&tokens, duration, &profile);
+        let ordinal = self.metrics.utterances + 1;
+        let segment = Segment {
+            utterance_id: u.utterance_id,
+            ordinal,
+            role: u.role,
+            text: u.text,
+            tokens,
+            start_ms: u.start_ms,
+            end_ms: u.end_ms,
+            backchannel,
+        };
+        let placement = self.state.place(segment, &profile);
+        let Some(segment) = self.state.latest() else {
+            debug_assert!(false, "place() keeps the newest segment");
+            return Vec::new();
+        };
+        let found = detectors::detect_all(
+            segment,
+            &Context {
+                profile: &profile,
+                state: &self.state,
+                placement: &placement,
+            },
+        );
+        let (utterance_id, role, start_ms, words) = (
+            segment.utterance_id.clone(),
+            segment.role,
+            segment.start_ms,
+            segment.tokens.len() as u64,
+        );
+
+        // Metrics.
+        let m = &mut self.metrics;
+        m.utterances = ordinal;
+        match role {
+            Role::Agent => {
+                m.agent_talk_ms += placement.new_talk_ms;
+                m.agent_words += words;
+                if !backchannel {
+                    m.agent_turns += 1;
+                }
+                if let Some(end) = u.end_ms.zip(start_ms).map(|(e, s)| e - s)
+                    && profile.timing.speech_timing
+                    && end >= profile.timing.speaking_rate_min_utterance_ms
+                {
+                    m.rate_words += words;
+                    m.rate_ms += end;
+                }
+                m.longest_monologue_ms = m.longest_monologue_ms.max(placement.run_after_ms);
+                if let Some(response) = &placement.response {
+                    m.response_gaps += 1;
+                    m.response_gap_sum_ms += response.gap_ms;
+                    if response.customer_turn_ms >= profile.timing.long_customer_turn_ms
+                        && (0..profile.timing.rushed_response_ms).contains(&response.gap_ms)
+                    {
+                        m.rushed_responses += 1;
+                    }
+                }
+            }
+            Role::Customer => {
+                m.customer_talk_ms += placement.new_talk_ms;
+                m.customer_words += words;
+                m.customer_turns += 1;
+            }
+            Role::Other | Role::Unknown => {}
+        }
+        m.overtalk_ms += placement.new_overtalk_ms;
+        for d in &found {
+            match d.behaviour {
+                Behaviour::Interruption => m.interruptions += 1,
+                Behaviour::CutOff => m.cut_offs += 1,
+                Behaviour::Backchannel => {
+                    m.backchannels += 1;
+                    m.acknowledgements += 1;
+                }
+                Behaviour::DeadAir => {
+                    m.dead_air_episodes += 1;
+                    m.dead_air_ms += d.duration_ms;
+                }
+                _ => {}
+            }
+        }
+        for d in found
+            .iter()
+            .filter(|d| d.behaviour == Behaviour::Interruption)
+        {
+            let agent = if role == Role::Agent {
+                utterance_id.as_str()
+            } else {
+                d.related_utterance_ids[0].as_str()
+            };
+            let agent = agent.to_owned();
+            self.state.mark_interrupting(&agent);
+        }
+
+        // Score and its explanation.
+        let before = std::mem::replace(&mut self.score, scorer::score(&profile, &self.metrics));
+        let contributions = explain(&before, &self.score, &found, &utterance_id);
+
+        // Alerts.
+        let mut emitted = Vec::with_capacity(2);
+        let mut raised = Vec::new();
+        let mut kinds_seen: Vec<AlertKind> = Vec::new();
+        for d in &found {
+            let Some(kind) = alert_kind_of(d.behaviour) else {
+                continue;
+            };
+            if kinds_seen.contains(&kind) {
+                continue;
+            }
+            kinds_seen.push(kind);
+            let mut evidence = vec![utterance_id.clone()];
+            evidence.extend(
+                d.related_utterance_ids
+                    .iter()
+                    .filter(|id| **id != utterance_id)
+                    .cloned(),
+            );
+            if let Some(alert) = self
+                .policy
+                .occur(&profile, kind, start_ms, ordinal, evidence)
+            {
+                raised.push(alert);
+            }
+        }
+        emitted.push(Emitted::Update(Box::new(Update {
+            utterance_id,
+            partial: false,
+            score: self.score.clone(),
+            behaviours: found,
+            metrics: self.metrics.clone(),
+            customer: self.customer,
+            contributions,
+        })));
+        for alert in raised {
+            if self.alerts.len() < MAX_ALERTS_KEPT {
+                self.alerts.push(alert.clone());
+            }
+            emitted.push(Emitted::Alert(alert));
+        }
+        emitted
+    }
+
+    fn observe_signal(&mut self, signal: Signal) -> Result<(), Rejected> {
+        self.limits
+            .check_offset("signal.offset_ms", signal.offset_ms)?;
+        let ok = match signal.kind {
+            SignalKind::HoldStarted => self.state.start_hold(signal.offset_ms),
+            SignalKind::HoldEnded => self.state.end_hold(signal.offset_ms),
+            SignalKind::Transfer => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Rejected::new(
+                RejectReason::FailedPrecondition,
+                "signal.kind",
+                match signal.kind {
+                    SignalKind::HoldStarted => "a hold is already in progress",
+                    _ => "no hold in progress, or the hold would end before it started",
+                },
+            ))
+        }
+    }
+
+    fn end(&mut self, end: End, reason: EndReason) -> Result<Scorecard, Rejected> {
+        if let Some(offset) = end.offset_ms {
+            self.limits.check_offset("end.offset_ms", offset)?;
+        }
+        self.ended = true;
+        let frontier = self.state.frontier_ms().unwrap_or(0);
+        let duration_ms = end.offset_ms.map_or(frontier, |o| o.max(frontier));
+        Ok(scorecard::build(
+            &self.profile,
+            self.score.clone(),
+            self.metrics.clone(),
+            std::mem::take(&mut self.alerts),
+            reason,
+            duration_ms,
+        ))
+    }
+}
+
+/// Attributes each component's change to the behaviours of this update that feed it (split
+/// evenly), or to talk time when none does.
+fn explain(
+    before: &Score,
+    after: &Score,
+    found: &[Detection],
+    utterance_id: &str,
+) -> Vec<Contribution> {
+    const NOTICEABLE: f64 = 0.01;
+    let mut out = Vec::new();
+    for (b, a) in before.components.iter().zip(&after.components) {
+        let delta = a.score - b.score;
+        if delta.abs() < NOTICEABLE {
+            continue;
+        }
+        let mut causes: Vec<Behaviour> = found
+            .iter()
+            .map(|d| d.behaviour)
+            .filter(|x| a.component.is_fed_by(*x))
+            .collect();
+        causes.dedup();
+        if causes.is_empty() {
+            out.push(Contribution {
+                component: a.component,
+                behaviour: None,
+                delta,
+                utterance_id: utterance_id.to_owned(),
+            });
+        } else {
+            let share = delta / causes.len() as f64;
+            out.extend(causes.into_iter().map(|behaviour| Contribution {
+                component: a.component,
+                behaviour: Some(behaviour),
+                delta: share,
+                utterance_id: utterance_id.to_owned(),
+            }));
+        }
+    }
+    out
+}
+
+/// Everything scoring a whole conversation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// The update after each utterance, in order.
+    pub timeline: Vec<Update>,
+    /// Every alert, in order.
+    pub alerts: Vec<Alert>,
+    /// Events that could not be used, with their position in the event list.
+    pub rejections: Vec<(usize, Rejected)>,
+    /// The scorecard.
+    pub scorecard: Scorecard,
+}
+
+/// Orders a transcript's events as a live stream would send them: each signal just before the
+/// first utterance that starts after it, signals left over at the end, then `end`.
+pub fn transcript_events(
+    utterances: Vec<Utterance>,
+    mut signals: Vec<Signal>,
+    end: End,
+) -> Vec<Event> {
+    signals.sort_by_key(|s| s.offset_ms);
+    let mut signals = signals.into_iter().peekable();
+    let mut events = Vec::with_capacity(utterances.len() + 2);
+    for u in utterances {
+        if let Some(start) = u.start_ms {
+            while let Some(s) = signals.next_if(|s| s.offset_ms <= start) {
+                events.push(Event::Signal(s));
+            }
+        }
+        events.push(Event::Utterance(u));
+    }
+    events.extend(signals.map(Event::Signal));
+    events.push(Event::End(end, EndReason::Completed));
+    events
+}
+
+/// Drives a conversation through a list of events — the one loop behind `ScoreTranscript`,
+/// `hearken score` and `hearken eval`. Rejected events are collected and skipped. Ends the
+/// conversation if the events do not.
+pub fn score_events(
+    mut conversation: Conversation,
+    events: impl IntoIterator<Item = Event>,
+) -> Scored {
+    let mut timeline = Vec::new();
+    let mut alerts = Vec::new();
+    let mut rejections = Vec::new();
+    let mut scorecard = None;
+    for (i, event) in events.into_iter().enumerate() {
+        match conversation.observe(event) {
+            Ok(out) => {
+                for e in out {
+                    match e {
+                        Emitted::Update(u) => timeline.push(*u),
+                        Emitted::Alert(a) => alerts.push(a),
+                        Emitted::Scorecard(c) => scorecard = Some(*c),
+                    }
+                }
+            }
+            Err(r) => rejections.push((i, r)),
+        }
+        if scorecard.is_some() {
+            break;
+        }
+    }
+    let scorecard = match scorecard {
+        Some(card) => card,
+        None => match conversation.observe(Event::End(End::default(), EndReason::Completed)) {
+            Ok(mut out) => match out.pop() {
+                Some(Emitted::Scorecard(card)) => *card,
+                _ => unreachable!("end always yields a scorecard"),
+            },
+            Err(_) => unreachable!("a conversation that has not ended accepts end without offset"),
+        },
+    };
+    Scored {
+        timeline,
+        alerts,
+        rejections,
+        scorecard,
+    }
+}

@@ -1,0 +1,331 @@
+//! Scores: metrics → component scores → overall score.
+//!
+//! Each component computes a raw score in 0–100 from the metrics and an amount of evidence.
+//! Confidence is `evidence / (evidence + half)`, where `half` is the evidence at which the
+//! rubric says confidence reaches one half. The reported score is shrunk towards the rubric's
+//! neutral prior by that confidence, `prior + (raw − prior) × confidence`, so a score does not
+//! swing on the first utterances of a call. The overall score is the mean of the components
+//! weighted by `weight × confidence`; its confidence is `Σ weight × confidence / Σ weight`.
+//! Components without a scorer yet report the prior with confidence 0.
+
+use serde::Deserialize;
+
+use super::detectors::Behaviour;
+use super::metrics::Metrics;
+use super::rubric::Profile;
+
+/// A part of the listening score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // named after the rubric's component table
+pub enum Component {
+    Patience,
+    TalkBalance,
+    Inquiry,
+    Acknowledgement,
+    Empathy,
+    Understanding,
+    CustomerExperience,
+}
+
+impl Component {
+    /// Every component, in order.
+    pub const ALL: [Component; 7] = [
+        Component::Patience,
+        Component::TalkBalance,
+        Component::Inquiry,
+        Component::Acknowledgement,
+        Component::Empathy,
+        Component::Understanding,
+        Component::CustomerExperience,
+    ];
+
+    /// The rubric's snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Patience => "patience",
+            Component::TalkBalance => "talk_balance",
+            Component::Inquiry => "inquiry",
+            Component::Acknowledgement => "acknowledgement",
+            Component::Empathy => "empathy",
+            Component::Understanding => "understanding",
+            Component::CustomerExperience => "customer_experience",
+        }
+    }
+
+    /// Whether a behaviour is evidence for this component.
+    pub fn is_fed_by(self, behaviour: Behaviour) -> bool {
+        use Behaviour as B;
+        match self {
+            Component::Patience => matches!(behaviour, B::Interruption | B::CutOff | B::Overtalk),
+            Component::TalkBalance => matches!(behaviour, B::Monologue),
+            Component::Inquiry => matches!(
+                behaviour,
+                B::OpenQuestion | B::ClosedQuestion | B::ClarifyingQuestion
+            ),
+            Component::Acknowledgement => {
+                matches!(
+                    behaviour,
+                    B::Acknowledgement | B::Backchannel | B::Reflection
+                )
+            }
+            Component::Empathy => matches!(behaviour, B::Empathy | B::CustomerEmotion),
+            Component::Understanding => matches!(
+                behaviour,
+                B::Reflection
+                    | B::PrematureSolution
+                    | B::DismissiveLanguage
+                    | B::SentenceCompletion
+            ),
+            Component::CustomerExperience => matches!(
+                behaviour,
+                B::CustomerRepeat
+                    | B::CustomerEmotion
+                    | B::EscalationRequest
+                    | B::SideIssue
+                    | B::UnansweredQuestion
+            ),
+        }
+    }
+}
+
+/// One component's score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ComponentScore {
+    /// Which component.
+    pub component: Component,
+    /// 0–100.
+    pub score: f64,
+    /// 0–1.
+    pub confidence: f64,
+    /// Weight in the overall score.
+    pub weight: f64,
+}
+
+/// The listening score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// Weighted mean of the components, 0–100.
+    pub overall: f64,
+    /// 0–1.
+    pub confidence: f64,
+    /// One per component, in `Component::ALL` order.
+    pub components: Vec<ComponentScore>,
+}
+
+impl Score {
+    /// The score of one component.
+    pub fn component(&self, component: Component) -> &ComponentScore {
+        &self.components[component as usize]
+    }
+}
+
+/// Raw score in 0–100 and the evidence behind it, in the component's unit.
+struct Raw {
+    score: f64,
+    evidence: f64,
+    half: f64,
+}
+
+fn patience(profile: &Profile, m: &Metrics) -> Option<Raw> {
+    let rules = &profile.scoring.patience;
+    let customer_minutes = m.customer_talk_ms as f64 / 60_000.0;
+    if m.customer_talk_ms <= 0 {
+        return None;
+    }
+    let minutes = customer_minutes.max(rules.min_minutes);
+    let interruptions = f64::from(m.interruptions) + rules.cut_off_extra * f64::from(m.cut_offs);
+    let overtalk_share = m.overtalk_ms as f64 / m.customer_talk_ms as f64;
+    let score = 100.0
+        - rules.interruption_penalty * interruptions / minutes
+        - rules.overtalk_penalty * overtalk_share
+        - rules.rushed_penalty * f64::from(m.rushed_responses) / minutes;
+    Some(Raw {
+        score,
+        evidence: customer_minutes,
+        half: rules.half_confidence_minutes,
+    })
+}
+
+fn talk_balance(profile: &Profile, m: &Metrics) -> Option<Raw> {
+    let rules = &profile.scoring.talk_balance;
+    let (agent, customer) = if m.agent_talk_ms + m.customer_talk_ms > 0 {
+        (
+            m.agent_talk_ms as f64 / 60_000.0,
+            m.customer_talk_ms as f64 / 60_000.0,
+        )
+    } else {
+        // No timing (chat, or a transcript without offsets): measure talk in words.
+        (
+            m.agent_words as f64 / rules.words_per_minute,
+            m.customer_words as f64 / rules.words_per_minute,
+        )
+    };
+    let total = agent + customer;
+    if total <= 0.0 {
+        return None;
+    }
+    let share = agent / total;
+    let mut score = 100.0;
+    if share < rules.band_low {
+        score -= rules.under_slope * (rules.band_low - share);
+    } else if share > rules.band_high {
+        score -= rules.over_slope * (share - rules.band_high);
+    }
+    let over_ms = (m.longest_monologue_ms - profile.timing.monologue_ms).max(0);
+    score -=
+        (rules.monologue_penalty_per_s * over_ms as f64 / 1000.0).min(rules.monologue_penalty_cap);
+    Some(Raw {
+        score,
+        evidence: total,
+        half: rules.half_confidence_minutes,
+    })
+}
+
+fn raw_score(component: Component, profile: &Profile, metrics: &Metrics) -> Option<Raw> {
+    match component {
+        Component::Patience => patience(profile, metrics),
+        Component::TalkBalance => talk_balance(profile, metrics),
+        // Scored once the language detectors that feed them exist.
+        Component::Inquiry
+        | Component::Acknowledgement
+        | Component::Empathy
+        | Component::Understanding
+        | Component::CustomerExperience => None,
+    }
+}
+
+/// Scores a conversation's metrics.
+pub fn score(profile: &Profile, metrics: &Metrics) -> Score {
+    let prior = profile.scoring.prior;
+    let components: Vec<ComponentScore> = Component::ALL
+        .iter()
+        .map(|&component| {
+            let weight = profile.weight(component);
+            match raw_score(component, profile, metrics) {
+                Some(raw) => {
+                    let evidence = raw.evidence.max(0.0);
+                    let confidence = evidence / (evidence + raw.half);
+                    let raw_score = raw.score.clamp(0.0, 100.0);
+                    ComponentScore {
+                        component,
+                        score: prior + (raw_score - prior) * confidence,
+                        confidence,
+                        weight,
+                    }
+                }
+                None => ComponentScore {
+                    component,
+                    score: prior,
+                    confidence: 0.0,
+                    weight,
+                },
+            }
+        })
+        .collect();
+    let total_weight: f64 = components.iter().map(|c| c.weight).sum();
+    let evidence_weight: f64 = components.iter().map(|c| c.weight * c.confidence).sum();
+    let overall = if evidence_weight > 0.0 {
+        components
+            .iter()
+            .map(|c| c.weight * c.confidence * c.score)
+            .sum::<f64>()
+            / evidence_weight
+    } else {
+        prior
+    };
+    let confidence = if total_weight > 0.0 {
+        evidence_weight / total_weight
+    } else {
+        0.0
+    };
+    Score {
+        overall,
+        confidence,
+        components,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Rubric;
+
+    fn voice() -> std::sync::Arc<Profile> {
+        Rubric::embedded().profile("voice").unwrap()
+    }
+
+    #[test]
+    fn no_evidence_gives_the_prior_with_zero_confidence() {
+        let s = score(&voice(), &Metrics::default());
+        assert_eq!(s.overall, 70.0);
+        assert_eq!(s.confidence, 0.0);
+        assert!(
+            s.components
+                .iter()
+                .all(|c| c.score == 70.0 && c.confidence == 0.0)
+        );
+    }
+
+    #[test]
+    fn interruptions_lower_patience_more_as_evidence_grows() {
+        let p = voice();
+        let calm = Metrics {
+            customer_talk_ms: 120_000,
+            agent_talk_ms: 90_000,
+            ..Default::default()
+        };
+        let rude = Metrics {
+            interruptions: 4,
+            cut_offs: 2,
+            ..calm.clone()
+        };
+        let (calm_s, rude_s) = (score(&p, &calm), score(&p, &rude));
+        let patience = |s: &Score| s.component(Component::Patience).score;
+        assert!(patience(&calm_s) > 85.0, "{}", patience(&calm_s));
+        assert!(patience(&rude_s) < 40.0, "{}", patience(&rude_s));
+        assert!(calm_s.overall > rude_s.overall);
+        // Early in a call the same interruption moves the score less.
+        let early = Metrics {
+            customer_talk_ms: 10_000,
+            interruptions: 1,
+            ..Default::default()
+        };
+        let early_s = score(&p, &early);
+        assert!(
+            patience(&early_s) > 60.0 && early_s.confidence < 0.1,
+            "{early_s:?}"
+        );
+    }
+
+    #[test]
+    fn talk_balance_rewards_the_band_and_punishes_domination() {
+        let p = voice();
+        let balanced = Metrics {
+            agent_talk_ms: 80_000,
+            customer_talk_ms: 120_000,
+            ..Default::default()
+        };
+        let dominant = Metrics {
+            agent_talk_ms: 180_000,
+            customer_talk_ms: 20_000,
+            longest_monologue_ms: 90_000,
+            ..Default::default()
+        };
+        let tb = |m: &Metrics| score(&p, m).component(Component::TalkBalance).score;
+        assert!(tb(&balanced) > 90.0, "{}", tb(&balanced));
+        assert!(tb(&dominant) < 20.0, "{}", tb(&dominant));
+    }
+
+    #[test]
+    fn without_timing_talk_balance_uses_words() {
+        let m = Metrics {
+            agent_words: 900,
+            customer_words: 100,
+            ..Default::default()
+        };
+        let s = score(&voice(), &m);
+        assert!(s.component(Component::TalkBalance).confidence > 0.5);
+        assert!(s.component(Component::TalkBalance).score < 40.0);
+    }
+}

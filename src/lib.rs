@@ -1,0 +1,14 @@
+//! hearken: listens to contact-centre conversations as they happen and scores how well the
+//! agent listens.
+//!
+//! Layers, each depending only on those before it:
+//! - [`engine`]: pure and synchronous — conversation state, detectors, scorer, alerts, rubric.
+//! - [`proto`]: the generated `hearken.v1` types, and conversions to and from the engine's.
+//! - [`transcript`]: the JSON Lines transcript format of files.
+//! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts.
+//! - [`server`]: building and running the gRPC server — health, reflection, draining.
+//! - [`cli`]: the `hearken` command's verbs.
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod proto;
