@@ -10,5 +10,12 @@
 //! - [`cli`]: the `hearken` command's verbs.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod proto;
+pub mod samples;
+pub mod server;
+pub mod service;
+pub mod telemetry;
+pub mod transcript;

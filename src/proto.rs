@@ -1,9 +1,387 @@
-//! Generated types of `hearken.v1` (prost messages, tonic client and server, proto3 JSON).
-#[allow(missing_docs, unreachable_pub, clippy::all, rust_2018_idioms)]
+//! The generated `hearken.v1` types (prost messages, tonic client and server, proto3 JSON via
+//! pbjson), and conversions between them and the engine's domain types. The engine never sees
+//! a generated type; this module is the only place the two meet.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::engine;
+
+/// Generated code of `proto/hearken/v1/hearken.proto`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    rust_2018_idioms,
+    missing_debug_implementations
+)]
 pub mod v1 {
     tonic::include_proto!("hearken.v1");
     include!(concat!(env!("OUT_DIR"), "/hearken.v1.serde.rs"));
     /// Encoded `FileDescriptorSet` of the API, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("hearken_v1_descriptor");
+}
+
+use v1::*;
+
+/// The wire role of a domain role, and back.
+pub fn role_to_proto(role: engine::Role) -> Role {
+    match role {
+        engine::Role::Agent => Role::Agent,
+        engine::Role::Customer => Role::Customer,
+        engine::Role::Other => Role::Other,
+        engine::Role::Unknown => Role::Unspecified,
+    }
+}
+
+fn role_from_proto(role: i32) -> engine::Role {
+    match Role::try_from(role) {
+        Ok(Role::Agent) => engine::Role::Agent,
+        Ok(Role::Customer) => engine::Role::Customer,
+        Ok(Role::Other) => engine::Role::Other,
+        Ok(Role::Unspecified) | Err(_) => engine::Role::Unknown,
+    }
+}
+
+/// A `ConversationStart` as the engine's `Start` (the wall-clock start stays with the caller).
+pub fn start_from_proto(start: &ConversationStart) -> engine::Start {
+    engine::Start {
+        channel: match Channel::try_from(start.channel) {
+            Ok(Channel::Chat) => engine::Channel::Chat,
+            _ => engine::Channel::Voice,
+        },
+        language: start.language.clone(),
+        rubric_profile: start.rubric_profile.clone(),
+        metadata: start
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// An `Utterance` as the engine's.
+pub fn utterance_from_proto(u: Utterance) -> engine::Utterance {
+    engine::Utterance {
+        role: role_from_proto(u.role),
+        utterance_id: u.utterance_id,
+        participant_id: u.participant_id,
+        text: u.text,
+        start_ms: u.start_ms,
+        end_ms: u.end_ms,
+        partial: u.partial,
+        confidence: u.confidence,
+    }
+}
+
+/// The engine's utterance on the wire.
+pub fn utterance_to_proto(u: &engine::Utterance) -> Utterance {
+    Utterance {
+        utterance_id: u.utterance_id.clone(),
+        role: role_to_proto(u.role) as i32,
+        participant_id: u.participant_id.clone(),
+        text: u.text.clone(),
+        start_ms: u.start_ms,
+        end_ms: u.end_ms,
+        partial: u.partial,
+        confidence: u.confidence,
+    }
+}
+
+/// A `ConversationSignal` as the engine's; `None` for an unspecified kind.
+pub fn signal_from_proto(s: &ConversationSignal) -> Option<engine::Signal> {
+    let kind = match SignalKind::try_from(s.kind) {
+        Ok(SignalKind::HoldStarted) => engine::SignalKind::HoldStarted,
+        Ok(SignalKind::HoldEnded) => engine::SignalKind::HoldEnded,
+        Ok(SignalKind::Transfer) => engine::SignalKind::Transfer,
+        Ok(SignalKind::Unspecified) | Err(_) => return None,
+    };
+    Some(engine::Signal {
+        kind,
+        offset_ms: s.offset_ms,
+    })
+}
+
+/// The engine's signal on the wire.
+pub fn signal_to_proto(s: &engine::Signal) -> ConversationSignal {
+    ConversationSignal {
+        kind: match s.kind {
+            engine::SignalKind::HoldStarted => SignalKind::HoldStarted,
+            engine::SignalKind::HoldEnded => SignalKind::HoldEnded,
+            engine::SignalKind::Transfer => SignalKind::Transfer,
+        } as i32,
+        offset_ms: s.offset_ms,
+    }
+}
+
+fn behaviour_to_proto(b: engine::Behaviour) -> Behaviour {
+    use engine::Behaviour as E;
+    match b {
+        E::Interruption => Behaviour::Interruption,
+        E::CutOff => Behaviour::CutOff,
+        E::Backchannel => Behaviour::Backchannel,
+        E::Overtalk => Behaviour::Overtalk,
+        E::DeadAir => Behaviour::DeadAir,
+        E::Monologue => Behaviour::Monologue,
+        E::FastSpeech => Behaviour::FastSpeech,
+        E::OpenQuestion => Behaviour::OpenQuestion,
+        E::ClosedQuestion => Behaviour::ClosedQuestion,
+        E::ClarifyingQuestion => Behaviour::ClarifyingQuestion,
+        E::Acknowledgement => Behaviour::Acknowledgement,
+        E::Empathy => Behaviour::Empathy,
+        E::Reflection => Behaviour::Reflection,
+        E::SentenceCompletion => Behaviour::SentenceCompletion,
+        E::PrematureSolution => Behaviour::PrematureSolution,
+        E::DismissiveLanguage => Behaviour::DismissiveLanguage,
+        E::CustomerRepeat => Behaviour::CustomerRepeat,
+        E::CustomerEmotion => Behaviour::CustomerEmotion,
+        E::EscalationRequest => Behaviour::EscalationRequest,
+        E::SideIssue => Behaviour::SideIssue,
+        E::UnansweredQuestion => Behaviour::UnansweredQuestion,
+    }
+}
+
+fn component_to_proto(c: engine::Component) -> Component {
+    use engine::Component as E;
+    match c {
+        E::Patience => Component::Patience,
+        E::TalkBalance => Component::TalkBalance,
+        E::Inquiry => Component::Inquiry,
+        E::Acknowledgement => Component::Acknowledgement,
+        E::Empathy => Component::Empathy,
+        E::Understanding => Component::Understanding,
+        E::CustomerExperience => Component::CustomerExperience,
+    }
+}
+
+/// The wire alert kind of a domain one.
+pub fn alert_kind_to_proto(k: engine::AlertKind) -> AlertKind {
+    use engine::AlertKind as E;
+    match k {
+        E::Interruption => AlertKind::Interruption,
+        E::Overtalk => AlertKind::Overtalk,
+        E::LongMonologue => AlertKind::LongMonologue,
+        E::DeadAir => AlertKind::DeadAir,
+        E::CustomerRepeating => AlertKind::CustomerRepeating,
+        E::EmpathyMissed => AlertKind::EmpathyMissed,
+        E::FrustrationRising => AlertKind::FrustrationRising,
+        E::EscalationRisk => AlertKind::EscalationRisk,
+        E::PrematureSolution => AlertKind::PrematureSolution,
+        E::ClosedQuestionStreak => AlertKind::ClosedQuestionStreak,
+        E::UnansweredQuestion => AlertKind::UnansweredQuestion,
+        E::SideIssueDropped => AlertKind::SideIssueDropped,
+        E::FastSpeech => AlertKind::FastSpeech,
+    }
+}
+
+fn severity_to_proto(s: engine::Severity) -> Severity {
+    match s {
+        engine::Severity::Info => Severity::Info,
+        engine::Severity::Warning => Severity::Warning,
+        engine::Severity::Critical => Severity::Critical,
+    }
+}
+
+fn score_to_proto(s: &engine::Score) -> Score {
+    Score {
+        overall: s.overall,
+        confidence: s.confidence,
+        components: s
+            .components
+            .iter()
+            .map(|c| ComponentScore {
+                component: component_to_proto(c.component) as i32,
+                score: c.score,
+                confidence: c.confidence,
+                weight: c.weight,
+            })
+            .collect(),
+    }
+}
+
+fn metrics_to_proto(m: &engine::Metrics) -> Metrics {
+    Metrics {
+        agent_talk_ms: m.agent_talk_ms,
+        customer_talk_ms: m.customer_talk_ms,
+        overtalk_ms: m.overtalk_ms,
+        interruptions: m.interruptions,
+        cut_offs: m.cut_offs,
+        backchannels: m.backchannels,
+        questions: m.questions,
+        open_questions: m.open_questions,
+        closed_questions: m.closed_questions,
+        clarifying_questions: m.clarifying_questions,
+        acknowledgements: m.acknowledgements,
+        empathy: m.empathy,
+        reflections: m.reflections,
+        customer_repeats: m.customer_repeats,
+        longest_monologue_ms: m.longest_monologue_ms,
+        mean_response_gap_ms: m.mean_response_gap_ms(),
+        agent_words_per_minute: m.agent_words_per_minute(),
+        dead_air_episodes: m.dead_air_episodes,
+        dead_air_ms: m.dead_air_ms,
+        utterances: m.utterances,
+        agent_talk_share: m.agent_talk_share(),
+    }
+}
+
+fn customer_to_proto(c: &engine::CustomerState) -> CustomerState {
+    CustomerState {
+        sentiment: c.sentiment,
+        frustration: c.frustration,
+        trend: match c.trend {
+            engine::Trend::Unknown => Trend::Unspecified,
+            engine::Trend::Improving => Trend::Improving,
+            engine::Trend::Steady => Trend::Steady,
+            engine::Trend::Worsening => Trend::Worsening,
+        } as i32,
+    }
+}
+
+/// The engine's update on the wire.
+pub fn update_to_proto(u: &engine::Update) -> ScoreUpdate {
+    ScoreUpdate {
+        utterance_id: u.utterance_id.clone(),
+        partial: u.partial,
+        score: Some(score_to_proto(&u.score)),
+        behaviours: u
+            .behaviours
+            .iter()
+            .map(|d| DetectedBehaviour {
+                behaviour: behaviour_to_proto(d.behaviour) as i32,
+                confidence: d.confidence,
+                span_start: d.span.map_or(0, |s| s.0),
+                span_end: d.span.map_or(0, |s| s.1),
+                related_utterance_ids: d.related_utterance_ids.clone(),
+                duration_ms: d.duration_ms,
+            })
+            .collect(),
+        metrics: Some(metrics_to_proto(&u.metrics)),
+        customer: Some(customer_to_proto(&u.customer)),
+        contributions: u
+            .contributions
+            .iter()
+            .map(|c| ScoreContribution {
+                component: component_to_proto(c.component) as i32,
+                behaviour: c
+                    .behaviour
+                    .map_or(Behaviour::Unspecified, behaviour_to_proto)
+                    as i32,
+                delta: c.delta,
+                utterance_id: c.utterance_id.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A protobuf timestamp of a system time.
+pub fn timestamp(t: SystemTime) -> pbjson_types::Timestamp {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    pbjson_types::Timestamp {
+        seconds: since.as_secs() as i64,
+        nanos: since.subsec_nanos() as i32,
+    }
+}
+
+/// The system time of a protobuf timestamp, if it is a valid one.
+pub fn system_time(t: &pbjson_types::Timestamp) -> Option<SystemTime> {
+    if t.seconds < 0 || !(0..1_000_000_000).contains(&t.nanos) {
+        return None;
+    }
+    UNIX_EPOCH.checked_add(Duration::new(t.seconds as u64, t.nanos as u32))
+}
+
+/// The engine's alert on the wire, stamped with a wall-clock time when one is given.
+pub fn alert_to_proto(a: &engine::Alert, time: Option<SystemTime>) -> Alert {
+    Alert {
+        alert_id: a.alert_id.clone(),
+        kind: alert_kind_to_proto(a.kind) as i32,
+        severity: severity_to_proto(a.severity) as i32,
+        message: a.message.clone(),
+        coaching_tip: a.coaching_tip.clone(),
+        evidence_utterance_ids: a.evidence_utterance_ids.clone(),
+        offset_ms: a.offset_ms,
+        time: time.map(timestamp),
+    }
+}
+
+fn coaching_to_proto(p: &engine::CoachingPoint) -> CoachingPoint {
+    CoachingPoint {
+        component: component_to_proto(p.component) as i32,
+        text: p.text.clone(),
+        evidence_utterance_ids: p.evidence_utterance_ids.clone(),
+    }
+}
+
+/// The engine's scorecard on the wire; `alert_time` stamps each alert.
+pub fn scorecard_to_proto(
+    c: &engine::Scorecard,
+    alert_time: impl Fn(&engine::Alert) -> Option<SystemTime>,
+) -> Scorecard {
+    Scorecard {
+        score: Some(score_to_proto(&c.score)),
+        metrics: Some(metrics_to_proto(&c.metrics)),
+        alerts: c
+            .alerts
+            .iter()
+            .map(|a| alert_to_proto(a, alert_time(a)))
+            .collect(),
+        strengths: c.strengths.iter().map(coaching_to_proto).collect(),
+        coaching: c.coaching.iter().map(coaching_to_proto).collect(),
+        end_reason: match c.end_reason {
+            engine::EndReason::Completed => EndReason::Completed,
+            engine::EndReason::Abandoned => EndReason::Abandoned,
+        } as i32,
+        duration_ms: c.duration_ms,
+        rubric_profile: c.rubric_profile.clone(),
+    }
+}
+
+/// A rejection on the wire. Carries field paths and limits only.
+pub fn rejection_to_proto(r: &engine::Rejected) -> Rejection {
+    use engine::RejectReason as E;
+    Rejection {
+        reason: match r.reason {
+            E::InvalidArgument => RejectionReason::InvalidArgument,
+            E::FailedPrecondition => RejectionReason::FailedPrecondition,
+            E::ResourceExhausted => RejectionReason::ResourceExhausted,
+            E::OutOfRange => RejectionReason::OutOfRange,
+            E::AlreadyExists => RejectionReason::AlreadyExists,
+            E::UnknownProfile => RejectionReason::UnknownProfile,
+        } as i32,
+        field: r.field.to_string(),
+        description: r.description.clone(),
+        utterance_id: r.utterance_id.clone().unwrap_or_default(),
+        retry_after_ms: r.retry_after_ms.unwrap_or(0),
+    }
+}
+
+/// The response of `ScoreTranscript` (and each line of `hearken score`) for a scored
+/// conversation.
+pub fn scored_to_response(
+    conversation_id: String,
+    scored: &engine::Scored,
+    include_timeline: bool,
+    alert_time: impl Fn(&engine::Alert) -> Option<SystemTime>,
+) -> ScoreTranscriptResponse {
+    ScoreTranscriptResponse {
+        conversation_id,
+        scorecard: Some(scorecard_to_proto(&scored.scorecard, &alert_time)),
+        alerts: scored
+            .alerts
+            .iter()
+            .map(|a| alert_to_proto(a, alert_time(a)))
+            .collect(),
+        timeline: if include_timeline {
+            scored.timeline.iter().map(update_to_proto).collect()
+        } else {
+            Vec::new()
+        },
+        rejections: scored
+            .rejections
+            .iter()
+            .map(|(_, r)| rejection_to_proto(r))
+            .collect(),
+    }
 }

@@ -9,6 +9,9 @@ pub struct Metrics {
     pub customer_talk_ms: i64,
     /// Time agent and customer spoke at once.
     pub overtalk_ms: i64,
+    /// Part of `overtalk_ms` added by backchannels ("mm-hmm" under the other's speech), which
+    /// are listening cues and do not count against patience.
+    pub backchannel_overtalk_ms: i64,
     /// Agent interruptions (cut-offs included).
     pub interruptions: u32,
     /// Interruptions after which the customer stopped within the cut-off window.

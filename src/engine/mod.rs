@@ -425,6 +425,9 @@ impl Conversation {
             Role::Other | Role::Unknown => {}
         }
         m.overtalk_ms += placement.new_overtalk_ms;
+        if backchannel {
+            m.backchannel_overtalk_ms += placement.new_overtalk_ms;
+        }
         for d in &found {
             match d.behaviour {
                 Behaviour::Interruption => m.interruptions += 1,

@@ -135,7 +135,9 @@ fn patience(profile: &Profile, m: &Metrics) -> Option<Raw> {
     }
     let minutes = customer_minutes.max(rules.min_minutes);
     let interruptions = f64::from(m.interruptions) + rules.cut_off_extra * f64::from(m.cut_offs);
-    let overtalk_share = m.overtalk_ms as f64 / m.customer_talk_ms as f64;
+    // Backchannels under the customer's speech are listening cues, not talking over them.
+    let overtalk = (m.overtalk_ms - m.backchannel_overtalk_ms).max(0);
+    let overtalk_share = overtalk as f64 / m.customer_talk_ms as f64;
     let score = 100.0
         - rules.interruption_penalty * interruptions / minutes
         - rules.overtalk_penalty * overtalk_share

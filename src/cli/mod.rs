@@ -1,0 +1,74 @@
+//! The `hearken` command: one file per verb.
+
+mod demo;
+mod render;
+mod replay;
+mod score;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::{self, LogFormat};
+
+/// hearken: live active-listening scores for contact-centre conversations.
+#[derive(Debug, Parser)]
+#[command(name = "hearken", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, env = crate::config::ENV_LOG_FORMAT, value_enum, default_value = "plain")]
+    log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC service.
+    Serve(serve::ServeArgs),
+    /// Stream the bundled sample calls through an in-process server and show live scores.
+    Demo(demo::DemoArgs),
+    /// Stream a transcript file to a running server, as a contact-centre system would.
+    Replay(replay::ReplayArgs),
+    /// Score transcript files offline (no server): JSON Lines of scorecards on standard output.
+    Score(score::ScoreArgs),
+}
+
+/// Runs the command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    telemetry::init_logging(cli.log_format, default_filter);
+    match cli.command {
+        Command::Score(args) => score::run(args),
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                match command {
+                    Command::Serve(args) => serve::run(args).await,
+                    Command::Demo(args) => demo::run(args).await,
+                    Command::Replay(args) => replay::run(args).await,
+                    Command::Score(_) => unreachable!("handled above"),
+                }
+            })
+        }
+    }
+}
+
+/// Loads the rubric: the embedded default, with `path` laid over it when given.
+fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<crate::engine::Rubric> {
+    use anyhow::Context as _;
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read rubric file {}", path.display()))?,
+        None => String::new(),
+    };
+    crate::engine::Rubric::from_toml_str(&text).with_context(|| match path {
+        Some(path) => format!("rubric file {} is invalid", path.display()),
+        None => "embedded rubric is invalid".into(),
+    })
+}

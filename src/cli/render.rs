@@ -1,0 +1,204 @@
+//! Text rendering of live responses and scorecards for people at a terminal.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::proto::v1::*;
+
+/// `COMPONENT_TALK_BALANCE` → `talk balance`.
+fn enum_name(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix)
+        .unwrap_or(name)
+        .to_lowercase()
+        .replace('_', " ")
+}
+
+pub(super) fn component_name(c: i32) -> String {
+    Component::try_from(c)
+        .map(|c| enum_name(c.as_str_name(), "COMPONENT_"))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn behaviour_name(b: i32) -> String {
+    Behaviour::try_from(b)
+        .map(|b| enum_name(b.as_str_name(), "BEHAVIOUR_"))
+        .unwrap_or_else(|_| "?".into())
+}
+
+pub(super) fn alert_kind_name(k: i32) -> String {
+    AlertKind::try_from(k)
+        .map(|k| enum_name(k.as_str_name(), "ALERT_KIND_"))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn severity_name(s: i32) -> String {
+    Severity::try_from(s)
+        .map(|s| enum_name(s.as_str_name(), "SEVERITY_"))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// `m:ss.t` of a millisecond offset.
+pub(super) fn clock(ms: i64) -> String {
+    let ms = ms.max(0);
+    format!(
+        "{}:{:02}.{}",
+        ms / 60_000,
+        (ms / 1000) % 60,
+        (ms % 1000) / 100
+    )
+}
+
+/// What the renderer knows of an utterance it sent.
+#[derive(Debug, Clone)]
+pub(super) struct Sent {
+    pub(super) role: &'static str,
+    pub(super) start_ms: Option<i64>,
+    pub(super) text: Option<String>,
+}
+
+/// Renders one response as lines of text (empty for nothing worth showing).
+pub(super) fn response(
+    r: &StreamConversationsResponse,
+    sent: &HashMap<String, Sent>,
+    quiet: bool,
+) -> String {
+    use stream_conversations_response::Payload;
+    let mut out = String::new();
+    match &r.payload {
+        Some(Payload::Update(u)) if !quiet && !u.partial => {
+            let info = sent.get(&u.utterance_id);
+            let score = u.score.clone().unwrap_or_default();
+            let at = info
+                .and_then(|i| i.start_ms)
+                .map(clock)
+                .unwrap_or_else(|| "    -  ".into());
+            let role = info.map_or("?", |i| i.role);
+            let behaviours: Vec<String> = u
+                .behaviours
+                .iter()
+                .map(|b| behaviour_name(b.behaviour))
+                .collect();
+            let _ = write!(
+                out,
+                "  {at:>7}  {role:<8} {:<6} score {:5.1} (confidence {:.2})",
+                u.utterance_id, score.overall, score.confidence
+            );
+            if !behaviours.is_empty() {
+                let _ = write!(out, "  [{}]", behaviours.join(", "));
+            }
+            if let Some(text) = info.and_then(|i| i.text.as_deref()) {
+                let short: String = text.chars().take(60).collect();
+                let ellipsis = if text.chars().count() > 60 { "…" } else { "" };
+                let _ = write!(out, "  \"{short}{ellipsis}\"");
+            }
+            out.push('\n');
+        }
+        Some(Payload::Alert(a)) => out.push_str(&alert(a)),
+        Some(Payload::Scorecard(card)) => out.push_str(&scorecard(&r.conversation_id, card)),
+        Some(Payload::Rejection(rej)) => {
+            let _ = writeln!(
+                out,
+                "  rejected {} {}: {}",
+                rej.utterance_id, rej.field, rej.description
+            );
+        }
+        _ => {}
+    }
+    out
+}
+
+pub(super) fn alert(a: &Alert) -> String {
+    format!(
+        "  {:>7}  ⚠ {} {}: {}\n           tip: {}\n",
+        clock(a.offset_ms),
+        severity_name(a.severity).to_uppercase(),
+        alert_kind_name(a.kind),
+        a.message,
+        a.coaching_tip
+    )
+}
+
+fn seconds(ms: i64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// A readable scorecard.
+pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
+    let mut out = String::new();
+    let score = card.score.clone().unwrap_or_default();
+    let m = card.metrics.clone().unwrap_or_default();
+    let end = EndReason::try_from(card.end_reason)
+        .map(|e| enum_name(e.as_str_name(), "END_REASON_"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  ── scorecard {conversation_id} ({end}, {}, profile {}) ──",
+        clock(card.duration_ms),
+        card.rubric_profile
+    );
+    let _ = writeln!(
+        out,
+        "     listening score {:.1} / 100   (confidence {:.2})",
+        score.overall, score.confidence
+    );
+    for c in &score.components {
+        if c.confidence > 0.0 {
+            let _ = writeln!(
+                out,
+                "       {:<20} {:5.1}   (confidence {:.2})",
+                component_name(c.component),
+                c.score,
+                c.confidence
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "     talk: agent {} · customer {} · agent share {:.0}% · overtalk {} · longest monologue {}",
+        seconds(m.agent_talk_ms),
+        seconds(m.customer_talk_ms),
+        m.agent_talk_share * 100.0,
+        seconds(m.overtalk_ms),
+        seconds(m.longest_monologue_ms)
+    );
+    let _ = writeln!(
+        out,
+        "     interruptions {} (cut-offs {}) · backchannels {} · dead air {} ({}) · mean response gap {:.0} ms · agent pace {:.0} wpm",
+        m.interruptions,
+        m.cut_offs,
+        m.backchannels,
+        m.dead_air_episodes,
+        seconds(m.dead_air_ms),
+        m.mean_response_gap_ms,
+        m.agent_words_per_minute
+    );
+    if !card.alerts.is_empty() {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for a in &card.alerts {
+            let name = alert_kind_name(a.kind);
+            match counts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((name, 1)),
+            }
+        }
+        let list: Vec<String> = counts.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
+        let _ = writeln!(out, "     alerts: {}", list.join(", "));
+    }
+    for s in &card.strengths {
+        let _ = writeln!(out, "     ✓ {}: {}", component_name(s.component), s.text);
+    }
+    for c in &card.coaching {
+        let evidence = if c.evidence_utterance_ids.is_empty() {
+            String::new()
+        } else {
+            format!(" (see {})", c.evidence_utterance_ids.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "     → {}: {}{evidence}",
+            component_name(c.component),
+            c.text
+        );
+    }
+    out
+}

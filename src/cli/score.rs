@@ -1,0 +1,113 @@
+//! `hearken score FILE…`: scores transcript files offline, through the same engine loop as the
+//! service. Writes one JSON line per conversation (a `ScoreTranscriptResponse` in proto3 JSON)
+//! or, with `--format text`, a readable scorecard. A malformed line is reported on standard
+//! error with its number and skipped; the exit code is 1 when any line was skipped.
+
+use std::io::{BufRead, BufReader, BufWriter, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::render;
+use crate::config::ENV_RUBRIC;
+use crate::engine::{self, Conversation, End, InputLimits};
+use crate::proto;
+use crate::transcript;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// One `ScoreTranscriptResponse` per line, proto3 JSON.
+    Json,
+    /// A readable scorecard per conversation.
+    Text,
+}
+
+/// Flags of `hearken score`.
+#[derive(Debug, clap::Args)]
+pub(super) struct ScoreArgs {
+    /// Transcript files (JSON Lines); `-` reads standard input.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Include the update after every utterance (JSON only).
+    #[arg(long)]
+    timeline: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Rubric file (TOML) laid over the embedded default.
+    #[arg(long, env = ENV_RUBRIC)]
+    rubric: Option<PathBuf>,
+}
+
+pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+    let rubric = super::load_rubric(args.rubric.as_deref())?;
+    let limits = InputLimits::default();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let (mut scored, mut skipped) = (0usize, 0usize);
+    for path in &args.files {
+        let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
+            Box::new(BufReader::new(std::io::stdin()))
+        } else {
+            Box::new(BufReader::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("failed to open {}", path.display()))?,
+            ))
+        };
+        for (i, item) in transcript::Reader::new(input).enumerate() {
+            let t = match item {
+                Ok(t) => t,
+                Err(e) => {
+                    skipped += 1;
+                    eprintln!("{}: {e}", path.display());
+                    continue;
+                }
+            };
+            let conversation = match engine::limits::check_id(
+                &t.conversation_id,
+                "conversation_id",
+                limits.max_id_bytes,
+            )
+            .and_then(|()| Conversation::open(t.start.clone(), &rubric, limits.clone()))
+            {
+                Ok(c) => c,
+                Err(r) => {
+                    skipped += 1;
+                    eprintln!("{}: conversation {}: {r}", path.display(), i + 1);
+                    continue;
+                }
+            };
+            let result = engine::score_events(
+                conversation,
+                engine::transcript_events(t.utterances, t.signals, End::default()),
+            );
+            let response =
+                proto::scored_to_response(t.conversation_id, &result, args.timeline, |_| None);
+            match args.format {
+                Format::Json => writeln!(out, "{}", serde_json::to_string(&response)?)?,
+                Format::Text => {
+                    if let Some(card) = &response.scorecard {
+                        write!(
+                            out,
+                            "{}",
+                            render::scorecard(&response.conversation_id, card)
+                        )?;
+                        for a in &card.alerts {
+                            write!(out, "{}", render::alert(a))?;
+                        }
+                        writeln!(out)?;
+                    }
+                }
+            }
+            scored += 1;
+        }
+    }
+    out.flush()?;
+    eprintln!("hearken score: {scored} conversation(s) scored, {skipped} skipped");
+    Ok(if skipped > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,15 @@
+//! Environment variables the `hearken` command reads, in one list. Each is the fallback of a
+//! command-line flag of the same meaning (flag > environment > default).
+
+/// Address `hearken serve` listens on.
+pub const ENV_ADDR: &str = "HEARKEN_ADDR";
+/// Rubric file laid over the embedded default.
+pub const ENV_RUBRIC: &str = "HEARKEN_RUBRIC";
+/// Log filter (`tracing_subscriber::EnvFilter` syntax), e.g. `info` or `hearken=debug`.
+pub const ENV_LOG: &str = "HEARKEN_LOG";
+/// Log format: `plain` or `json`.
+pub const ENV_LOG_FORMAT: &str = "HEARKEN_LOG_FORMAT";
+/// Delay between NOT_SERVING and ending streams when draining.
+pub const ENV_DRAIN_DELAY: &str = "HEARKEN_DRAIN_DELAY";
+/// Deadline after the shutdown signal.
+pub const ENV_DRAIN_DEADLINE: &str = "HEARKEN_DRAIN_DEADLINE";

@@ -1,0 +1,144 @@
+//! Builds and runs the gRPC server: the listening service, gRPC health (`""` and
+//! `hearken.v1.ListeningService`), server reflection (v1 and v1alpha), the HTTP/2 limits of
+//! `reliability.md`, and draining.
+//!
+//! Draining, once `shutdown` resolves (SIGTERM/SIGINT in `hearken serve`):
+//! 1. health turns NOT_SERVING at once, so load balancers stop sending new calls;
+//! 2. the server keeps serving for `drain_delay` while that propagates;
+//! 3. every open stream flushes its responses and ends with UNAVAILABLE (`DRAINING`, retry at
+//!    once elsewhere), watchers likewise; tonic sends GOAWAY and stops accepting;
+//! 4. whatever is still open `drain_deadline` after the signal is dropped and `run` returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+use crate::engine::Rubric;
+use crate::proto::v1::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::listening_service_server::ListeningServiceServer;
+use crate::service::{Limits, Listening};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The rubric conversations are scored with.
+    pub rubric: Arc<Rubric>,
+    /// Service limits.
+    pub limits: Limits,
+    /// How long health reports NOT_SERVING before streams are told to go (endpoint propagation).
+    pub drain_delay: Duration,
+    /// After the shutdown signal, the process stops waiting for streams after this long.
+    pub drain_deadline: Duration,
+    /// HTTP/2 keepalive ping interval (R-KA-1).
+    pub keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Connections older than this are asked to reconnect (GOAWAY), re-spreading load (R-AGE-1).
+    pub max_connection_age: Duration,
+}
+
+impl ServerConfig {
+    /// 5 s of NOT_SERVING before streams are ended.
+    pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+    /// Exit 25 s after the signal at the latest.
+    pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(25);
+
+    /// Defaults from `reliability.md` with the given rubric.
+    pub fn new(rubric: Arc<Rubric>) -> Self {
+        ServerConfig {
+            rubric,
+            limits: Limits::default(),
+            drain_delay: Self::DEFAULT_DRAIN_DELAY,
+            drain_deadline: Self::DEFAULT_DRAIN_DEADLINE,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Longest a stream may outlive its connection's maximum age: past the maximum stream duration.
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(4 * 60 * 60 + 5 * 60);
+
+/// Serves on `listener` until `shutdown` resolves, then drains (see the module docs).
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let listening = Listening::new(Arc::clone(&config.rubric), config.limits.clone(), drain_rx);
+    let service = ListeningServiceServer::new(listening)
+        .max_decoding_message_size(config.limits.max_transcript_message_bytes)
+        .max_encoding_message_size(Limits::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES);
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    // The rubric is loaded and validated before we get here: ready to serve.
+    health
+        .set_serving::<ListeningServiceServer<Listening>>()
+        .await;
+
+    let (deadline_tx, deadline_rx) = oneshot::channel::<()>();
+    let drain_delay = config.drain_delay;
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis() as u64,
+            "shutting down: health NOT_SERVING"
+        );
+        let _ = deadline_tx.send(());
+        health
+            .set_not_serving::<ListeningServiceServer<Listening>>()
+            .await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        tokio::time::sleep(drain_delay).await;
+        tracing::info!("draining: ending open streams with UNAVAILABLE");
+        // Receivers check the current value first, so `true` stays visible after the sender drops.
+        let _ = drain_tx.send(true);
+    };
+
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        .max_concurrent_streams(1_000)
+        .http2_max_pending_accept_reset_streams(Some(20))
+        .http2_max_local_error_reset_streams(Some(1_024))
+        .http2_max_header_list_size(16 * 1024)
+        .max_connection_age(config.max_connection_age)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful);
+
+    let drain_deadline = config.drain_deadline;
+    let deadline = async move {
+        if deadline_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(drain_deadline).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => tracing::warn!(deadline_ms = drain_deadline.as_millis() as u64, "drain deadline passed; closing what is still open"),
+    }
+    tracing::info!("server stopped");
+    Ok(())
+}

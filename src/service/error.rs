@@ -1,0 +1,166 @@
+//! Stream- and call-level failures, and the one place they become gRPC statuses. Every status
+//! carries `ErrorInfo { reason, domain: "hearken" }`; none carries transcript text or metadata
+//! values. Per-message problems on a stream are in-band `Rejection`s instead (see `stream.rs`).
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every hearken error.
+pub const ERROR_DOMAIN: &str = "hearken";
+
+/// What can end a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// A request argument is missing or invalid (whole-call problems).
+    #[error("{field}: {description}")]
+    InvalidArgument {
+        /// Field path.
+        field: String,
+        /// What is wrong (limits only).
+        description: String,
+    },
+    /// A request is larger than its limit.
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge {
+        /// `ErrorInfo.reason`.
+        reason: &'static str,
+        /// What is too large.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// The rubric profile does not exist on this server.
+    #[error("no rubric profile of that name on this server")]
+    UnknownProfile,
+    /// The server is shutting down; reconnect (to another instance) and replay.
+    #[error("the server is draining; reconnect and replay")]
+    Draining,
+    /// The stream reached its maximum duration; open a new one and replay.
+    #[error("the stream reached its maximum duration of {0:?}; open a new stream")]
+    StreamMaxDuration(Duration),
+    /// No message arrived on the stream within the idle timeout.
+    #[error("no message on the stream for {0:?}; send a keep-alive at least every few minutes")]
+    StreamIdle(Duration),
+    /// A defect on the server's side (a scoring task failed).
+    #[error("internal error")]
+    Internal,
+    /// The client did not read its responses for too long.
+    #[error("responses were not read for {0:?}")]
+    ClientNotReading(Duration),
+}
+
+impl ServiceError {
+    /// The gRPC code.
+    pub fn code(&self) -> Code {
+        match self {
+            ServiceError::InvalidArgument { .. } => Code::InvalidArgument,
+            ServiceError::TooLarge { .. } | ServiceError::ClientNotReading(_) => {
+                Code::ResourceExhausted
+            }
+            ServiceError::UnknownProfile => Code::FailedPrecondition,
+            ServiceError::Draining => Code::Unavailable,
+            ServiceError::Internal => Code::Internal,
+            ServiceError::StreamMaxDuration(_) | ServiceError::StreamIdle(_) => Code::OutOfRange,
+        }
+    }
+
+    /// The `ErrorInfo.reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ServiceError::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            ServiceError::TooLarge { reason, .. } => reason,
+            ServiceError::UnknownProfile => "UNKNOWN_RUBRIC_PROFILE",
+            ServiceError::Draining => "DRAINING",
+            ServiceError::Internal => "INTERNAL",
+            ServiceError::StreamMaxDuration(_) => "STREAM_MAX_DURATION",
+            ServiceError::StreamIdle(_) => "STREAM_IDLE",
+            ServiceError::ClientNotReading(_) => "CLIENT_NOT_READING",
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Status {
+        let mut details = ErrorDetails::with_error_info(
+            error.reason(),
+            ERROR_DOMAIN,
+            std::collections::HashMap::new(),
+        );
+        match &error {
+            ServiceError::InvalidArgument { field, description } => {
+                details.add_bad_request_violation(field.clone(), description.clone());
+            }
+            ServiceError::Draining => {
+                details.set_retry_info(Some(Duration::ZERO));
+            }
+            _ => {}
+        }
+        Status::with_error_details(error.code(), error.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_carries_error_info_in_the_hearken_domain() {
+        let cases = [
+            (
+                ServiceError::InvalidArgument {
+                    field: "utterances".into(),
+                    description: "must not be empty".into(),
+                },
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                ServiceError::UnknownProfile,
+                Code::FailedPrecondition,
+                "UNKNOWN_RUBRIC_PROFILE",
+            ),
+            (ServiceError::Draining, Code::Unavailable, "DRAINING"),
+            (
+                ServiceError::StreamMaxDuration(Duration::from_secs(2)),
+                Code::OutOfRange,
+                "STREAM_MAX_DURATION",
+            ),
+            (
+                ServiceError::StreamIdle(Duration::from_secs(2)),
+                Code::OutOfRange,
+                "STREAM_IDLE",
+            ),
+            (
+                ServiceError::ClientNotReading(Duration::from_secs(30)),
+                Code::ResourceExhausted,
+                "CLIENT_NOT_READING",
+            ),
+            (
+                ServiceError::TooLarge {
+                    reason: "MESSAGE_TOO_LARGE",
+                    what: "message",
+                    limit: 10,
+                },
+                Code::ResourceExhausted,
+                "MESSAGE_TOO_LARGE",
+            ),
+        ];
+        for (error, code, reason) in cases {
+            let status = Status::from(error);
+            assert_eq!(status.code(), code);
+            let details = status.get_error_details();
+            let info = details.error_info().expect("error info");
+            assert_eq!(
+                (info.reason.as_str(), info.domain.as_str()),
+                (reason, ERROR_DOMAIN)
+            );
+        }
+        let draining = Status::from(ServiceError::Draining).get_error_details();
+        assert_eq!(
+            draining.retry_info().unwrap().retry_delay,
+            Some(Duration::ZERO)
+        );
+    }
+}

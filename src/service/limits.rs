@@ -1,0 +1,65 @@
+//! Service limits (`reliability.md`): what one stream, one process and one call may use. Every
+//! one has a documented default and a setting (`hearken serve --help`, docs/operations.md).
+
+use std::time::Duration;
+
+use crate::engine::InputLimits;
+
+/// Limits of the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Per-conversation input limits (text, ids, offsets, utterances).
+    pub input: InputLimits,
+    /// Live conversations on one stream (R-CONV-1).
+    pub max_conversations_per_stream: usize,
+    /// Live conversations in the process (R-CONV-1).
+    pub max_conversations_per_process: usize,
+    /// Encoded size of one `StreamConversations` or `WatchAlerts` request (R-SIZE-1).
+    pub max_stream_message_bytes: usize,
+    /// Encoded size of one `ScoreTranscript` request (R-SIZE-1).
+    pub max_transcript_message_bytes: usize,
+    /// Utterances in one `ScoreTranscript` request (R-SIZE-4).
+    pub max_transcript_utterances: usize,
+    /// Responses queued per stream before the server stops reading it (R-SLOW-1).
+    pub outbound_queue: usize,
+    /// A stream whose queue makes no progress for this long is ended (R-SLOW-2).
+    pub client_not_reading_timeout: Duration,
+    /// Alerts buffered for `WatchAlerts` before a slow watcher starts missing them (R-SLOW-3).
+    pub watch_buffer: usize,
+    /// Longest a stream may stay open (R-STREAM-1).
+    pub max_stream_duration: Duration,
+    /// A stream with no message for this long is ended (R-STREAM-2).
+    pub stream_idle_timeout: Duration,
+    /// A conversation with no message for this long ends as abandoned (R-STREAM-3).
+    pub conversation_idle_timeout: Duration,
+    /// An ended conversation's id is remembered this long, so that late messages for it are
+    /// rejected rather than starting a new conversation (R-PRIV-2).
+    pub ended_linger: Duration,
+}
+
+impl Limits {
+    /// 256 KiB.
+    pub const DEFAULT_MAX_STREAM_MESSAGE_BYTES: usize = 256 * 1024;
+    /// 4 MiB, tonic's default.
+    pub const DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            input: InputLimits::default(),
+            max_conversations_per_stream: 10_000,
+            max_conversations_per_process: 50_000,
+            max_stream_message_bytes: Self::DEFAULT_MAX_STREAM_MESSAGE_BYTES,
+            max_transcript_message_bytes: Self::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES,
+            max_transcript_utterances: 10_000,
+            outbound_queue: 1_024,
+            client_not_reading_timeout: Duration::from_secs(30),
+            watch_buffer: 4_096,
+            max_stream_duration: Duration::from_secs(4 * 60 * 60),
+            stream_idle_timeout: Duration::from_secs(10 * 60),
+            conversation_idle_timeout: Duration::from_secs(30 * 60),
+            ended_linger: Duration::from_secs(60),
+        }
+    }
+}

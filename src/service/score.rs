@@ -1,0 +1,97 @@
+//! `ScoreTranscript`: a finished conversation scored at once, through the same engine loop as
+//! every other path (`engine::score_events`), on a blocking thread so a large transcript never
+//! stalls the streams sharing the runtime.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use prost::Message as _;
+
+use super::Shared;
+use super::error::ServiceError;
+use crate::engine::{self, Conversation, End, RejectReason};
+use crate::proto::{self, v1::*};
+
+pub(super) async fn score_transcript(
+    shared: Arc<Shared>,
+    request: ScoreTranscriptRequest,
+) -> Result<ScoreTranscriptResponse, ServiceError> {
+    let limits = &shared.limits;
+    if request.encoded_len() > limits.max_transcript_message_bytes {
+        return Err(ServiceError::TooLarge {
+            reason: "MESSAGE_TOO_LARGE",
+            what: "a ScoreTranscript request",
+            limit: limits.max_transcript_message_bytes,
+        });
+    }
+    let invalid = |field: &str, description: String| ServiceError::InvalidArgument {
+        field: field.to_owned(),
+        description,
+    };
+    engine::limits::check_id(
+        &request.conversation_id,
+        "conversation_id",
+        limits.input.max_id_bytes,
+    )
+    .map_err(|r| invalid(r.field, r.description))?;
+    if request.utterances.is_empty() {
+        return Err(invalid(
+            "utterances",
+            "must hold at least one utterance".into(),
+        ));
+    }
+    if request.utterances.len() > limits.max_transcript_utterances {
+        return Err(ServiceError::TooLarge {
+            reason: "TOO_MANY_UTTERANCES",
+            what: "utterances",
+            limit: limits.max_transcript_utterances,
+        });
+    }
+    let start = request.start.unwrap_or_default();
+    let conversation = Conversation::open(
+        proto::start_from_proto(&start),
+        &shared.rubric,
+        limits.input.clone(),
+    )
+    .map_err(|r| match r.reason {
+        RejectReason::UnknownProfile => ServiceError::UnknownProfile,
+        _ => invalid(r.field, r.description),
+    })?;
+    let mut signals = Vec::with_capacity(request.signals.len());
+    for (i, s) in request.signals.iter().enumerate() {
+        signals.push(proto::signal_from_proto(s).ok_or_else(|| {
+            invalid(
+                &format!("signals[{i}].kind"),
+                "must be a known, specified kind".into(),
+            )
+        })?);
+    }
+    let utterances: Vec<engine::Utterance> = request
+        .utterances
+        .into_iter()
+        .map(proto::utterance_from_proto)
+        .collect();
+    let include_timeline = request.include_timeline;
+    let scored = tokio::task::spawn_blocking(move || {
+        engine::score_events(
+            conversation,
+            engine::transcript_events(utterances, signals, End::default()),
+        )
+    })
+    .await
+    .map_err(|_| ServiceError::Internal)?;
+
+    let start_time = start.start_time.as_ref().and_then(proto::system_time);
+    let now = SystemTime::now();
+    let alert_time = |a: &engine::Alert| {
+        Some(start_time.map_or(now, |t| {
+            t + Duration::from_millis(a.offset_ms.max(0) as u64)
+        }))
+    };
+    Ok(proto::scored_to_response(
+        request.conversation_id,
+        &scored,
+        include_timeline,
+        alert_time,
+    ))
+}

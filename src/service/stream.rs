@@ -1,0 +1,512 @@
+//! `StreamConversations`: one task per stream owns the inbound messages and the stream's live
+//! conversations, keyed by id, and answers through a bounded queue.
+//!
+//! Slow-reader policy (R-SLOW-1, -2): backpressure. The task awaits room in the queue, so a
+//! client that does not read stops being read (HTTP/2 flow control then slows its writes);
+//! nothing is dropped or coalesced, so `seq` stays gap-free. If the queue makes no progress for
+//! `client_not_reading_timeout`, the stream ends with RESOURCE_EXHAUSTED (CLIENT_NOT_READING)
+//! and its conversations are freed; the client can replay them.
+//!
+//! Per-message problems are in-band `Rejection`s; only stream-wide conditions (draining, stream
+//! duration, stream idle, an over-size message, a client not reading) end the stream.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::Stream;
+use tonic::{Status, Streaming};
+use tracing::Instrument as _;
+
+use super::error::ServiceError;
+use super::{PublishedAlert, ResponseStream, Shared};
+use crate::engine::{self, Conversation, Emitted, End, EndReason, Event, RejectReason, Rejected};
+use crate::proto::{self, v1::*};
+
+static STREAM_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Starts the task serving one stream and returns the stream of its responses.
+pub(super) fn start(
+    shared: Arc<Shared>,
+    inbound: Streaming<StreamConversationsRequest>,
+) -> ResponseStream<StreamConversationsResponse> {
+    let (tx, rx) = mpsc::channel(shared.limits.outbound_queue.max(1));
+    let (abort_tx, abort_rx) = oneshot::channel();
+    let stream_id = STREAM_IDS.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("stream", stream.id = stream_id);
+    let task = StreamTask {
+        shared,
+        tx,
+        abort: Some(abort_tx),
+        live: HashMap::new(),
+        ended: VecDeque::new(),
+    };
+    tokio::spawn(task.run(inbound).instrument(span));
+    Box::pin(Outbound {
+        rx,
+        abort: Some(abort_rx),
+        done: false,
+    })
+}
+
+/// The response stream: the queue, unless the task aborts it, in which case the abort status
+/// goes out at once and whatever was queued is dropped.
+struct Outbound {
+    rx: mpsc::Receiver<Result<StreamConversationsResponse, Status>>,
+    abort: Option<oneshot::Receiver<Status>>,
+    done: bool,
+}
+
+impl Stream for Outbound {
+    type Item = Result<StreamConversationsResponse, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(abort) = this.abort.as_mut() {
+            match Pin::new(abort).poll(cx) {
+                Poll::Ready(Ok(status)) => {
+                    this.done = true;
+                    this.rx.close();
+                    return Poll::Ready(Some(Err(status)));
+                }
+                Poll::Ready(Err(_)) => this.abort = None,
+                Poll::Pending => {}
+            }
+        }
+        this.rx.poll_recv(cx)
+    }
+}
+
+struct Live {
+    conversation: Conversation,
+    seq: i64,
+    last_activity: Instant,
+    start_time: Option<SystemTime>,
+}
+
+/// Why the stream loop stops.
+enum Stop {
+    /// The client went away (its response stream was dropped).
+    ClientGone,
+    /// The stream ends with this error, after the queued responses.
+    Fail(ServiceError),
+    /// The stream ends with this error at once.
+    Abort(ServiceError),
+}
+
+struct StreamTask {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Result<StreamConversationsResponse, Status>>,
+    abort: Option<oneshot::Sender<Status>>,
+    live: HashMap<String, Live>,
+    /// Conversations ended on this stream lately, oldest first.
+    ended: VecDeque<(String, Instant)>,
+}
+
+impl Drop for StreamTask {
+    fn drop(&mut self) {
+        self.shared
+            .live_conversations
+            .fetch_sub(self.live.len(), Ordering::Relaxed);
+    }
+}
+
+fn response(
+    conversation_id: &str,
+    seq: i64,
+    payload: stream_conversations_response::Payload,
+) -> StreamConversationsResponse {
+    StreamConversationsResponse {
+        conversation_id: conversation_id.to_owned(),
+        seq,
+        payload: Some(payload),
+    }
+}
+
+fn rejection(r: &Rejected) -> stream_conversations_response::Payload {
+    stream_conversations_response::Payload::Rejection(proto::rejection_to_proto(r))
+}
+
+impl StreamTask {
+    async fn run(mut self, mut inbound: Streaming<StreamConversationsRequest>) {
+        let limits = self.shared.limits.clone();
+        let mut draining = self.shared.draining.clone();
+        let stream_deadline = tokio::time::sleep(limits.max_stream_duration);
+        let idle = tokio::time::sleep(limits.stream_idle_timeout);
+        tokio::pin!(stream_deadline, idle);
+        let sweep_period = (limits.conversation_idle_timeout / 10)
+            .clamp(Duration::from_millis(10), Duration::from_secs(30));
+        let mut sweep = tokio::time::interval(sweep_period);
+        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tracing::debug!("stream opened");
+
+        let stop = loop {
+            let step = tokio::select! {
+                biased;
+                _ = async {
+                    if draining.wait_for(|d| *d).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => Err(Stop::Fail(ServiceError::Draining)),
+                _ = &mut stream_deadline => Err(Stop::Fail(ServiceError::StreamMaxDuration(limits.max_stream_duration))),
+                _ = &mut idle => Err(Stop::Fail(ServiceError::StreamIdle(limits.stream_idle_timeout))),
+                _ = sweep.tick() => self.abandon_idle().await,
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => {
+                        idle.as_mut().reset(Instant::now() + limits.stream_idle_timeout);
+                        if request.encoded_len() > limits.max_stream_message_bytes {
+                            Err(Stop::Fail(ServiceError::TooLarge {
+                                reason: "MESSAGE_TOO_LARGE",
+                                what: "a StreamConversations request",
+                                limit: limits.max_stream_message_bytes,
+                            }))
+                        } else {
+                            let out = self.handle(request);
+                            self.send_all(out).await
+                        }
+                    }
+                    Ok(None) => {
+                        // The client has sent everything: conversations still open are
+                        // abandoned, and their scorecards are the last responses.
+                        match self.abandon_all().await {
+                            Ok(()) => Err(Stop::ClientGone),
+                            Err(stop) => Err(stop),
+                        }
+                    }
+                    Err(status) => {
+                        tracing::debug!(code = ?status.code(), "inbound stream failed");
+                        Err(Stop::ClientGone)
+                    }
+                },
+            };
+            if let Err(stop) = step {
+                break stop;
+            }
+        };
+        match stop {
+            Stop::ClientGone => tracing::debug!("stream closed"),
+            Stop::Fail(error) => {
+                tracing::info!(reason = error.reason(), "stream ended");
+                let _ = tokio::time::timeout(
+                    limits.client_not_reading_timeout,
+                    self.tx.send(Err(error.into())),
+                )
+                .await;
+            }
+            Stop::Abort(error) => {
+                tracing::warn!(reason = error.reason(), "stream aborted");
+                if let Some(abort) = self.abort.take() {
+                    let _ = abort.send(error.into());
+                }
+            }
+        }
+    }
+
+    async fn send_all(&mut self, responses: Vec<StreamConversationsResponse>) -> Result<(), Stop> {
+        let timeout = self.shared.limits.client_not_reading_timeout;
+        for r in responses {
+            match tokio::time::timeout(timeout, self.tx.send(Ok(r))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Stop::ClientGone),
+                Err(_) => return Err(Stop::Abort(ServiceError::ClientNotReading(timeout))),
+            }
+        }
+        Ok(())
+    }
+
+    fn was_ended_lately(&mut self, conversation_id: &str) -> bool {
+        let linger = self.shared.limits.ended_linger;
+        while self
+            .ended
+            .front()
+            .is_some_and(|(_, at)| at.elapsed() > linger)
+        {
+            self.ended.pop_front();
+        }
+        self.ended.iter().any(|(id, _)| id == conversation_id)
+    }
+
+    fn remember_ended(&mut self, conversation_id: String) {
+        if self.ended.len() >= self.shared.limits.max_conversations_per_stream {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((conversation_id, Instant::now()));
+    }
+
+    /// Opens a conversation, within the stream's and the process's caps.
+    fn open(&mut self, conversation_id: &str, start: &ConversationStart) -> Result<(), Rejected> {
+        let limits = &self.shared.limits;
+        let exhausted = |what: &str, cap: usize| {
+            let mut r = Rejected::new(
+                RejectReason::ResourceExhausted,
+                "conversation_id",
+                format!(
+                    "{what} already has the maximum of {cap} live conversations; end one or retry later"
+                ),
+            );
+            r.retry_after_ms = Some(1_000);
+            r
+        };
+        if self.live.len() >= limits.max_conversations_per_stream {
+            return Err(exhausted(
+                "this stream",
+                limits.max_conversations_per_stream,
+            ));
+        }
+        let conversation = Conversation::open(
+            proto::start_from_proto(start),
+            &self.shared.rubric,
+            limits.input.clone(),
+        )?;
+        let before = self
+            .shared
+            .live_conversations
+            .fetch_add(1, Ordering::Relaxed);
+        if before >= limits.max_conversations_per_process {
+            self.shared
+                .live_conversations
+                .fetch_sub(1, Ordering::Relaxed);
+            return Err(exhausted(
+                "this server",
+                limits.max_conversations_per_process,
+            ));
+        }
+        let start_time = start.start_time.as_ref().and_then(proto::system_time);
+        self.live.insert(
+            conversation_id.to_owned(),
+            Live {
+                conversation,
+                seq: 0,
+                last_activity: Instant::now(),
+                start_time,
+            },
+        );
+        Ok(())
+    }
+
+    fn close(&mut self, conversation_id: &str) {
+        if self.live.remove(conversation_id).is_some() {
+            self.shared
+                .live_conversations
+                .fetch_sub(1, Ordering::Relaxed);
+            self.remember_ended(conversation_id.to_owned());
+        }
+    }
+
+    /// Answers one request.
+    fn handle(&mut self, request: StreamConversationsRequest) -> Vec<StreamConversationsResponse> {
+        use stream_conversations_request::Payload;
+        let StreamConversationsRequest {
+            conversation_id: id,
+            payload,
+        } = request;
+        let Some(payload) = payload else {
+            return Vec::new();
+        }; // keep-alive
+        if let Err(r) = engine::limits::check_id(
+            &id,
+            "conversation_id",
+            self.shared.limits.input.max_id_bytes,
+        ) {
+            return vec![response("", 0, rejection(&r))];
+        }
+        let not_live = |r: Rejected| vec![response(&id, 0, rejection(&r))];
+        let ended_lately = !self.live.contains_key(&id) && self.was_ended_lately(&id);
+        let ended_rejection = || {
+            Rejected::new(
+                RejectReason::FailedPrecondition,
+                "conversation_id",
+                "the conversation has ended; use a new conversation_id",
+            )
+        };
+        let event = match payload {
+            Payload::Start(start) => {
+                if let Some(live) = self.live.get_mut(&id) {
+                    live.seq += 1;
+                    let r = Rejected::new(
+                        RejectReason::FailedPrecondition,
+                        "start",
+                        "the conversation is already live",
+                    );
+                    return vec![response(&id, live.seq, rejection(&r))];
+                }
+                if ended_lately {
+                    return not_live(ended_rejection());
+                }
+                return match self.open(&id, &start) {
+                    Ok(()) => Vec::new(),
+                    Err(r) => not_live(r),
+                };
+            }
+            Payload::Utterance(utterance) => {
+                let utterance = proto::utterance_from_proto(utterance);
+                if !self.live.contains_key(&id) {
+                    if ended_lately {
+                        return not_live(with_utterance(ended_rejection(), &utterance));
+                    }
+                    if let Err(r) = self.open(&id, &ConversationStart::default()) {
+                        return not_live(with_utterance(r, &utterance));
+                    }
+                }
+                Event::Utterance(utterance)
+            }
+            Payload::Signal(signal) => {
+                if !self.live.contains_key(&id) {
+                    return not_live(if ended_lately {
+                        ended_rejection()
+                    } else {
+                        Rejected::new(
+                            RejectReason::FailedPrecondition,
+                            "conversation_id",
+                            "unknown conversation; send start or an utterance first",
+                        )
+                    });
+                }
+                match proto::signal_from_proto(&signal) {
+                    Some(signal) => Event::Signal(signal),
+                    None => {
+                        let live = self.live.get_mut(&id).expect("checked above");
+                        live.seq += 1;
+                        let r = Rejected::new(
+                            RejectReason::InvalidArgument,
+                            "signal.kind",
+                            "must be a known, specified kind",
+                        );
+                        return vec![response(&id, live.seq, rejection(&r))];
+                    }
+                }
+            }
+            Payload::End(end) => {
+                if !self.live.contains_key(&id) {
+                    return not_live(if ended_lately {
+                        ended_rejection()
+                    } else {
+                        Rejected::new(
+                            RejectReason::FailedPrecondition,
+                            "conversation_id",
+                            "unknown conversation",
+                        )
+                    });
+                }
+                Event::End(
+                    End {
+                        offset_ms: end.offset_ms,
+                    },
+                    EndReason::Completed,
+                )
+            }
+        };
+        let mut out = Vec::new();
+        let ended = self.observe(&id, event, &mut out);
+        if ended {
+            self.close(&id);
+        }
+        out
+    }
+
+    /// Applies an event to a live conversation; returns whether it ended.
+    fn observe(
+        &mut self,
+        id: &str,
+        event: Event,
+        out: &mut Vec<StreamConversationsResponse>,
+    ) -> bool {
+        let Some(live) = self.live.get_mut(id) else {
+            return false;
+        };
+        live.last_activity = Instant::now();
+        let start_time = live.start_time;
+        let alert_time = move |a: &engine::Alert| {
+            Some(match start_time {
+                Some(t) => t + Duration::from_millis(a.offset_ms.max(0) as u64),
+                None => SystemTime::now(),
+            })
+        };
+        let mut ended = false;
+        match live.conversation.observe(event) {
+            Ok(emitted) => {
+                for e in emitted {
+                    live.seq += 1;
+                    let payload = match e {
+                        Emitted::Update(u) => stream_conversations_response::Payload::Update(
+                            proto::update_to_proto(&u),
+                        ),
+                        Emitted::Alert(a) => {
+                            let alert = proto::alert_to_proto(&a, alert_time(&a));
+                            let _ = self.shared.alerts.send(PublishedAlert {
+                                conversation_id: Arc::from(id),
+                                alert: alert.clone(),
+                            });
+                            stream_conversations_response::Payload::Alert(alert)
+                        }
+                        Emitted::Scorecard(card) => {
+                            ended = true;
+                            stream_conversations_response::Payload::Scorecard(
+                                proto::scorecard_to_proto(&card, alert_time),
+                            )
+                        }
+                    };
+                    out.push(response(id, live.seq, payload));
+                }
+            }
+            Err(r) => {
+                live.seq += 1;
+                out.push(response(id, live.seq, rejection(&r)));
+            }
+        }
+        ended
+    }
+
+    async fn abandon(&mut self, ids: Vec<String>) -> Result<(), Stop> {
+        let mut out = Vec::new();
+        for id in ids {
+            self.observe(
+                &id,
+                Event::End(End::default(), EndReason::Abandoned),
+                &mut out,
+            );
+            self.close(&id);
+        }
+        if !out.is_empty() {
+            tracing::debug!(conversations = out.len(), "conversations abandoned");
+        }
+        self.send_all(out).await
+    }
+
+    /// Ends, as abandoned, the conversations that heard nothing within the idle timeout.
+    async fn abandon_idle(&mut self) -> Result<(), Stop> {
+        let timeout = self.shared.limits.conversation_idle_timeout;
+        let mut idle: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.last_activity.elapsed() >= timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        idle.sort();
+        self.abandon(idle).await
+    }
+
+    async fn abandon_all(&mut self) -> Result<(), Stop> {
+        let mut all: Vec<String> = self.live.keys().cloned().collect();
+        all.sort();
+        self.abandon(all).await
+    }
+}
+
+fn with_utterance(mut r: Rejected, u: &engine::Utterance) -> Rejected {
+    if engine::limits::check_id(&u.utterance_id, "", usize::MAX).is_ok()
+        && u.utterance_id.len() <= 256
+    {
+        r.utterance_id = Some(u.utterance_id.clone());
+    }
+    r
+}

@@ -1,0 +1,315 @@
+//! Transcript files: JSON Lines, one conversation per line (`api.md`). Unknown fields are
+//! ignored; a malformed line is reported with its number and skipped, never stopping the rest.
+//! Error messages name lines, columns and fields, never the text or values on them.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead};
+
+use serde::Deserialize;
+
+use crate::engine::{Channel, Role, Signal, SignalKind, Start, Utterance};
+
+/// Longest line read (R-SIZE-4); a longer one is skipped as malformed.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// One conversation of a transcript file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// Its id.
+    pub conversation_id: String,
+    /// Channel, language, profile, metadata.
+    pub start: Start,
+    /// Utterances in file order.
+    pub utterances: Vec<Utterance>,
+    /// Holds and transfers.
+    pub signals: Vec<Signal>,
+    /// Per utterance: the `labels` object of a labelled file, if any.
+    pub labels: Vec<Option<serde_json::Value>>,
+}
+
+/// A line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong (no text or values from the line).
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    conversation_id: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    rubric_profile: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    utterances: Vec<UtteranceLine>,
+    #[serde(default)]
+    signals: Vec<SignalLine>,
+}
+
+#[derive(Deserialize)]
+struct UtteranceLine {
+    utterance_id: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    participant_id: Option<String>,
+    text: String,
+    #[serde(default)]
+    start_ms: Option<i64>,
+    #[serde(default)]
+    end_ms: Option<i64>,
+    #[serde(default)]
+    partial: bool,
+    #[serde(default)]
+    confidence: Option<f32>,
+    #[serde(default)]
+    labels: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct SignalLine {
+    kind: String,
+    offset_ms: i64,
+}
+
+fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    match e.classify() {
+        // serde's "missing field `x`" names a field, never a value.
+        Category::Data if text.starts_with("missing field") => text
+            .split(" at line")
+            .next()
+            .unwrap_or("missing field")
+            .to_string(),
+        Category::Data => format!(
+            "a field has the wrong type or value (column {})",
+            e.column()
+        ),
+        Category::Syntax => format!("malformed JSON (column {})", e.column()),
+        Category::Eof => "the line ends in the middle of a JSON value".into(),
+        Category::Io => "could not be read".into(),
+    }
+}
+
+fn convert(line: Line) -> Result<Transcript, String> {
+    let channel = match line.channel.as_deref() {
+        None | Some("") | Some("voice") => Channel::Voice,
+        Some("chat") => Channel::Chat,
+        Some(_) => return Err("channel: must be voice or chat".into()),
+    };
+    let mut utterances = Vec::with_capacity(line.utterances.len());
+    let mut labels = Vec::with_capacity(line.utterances.len());
+    for (i, u) in line.utterances.into_iter().enumerate() {
+        let role = match u.role.as_deref() {
+            Some("agent") => Role::Agent,
+            Some("customer") => Role::Customer,
+            Some("other") => Role::Other,
+            None | Some("unknown") | Some("") => Role::Unknown,
+            Some(_) => {
+                return Err(format!(
+                    "utterances[{i}].role: must be agent, customer, other or unknown"
+                ));
+            }
+        };
+        utterances.push(Utterance {
+            utterance_id: u.utterance_id,
+            role,
+            participant_id: u.participant_id,
+            text: u.text,
+            start_ms: u.start_ms,
+            end_ms: u.end_ms,
+            partial: u.partial,
+            confidence: u.confidence,
+        });
+        labels.push(u.labels);
+    }
+    let mut signals = Vec::with_capacity(line.signals.len());
+    for (i, s) in line.signals.into_iter().enumerate() {
+        let kind = match s.kind.as_str() {
+            "hold_started" => SignalKind::HoldStarted,
+            "hold_ended" => SignalKind::HoldEnded,
+            "transfer" => SignalKind::Transfer,
+            _ => {
+                return Err(format!(
+                    "signals[{i}].kind: must be hold_started, hold_ended or transfer"
+                ));
+            }
+        };
+        signals.push(Signal {
+            kind,
+            offset_ms: s.offset_ms,
+        });
+    }
+    Ok(Transcript {
+        conversation_id: line.conversation_id,
+        start: Start {
+            channel,
+            language: line.language.unwrap_or_default(),
+            rubric_profile: line.rubric_profile.unwrap_or_default(),
+            metadata: line.metadata,
+        },
+        utterances,
+        signals,
+        labels,
+    })
+}
+
+/// Parses one line.
+pub fn parse_line(line: &[u8]) -> Result<Transcript, String> {
+    let parsed: Line = serde_json::from_slice(line).map_err(|e| describe(&e))?;
+    convert(parsed)
+}
+
+/// Reads a transcript file line by line. Blank lines are skipped; a line longer than
+/// [`MAX_LINE_BYTES`] is skipped without being held in memory.
+#[derive(Debug)]
+pub struct Reader<R> {
+    input: R,
+    line: usize,
+    buffer: Vec<u8>,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Reads from `input`.
+    pub fn new(input: R) -> Self {
+        Reader {
+            input,
+            line: 0,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Reads the next line into the buffer; `Ok(false)` at the end, `Err` for an I/O failure.
+    /// Sets `too_long` when the line was cut.
+    fn next_line(&mut self, too_long: &mut bool) -> io::Result<bool> {
+        self.buffer.clear();
+        *too_long = false;
+        let mut read_any = false;
+        loop {
+            let available = self.input.fill_buf()?;
+            if available.is_empty() {
+                return Ok(read_any);
+            }
+            read_any = true;
+            let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+                Some(i) => (&available[..i], Some(i + 1)),
+                None => (available, None),
+            };
+            if !*too_long {
+                if self.buffer.len() + chunk.len() > MAX_LINE_BYTES {
+                    *too_long = true;
+                    self.buffer.clear();
+                } else {
+                    self.buffer.extend_from_slice(chunk);
+                }
+            }
+            let consumed = done.unwrap_or(available.len());
+            self.input.consume(consumed);
+            if done.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
+    type Item = Result<Transcript, LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut too_long = false;
+            match self.next_line(&mut too_long) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(_) => {
+                    self.line += 1;
+                    return Some(Err(LineError {
+                        line: self.line,
+                        message: "could not be read".into(),
+                    }));
+                }
+            }
+            self.line += 1;
+            if too_long {
+                return Some(Err(LineError {
+                    line: self.line,
+                    message: format!("longer than {MAX_LINE_BYTES} bytes"),
+                }));
+            }
+            if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Some(parse_line(&self.buffer).map_err(|message| LineError {
+                line: self.line,
+                message,
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lines_and_reports_malformed_ones_by_number_without_their_text() {
+        let input = concat!(
+            r#"{"conversation_id": "c1", "channel": "voice", "utterances": [{"utterance_id": "u1", "role": "customer", "text": "hi", "start_ms": 0, "end_ms": 900, "extra": 1}]}"#,
+            "\n",
+            "\n",
+            r#"{"conversation_id": "c2", "utterances": [{"utterance_id": "u1", "role": "SECRET-ROLE", "text": "x"}]}"#,
+            "\n",
+            r#"{"conversation_id": "c3", "utterances": [{"utterance_id": "u1", "text": 4111111111111111}]}"#,
+            "\n",
+            r#"{"conversation_id": "c4" "#,
+            "\n",
+            r#"{"conversation_id": "c5", "utterances": [{"utterance_id": "u1", "text": "ok", "start_ms": null, "end_ms": null}], "signals": [{"kind": "hold_started", "offset_ms": 5}]}"#,
+        );
+        let results: Vec<_> = Reader::new(input.as_bytes()).collect();
+        assert_eq!(results.len(), 5);
+        let first = results[0].as_ref().unwrap();
+        assert_eq!(
+            (first.conversation_id.as_str(), first.utterances[0].role),
+            ("c1", Role::Customer)
+        );
+        let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 4, 5]);
+        for e in &errors {
+            let text = e.to_string();
+            assert!(!text.contains("SECRET") && !text.contains("4111"), "{text}");
+        }
+        let last = results[4].as_ref().unwrap();
+        assert_eq!(last.utterances[0].start_ms, None);
+        assert_eq!(
+            last.signals,
+            [Signal {
+                kind: SignalKind::HoldStarted,
+                offset_ms: 5
+            }]
+        );
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_and_reading_goes_on() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
+        input.push(b'\n');
+        input.extend_from_slice(br#"{"conversation_id": "ok", "utterances": []}"#);
+        let results: Vec<_> = Reader::new(io::BufReader::with_capacity(8192, &input[..])).collect();
+        assert_eq!(results[0].as_ref().unwrap_err().line, 1);
+        assert_eq!(results[1].as_ref().unwrap().conversation_id, "ok");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let e = parse_line(br#"{"conversation_id": "c"}"#).unwrap_err();
+        assert_eq!(e, "missing field `utterances`");
+    }
+}
