@@ -1,0 +1,232 @@
+//! Test harness: a real hearken server on `127.0.0.1:0`, a generated client, and helpers to
+//! build requests. The listener is bound before the server task starts, so no test sleeps.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearken::engine::Rubric;
+use hearken::proto::v1::listening_service_client::ListeningServiceClient;
+use hearken::proto::v1::*;
+use hearken::server::{self, ServerConfig};
+use hearken::service::Limits;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+/// Generous bound for anything a test waits on; a hang fails instead of blocking CI.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestServer {
+    config: ServerConfig,
+}
+
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    pub fn new() -> Self {
+        let mut config = ServerConfig::new(Arc::new(Rubric::embedded()));
+        config.drain_delay = Duration::ZERO;
+        TestServer { config }
+    }
+
+    pub fn limits(mut self, f: impl FnOnce(&mut Limits)) -> Self {
+        f(&mut self.config.limits);
+        self
+    }
+
+    pub fn config(mut self, f: impl FnOnce(&mut ServerConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    pub async fn start(self) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, self.config, async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn client(&self) -> ListeningServiceClient<Channel> {
+        ListeningServiceClient::new(self.channel().await)
+    }
+
+    /// Signals shutdown (as SIGTERM would).
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// An open bidirectional stream: push requests, pull responses.
+pub struct Call {
+    pub tx: mpsc::Sender<StreamConversationsRequest>,
+    pub rx: tonic::Streaming<StreamConversationsResponse>,
+}
+
+impl Call {
+    pub async fn open(client: &mut ListeningServiceClient<Channel>) -> Call {
+        let (tx, rx) = mpsc::channel(1024);
+        let rx = client
+            .stream_conversations(ReceiverStream::new(rx))
+            .await
+            .expect("open stream")
+            .into_inner();
+        Call { tx, rx }
+    }
+
+    pub async fn send(&self, request: StreamConversationsRequest) {
+        self.tx.send(request).await.expect("stream open");
+    }
+
+    /// The next response, failing the test after `WAIT`.
+    pub async fn next(&mut self) -> Result<Option<StreamConversationsResponse>, tonic::Status> {
+        tokio::time::timeout(WAIT, self.rx.message())
+            .await
+            .expect("a response within the wait")
+    }
+
+    pub async fn expect(&mut self) -> StreamConversationsResponse {
+        self.next().await.expect("stream ok").expect("a response")
+    }
+
+    /// Collects responses until `n` scorecards have arrived.
+    pub async fn until_scorecards(&mut self, n: usize) -> Vec<StreamConversationsResponse> {
+        let mut out = Vec::new();
+        let mut cards = 0;
+        while cards < n {
+            let r = self.expect().await;
+            if matches!(
+                r.payload,
+                Some(stream_conversations_response::Payload::Scorecard(_))
+            ) {
+                cards += 1;
+            }
+            out.push(r);
+        }
+        out
+    }
+}
+
+pub fn utterance(
+    conversation: &str,
+    id: &str,
+    role: Role,
+    text: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> StreamConversationsRequest {
+    StreamConversationsRequest {
+        conversation_id: conversation.into(),
+        payload: Some(stream_conversations_request::Payload::Utterance(
+            Utterance {
+                utterance_id: id.into(),
+                role: role as i32,
+                text: text.into(),
+                start_ms: Some(start_ms),
+                end_ms: Some(end_ms),
+                ..Default::default()
+            },
+        )),
+    }
+}
+
+pub fn start(conversation: &str) -> StreamConversationsRequest {
+    StreamConversationsRequest {
+        conversation_id: conversation.into(),
+        payload: Some(stream_conversations_request::Payload::Start(
+            ConversationStart {
+                channel: hearken::proto::v1::Channel::Voice as i32,
+                ..Default::default()
+            },
+        )),
+    }
+}
+
+pub fn end(conversation: &str) -> StreamConversationsRequest {
+    StreamConversationsRequest {
+        conversation_id: conversation.into(),
+        payload: Some(stream_conversations_request::Payload::End(
+            ConversationEnd::default(),
+        )),
+    }
+}
+
+pub fn kind(r: &StreamConversationsResponse) -> &'static str {
+    use stream_conversations_response::Payload;
+    match &r.payload {
+        Some(Payload::Update(_)) => "update",
+        Some(Payload::Alert(_)) => "alert",
+        Some(Payload::Scorecard(_)) => "scorecard",
+        Some(Payload::Rejection(_)) => "rejection",
+        None => "none",
+    }
+}
+
+/// The bundled demo calls.
+pub fn demo_calls() -> Vec<hearken::transcript::Transcript> {
+    hearken::transcript::Reader::new(hearken::samples::DEMO_CALLS.as_bytes())
+        .map(|t| t.unwrap())
+        .collect()
+}
+
+/// A transcript's messages as a live stream sends them (start, utterances and signals, end).
+pub fn requests_of(
+    t: &hearken::transcript::Transcript,
+    conversation_id: &str,
+) -> Vec<StreamConversationsRequest> {
+    use hearken::engine::{End, Event};
+    use stream_conversations_request::Payload;
+    let mut out = vec![start(conversation_id)];
+    for event in
+        hearken::engine::transcript_events(t.utterances.clone(), t.signals.clone(), End::default())
+    {
+        let payload = match event {
+            Event::Utterance(u) => Payload::Utterance(hearken::proto::utterance_to_proto(&u)),
+            Event::Signal(s) => Payload::Signal(hearken::proto::signal_to_proto(&s)),
+            Event::End(_, _) => Payload::End(ConversationEnd::default()),
+        };
+        out.push(StreamConversationsRequest {
+            conversation_id: conversation_id.into(),
+            payload: Some(payload),
+        });
+    }
+    out
+}
+
+/// Clears wall-clock times (the one thing excluded from determinism).
+pub fn without_times(mut card: Scorecard) -> Scorecard {
+    for a in &mut card.alerts {
+        a.time = None;
+    }
+    card
+}
