@@ -1,0 +1,220 @@
+//! The `hearken` binary as a user runs it.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+fn hearken() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hearken"))
+}
+
+#[test]
+fn demo_runs_with_no_arguments_beyond_pace_and_shows_scores_alerts_and_scorecards() {
+    let out = hearken().args(["demo", "--speed", "0"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "demo-billing-attentive",
+        "demo-internet-interrupting",
+        "demo-delivery-hold",
+        "⚠ CRITICAL interruption",
+        "long monologue",
+        "dead air",
+        "scorecard",
+        "summary",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn score_writes_one_json_scorecard_per_conversation_and_skips_malformed_lines() {
+    let dir = std::env::temp_dir().join(format!("hearken-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("calls.jsonl");
+    let mut f = std::fs::File::create(&file).unwrap();
+    f.write_all(hearken::samples::DEMO_CALLS.as_bytes())
+        .unwrap();
+    writeln!(
+        f,
+        "{{\"conversation_id\": \"broken\", \"utterances\": [{{\"utterance_id\": 5}}]}}"
+    )
+    .unwrap();
+    writeln!(
+        f,
+        "{}",
+        hearken::samples::DEMO_CALLS
+            .lines()
+            .next()
+            .unwrap()
+            .replace("demo-billing-attentive", "again")
+    )
+    .unwrap();
+    drop(f);
+    let out = hearken().arg("score").arg(&file).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a skipped line gives exit code 1"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("line 4:"), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["conversationId"], "again");
+    assert_eq!(lines[0]["scorecard"]["endReason"], "END_REASON_COMPLETED");
+    let overall = |i: usize| lines[i]["scorecard"]["score"]["overall"].as_f64().unwrap();
+    assert!(
+        overall(0) > overall(1),
+        "the attentive agent outscores the interrupting one"
+    );
+    assert_eq!(
+        lines[0]["scorecard"], lines[3]["scorecard"],
+        "deterministic"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn score_reads_standard_input_and_prints_text() {
+    let mut child = hearken()
+        .args(["score", "--format", "text", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(hearken::samples::DEMO_CALLS.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("── scorecard demo-internet-interrupting")
+            && stdout.contains("listening score"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_invalid_rubric_file_is_refused_with_every_problem() {
+    let dir = std::env::temp_dir().join(format!("hearken-rubric-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rubric.toml");
+    std::fs::write(&file, "[base.timing]\ndead_air_ms = -1\novertalk_ms = 0\n").unwrap();
+    let out = hearken()
+        .arg("score")
+        .arg("--rubric")
+        .arg(&file)
+        .arg("-")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("timing.dead_air_ms") && stderr.contains("timing.overtalk_ms"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_and_replay_work_together_and_sigterm_drains() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = hearken()
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--drain-delay",
+            "100ms",
+            "--drain-deadline",
+            "3s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = std::env::temp_dir().join(format!("hearken-replay-{}.jsonl", std::process::id()));
+    std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();
+    // The server may take a moment to bind: retry the replay for a bounded time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let out = loop {
+        let out = hearken()
+            .args([
+                "replay",
+                "--json",
+                "--addr",
+                &format!("http://127.0.0.1:{port}"),
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let responses: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        responses
+            .iter()
+            .filter(|r| r.get("scorecard").is_some())
+            .count(),
+        3
+    );
+    assert!(
+        responses
+            .iter()
+            .any(|r| r["alert"]["kind"] == "ALERT_KIND_INTERRUPTION")
+    );
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("latency p50")
+    );
+
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.wait().unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        log.contains("SIGTERM received") && log.contains("server stopped"),
+        "{log}"
+    );
+    std::fs::remove_file(&file).unwrap();
+}

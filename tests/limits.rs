@@ -1,0 +1,228 @@
+//! Limits and their errors: caps answer in band and spare the others; whole-call problems get
+//! the status `reliability.md` names, with `ErrorInfo` in the hearken domain.
+
+mod common;
+
+use common::*;
+use hearken::proto::v1::stream_conversations_response::Payload;
+use hearken::proto::v1::*;
+use tonic_types::StatusExt as _;
+
+#[tokio::test]
+async fn conversations_beyond_the_stream_cap_are_rejected_and_the_others_keep_scoring() {
+    let server = TestServer::new()
+        .limits(|l| l.max_conversations_per_stream = 3)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut call = Call::open(&mut client).await;
+    for id in ["a", "b", "c", "d"] {
+        call.send(start(id)).await;
+    }
+    let r = call.expect().await;
+    let Some(Payload::Rejection(rej)) = &r.payload else {
+        panic!("{r:?}")
+    };
+    assert_eq!((r.conversation_id.as_str(), r.seq), ("d", 0));
+    assert_eq!(rej.reason, RejectionReason::ResourceExhausted as i32);
+    assert!(rej.retry_after_ms > 0);
+    for id in ["a", "b", "c"] {
+        call.send(utterance(id, "u1", Role::Customer, "hello", 0, 900))
+            .await;
+        let r = call.expect().await;
+        assert_eq!((r.conversation_id.as_str(), kind(&r)), (id, "update"));
+    }
+    // Ending one frees a place.
+    call.send(end("a")).await;
+    assert_eq!(kind(&call.expect().await), "scorecard");
+    call.send(start("d")).await;
+    call.send(utterance("d", "u1", Role::Customer, "hello", 0, 900))
+        .await;
+    let r = call.expect().await;
+    assert_eq!(
+        (r.conversation_id.as_str(), r.seq, kind(&r)),
+        ("d", 1, "update")
+    );
+}
+
+#[tokio::test]
+async fn the_process_cap_counts_conversations_across_streams() {
+    let server = TestServer::new()
+        .limits(|l| l.max_conversations_per_process = 2)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut first = Call::open(&mut client).await;
+    let mut second = Call::open(&mut client).await;
+    first.send(start("a")).await;
+    first.send(start("b")).await;
+    first
+        .send(utterance("b", "u1", Role::Customer, "hi", 0, 500))
+        .await;
+    assert_eq!(kind(&first.expect().await), "update");
+    second.send(start("c")).await;
+    let r = second.expect().await;
+    let Some(Payload::Rejection(rej)) = &r.payload else {
+        panic!("{r:?}")
+    };
+    assert_eq!(rej.reason, RejectionReason::ResourceExhausted as i32);
+    drop(first);
+    // Once the first stream is gone its conversations are freed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        second.send(start("c")).await;
+        second
+            .send(utterance("c", "u1", Role::Customer, "hi", 0, 500))
+            .await;
+        let r = second.expect().await;
+        if kind(&r) == "update" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "conversations of a closed stream are freed"
+        );
+        let _ = second.expect().await; // the rejected utterance
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_over_size_message_ends_the_stream_with_resource_exhausted() {
+    let server = TestServer::new()
+        .limits(|l| l.max_stream_message_bytes = 1024)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut call = Call::open(&mut client).await;
+    call.send(utterance(
+        "c",
+        "u1",
+        Role::Customer,
+        &"a".repeat(900),
+        0,
+        500,
+    ))
+    .await;
+    assert_eq!(kind(&call.expect().await), "update");
+    call.send(utterance(
+        "c",
+        "u2",
+        Role::Customer,
+        &"a".repeat(1100),
+        0,
+        500,
+    ))
+    .await;
+    let status = call.next().await.expect_err("stream-fatal");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "MESSAGE_TOO_LARGE"
+    );
+    assert!(!status.message().contains("aaaa"));
+}
+
+#[tokio::test]
+async fn an_idle_conversation_is_ended_as_abandoned_with_its_scorecard() {
+    let server = TestServer::new()
+        .limits(|l| l.conversation_idle_timeout = std::time::Duration::from_millis(200))
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut call = Call::open(&mut client).await;
+    call.send(utterance("quiet", "u1", Role::Customer, "hello", 0, 500))
+        .await;
+    assert_eq!(kind(&call.expect().await), "update");
+    let r = call.expect().await;
+    let Some(Payload::Scorecard(card)) = &r.payload else {
+        panic!("{r:?}")
+    };
+    assert_eq!(card.end_reason, EndReason::Abandoned as i32);
+    // Its state is gone: a late message is refused as for an ended conversation.
+    call.send(utterance(
+        "quiet",
+        "u2",
+        Role::Customer,
+        "still there",
+        600,
+        900,
+    ))
+    .await;
+    let r = call.expect().await;
+    let Some(Payload::Rejection(rej)) = &r.payload else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (r.seq, rej.reason),
+        (0, RejectionReason::FailedPrecondition as i32)
+    );
+}
+
+#[tokio::test]
+async fn score_transcript_maps_whole_call_problems_to_statuses() {
+    let server = TestServer::new()
+        .limits(|l| l.max_transcript_utterances = 5)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let u = |i: usize| Utterance {
+        utterance_id: format!("u{i}"),
+        role: Role::Customer as i32,
+        text: "hi".into(),
+        ..Default::default()
+    };
+    let request = |utterances: Vec<Utterance>, profile: &str| ScoreTranscriptRequest {
+        conversation_id: "t".into(),
+        start: Some(ConversationStart {
+            rubric_profile: profile.into(),
+            ..Default::default()
+        }),
+        utterances,
+        ..Default::default()
+    };
+    let empty = client
+        .score_transcript(request(vec![], ""))
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::InvalidArgument);
+    let details = empty.get_error_details();
+    assert_eq!(
+        details.bad_request().unwrap().field_violations[0].field,
+        "utterances"
+    );
+    assert_eq!(details.error_info().unwrap().domain, "hearken");
+
+    let too_many = client
+        .score_transcript(request((0..6).map(u).collect(), ""))
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        too_many.get_error_details().error_info().unwrap().reason,
+        "TOO_MANY_UTTERANCES"
+    );
+
+    let profile = client
+        .score_transcript(request(vec![u(1)], "nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(profile.code(), tonic::Code::FailedPrecondition);
+
+    let ok = client
+        .score_transcript(request((0..5).map(u).collect(), "chat"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.scorecard.unwrap().rubric_profile, "chat");
+    // A bad utterance inside is reported and the rest is scored.
+    let mut bad = (0..3).map(u).collect::<Vec<_>>();
+    bad[1].start_ms = Some(10);
+    let partial = client
+        .score_transcript(request(bad, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(partial.rejections.len(), 1);
+    assert_eq!(partial.scorecard.unwrap().metrics.unwrap().utterances, 2);
+}
