@@ -126,7 +126,7 @@ fn seconds(ms: i64) -> String {
 pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
     let mut out = String::new();
     let score = card.score.clone().unwrap_or_default();
-    let m = card.metrics.clone().unwrap_or_default();
+    let m = card.metrics.unwrap_or_default();
     let end = EndReason::try_from(card.end_reason)
         .map(|e| enum_name(e.as_str_name(), "END_REASON_"))
         .unwrap_or_default();
