@@ -12,13 +12,20 @@ fn main() {
 
 /// A call of about `minutes` minutes.
 fn call(minutes: i64) -> Vec<Utterance> {
-    let calls: Vec<_> = hearken::transcript::Reader::new(hearken::samples::DEMO_CALLS.as_bytes()).map(Result::unwrap).collect();
+    let calls: Vec<_> = hearken::transcript::Reader::new(hearken::samples::DEMO_CALLS.as_bytes())
+        .map(Result::unwrap)
+        .collect();
     let mut out = Vec::new();
     let mut offset = 0;
     let mut round = 0;
     while offset < minutes * 60_000 {
         for t in &calls {
-            let length = t.utterances.iter().filter_map(|u| u.end_ms).max().unwrap_or(0);
+            let length = t
+                .utterances
+                .iter()
+                .filter_map(|u| u.end_ms)
+                .max()
+                .unwrap_or(0);
             for u in t.utterances.iter().filter(|u| !u.partial) {
                 out.push(Utterance {
                     utterance_id: format!("r{round}-{}-{}", t.conversation_id, u.utterance_id),
@@ -35,19 +42,27 @@ fn call(minutes: i64) -> Vec<Utterance> {
 }
 
 fn conversation() -> Conversation {
-    Conversation::open(Start::default(), &Rubric::embedded(), InputLimits::default()).unwrap()
+    Conversation::open(
+        Start::default(),
+        &Rubric::embedded(),
+        InputLimits::default(),
+    )
+    .unwrap()
 }
 
 /// Whole call through `observe`, one utterance at a time; throughput is utterances per second.
 #[divan::bench(args = [5, 60])]
 fn observe_whole_call(bencher: divan::Bencher<'_, '_>, minutes: i64) {
     let utterances = call(minutes);
-    bencher.counter(divan::counter::ItemsCount::new(utterances.len())).with_inputs(|| (conversation(), utterances.clone())).bench_local_values(|(mut c, us)| {
-        for u in us {
-            divan::black_box(c.observe(Event::Utterance(u)).unwrap());
-        }
-        c
-    });
+    bencher
+        .counter(divan::counter::ItemsCount::new(utterances.len()))
+        .with_inputs(|| (conversation(), utterances.clone()))
+        .bench_local_values(|(mut c, us)| {
+            for u in us {
+                divan::black_box(c.observe(Event::Utterance(u)).unwrap());
+            }
+            c
+        });
 }
 
 /// One utterance observed at the end of a call already `minutes` long (the state is as full
@@ -60,17 +75,24 @@ fn observe_one_utterance_late_in_a_call(bencher: divan::Bencher<'_, '_>, minutes
     for u in utterances {
         warm.observe(Event::Utterance(u)).unwrap();
     }
-    bencher.with_inputs(|| (warm.clone(), last.clone())).bench_local_values(|(mut c, u)| {
-        divan::black_box(c.observe(Event::Utterance(u)).unwrap());
-        c
-    });
+    bencher
+        .with_inputs(|| (warm.clone(), last.clone()))
+        .bench_local_values(|(mut c, u)| {
+            divan::black_box(c.observe(Event::Utterance(u)).unwrap());
+            c
+        });
 }
 
 /// A whole transcript through `score_events`, as `ScoreTranscript` and `hearken score` do.
 #[divan::bench(args = [60])]
 fn score_transcript(bencher: divan::Bencher<'_, '_>, minutes: i64) {
     let utterances = call(minutes);
-    bencher.counter(divan::counter::ItemsCount::new(utterances.len())).bench_local(|| {
-        engine::score_events(conversation(), engine::transcript_events(utterances.clone(), vec![], End::default()))
-    });
+    bencher
+        .counter(divan::counter::ItemsCount::new(utterances.len()))
+        .bench_local(|| {
+            engine::score_events(
+                conversation(),
+                engine::transcript_events(utterances.clone(), vec![], End::default()),
+            )
+        });
 }
