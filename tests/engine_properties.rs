@@ -50,13 +50,14 @@ fn utterances() -> impl Strategy<Value = Vec<Utterance>> {
     })
 }
 
+fn rubric() -> Rubric {
+    // Loading the rubric dominates a property case; load it once per test thread.
+    thread_local!(static RUBRIC: Rubric = Rubric::embedded());
+    RUBRIC.with(Rubric::clone)
+}
+
 fn conversation() -> Conversation {
-    Conversation::open(
-        Start::default(),
-        &Rubric::embedded(),
-        InputLimits::default(),
-    )
-    .unwrap()
+    Conversation::open(Start::default(), &rubric(), InputLimits::default()).unwrap()
 }
 
 fn run(utterances: &[Utterance]) -> Scored {
@@ -223,7 +224,7 @@ fn utterance_cap_rejects_beyond_the_limit_and_history_stays_windowed() {
         max_utterances: 50,
         ..InputLimits::default()
     };
-    let mut c = Conversation::open(Start::default(), &Rubric::embedded(), limits).unwrap();
+    let mut c = Conversation::open(Start::default(), &rubric(), limits).unwrap();
     for i in 0..60 {
         let u = Utterance {
             utterance_id: format!("u{i}"),

@@ -60,6 +60,32 @@ pub struct Metrics {
     pub agent_turns: u32,
     /// Customer utterances.
     pub customer_turns: u32,
+    /// Customer turns showing strong emotion (one at a time: an episode lasts until answered
+    /// or its window passes).
+    pub emotion_episodes: u32,
+    /// Episodes answered with empathy within the response window.
+    pub emotion_answered: u32,
+    /// Customer turns of at least `long_customer_turn_words` words.
+    pub long_customer_turns: u32,
+    /// Long customer turns acknowledged (backchannel under them, or a cue, reflection or
+    /// empathy right after).
+    pub long_turns_acknowledged: u32,
+    /// Customer questions not taken up in time.
+    pub unanswered_questions: u32,
+    /// Side issues the customer raised.
+    pub side_issues: u32,
+    /// Side issues never picked up.
+    pub side_issues_dropped: u32,
+    /// Escalation requests.
+    pub escalation_requests: u32,
+    /// Premature solutions.
+    pub premature_solutions: u32,
+    /// Dismissive phrases.
+    pub dismissive: u32,
+    /// Sentence completions.
+    pub sentence_completions: u32,
+    /// Closed-question streaks.
+    pub closed_question_streaks: u32,
 }
 
 impl Metrics {

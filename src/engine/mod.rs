@@ -13,6 +13,8 @@
 pub mod alerts;
 pub mod detectors;
 pub mod event;
+pub mod followups;
+pub mod language;
 pub mod limits;
 pub mod metrics;
 pub mod rubric;
@@ -174,6 +176,7 @@ pub struct Conversation {
     customer: CustomerState,
     policy: alerts::AlertPolicy,
     alerts: Vec<Alert>,
+    followups: followups::FollowUps,
     /// Final utterances seen: hash of id → hash of content (repeats are ignored or rejected).
     finals: HashMap<u64, u64>,
     ended: bool,
@@ -193,6 +196,10 @@ fn alert_kind_of(behaviour: Behaviour) -> Option<AlertKind> {
         Behaviour::Monologue => AlertKind::LongMonologue,
         Behaviour::DeadAir => AlertKind::DeadAir,
         Behaviour::FastSpeech => AlertKind::FastSpeech,
+        Behaviour::CustomerRepeat => AlertKind::CustomerRepeating,
+        Behaviour::EscalationRequest => AlertKind::EscalationRisk,
+        Behaviour::PrematureSolution => AlertKind::PrematureSolution,
+        Behaviour::UnansweredQuestion => AlertKind::UnansweredQuestion,
         _ => return None,
     })
 }
@@ -235,6 +242,7 @@ impl Conversation {
             customer: CustomerState::default(),
             policy: alerts::AlertPolicy::default(),
             alerts: Vec::new(),
+            followups: followups::FollowUps::default(),
             finals: HashMap::new(),
             ended: false,
         }
@@ -291,9 +299,11 @@ impl Conversation {
         match event {
             Event::Utterance(utterance) => self.observe_utterance(utterance),
             Event::Signal(signal) => self.observe_signal(signal).map(|()| Vec::new()),
-            Event::End(end, reason) => self
-                .end(end, reason)
-                .map(|card| vec![Emitted::Scorecard(Box::new(card))]),
+            Event::End(end, reason) => self.end(end, reason).map(|(alerts, card)| {
+                let mut out: Vec<Emitted> = alerts.into_iter().map(Emitted::Alert).collect();
+                out.push(Emitted::Scorecard(Box::new(card)));
+                out
+            }),
         }
     }
 
@@ -358,30 +368,33 @@ impl Conversation {
         let tokens = text::tokenize(&u.text);
         let duration = u.interval().map(|(s, e)| e - s);
         let backchannel = detectors::is_backchannel(&tokens, duration, &profile);
+        let analysis =
+            language::analyse(&u.text, &tokens, &profile.compiled.fillers, profile.lang());
         let ordinal = self.metrics.utterances + 1;
         let segment = Segment {
             utterance_id: u.utterance_id,
             ordinal,
             role: u.role,
+            participant_id: u.participant_id,
             text: u.text,
             tokens,
             start_ms: u.start_ms,
             end_ms: u.end_ms,
             backchannel,
+            analysis,
         };
         let placement = self.state.place(segment, &profile);
         let Some(segment) = self.state.latest() else {
             debug_assert!(false, "place() keeps the newest segment");
             return Vec::new();
         };
-        let found = detectors::detect_all(
-            segment,
-            &Context {
-                profile: &profile,
-                state: &self.state,
-                placement: &placement,
-            },
-        );
+        let context = Context {
+            profile: &profile,
+            state: &self.state,
+            placement: &placement,
+            metrics: &self.metrics,
+        };
+        let mut found = detectors::detect_all(segment, &context);
         let (utterance_id, role, start_ms, words) = (
             segment.utterance_id.clone(),
             segment.role,
@@ -389,96 +402,85 @@ impl Conversation {
             segment.tokens.len() as u64,
         );
 
-        // Metrics.
-        let m = &mut self.metrics;
-        m.utterances = ordinal;
-        match role {
-            Role::Agent => {
-                m.agent_talk_ms += placement.new_talk_ms;
-                m.agent_words += words;
-                if !backchannel {
-                    m.agent_turns += 1;
-                }
-                if let Some(end) = u.end_ms.zip(start_ms).map(|(e, s)| e - s)
-                    && profile.timing.speech_timing
-                    && end >= profile.timing.speaking_rate_min_utterance_ms
-                {
-                    m.rate_words += words;
-                    m.rate_ms += end;
-                }
-                m.longest_monologue_ms = m.longest_monologue_ms.max(placement.run_after_ms);
-                if let Some(response) = &placement.response {
-                    m.response_gaps += 1;
-                    m.response_gap_sum_ms += response.gap_ms;
-                    if response.customer_turn_ms >= profile.timing.long_customer_turn_ms
-                        && (0..profile.timing.rushed_response_ms).contains(&response.gap_ms)
-                    {
-                        m.rushed_responses += 1;
-                    }
-                }
-            }
-            Role::Customer => {
-                m.customer_talk_ms += placement.new_talk_ms;
-                m.customer_words += words;
-                m.customer_turns += 1;
-            }
-            Role::Other | Role::Unknown => {}
-        }
-        m.overtalk_ms += placement.new_overtalk_ms;
-        if backchannel {
-            m.backchannel_overtalk_ms += placement.new_overtalk_ms;
-        }
-        for d in &found {
-            match d.behaviour {
-                Behaviour::Interruption => m.interruptions += 1,
-                Behaviour::CutOff => m.cut_offs += 1,
-                Behaviour::Backchannel => {
-                    m.backchannels += 1;
-                    m.acknowledgements += 1;
-                }
-                Behaviour::DeadAir => {
-                    m.dead_air_episodes += 1;
-                    m.dead_air_ms += d.duration_ms;
-                }
-                _ => {}
-            }
-        }
+        self.count(&found, &placement, role, words, duration, backchannel);
         for d in found
             .iter()
             .filter(|d| d.behaviour == Behaviour::Interruption)
         {
             let agent = if role == Role::Agent {
-                utterance_id.as_str()
+                utterance_id.clone()
             } else {
-                d.related_utterance_ids[0].as_str()
+                d.related_utterance_ids[0].clone()
             };
-            let agent = agent.to_owned();
             self.state.mark_interrupting(&agent);
+        }
+
+        // What earlier turns called for and this one did (not) deliver.
+        let due = match self.state.latest() {
+            Some(segment) => {
+                self.followups
+                    .after(segment, &found, &self.state, &profile, &mut self.metrics)
+            }
+            None => Vec::new(),
+        };
+        self.customer = self.followups.customer();
+        let mut alerts_due: Vec<(AlertKind, Vec<String>)> = Vec::new();
+        let mut kinds_seen: Vec<AlertKind> = Vec::new();
+        for d in &found {
+            let Some(kind) = alert_kind_of(d.behaviour) else {
+                continue;
+            };
+            if !kinds_seen.contains(&kind) && (role == Role::Agent || role == Role::Customer) {
+                kinds_seen.push(kind);
+                let mut evidence = vec![utterance_id.clone()];
+                evidence.extend(
+                    d.related_utterance_ids
+                        .iter()
+                        .filter(|id| **id != utterance_id)
+                        .cloned(),
+                );
+                alerts_due.push((kind, evidence));
+            }
+        }
+        for f in due {
+            use followups::FollowUp as F;
+            match f {
+                F::UnansweredQuestion { question } => {
+                    found.push(Detection::timing(
+                        Behaviour::UnansweredQuestion,
+                        0.7,
+                        0,
+                        vec![question.clone()],
+                    ));
+                    alerts_due.push((
+                        AlertKind::UnansweredQuestion,
+                        vec![utterance_id.clone(), question],
+                    ));
+                }
+                F::EmpathyMissed { emotion } => alerts_due.push((
+                    AlertKind::EmpathyMissed,
+                    vec![utterance_id.clone(), emotion],
+                )),
+                F::SideIssueDropped { side_issue } => alerts_due.push((
+                    AlertKind::SideIssueDropped,
+                    vec![utterance_id.clone(), side_issue],
+                )),
+                F::ClosedQuestionStreak { questions } => {
+                    alerts_due.push((AlertKind::ClosedQuestionStreak, questions))
+                }
+                F::FrustrationRising { latest } => {
+                    alerts_due.push((AlertKind::FrustrationRising, vec![latest]))
+                }
+            }
         }
 
         // Score and its explanation.
         let before = std::mem::replace(&mut self.score, scorer::score(&profile, &self.metrics));
         let contributions = explain(&before, &self.score, &found, &utterance_id);
 
-        // Alerts.
-        let mut emitted = Vec::with_capacity(2);
+        let mut emitted = Vec::with_capacity(1 + alerts_due.len());
         let mut raised = Vec::new();
-        let mut kinds_seen: Vec<AlertKind> = Vec::new();
-        for d in &found {
-            let Some(kind) = alert_kind_of(d.behaviour) else {
-                continue;
-            };
-            if kinds_seen.contains(&kind) {
-                continue;
-            }
-            kinds_seen.push(kind);
-            let mut evidence = vec![utterance_id.clone()];
-            evidence.extend(
-                d.related_utterance_ids
-                    .iter()
-                    .filter(|id| **id != utterance_id)
-                    .cloned(),
-            );
+        for (kind, evidence) in alerts_due {
             if let Some(alert) = self
                 .policy
                 .occur(&profile, kind, start_ms, ordinal, evidence)
@@ -504,6 +506,102 @@ impl Conversation {
         emitted
     }
 
+    /// Updates the running metrics with one final utterance and what was found in it.
+    fn count(
+        &mut self,
+        found: &[Detection],
+        placement: &state::Placement,
+        role: Role,
+        words: u64,
+        duration: Option<i64>,
+        backchannel: bool,
+    ) {
+        let timing = &self.profile.timing;
+        let m = &mut self.metrics;
+        m.utterances += 1;
+        match role {
+            Role::Agent => {
+                m.agent_talk_ms += placement.new_talk_ms;
+                m.agent_words += words;
+                if !backchannel {
+                    m.agent_turns += 1;
+                }
+                if let Some(d) = duration
+                    && timing.speech_timing
+                    && d >= timing.speaking_rate_min_utterance_ms
+                {
+                    m.rate_words += words;
+                    m.rate_ms += d;
+                }
+                m.longest_monologue_ms = m.longest_monologue_ms.max(placement.run_after_ms);
+                if let Some(response) = &placement.response {
+                    m.response_gaps += 1;
+                    m.response_gap_sum_ms += response.gap_ms;
+                    if response.customer_turn_ms >= timing.long_customer_turn_ms
+                        && (0..timing.rushed_response_ms).contains(&response.gap_ms)
+                    {
+                        m.rushed_responses += 1;
+                    }
+                }
+            }
+            Role::Customer => {
+                m.customer_talk_ms += placement.new_talk_ms;
+                m.customer_words += words;
+                m.customer_turns += 1;
+            }
+            Role::Other | Role::Unknown => {}
+        }
+        m.overtalk_ms += placement.new_overtalk_ms;
+        if backchannel {
+            m.backchannel_overtalk_ms += placement.new_overtalk_ms;
+        }
+        let agent = role == Role::Agent;
+        let customer = role == Role::Customer;
+        let mut question = false;
+        let mut clarifying = false;
+        for d in found {
+            // Language behaviours count for the roles they are about; an unknown speaker's are
+            // reported but not counted.
+            match d.behaviour {
+                Behaviour::Interruption => m.interruptions += 1,
+                Behaviour::CutOff => m.cut_offs += 1,
+                Behaviour::Backchannel => {
+                    m.backchannels += 1;
+                    m.acknowledgements += 1;
+                }
+                Behaviour::DeadAir => {
+                    m.dead_air_episodes += 1;
+                    m.dead_air_ms += d.duration_ms;
+                }
+                Behaviour::OpenQuestion if agent => {
+                    question = true;
+                    m.open_questions += 1;
+                }
+                Behaviour::ClosedQuestion if agent => {
+                    question = true;
+                    m.closed_questions += 1;
+                }
+                Behaviour::ClarifyingQuestion if agent => {
+                    clarifying = true;
+                    m.clarifying_questions += 1;
+                }
+                Behaviour::Acknowledgement if agent => m.acknowledgements += 1,
+                Behaviour::Empathy if agent => m.empathy += 1,
+                Behaviour::Reflection if agent => m.reflections += 1,
+                Behaviour::SentenceCompletion if agent => m.sentence_completions += 1,
+                Behaviour::PrematureSolution if agent => m.premature_solutions += 1,
+                Behaviour::DismissiveLanguage if agent => m.dismissive += 1,
+                Behaviour::CustomerRepeat if customer => m.customer_repeats += 1,
+                Behaviour::EscalationRequest if customer => m.escalation_requests += 1,
+                _ => {}
+            }
+        }
+        // One question per utterance, whatever its kinds.
+        if question || clarifying {
+            m.questions += 1;
+        }
+    }
+
     fn observe_signal(&mut self, signal: Signal) -> Result<(), Rejected> {
         self.limits
             .check_offset("signal.offset_ms", signal.offset_ms)?;
@@ -526,20 +624,44 @@ impl Conversation {
         }
     }
 
-    fn end(&mut self, end: End, reason: EndReason) -> Result<Scorecard, Rejected> {
+    fn end(&mut self, end: End, reason: EndReason) -> Result<(Vec<Alert>, Scorecard), Rejected> {
         if let Some(offset) = end.offset_ms {
             self.limits.check_offset("end.offset_ms", offset)?;
         }
         self.ended = true;
         let frontier = self.state.frontier_ms().unwrap_or(0);
         let duration_ms = end.offset_ms.map_or(frontier, |o| o.max(frontier));
-        Ok(scorecard::build(
-            &self.profile,
-            self.score.clone(),
-            self.metrics.clone(),
-            std::mem::take(&mut self.alerts),
-            reason,
-            duration_ms,
+        let mut raised = Vec::new();
+        for f in self.followups.at_end(&mut self.metrics) {
+            if let followups::FollowUp::SideIssueDropped { side_issue } = f {
+                let ordinal = self.metrics.utterances + 1;
+                if let Some(alert) = self.policy.occur(
+                    &self.profile,
+                    AlertKind::SideIssueDropped,
+                    Some(duration_ms),
+                    ordinal,
+                    vec![side_issue],
+                ) {
+                    raised.push(alert);
+                }
+            }
+        }
+        self.score = scorer::score(&self.profile, &self.metrics);
+        for alert in &raised {
+            if self.alerts.len() < MAX_ALERTS_KEPT {
+                self.alerts.push(alert.clone());
+            }
+        }
+        Ok((
+            raised,
+            scorecard::build(
+                &self.profile,
+                self.score.clone(),
+                self.metrics.clone(),
+                std::mem::take(&mut self.alerts),
+                reason,
+                duration_ms,
+            ),
         ))
     }
 }
@@ -652,10 +774,17 @@ pub fn score_events(
     let scorecard = match scorecard {
         Some(card) => card,
         None => match conversation.observe(Event::End(End::default(), EndReason::Completed)) {
-            Ok(mut out) => match out.pop() {
-                Some(Emitted::Scorecard(card)) => *card,
-                _ => unreachable!("end always yields a scorecard"),
-            },
+            Ok(out) => {
+                let mut card = None;
+                for e in out {
+                    match e {
+                        Emitted::Alert(a) => alerts.push(a),
+                        Emitted::Scorecard(c) => card = Some(*c),
+                        Emitted::Update(u) => timeline.push(*u),
+                    }
+                }
+                card.expect("end always yields a scorecard")
+            }
             Err(_) => unreachable!("a conversation that has not ended accepts end without offset"),
         },
     };

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::alerts::{AlertKind, Severity};
+use super::language::{CompiledLanguage, LanguageRules};
 use super::scorer::Component;
 use super::text::phrase_words;
 
@@ -153,6 +154,8 @@ pub struct Profile {
     pub alerts: BTreeMap<AlertKind, AlertRule>,
     /// Scorecard texts, one per component.
     pub coaching: BTreeMap<Component, CoachingText>,
+    /// Language behaviours: word lists and thresholds.
+    pub language: LanguageRules,
     /// Word lists split into words once, at load.
     #[serde(skip)]
     pub compiled: CompiledVocabulary,
@@ -161,6 +164,8 @@ pub struct Profile {
 /// Vocabularies prepared for matching.
 #[derive(Debug, Clone, Default)]
 pub struct CompiledVocabulary {
+    /// The language rules compiled; always set on a profile from a [`Rubric`].
+    pub language: Option<Arc<CompiledLanguage>>,
     /// Acknowledgement phrases as word sequences, longest first.
     pub acknowledgements: Vec<Vec<String>>,
     /// Fillers, lower-cased.
@@ -171,6 +176,15 @@ impl Profile {
     /// The rule of an alert kind. Every kind has one: `Rubric` validation guarantees it.
     pub fn alert(&self, kind: AlertKind) -> &AlertRule {
         &self.alerts[&kind]
+    }
+
+    /// The compiled language rules.
+    pub fn lang(&self) -> &CompiledLanguage {
+        // Invariant: every profile is built by `Rubric::from_toml_str`, which compiles them.
+        self.compiled
+            .language
+            .as_deref()
+            .expect("profiles come from Rubric::from_toml_str")
     }
 
     /// Weight of a component (0 when not configured).
@@ -403,6 +417,7 @@ impl Rubric {
                 })?;
         let mut problems = Vec::new();
         let mut profiles = BTreeMap::new();
+        let lexicon = Arc::new(super::language::vader_lexicon());
         for (name, overrides) in &file.profiles {
             let mut table = file.base.clone();
             overlay(&mut table, overrides);
@@ -410,6 +425,10 @@ impl Rubric {
                 Ok(mut profile) => {
                     profile.name = name.clone();
                     profile.compiled = CompiledVocabulary {
+                        language: Some(Arc::new(CompiledLanguage::new(
+                            &profile.language,
+                            Arc::clone(&lexicon),
+                        ))),
                         acknowledgements: phrase_words(&profile.vocabulary.acknowledgements),
                         fillers: profile
                             .vocabulary

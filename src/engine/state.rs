@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 
 use super::event::Role;
+use super::language::Analysis;
 use super::rubric::Profile;
 use super::text::Token;
 use super::timing::{IntervalSet, longest_common_piece};
@@ -26,6 +27,8 @@ pub struct Segment {
     pub ordinal: u32,
     /// Who spoke.
     pub role: Role,
+    /// Which participant, when known.
+    pub participant_id: Option<String>,
     /// The words as sent.
     pub text: String,
     /// The words, tokenised.
@@ -36,9 +39,30 @@ pub struct Segment {
     pub end_ms: Option<i64>,
     /// A short listening cue ("mm-hmm") by the rubric's definition of a backchannel.
     pub backchannel: bool,
+    /// What the language detectors read.
+    pub analysis: Analysis,
 }
 
 impl Segment {
+    /// Whether `other` was said by the other party: a different role, or, when neither role is
+    /// known, a different participant.
+    pub fn is_other_party(&self, other: &Segment) -> bool {
+        match (self.role, other.role) {
+            (Role::Unknown, Role::Unknown) => self.participant_id != other.participant_id,
+            (a, b) => a != b,
+        }
+    }
+
+    /// Whether the speaker could be the agent (an agent, or a speaker of unknown role).
+    pub fn may_be_agent(&self) -> bool {
+        matches!(self.role, Role::Agent | Role::Unknown)
+    }
+
+    /// Whether the speaker could be the customer.
+    pub fn may_be_customer(&self) -> bool {
+        matches!(self.role, Role::Customer | Role::Unknown)
+    }
+
     /// `(start, end)` when timed.
     pub fn interval(&self) -> Option<(i64, i64)> {
         self.start_ms.zip(self.end_ms)

@@ -143,3 +143,216 @@ mod tests {
         assert!(!covered_by_phrases(&[], &phrases, &fillers));
     }
 }
+
+/// An utterance's words ready for phrase matching: fillers dropped, immediate repeats of a
+/// word collapsed ("what what do you" → "what do you"), joined as `" w1 w2 … "`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Words {
+    /// `" w1 w2 … wn "`.
+    joined: String,
+    /// Byte offset of each word in `joined`.
+    starts: Vec<usize>,
+    /// For each word, its index in the utterance's tokens.
+    pub token_index: Vec<usize>,
+}
+
+impl Words {
+    /// The words of `tokens`, without fillers and immediate repeats.
+    pub fn new(tokens: &[Token], fillers: &[String]) -> Words {
+        let mut words = Words {
+            joined: String::from(" "),
+            ..Words::default()
+        };
+        let mut last: Option<&str> = None;
+        for (i, t) in tokens.iter().enumerate() {
+            if fillers.iter().any(|f| *f == t.word) || last == Some(t.word.as_str()) {
+                continue;
+            }
+            words.starts.push(words.joined.len());
+            words.joined.push_str(&t.word);
+            words.joined.push(' ');
+            words.token_index.push(i);
+            last = Some(&t.word);
+        }
+        words
+    }
+
+    /// Number of words.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// The `i`-th word.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let start = *self.starts.get(i)?;
+        let end = self.joined[start..]
+            .find(' ')
+            .map_or(self.joined.len(), |e| start + e);
+        Some(&self.joined[start..end])
+    }
+
+    /// Iterates over the words.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Word index of a byte offset at a word start.
+    fn word_at(&self, byte: usize) -> usize {
+        self.starts.partition_point(|&s| s < byte)
+    }
+}
+
+/// A vocabulary of phrases matched word by word (never inside a word), case-insensitively.
+#[derive(Debug, Clone, Default)]
+pub struct PhraseSet {
+    automaton: Option<aho_corasick::AhoCorasick>,
+    lengths: Vec<usize>,
+}
+
+/// A phrase found in an utterance: words `[start, end)` of its [`Words`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhraseMatch {
+    /// First word.
+    pub start: usize,
+    /// One past the last word.
+    pub end: usize,
+    /// Which phrase of the set.
+    pub phrase: usize,
+}
+
+impl PhraseSet {
+    /// Compiles the phrases (each tokenised like an utterance).
+    pub fn new(phrases: &[String]) -> PhraseSet {
+        let patterns: Vec<(String, usize)> = phrases
+            .iter()
+            .map(|p| {
+                let words: Vec<String> = tokenize(p).into_iter().map(|t| t.word).collect();
+                (format!(" {} ", words.join(" ")), words.len())
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if patterns.is_empty() {
+            return PhraseSet::default();
+        }
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(patterns.iter().map(|(p, _)| p.as_str()))
+            .ok();
+        PhraseSet {
+            automaton,
+            lengths: patterns.into_iter().map(|(_, n)| n).collect(),
+        }
+    }
+
+    /// Every occurrence, overlapping ones included, in order of their end.
+    pub fn find_all(&self, words: &Words) -> Vec<PhraseMatch> {
+        let Some(automaton) = &self.automaton else {
+            return Vec::new();
+        };
+        automaton
+            .find_overlapping_iter(&words.joined)
+            .map(|m| {
+                let start = words.word_at(m.start() + 1);
+                let phrase = m.pattern().as_usize();
+                PhraseMatch {
+                    start,
+                    end: start + self.lengths[phrase],
+                    phrase,
+                }
+            })
+            .collect()
+    }
+
+    /// The first occurrence, if any.
+    pub fn find(&self, words: &Words) -> Option<PhraseMatch> {
+        self.find_all(words)
+            .into_iter()
+            .min_by_key(|m| (m.start, std::cmp::Reverse(m.end)))
+    }
+
+    /// The longest phrase starting exactly at word `at`.
+    pub fn at(&self, words: &Words, at: usize) -> Option<PhraseMatch> {
+        self.find_all(words)
+            .into_iter()
+            .filter(|m| m.start == at)
+            .max_by_key(|m| m.end)
+    }
+
+    /// The longest phrase ending exactly at the last word.
+    pub fn at_end(&self, words: &Words) -> Option<PhraseMatch> {
+        self.find_all(words)
+            .into_iter()
+            .filter(|m| m.end == words.len())
+            .min_by_key(|m| m.start)
+    }
+
+    /// Whether the phrases cover every word (repeats allowed).
+    pub fn covers(&self, words: &Words) -> bool {
+        if words.is_empty() {
+            return false;
+        }
+        // Dynamic programming over word positions: reachable[i] when words[..i] are covered.
+        let matches = self.find_all(words);
+        let mut reachable = vec![false; words.len() + 1];
+        reachable[0] = true;
+        for i in 0..words.len() {
+            if !reachable[i] {
+                continue;
+            }
+            for m in matches.iter().filter(|m| m.start == i) {
+                reachable[m.end] = true;
+            }
+        }
+        reachable[words.len()]
+    }
+}
+
+/// Character span of words `[start, end)` of `words` in the utterance.
+pub fn span_of(tokens: &[Token], words: &Words, start: usize, end: usize) -> Option<(u32, u32)> {
+    let first = *words.token_index.get(start)?;
+    let last = *words.token_index.get(end.checked_sub(1)?)?;
+    Some((tokens[first].start_char, tokens[last].end_char))
+}
+
+#[cfg(test)]
+mod phrase_tests {
+    use super::*;
+
+    fn words(text: &str) -> Words {
+        Words::new(&tokenize(text), &["uh".to_string(), "um".to_string()])
+    }
+
+    #[test]
+    fn words_drop_fillers_and_collapse_stutters() {
+        let w = words("what, what, uh, what do you think");
+        assert_eq!(w.iter().collect::<Vec<_>>(), ["what", "do", "you", "think"]);
+        assert_eq!(w.token_index, [0, 4, 5, 6]);
+    }
+
+    #[test]
+    fn phrases_match_whole_words_only() {
+        let set = PhraseSet::new(&["i see".into(), "see".into(), "tell me about".into()]);
+        let w = words("oh I see, tell me about it");
+        let found: Vec<_> = set.find_all(&w).iter().map(|m| (m.start, m.end)).collect();
+        assert_eq!(found, [(1, 3), (2, 3), (3, 6)]);
+        assert!(set.find(&words("overseas")).is_none());
+        assert_eq!(set.at(&w, 1).map(|m| m.end), Some(3));
+        assert_eq!(
+            span_of(&tokenize("oh I see, tell me about it"), &w, 3, 6),
+            Some((10, 23))
+        );
+    }
+
+    #[test]
+    fn cover_requires_every_word() {
+        let set = PhraseSet::new(&["yeah".into(), "oh".into(), "that's great".into()]);
+        assert!(set.covers(&words("oh yeah that's great")));
+        assert!(!set.covers(&words("oh yeah that's great news")));
+        assert!(!set.covers(&words("")));
+    }
+}

@@ -19,6 +19,15 @@ pub fn is_backchannel(tokens: &[Token], duration_ms: Option<i64>, profile: &Prof
         )
 }
 
+/// Whether the backchannel detector reports this utterance: a timed agent cue under speech
+/// timing. Untimed cues are acknowledgements.
+pub(super) fn reports(utterance: &Segment, context: &Context<'_>) -> bool {
+    utterance.role == Role::Agent
+        && utterance.backchannel
+        && utterance.interval().is_some()
+        && context.profile.timing.speech_timing
+}
+
 /// Reports agent backchannels.
 #[derive(Debug)]
 pub(super) struct BackchannelDetector;
@@ -28,8 +37,8 @@ impl Detector for BackchannelDetector {
         "backchannel"
     }
 
-    fn detect(&self, utterance: &Segment, _context: &Context<'_>, found: &mut Vec<Detection>) {
-        if utterance.role != Role::Agent || !utterance.backchannel {
+    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        if !reports(utterance, context) {
             return;
         }
         let span = utterance
@@ -49,7 +58,7 @@ impl Detector for BackchannelDetector {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{kinds, run, voice};
+    use super::super::testing::{run, timing_kinds as kinds, voice};
     use super::*;
     use crate::engine::text::tokenize;
 
@@ -83,7 +92,7 @@ mod tests {
                 (Role::Agent, "got it", 500, 900),
             ],
         );
-        assert!(found[0].is_empty());
+        assert!(kinds(&found[0]).is_empty());
         assert_eq!(kinds(&found[1]), [Behaviour::Backchannel]);
         assert_eq!(found[1][0].span, Some((0, 6)));
     }

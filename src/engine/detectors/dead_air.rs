@@ -28,11 +28,10 @@ impl Detector for DeadAirDetector {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{kinds, run, voice};
+    use super::super::testing::{run, timing_kinds as kinds, voice};
     use super::*;
     use crate::engine::event::Role;
     use crate::engine::state::State;
-    use crate::engine::text::tokenize;
 
     #[test]
     fn long_silence_is_dead_air() {
@@ -47,22 +46,21 @@ mod tests {
         );
         assert_eq!(kinds(&found[2]), [Behaviour::DeadAir]);
         assert_eq!(found[2][0].duration_ms, 12_500);
-        assert!(found[3].is_empty());
+        assert!(kinds(&found[3]).is_empty());
     }
 
     #[test]
     fn silence_during_a_hold_is_not_dead_air() {
         let p = voice();
         let mut state = State::default();
-        let seg = |id: &str, ordinal, start, end| Segment {
-            utterance_id: id.into(),
-            ordinal,
-            role: Role::Agent,
-            text: "let me check".into(),
-            tokens: tokenize("let me check"),
-            start_ms: Some(start),
-            end_ms: Some(end),
-            backchannel: false,
+        let seg = |_id: &str, ordinal: u32, start, end| {
+            super::super::testing::segment(
+                &p,
+                ordinal as usize - 1,
+                Role::Agent,
+                "let me check",
+                Some((start, end)),
+            )
         };
         state.place(seg("u1", 1, 0, 1000), &p);
         assert!(state.start_hold(1500));
@@ -80,6 +78,7 @@ mod tests {
                 profile: &p,
                 state: &state,
                 placement: &placement,
+                metrics: &crate::engine::Metrics::default(),
             },
             &mut found,
         );

@@ -4,17 +4,31 @@
 //! context always gives the same detections. New behaviours are added by adding a detector to
 //! [`DETECTORS`], nothing else.
 
+mod acknowledgement;
 mod backchannel;
+mod clarifying;
+mod customer_emotion;
+mod customer_repeat;
 mod dead_air;
+mod dismissive;
+mod empathy;
+mod escalation;
 mod fast_speech;
 mod interruption;
 mod monologue;
 mod overtalk;
+mod premature_solution;
+mod questions;
+mod reflection;
+mod sentence_completion;
+mod side_issue;
 
 pub use backchannel::is_backchannel;
 
+use super::metrics::Metrics;
 use super::rubric::Profile;
 use super::state::{Placement, Segment, State};
+use super::text::span_of;
 
 /// A listening behaviour or timing event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,6 +100,67 @@ pub struct Context<'a> {
     pub state: &'a State,
     /// What placing the new utterance revealed.
     pub placement: &'a Placement,
+    /// The running metrics before this utterance.
+    pub metrics: &'a Metrics,
+}
+
+impl<'a> Context<'a> {
+    /// Earlier final utterances still in the window, newest first (the new one excluded).
+    pub fn earlier(&self) -> impl Iterator<Item = &'a Segment> + 'a {
+        self.state.recent.iter().rev().skip(1)
+    }
+
+    /// The utterance just before the new one.
+    pub fn previous(&self) -> Option<&'a Segment> {
+        self.earlier().next()
+    }
+
+    /// The other party's latest `n` turns before `utterance`, newest first.
+    pub fn other_turns(
+        &self,
+        utterance: &'a Segment,
+        n: usize,
+    ) -> impl Iterator<Item = &'a Segment> + 'a {
+        self.earlier()
+            .filter(move |s| utterance.is_other_party(s))
+            .take(n)
+    }
+}
+
+impl Detection {
+    /// A language detection with the character span of words `[start, end)` of `utterance`.
+    pub fn words(
+        behaviour: Behaviour,
+        confidence: f32,
+        utterance: &Segment,
+        start: usize,
+        end: usize,
+    ) -> Self {
+        Detection {
+            behaviour,
+            confidence,
+            span: span_of(&utterance.tokens, &utterance.analysis.words, start, end),
+            related_utterance_ids: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+
+    /// The same, spanning the whole utterance.
+    pub fn whole(behaviour: Behaviour, confidence: f32, utterance: &Segment) -> Self {
+        Self::words(
+            behaviour,
+            confidence,
+            utterance,
+            0,
+            utterance.analysis.words.len(),
+        )
+    }
+
+    /// Adds related utterances.
+    pub fn related(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        self.related_utterance_ids.extend(ids);
+        self
+    }
 }
 
 /// Recognises one behaviour.
@@ -104,6 +179,18 @@ pub static DETECTORS: &[&dyn Detector] = &[
     &dead_air::DeadAirDetector,
     &monologue::MonologueDetector,
     &fast_speech::FastSpeechDetector,
+    &questions::QuestionDetector,
+    &clarifying::ClarifyingDetector,
+    &acknowledgement::AcknowledgementDetector,
+    &empathy::EmpathyDetector,
+    &reflection::ReflectionDetector,
+    &sentence_completion::SentenceCompletionDetector,
+    &premature_solution::PrematureSolutionDetector,
+    &dismissive::DismissiveDetector,
+    &customer_repeat::CustomerRepeatDetector,
+    &customer_emotion::CustomerEmotionDetector,
+    &escalation::EscalationDetector,
+    &side_issue::SideIssueDetector,
 ];
 
 /// Runs every detector over the newest utterance.
@@ -126,27 +213,65 @@ pub(crate) mod testing {
     use crate::engine::text::tokenize;
 
     pub(crate) fn voice() -> Arc<Profile> {
-        Rubric::embedded().profile("voice").unwrap()
+        // Parsed once per test thread: loading the rubric is the slow part of a detector test.
+        thread_local!(static RUBRIC: Rubric = Rubric::embedded());
+        RUBRIC.with(|r| r.profile("voice").unwrap())
+    }
+
+    /// A segment as the conversation builds it.
+    pub(crate) fn segment(
+        profile: &Profile,
+        i: usize,
+        role: Role,
+        text: &str,
+        timing: Option<(i64, i64)>,
+    ) -> Segment {
+        let tokens = tokenize(text);
+        let backchannel = is_backchannel(&tokens, timing.map(|(s, e)| e - s), profile);
+        let analysis = crate::engine::language::analyse(
+            text,
+            &tokens,
+            &profile.compiled.fillers,
+            profile.lang(),
+        );
+        Segment {
+            utterance_id: format!("u{}", i + 1),
+            ordinal: i as u32 + 1,
+            role,
+            participant_id: None,
+            text: text.to_string(),
+            tokens,
+            start_ms: timing.map(|t| t.0),
+            end_ms: timing.map(|t| t.1),
+            backchannel,
+            analysis,
+        }
     }
 
     /// Places `(role, text, start, end)` utterances in order and returns the detections of each.
     pub(crate) fn run(profile: &Profile, script: &[(Role, &str, i64, i64)]) -> Vec<Vec<Detection>> {
+        let timed: Vec<_> = script
+            .iter()
+            .map(|&(r, t, s, e)| (r, t, Some((s, e))))
+            .collect();
+        run_with(profile, &timed)
+    }
+
+    /// The same, untimed.
+    pub(crate) fn run_text(profile: &Profile, script: &[(Role, &str)]) -> Vec<Vec<Detection>> {
+        let untimed: Vec<_> = script.iter().map(|&(r, t)| (r, t, None)).collect();
+        run_with(profile, &untimed)
+    }
+
+    fn run_with(
+        profile: &Profile,
+        script: &[(Role, &str, Option<(i64, i64)>)],
+    ) -> Vec<Vec<Detection>> {
         let mut state = State::default();
+        let mut metrics = Metrics::default();
         let mut out = Vec::new();
-        for (i, &(role, text, start, end)) in script.iter().enumerate() {
-            let tokens = tokenize(text);
-            let backchannel = is_backchannel(&tokens, Some(end - start), profile);
-            let segment = Segment {
-                utterance_id: format!("u{}", i + 1),
-                ordinal: i as u32 + 1,
-                role,
-                text: text.to_string(),
-                tokens,
-                start_ms: Some(start),
-                end_ms: Some(end),
-                backchannel,
-            };
-            let placement = state.place(segment, profile);
+        for (i, &(role, text, timing)) in script.iter().enumerate() {
+            let placement = state.place(segment(profile, i, role, text, timing), profile);
             let latest = state.latest().unwrap().clone();
             let found = detect_all(
                 &latest,
@@ -154,8 +279,25 @@ pub(crate) mod testing {
                     profile,
                     state: &state,
                     placement: &placement,
+                    metrics: &metrics,
                 },
             );
+            match role {
+                Role::Agent => metrics.agent_turns += 1,
+                Role::Customer => {
+                    metrics.customer_turns += 1;
+                    metrics.customer_words += latest.tokens.len() as u64;
+                }
+                _ => {}
+            }
+            if found.iter().any(|d| {
+                matches!(
+                    d.behaviour,
+                    Behaviour::OpenQuestion | Behaviour::ClosedQuestion
+                )
+            }) {
+                metrics.questions += 1;
+            }
             for d in &found {
                 if d.behaviour == Behaviour::Interruption {
                     let agent = if role == Role::Agent {
@@ -173,5 +315,25 @@ pub(crate) mod testing {
 
     pub(crate) fn kinds(found: &[Detection]) -> Vec<Behaviour> {
         found.iter().map(|d| d.behaviour).collect()
+    }
+
+    /// Only the timing behaviours.
+    pub(crate) fn timing_kinds(found: &[Detection]) -> Vec<Behaviour> {
+        use Behaviour as B;
+        kinds(found)
+            .into_iter()
+            .filter(|b| {
+                matches!(
+                    b,
+                    B::Interruption
+                        | B::CutOff
+                        | B::Backchannel
+                        | B::Overtalk
+                        | B::DeadAir
+                        | B::Monologue
+                        | B::FastSpeech
+                )
+            })
+            .collect()
     }
 }

@@ -36,7 +36,7 @@ impl Detector for MonologueDetector {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{kinds, run, voice};
+    use super::super::testing::{run, timing_kinds as kinds, voice};
     use super::*;
 
     #[test]

@@ -29,7 +29,7 @@ impl Detector for OvertalkDetector {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{kinds, run, voice};
+    use super::super::testing::{run, timing_kinds as kinds, voice};
     use super::*;
     use crate::engine::event::Role;
 

@@ -1,0 +1,58 @@
+//! Dismissive language (rubric: language behaviours): "calm down", "that's not our problem",
+//! "you should have…", "as I already said", flat contradiction — from the agent.
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::event::Role;
+use crate::engine::state::Segment;
+
+/// Reports dismissive language of the agent.
+#[derive(Debug)]
+pub(super) struct DismissiveDetector;
+
+impl Detector for DismissiveDetector {
+    fn name(&self) -> &'static str {
+        "dismissive"
+    }
+
+    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        if utterance.role != Role::Agent {
+            return;
+        }
+        if let Some(m) = context
+            .profile
+            .lang()
+            .dismissive
+            .find(&utterance.analysis.words)
+        {
+            found.push(Detection::words(
+                Behaviour::DismissiveLanguage,
+                0.8,
+                utterance,
+                m.start,
+                m.end,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run_text, voice};
+    use super::*;
+
+    #[test]
+    fn dismissing_the_customer_is_reported_and_helping_is_not() {
+        let found = run_text(
+            &voice(),
+            &[
+                (Role::Customer, "this is the third time I'm calling"),
+                (Role::Agent, "sir please calm down"),
+                (Role::Agent, "like I said that's not our problem"),
+                (Role::Agent, "let me look into it"),
+            ],
+        );
+        assert!(kinds(&found[1]).contains(&Behaviour::DismissiveLanguage));
+        assert!(kinds(&found[2]).contains(&Behaviour::DismissiveLanguage));
+        assert!(!kinds(&found[3]).contains(&Behaviour::DismissiveLanguage));
+    }
+}

@@ -1,0 +1,96 @@
+//! Empathy (rubric: language behaviours): naming or validating the customer's feeling, or
+//! apologising for their experience ("that sounds really frustrating", "I'm sorry you've had to
+//! deal with this", "I'd be upset too"). Stronger right after the customer showed emotion. A
+//! short "sorry?" or "I'm sorry, what?" asks to repeat and is not empathy.
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::state::Segment;
+
+/// Reports expressions of empathy.
+#[derive(Debug)]
+pub(super) struct EmpathyDetector;
+
+/// "oh no" and friends count only as a reply of their own, not inside a longer turn.
+const SHORT_ONLY: &[&str] = &["oh no", "oh dear", "too bad"];
+
+impl Detector for EmpathyDetector {
+    fn name(&self) -> &'static str {
+        "empathy"
+    }
+
+    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        if !utterance.may_be_agent() || super::clarifying::is_non_understanding(utterance, context)
+        {
+            return;
+        }
+        let a = &utterance.analysis;
+        let lang = context.profile.lang();
+        let Some(m) = lang.empathy.find(&a.words) else {
+            return;
+        };
+        let phrase: Vec<&str> = (m.start..m.end).filter_map(|i| a.words.get(i)).collect();
+        if SHORT_ONLY.contains(&phrase.join(" ").as_str()) && a.words.len() > 4 {
+            return;
+        }
+        if a.question_mark && a.words.len() <= 3 {
+            return;
+        }
+        let emotional = context.other_turns(utterance, 1).next().is_some_and(|p| {
+            p.analysis.sentiment <= context.profile.language.thresholds.emotion_sentiment
+        });
+        found.push(Detection::words(
+            Behaviour::Empathy,
+            if emotional { 0.95 } else { 0.8 },
+            utterance,
+            m.start,
+            m.end,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run_text, voice};
+    use super::*;
+    use crate::engine::event::Role;
+
+    fn empathic(text: &str) -> bool {
+        let found = run_text(
+            &voice(),
+            &[
+                (
+                    Role::Customer,
+                    "I've been without internet for a week and I'm really fed up",
+                ),
+                (Role::Agent, text),
+            ],
+        );
+        kinds(&found[1]).contains(&Behaviour::Empathy)
+    }
+
+    #[test]
+    fn validating_feelings_and_apologising_are_empathy() {
+        for text in [
+            "that sounds really frustrating",
+            "I'm sorry you've had to deal with this",
+            "I'd be upset too",
+            "oh no",
+            "I completely understand, let me fix that",
+            "i can imagine that's been stressful",
+        ] {
+            assert!(empathic(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn clarifications_and_plain_statements_are_not() {
+        for text in [
+            "I'm sorry, what?",
+            "sorry?",
+            "let me check the line",
+            "oh no that's not right the account number is different",
+        ] {
+            assert!(!empathic(text), "{text}");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Escalation request (rubric: language behaviours): the customer asks for a manager or
+//! supervisor, to cancel, to complain, or mentions legal steps.
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::event::Role;
+use crate::engine::state::Segment;
+
+/// Reports escalation requests.
+#[derive(Debug)]
+pub(super) struct EscalationDetector;
+
+impl Detector for EscalationDetector {
+    fn name(&self) -> &'static str {
+        "escalation"
+    }
+
+    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        if utterance.role != Role::Customer {
+            return;
+        }
+        if let Some(m) = context
+            .profile
+            .lang()
+            .escalation
+            .find(&utterance.analysis.words)
+        {
+            found.push(Detection::words(
+                Behaviour::EscalationRequest,
+                0.85,
+                utterance,
+                m.start,
+                m.end,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run_text, voice};
+    use super::*;
+
+    #[test]
+    fn asking_for_a_manager_or_to_cancel_is_escalation() {
+        for (text, expected) in [
+            ("I want to speak to a manager", true),
+            ("just cancel my subscription", true),
+            ("I'll be making a formal complaint", true),
+            ("I'm a manager at a bakery", false),
+            ("can you check my bill", false),
+        ] {
+            let found = run_text(&voice(), &[(Role::Customer, text)]);
+            assert_eq!(
+                kinds(&found[0]).contains(&Behaviour::EscalationRequest),
+                expected,
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Premature solution (rubric: language behaviours, "don't jump to conclusions"): the agent
+//! prescribes a fix or gives a verdict before the customer has described the problem — before
+//! the agent has asked any question, or before the customer has said
+//! `premature_min_customer_words` words.
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::event::Role;
+use crate::engine::state::Segment;
+
+/// Reports fixes offered too early.
+#[derive(Debug)]
+pub(super) struct PrematureSolutionDetector;
+
+impl Detector for PrematureSolutionDetector {
+    fn name(&self) -> &'static str {
+        "premature_solution"
+    }
+
+    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        if utterance.role != Role::Agent || utterance.analysis.question.is_some() {
+            return;
+        }
+        let m = context.metrics;
+        let early = m.questions == 0
+            || m.customer_words
+                < context
+                    .profile
+                    .language
+                    .thresholds
+                    .premature_min_customer_words;
+        if !early || m.customer_turns == 0 {
+            return;
+        }
+        if let Some(phrase) = context
+            .profile
+            .lang()
+            .solutions
+            .find(&utterance.analysis.words)
+        {
+            found.push(Detection::words(
+                Behaviour::PrematureSolution,
+                0.75,
+                utterance,
+                phrase.start,
+                phrase.end,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run_text, voice};
+    use super::*;
+
+    #[test]
+    fn a_fix_before_the_problem_is_described_is_premature() {
+        let found = run_text(
+            &voice(),
+            &[
+                (Role::Customer, "hi my internet is not working"),
+                (
+                    Role::Agent,
+                    "okay what you need to do is restart the router",
+                ),
+            ],
+        );
+        assert!(kinds(&found[1]).contains(&Behaviour::PrematureSolution));
+    }
+
+    #[test]
+    fn a_fix_after_questions_and_a_full_description_is_not() {
+        let found = run_text(
+            &voice(),
+            &[
+                (Role::Customer, "hi my internet is not working"),
+                (Role::Agent, "what happens when you try to connect"),
+                (
+                    Role::Customer,
+                    "the light goes orange after a minute and then every device says there is no internet even though the cable is plugged in properly and I already restarted everything twice this morning before calling you",
+                ),
+                (
+                    Role::Agent,
+                    "okay you need to reset the line from our side, I'll do that now",
+                ),
+            ],
+        );
+        assert!(!kinds(&found[3]).contains(&Behaviour::PrematureSolution));
+    }
+}

@@ -1,0 +1,147 @@
+//! Open and closed questions (rubric: language behaviours). A question is recognised by its
+//! form, not its punctuation: a wh- or "how" opening, auxiliary inversion, an imperative
+//! request for information, a tag, or (as extra evidence only) a question mark. It is **open**
+//! when it admits a wide range of answers ("what happened when…", "how does it behave", "tell
+//! me about…", "why…"), **closed** when a yes/no or one short fact answers it ("did you restart
+//! it", "what's your account number", "how many times", "which one", "when").
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::language::{Analysis, CompiledLanguage, QuestionForm};
+use crate::engine::state::Segment;
+
+/// Reports open and closed questions of the agent.
+#[derive(Debug)]
+pub(super) struct QuestionDetector;
+
+/// Open or closed, with a confidence; `None` for what is not a question of either kind.
+pub(super) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behaviour, f32)> {
+    use Behaviour::{ClosedQuestion as Closed, OpenQuestion as Open};
+    let form = a.question?;
+    let head = a.head()?;
+    let second = a.second();
+    let third = a.words.get(a.lead + 2);
+    let boost = if a.question_mark { 0.1 } else { 0.0 };
+    let (kind, confidence) = match form {
+        QuestionForm::Request => (Open, 0.85),
+        QuestionForm::Inversion => (Closed, 0.8 + boost),
+        QuestionForm::Tag => (Closed, 0.7 + boost),
+        QuestionForm::Declarative => (Closed, 0.6),
+        QuestionForm::Wh => {
+            let second = second.unwrap_or("");
+            if lang.closed_wh_words.contains(head) {
+                (Closed, 0.7 + boost)
+            } else if head == "why" {
+                (Open, 0.85)
+            } else if head.starts_with("how") {
+                if lang.closed_wh_followers.contains(second) {
+                    (Closed, 0.8)
+                } else {
+                    (Open, 0.8)
+                }
+            } else if head == "what's" || head == "whats" {
+                // "what's your number" asks for a fact; "what's going on" invites an account.
+                match second {
+                    "your" | "the" | "my" | "our" | "his" | "her" | "their" | "a" | "an"
+                    | "that" | "this" => (Closed, 0.7),
+                    _ => (Open, 0.65),
+                }
+            } else if lang.open_wh_followers.contains(second) {
+                // "what do you think" invites; "what is your account number" asks for a fact.
+                match third.unwrap_or("") {
+                    "your" | "the" | "my" | "our" | "his" | "her" | "their" | "a" | "an"
+                    | "its" | "this" | "that" | "these" | "those" => (Closed, 0.65),
+                    _ => (Open, 0.75),
+                }
+            } else if second.is_empty() {
+                return None; // a bare "what?" is a request to repeat, not a question of either kind
+            } else {
+                (Closed, 0.6) // "what time", "what model"
+            }
+        }
+    };
+    Some((kind, f32::min(confidence, 1.0)))
+}
+
+impl Detector for QuestionDetector {
+    fn name(&self) -> &'static str {
+        "questions"
+    }
+
+    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        if !utterance.may_be_agent() {
+            return;
+        }
+        let a = &utterance.analysis;
+        if let Some((kind, confidence)) = classify(a, context.profile.lang()) {
+            found.push(Detection::words(
+                kind,
+                confidence,
+                utterance,
+                a.lead,
+                a.words.len(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run_text, voice};
+    use super::*;
+    use crate::engine::event::Role;
+
+    fn kind_of(text: &str) -> Vec<Behaviour> {
+        let found = run_text(&voice(), &[(Role::Agent, text)]);
+        kinds(&found[0])
+            .into_iter()
+            .filter(|b| matches!(b, Behaviour::OpenQuestion | Behaviour::ClosedQuestion))
+            .collect()
+    }
+
+    #[test]
+    fn open_questions_invite_elaboration_with_or_without_a_question_mark() {
+        for text in [
+            "what happened when you tried to log in",
+            "so uh how does it behave when it drops",
+            "tell me about the problem",
+            "can you walk me through what you did",
+            "why do you think that is",
+            "what have you tried so far",
+            "How about you?",
+            "what else is going on with the account",
+        ] {
+            assert_eq!(kind_of(text), [Behaviour::OpenQuestion], "{text}");
+        }
+    }
+
+    #[test]
+    fn closed_questions_take_a_yes_no_or_one_fact_even_when_they_start_with_what() {
+        for text in [
+            "did you restart it",
+            "is it plugged in",
+            "what's your account number",
+            "what is your date of birth",
+            "how many times has it happened",
+            "which router do you have",
+            "when did it start",
+            "it's the blue one isn't it",
+            "You've tried that already?",
+        ] {
+            assert_eq!(kind_of(text), [Behaviour::ClosedQuestion], "{text}");
+        }
+    }
+
+    #[test]
+    fn statements_are_not_questions() {
+        for text in [
+            "what you need to do is restart it",
+            "when I was at home it worked",
+            "how nice",
+            "what a shame",
+            "I can do that for you",
+            "",
+        ] {
+            assert!(kind_of(text).is_empty(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Reflection (rubric: language behaviours): the agent restates what the customer said — with
+//! a reflective opening ("so what you're saying is…", "it sounds like…", "if I've got this
+//! right…"), with a weaker opening ("so you…") and some of their words, or by restating most of
+//! its content words from the customer's recent turns.
+
+use super::{Behaviour, Context, Detection, Detector};
+use crate::engine::language::QuestionForm;
+use crate::engine::state::Segment;
+
+/// Reports paraphrases and summaries.
+#[derive(Debug)]
+pub(super) struct ReflectionDetector;
+
+impl Detector for ReflectionDetector {
+    fn name(&self) -> &'static str {
+        "reflection"
+    }
+
+    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        if !utterance.may_be_agent() {
+            return;
+        }
+        let a = &utterance.analysis;
+        let lang = context.profile.lang();
+        let rules = &context.profile.language.thresholds;
+        if a.words.is_empty()
+            || matches!(
+                a.question,
+                Some(QuestionForm::Wh | QuestionForm::Request | QuestionForm::Inversion)
+            )
+        {
+            return;
+        }
+        if super::acknowledgement::is_acknowledgement(utterance, context) {
+            return;
+        }
+        if let Some(m) = lang
+            .reflection_openings
+            .find(&a.words)
+            .filter(|m| m.start <= a.lead)
+        {
+            found.push(Detection::words(
+                Behaviour::Reflection,
+                0.85,
+                utterance,
+                m.start,
+                a.words.len(),
+            ));
+            return;
+        }
+        let mut recent: Vec<String> = Vec::new();
+        let mut related = Vec::new();
+        for turn in context.other_turns(utterance, rules.reflection_context_turns) {
+            recent.extend(turn.analysis.content.iter().cloned());
+            related.push(turn.utterance_id.clone());
+        }
+        recent.sort();
+        recent.dedup();
+        let (shared, share) = a.overlap_with(&recent);
+        if shared >= 1
+            && lang.weak_reflection_openings.at(&a.words, 0).is_some()
+            && a.words.get(0) == Some("so")
+        {
+            found.push(Detection::whole(Behaviour::Reflection, 0.6, utterance).related(related));
+        } else if shared >= rules.reflection_min_content_words
+            && share >= rules.reflection_min_overlap
+        {
+            found.push(Detection::whole(Behaviour::Reflection, 0.5, utterance).related(related));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{kinds, run_text, voice};
+    use super::*;
+    use crate::engine::event::Role;
+
+    fn reflects(customer: &str, agent: &str) -> bool {
+        let found = run_text(
+            &voice(),
+            &[(Role::Customer, customer), (Role::Agent, agent)],
+        );
+        kinds(&found[1]).contains(&Behaviour::Reflection)
+    }
+
+    #[test]
+    fn paraphrases_and_summaries_are_reflections() {
+        let customer = "since the update last week the printer won't print anything from my laptop";
+        for agent in [
+            "so what you're saying is nothing prints since the update",
+            "it sounds like the update broke printing",
+            "so since the update the printer stopped printing from the laptop",
+            "since the update the printer won't print from your laptop",
+        ] {
+            assert!(reflects(customer, agent), "{agent}");
+        }
+    }
+
+    #[test]
+    fn new_content_questions_and_cues_are_not() {
+        let customer = "since the update last week the printer won't print anything from my laptop";
+        for agent in [
+            "have you restarted the printer",
+            "okay",
+            "let me check our system status page",
+            "what model is the printer",
+        ] {
+            assert!(!reflects(customer, agent), "{agent}");
+        }
+    }
+}

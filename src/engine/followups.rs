@@ -1,0 +1,314 @@
+//! Follow-ups: what a customer turn calls for and whether the agent's next turns deliver it —
+//! an answer to the customer's question, empathy after emotion, an acknowledgement of a long
+//! turn, picking up a side issue — plus the run of closed questions and the customer's mood.
+//! Deterministic state, bounded (a few pending items at most), updated after the detectors.
+
+use std::collections::VecDeque;
+
+use super::detectors::{Behaviour, Detection};
+use super::event::Role;
+use super::metrics::Metrics;
+use super::rubric::Profile;
+use super::state::{Segment, State};
+use super::{CustomerState, Trend};
+
+/// Side issues waiting to be picked up, at most.
+const MAX_SIDE_ISSUES: usize = 4;
+/// Customer sentiments remembered for the trend.
+const SENTIMENT_WINDOW: usize = 6;
+
+#[derive(Debug, Clone)]
+struct Pending {
+    utterance_id: String,
+    content: Vec<String>,
+    agent_turns: u32,
+    acknowledged: bool,
+}
+
+impl Pending {
+    fn of(segment: &Segment) -> Pending {
+        Pending {
+            utterance_id: segment.utterance_id.clone(),
+            content: segment.analysis.content.clone(),
+            agent_turns: 0,
+            acknowledged: false,
+        }
+    }
+}
+
+/// Something the agent did not deliver in time, or a trend worth an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FollowUp {
+    /// A customer question went unanswered for the response window.
+    UnansweredQuestion {
+        /// The customer's question.
+        question: String,
+    },
+    /// Strong customer emotion met neither empathy nor acknowledgement.
+    EmpathyMissed {
+        /// The emotional customer turn.
+        emotion: String,
+    },
+    /// A side issue was not picked up in time (or before the end).
+    SideIssueDropped {
+        /// The customer turn that raised it.
+        side_issue: String,
+    },
+    /// Several closed questions in a row before the problem was understood.
+    ClosedQuestionStreak {
+        /// The questions.
+        questions: Vec<String>,
+    },
+    /// Customer sentiment fell.
+    FrustrationRising {
+        /// The latest customer turn.
+        latest: String,
+    },
+}
+
+/// The follow-up state of a conversation.
+#[derive(Debug, Clone, Default)]
+pub struct FollowUps {
+    question: Option<Pending>,
+    emotion: Option<Pending>,
+    long_turn: Option<Pending>,
+    side_issues: VecDeque<Pending>,
+    closed_run: VecDeque<String>,
+    understood: bool,
+    sentiments: VecDeque<f64>,
+    mood: CustomerState,
+    falling: bool,
+}
+
+fn has(found: &[Detection], behaviour: Behaviour) -> bool {
+    found.iter().any(|d| d.behaviour == behaviour)
+}
+
+impl FollowUps {
+    /// The customer's mood so far.
+    pub fn customer(&self) -> CustomerState {
+        self.mood
+    }
+
+    /// Takes in a final utterance and what was detected in it; returns what came due.
+    pub fn after(
+        &mut self,
+        segment: &Segment,
+        found: &[Detection],
+        state: &State,
+        profile: &Profile,
+        metrics: &mut Metrics,
+    ) -> Vec<FollowUp> {
+        let rules = &profile.language.thresholds;
+        let mut due = Vec::new();
+        match segment.role {
+            Role::Customer => self.customer_turn(segment, found, state, profile, metrics, &mut due),
+            Role::Agent => {
+                let cue =
+                    has(found, Behaviour::Acknowledgement) || has(found, Behaviour::Backchannel);
+                let empathy = has(found, Behaviour::Empathy);
+                let reflection = has(found, Behaviour::Reflection);
+                // A backchannel takes no turn.
+                let turn = !segment.backchannel;
+
+                if let Some(long) = &mut self.long_turn {
+                    if cue || empathy || reflection {
+                        metrics.long_turns_acknowledged += 1;
+                        self.long_turn = None;
+                    } else if turn {
+                        self.long_turn = None;
+                    } else {
+                        long.agent_turns += 0;
+                    }
+                }
+                if let Some(emotion) = &mut self.emotion {
+                    if empathy {
+                        metrics.emotion_answered += 1;
+                        self.emotion = None;
+                    } else {
+                        emotion.acknowledged |= cue || reflection;
+                        if turn {
+                            emotion.agent_turns += 1;
+                        }
+                        if emotion.agent_turns >= rules.response_window_agent_turns {
+                            if !emotion.acknowledged {
+                                due.push(FollowUp::EmpathyMissed {
+                                    emotion: emotion.utterance_id.clone(),
+                                });
+                            }
+                            self.emotion = None;
+                        }
+                    }
+                }
+                if let Some(question) = &mut self.question {
+                    let lang = profile.lang();
+                    let (shared, _) = segment.analysis.overlap_with(&question.content);
+                    let answered = shared > 0
+                        || has(found, Behaviour::ClarifyingQuestion)
+                        || lang
+                            .answers
+                            .at(&segment.analysis.words, segment.analysis.lead)
+                            .is_some()
+                        || lang.answers.at(&segment.analysis.words, 0).is_some();
+                    if answered {
+                        self.question = None;
+                    } else if turn {
+                        question.agent_turns += 1;
+                        if question.agent_turns >= rules.response_window_agent_turns {
+                            due.push(FollowUp::UnansweredQuestion {
+                                question: question.utterance_id.clone(),
+                            });
+                            metrics.unanswered_questions += 1;
+                            self.question = None;
+                        }
+                    }
+                }
+                let mut kept = VecDeque::with_capacity(self.side_issues.len());
+                while let Some(mut side) = self.side_issues.pop_front() {
+                    let (shared, _) = segment.analysis.overlap_with(&side.content);
+                    if shared > 0 {
+                        continue; // picked up
+                    }
+                    if turn {
+                        side.agent_turns += 1;
+                    }
+                    if side.agent_turns >= rules.side_issue_window_agent_turns {
+                        metrics.side_issues_dropped += 1;
+                        due.push(FollowUp::SideIssueDropped {
+                            side_issue: side.utterance_id,
+                        });
+                    } else {
+                        kept.push_back(side);
+                    }
+                }
+                self.side_issues = kept;
+
+                if reflection {
+                    self.understood = true;
+                }
+                if has(found, Behaviour::ClosedQuestion)
+                    && !has(found, Behaviour::ClarifyingQuestion)
+                {
+                    self.closed_run.push_back(segment.utterance_id.clone());
+                    let streak = rules.closed_question_streak as usize;
+                    if self.closed_run.len() > streak {
+                        self.closed_run.pop_front();
+                    }
+                    if self.closed_run.len() == streak && !self.understood {
+                        due.push(FollowUp::ClosedQuestionStreak {
+                            questions: self.closed_run.iter().cloned().collect(),
+                        });
+                        metrics.closed_question_streaks += 1;
+                        self.closed_run.clear();
+                    }
+                } else if has(found, Behaviour::OpenQuestion)
+                    || has(found, Behaviour::ClarifyingQuestion)
+                {
+                    self.closed_run.clear();
+                }
+            }
+            Role::Other | Role::Unknown => {}
+        }
+        due
+    }
+
+    fn customer_turn(
+        &mut self,
+        segment: &Segment,
+        found: &[Detection],
+        state: &State,
+        profile: &Profile,
+        metrics: &mut Metrics,
+        due: &mut Vec<FollowUp>,
+    ) {
+        let rules = &profile.language.thresholds;
+        let a = &segment.analysis;
+        if a.question.is_some() && a.words.len() > 2 {
+            self.question = Some(Pending::of(segment));
+        }
+        let strong = a.sentiment <= rules.strong_emotion_sentiment
+            || found
+                .iter()
+                .any(|d| d.behaviour == Behaviour::CustomerEmotion && d.confidence >= 0.8);
+        if has(found, Behaviour::CustomerEmotion) {
+            metrics.emotion_episodes += u32::from(self.emotion.is_none() && strong);
+            if strong && self.emotion.is_none() {
+                self.emotion = Some(Pending::of(segment));
+            }
+        }
+        if has(found, Behaviour::SideIssue) {
+            metrics.side_issues += 1;
+            if self.side_issues.len() == MAX_SIDE_ISSUES {
+                self.side_issues.pop_front();
+            }
+            self.side_issues.push_back(Pending::of(segment));
+        }
+        if a.words.len() >= rules.long_customer_turn_words {
+            metrics.long_customer_turns += 1;
+            // Agent backchannels under this turn already acknowledged it.
+            let heard = match segment.interval() {
+                Some((start, end)) => state.timeline.iter().any(|t| {
+                    t.role == Role::Agent && t.backchannel && t.start_ms < end && start < t.end_ms
+                }),
+                None => false,
+            };
+            if heard {
+                metrics.long_turns_acknowledged += 1;
+                self.long_turn = None;
+            } else {
+                self.long_turn = Some(Pending::of(segment));
+            }
+        }
+        // Mood: an average leaning to recent turns, and the trend between two windows.
+        let s = a.sentiment;
+        self.sentiments.push_back(s);
+        if self.sentiments.len() > SENTIMENT_WINDOW {
+            self.sentiments.pop_front();
+        }
+        let marker = has(found, Behaviour::CustomerEmotion)
+            && found
+                .iter()
+                .any(|d| d.behaviour == Behaviour::CustomerEmotion && d.span.is_some());
+        let mood = &mut self.mood;
+        mood.sentiment = if metrics.customer_turns <= 1 {
+            s
+        } else {
+            0.6 * mood.sentiment + 0.4 * s
+        };
+        let heat = ((-s).max(0.0) + if marker { 0.4 } else { 0.0 }).min(1.0);
+        mood.frustration = (0.7 * mood.frustration + 0.3 * heat).clamp(0.0, 1.0);
+        if self.sentiments.len() >= 4 {
+            let half = self.sentiments.len() / 2;
+            let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+            let all: Vec<f64> = self.sentiments.iter().copied().collect();
+            let (before, after) = (mean(&all[..half]), mean(&all[half..]));
+            mood.trend = if after - before >= 0.15 {
+                Trend::Improving
+            } else if before - after >= 0.15 {
+                Trend::Worsening
+            } else {
+                Trend::Steady
+            };
+            let falling = before - after >= rules.frustration_drop && after < 0.0;
+            if falling && !self.falling {
+                due.push(FollowUp::FrustrationRising {
+                    latest: segment.utterance_id.clone(),
+                });
+            }
+            self.falling = falling;
+        }
+    }
+
+    /// At the end: side issues never picked up.
+    pub fn at_end(&mut self, metrics: &mut Metrics) -> Vec<FollowUp> {
+        let dropped: Vec<FollowUp> = self
+            .side_issues
+            .drain(..)
+            .map(|s| FollowUp::SideIssueDropped {
+                side_issue: s.utterance_id,
+            })
+            .collect();
+        metrics.side_issues_dropped += dropped.len() as u32;
+        dropped
+    }
+}

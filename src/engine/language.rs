@@ -1,0 +1,421 @@
+//! What the language detectors share, computed once per utterance: its words without fillers,
+//! the stems of its content words, whether and how it is a question, whether it stops
+//! mid-clause, and its sentiment.
+//!
+//! Nothing here depends on punctuation or capitals (speech recognition has neither); a question
+//! mark, when present, only adds evidence. Every word list comes from the rubric
+//! (`[base.language]`); the sentiment lexicon is VADER's (Hutto & Gilbert 2014, through the
+//! `vader_sentiment` crate), with negation and intensifier rules after VADER's and contact-centre
+//! overrides from the rubric.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::text::{PhraseSet, Token, Words};
+
+/// Word lists and thresholds of the language behaviours (`[base.language]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // each list is documented in default.toml beside its values
+pub struct LanguageRules {
+    pub discourse_markers: Vec<String>,
+    pub stop_words: Vec<String>,
+    pub wh_words: Vec<String>,
+    pub auxiliaries: Vec<String>,
+    pub subjects: Vec<String>,
+    pub statement_subjects: Vec<String>,
+    pub exclamatives: Vec<String>,
+    pub open_wh_followers: Vec<String>,
+    pub closed_wh_followers: Vec<String>,
+    pub closed_wh_words: Vec<String>,
+    pub open_requests: Vec<String>,
+    pub question_tags: Vec<String>,
+    pub clarifying: Vec<String>,
+    pub non_understanding: Vec<String>,
+    pub acknowledgements: Vec<String>,
+    pub answers: Vec<String>,
+    pub empathy: Vec<String>,
+    pub reflection_openings: Vec<String>,
+    pub weak_reflection_openings: Vec<String>,
+    pub solutions: Vec<String>,
+    pub dismissive: Vec<String>,
+    pub repeat_markers: Vec<String>,
+    pub frustration: Vec<String>,
+    pub escalation: Vec<String>,
+    pub side_issue_markers: Vec<String>,
+    pub problem_words: Vec<String>,
+    pub negations: Vec<String>,
+    pub boosters: Vec<String>,
+    pub dampeners: Vec<String>,
+    pub clause_continuations: Vec<String>,
+    pub sentiment_overrides: HashMap<String, f64>,
+    pub thresholds: LanguageThresholds,
+}
+
+/// Numbers of the language behaviours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LanguageThresholds {
+    pub acknowledgement_max_words: usize,
+    pub reflection_min_content_words: usize,
+    pub reflection_min_overlap: f64,
+    pub reflection_context_turns: usize,
+    pub completion_max_words: usize,
+    pub completion_max_gap_ms: i64,
+    pub repeat_min_content_words: usize,
+    pub repeat_min_overlap: f64,
+    pub premature_min_customer_words: u64,
+    pub emotion_sentiment: f64,
+    pub strong_emotion_sentiment: f64,
+    pub response_window_agent_turns: u32,
+    pub side_issue_window_agent_turns: u32,
+    pub closed_question_streak: u32,
+    pub frustration_drop: f64,
+    pub long_customer_turn_words: usize,
+}
+
+/// The rules compiled for matching.
+#[derive(Clone)]
+pub struct CompiledLanguage {
+    /// Single-word lists.
+    pub discourse_markers: HashSet<String>,
+    #[allow(missing_docs)]
+    pub stop_words: HashSet<String>,
+    #[allow(missing_docs)]
+    pub wh_words: HashSet<String>,
+    #[allow(missing_docs)]
+    pub auxiliaries: HashSet<String>,
+    #[allow(missing_docs)]
+    pub subjects: HashSet<String>,
+    #[allow(missing_docs)]
+    pub statement_subjects: HashSet<String>,
+    #[allow(missing_docs)]
+    pub exclamatives: HashSet<String>,
+    #[allow(missing_docs)]
+    pub open_wh_followers: HashSet<String>,
+    #[allow(missing_docs)]
+    pub closed_wh_followers: HashSet<String>,
+    #[allow(missing_docs)]
+    pub closed_wh_words: HashSet<String>,
+    #[allow(missing_docs)]
+    pub negations: HashSet<String>,
+    #[allow(missing_docs)]
+    pub boosters: HashSet<String>,
+    #[allow(missing_docs)]
+    pub dampeners: HashSet<String>,
+    #[allow(missing_docs)]
+    pub clause_continuations: HashSet<String>,
+    /// Phrase lists.
+    pub open_requests: PhraseSet,
+    #[allow(missing_docs)]
+    pub question_tags: PhraseSet,
+    #[allow(missing_docs)]
+    pub clarifying: PhraseSet,
+    #[allow(missing_docs)]
+    pub non_understanding: PhraseSet,
+    #[allow(missing_docs)]
+    pub acknowledgements: PhraseSet,
+    #[allow(missing_docs)]
+    pub answers: PhraseSet,
+    #[allow(missing_docs)]
+    pub empathy: PhraseSet,
+    #[allow(missing_docs)]
+    pub reflection_openings: PhraseSet,
+    #[allow(missing_docs)]
+    pub weak_reflection_openings: PhraseSet,
+    #[allow(missing_docs)]
+    pub solutions: PhraseSet,
+    #[allow(missing_docs)]
+    pub dismissive: PhraseSet,
+    #[allow(missing_docs)]
+    pub repeat_markers: PhraseSet,
+    #[allow(missing_docs)]
+    pub frustration: PhraseSet,
+    #[allow(missing_docs)]
+    pub escalation: PhraseSet,
+    #[allow(missing_docs)]
+    pub side_issue_markers: PhraseSet,
+    #[allow(missing_docs)]
+    pub problem_words: PhraseSet,
+    /// Word valences of the rubric, consulted before the lexicon.
+    overrides: HashMap<String, f64>,
+    /// VADER's lexicon, shared by every profile.
+    lexicon: Arc<HashMap<String, f64>>,
+    stemmer: Arc<rust_stemmers::Stemmer>,
+}
+
+impl std::fmt::Debug for CompiledLanguage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledLanguage")
+            .field("lexicon_words", &self.lexicon.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn set(words: &[String]) -> HashSet<String> {
+    words.iter().map(|w| w.to_lowercase()).collect()
+}
+
+/// VADER's lexicon as a plain map (read once; shared by every profile).
+pub fn vader_lexicon() -> HashMap<String, f64> {
+    vader_sentiment::LEXICON
+        .iter()
+        .map(|(k, v)| (k.to_lowercase(), *v))
+        .collect()
+}
+
+impl CompiledLanguage {
+    /// Valence of a word: the rubric's override, else VADER's.
+    pub fn valence(&self, word: &str) -> Option<f64> {
+        self.overrides
+            .get(word)
+            .or_else(|| self.lexicon.get(word))
+            .copied()
+    }
+
+    /// Compiles the rules; `lexicon` is the base sentiment lexicon.
+    pub fn new(rules: &LanguageRules, lexicon: Arc<HashMap<String, f64>>) -> CompiledLanguage {
+        CompiledLanguage {
+            overrides: rules
+                .sentiment_overrides
+                .iter()
+                .map(|(w, v)| (w.to_lowercase(), *v))
+                .collect(),
+            lexicon,
+            discourse_markers: set(&rules.discourse_markers),
+            stop_words: set(&rules.stop_words),
+            wh_words: set(&rules.wh_words),
+            auxiliaries: set(&rules.auxiliaries),
+            subjects: set(&rules.subjects),
+            statement_subjects: set(&rules.statement_subjects),
+            exclamatives: set(&rules.exclamatives),
+            open_wh_followers: set(&rules.open_wh_followers),
+            closed_wh_followers: set(&rules.closed_wh_followers),
+            closed_wh_words: set(&rules.closed_wh_words),
+            negations: set(&rules.negations),
+            boosters: set(&rules.boosters),
+            dampeners: set(&rules.dampeners),
+            clause_continuations: set(&rules.clause_continuations),
+            open_requests: PhraseSet::new(&rules.open_requests),
+            question_tags: PhraseSet::new(&rules.question_tags),
+            clarifying: PhraseSet::new(&rules.clarifying),
+            non_understanding: PhraseSet::new(&rules.non_understanding),
+            acknowledgements: PhraseSet::new(&rules.acknowledgements),
+            answers: PhraseSet::new(&rules.answers),
+            empathy: PhraseSet::new(&rules.empathy),
+            reflection_openings: PhraseSet::new(&rules.reflection_openings),
+            weak_reflection_openings: PhraseSet::new(&rules.weak_reflection_openings),
+            solutions: PhraseSet::new(&rules.solutions),
+            dismissive: PhraseSet::new(&rules.dismissive),
+            repeat_markers: PhraseSet::new(&rules.repeat_markers),
+            frustration: PhraseSet::new(&rules.frustration),
+            escalation: PhraseSet::new(&rules.escalation),
+            side_issue_markers: PhraseSet::new(&rules.side_issue_markers),
+            problem_words: PhraseSet::new(&rules.problem_words),
+            stemmer: Arc::new(rust_stemmers::Stemmer::create(
+                rust_stemmers::Algorithm::English,
+            )),
+        }
+    }
+}
+
+/// The grammatical shape of a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuestionForm {
+    /// Opens with a wh-word or "how" ("what happened", "how does it behave").
+    Wh,
+    /// Auxiliary before the subject ("did you restart it", "is it plugged in").
+    Inversion,
+    /// A request for information in the imperative ("tell me about", "walk me through").
+    Request,
+    /// A statement with a tag ("it's the blue one, isn't it").
+    Tag,
+    /// A statement marked as a question only by its question mark.
+    Declarative,
+}
+
+/// What the language detectors read of one utterance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Analysis {
+    /// Words without fillers and stutters.
+    pub words: Words,
+    /// Leading discourse markers ("so", "and", "well", "okay") before the substance.
+    pub lead: usize,
+    /// Stems of the content words, sorted, without repeats.
+    pub content: Vec<String>,
+    /// The question form, if it is one.
+    pub question: Option<QuestionForm>,
+    /// Whether the text ends with a question mark (evidence, never required).
+    pub question_mark: bool,
+    /// Whether it stops mid-clause (a trailing comma or dash, a cut word, or a last word that
+    /// leaves the clause open).
+    pub open_ending: bool,
+    /// Sentiment in [-1, 1].
+    pub sentiment: f64,
+}
+
+impl Analysis {
+    /// The first substantive word (after discourse markers).
+    pub fn head(&self) -> Option<&str> {
+        self.words.get(self.lead)
+    }
+
+    /// The word after the head.
+    pub fn second(&self) -> Option<&str> {
+        self.words.get(self.lead + 1)
+    }
+
+    /// Share of this utterance's content stems that occur in `other` (sorted stems).
+    pub fn overlap_with(&self, other: &[String]) -> (usize, f64) {
+        if self.content.is_empty() {
+            return (0, 0.0);
+        }
+        let shared = self
+            .content
+            .iter()
+            .filter(|c| other.binary_search(c).is_ok())
+            .count();
+        (shared, shared as f64 / self.content.len() as f64)
+    }
+}
+
+/// Analyses an utterance.
+pub fn analyse(
+    text: &str,
+    tokens: &[Token],
+    fillers: &[String],
+    lang: &CompiledLanguage,
+) -> Analysis {
+    let words = Words::new(tokens, fillers);
+    let mut lead = 0;
+    while lead + 1 < words.len()
+        && words
+            .get(lead)
+            .is_some_and(|w| lang.discourse_markers.contains(w))
+    {
+        lead += 1;
+    }
+    // "you know, what do you think" and "i mean, how…" lead in too.
+    while lead + 2 < words.len()
+        && matches!(
+            (words.get(lead), words.get(lead + 1)),
+            (Some("you"), Some("know")) | (Some("i"), Some("mean"))
+        )
+    {
+        lead += 2;
+    }
+    let mut content: Vec<String> = words
+        .iter()
+        .filter(|w| {
+            w.chars().count() > 1
+                && !lang.stop_words.contains(*w)
+                && !lang.discourse_markers.contains(*w)
+        })
+        .map(|w| lang.stemmer.stem(w).into_owned())
+        .collect();
+    content.sort();
+    content.dedup();
+    let trimmed = text.trim_end();
+    let question_mark = trimmed.ends_with('?');
+    let last_char = trimmed.chars().last();
+    let cut_word = tokens
+        .last()
+        .is_some_and(|t| text[..].chars().nth(t.end_char as usize) == Some('-'));
+    let open_ending = matches!(last_char, Some(',' | '-' | '\u{2014}'))
+        || cut_word
+        || words
+            .get(words.len().wrapping_sub(1))
+            .is_some_and(|w| lang.clause_continuations.contains(w));
+    let mut analysis = Analysis {
+        words,
+        lead,
+        content,
+        question: None,
+        question_mark,
+        open_ending,
+        sentiment: 0.0,
+    };
+    analysis.question = question_form(&analysis, lang);
+    analysis.sentiment = sentiment(&analysis.words, lang);
+    analysis
+}
+
+fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> {
+    let head = a.head()?;
+    let second = a.second();
+    if lang.open_requests.at(&a.words, a.lead).is_some() {
+        return Some(QuestionForm::Request);
+    }
+    if lang.wh_words.contains(head) {
+        let exclamative = second.is_some_and(|s| lang.exclamatives.contains(s)) && !a.question_mark;
+        let statement =
+            second.is_some_and(|s| lang.statement_subjects.contains(s)) && !a.question_mark;
+        if !exclamative
+            && !statement
+            && (second.is_some() || a.question_mark || a.words.len() == a.lead + 1)
+        {
+            return Some(QuestionForm::Wh);
+        }
+    }
+    if lang.auxiliaries.contains(head) && second.is_some_and(|s| lang.subjects.contains(s)) {
+        return Some(QuestionForm::Inversion);
+    }
+    if a.words.len() > a.lead + 2
+        && lang
+            .question_tags
+            .at_end(&a.words)
+            .is_some_and(|m| m.start > a.lead)
+    {
+        return Some(QuestionForm::Tag);
+    }
+    if a.question_mark {
+        return Some(QuestionForm::Declarative);
+    }
+    None
+}
+
+/// VADER's increment for boosters and dampeners, and its negation factor.
+const BOOST: f64 = 0.293;
+const NEGATION: f64 = -0.74;
+/// VADER's normalisation constant.
+const ALPHA: f64 = 15.0;
+
+/// Compound sentiment in [-1, 1], after VADER: word valences, boosted or dampened by the three
+/// words before, flipped by a negation among them, "but" shifting weight to what follows.
+pub fn sentiment(words: &Words, lang: &CompiledLanguage) -> f64 {
+    let list: Vec<&str> = words.iter().collect();
+    let but = list.iter().position(|w| *w == "but");
+    let mut sum = 0.0;
+    for (i, w) in list.iter().enumerate() {
+        let Some(base) = lang.valence(w) else {
+            continue;
+        };
+        if base == 0.0 {
+            continue;
+        }
+        let mut v = base;
+        for (distance, prev) in list[i.saturating_sub(3)..i].iter().rev().enumerate() {
+            let scale = [1.0, 0.95, 0.9][distance];
+            if lang.boosters.contains(*prev) {
+                v += v.signum() * BOOST * scale;
+            } else if lang.dampeners.contains(*prev) {
+                v -= v.signum() * BOOST * scale;
+            }
+        }
+        if list[i.saturating_sub(3)..i]
+            .iter()
+            .any(|p| lang.negations.contains(*p))
+        {
+            v *= NEGATION;
+        }
+        if let Some(b) = but {
+            v *= if i < b { 0.5 } else { 1.5 };
+        }
+        sum += v;
+    }
+    // "not bad at all": VADER's "at all" after a negated word keeps the flip.
+    sum / (sum * sum + ALPHA).sqrt()
+}
