@@ -60,6 +60,9 @@ struct UtteranceLine {
     role: Option<String>,
     #[serde(default)]
     participant_id: Option<String>,
+    /// Corpora without roles name speakers ("A", "B"); used as the participant.
+    #[serde(default)]
+    speaker: Option<String>,
     text: String,
     #[serde(default)]
     start_ms: Option<i64>,
@@ -122,7 +125,7 @@ fn convert(line: Line) -> Result<Transcript, String> {
         utterances.push(Utterance {
             utterance_id: u.utterance_id,
             role,
-            participant_id: u.participant_id,
+            participant_id: u.participant_id.or(u.speaker),
             text: u.text,
             start_ms: u.start_ms,
             end_ms: u.end_ms,

@@ -1,6 +1,7 @@
 //! The `hearken` command: one file per verb.
 
 mod demo;
+pub mod eval;
 mod render;
 mod replay;
 mod score;
@@ -32,6 +33,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Score transcript files offline (no server): JSON Lines of scorecards on standard output.
     Score(score::ScoreArgs),
+    /// Measure the detectors on a labelled transcript file: precision, recall and F1.
+    Eval(eval::EvalArgs),
 }
 
 /// Runs the command; returns the process exit code.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     telemetry::init_logging(cli.log_format, default_filter);
     match cli.command {
         Command::Score(args) => score::run(args),
+        Command::Eval(args) => eval::run(args),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -52,7 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Command::Serve(args) => serve::run(args).await,
                     Command::Demo(args) => demo::run(args).await,
                     Command::Replay(args) => replay::run(args).await,
-                    Command::Score(_) => unreachable!("handled above"),
+                    Command::Score(_) | Command::Eval(_) => unreachable!("handled above"),
                 }
             })
         }

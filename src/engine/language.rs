@@ -23,6 +23,10 @@ pub struct LanguageRules {
     pub discourse_markers: Vec<String>,
     pub stop_words: Vec<String>,
     pub wh_words: Vec<String>,
+    pub subordinating_wh_words: Vec<String>,
+    pub fact_nouns: Vec<String>,
+    pub indirect_questions: Vec<String>,
+    pub weak_question_tags: Vec<String>,
     pub auxiliaries: Vec<String>,
     pub subjects: Vec<String>,
     pub statement_subjects: Vec<String>,
@@ -86,6 +90,14 @@ pub struct CompiledLanguage {
     pub stop_words: HashSet<String>,
     #[allow(missing_docs)]
     pub wh_words: HashSet<String>,
+    #[allow(missing_docs)]
+    pub subordinating_wh_words: HashSet<String>,
+    #[allow(missing_docs)]
+    pub fact_nouns: HashSet<String>,
+    #[allow(missing_docs)]
+    pub indirect_questions: PhraseSet,
+    #[allow(missing_docs)]
+    pub weak_question_tags: PhraseSet,
     #[allow(missing_docs)]
     pub auxiliaries: HashSet<String>,
     #[allow(missing_docs)]
@@ -188,6 +200,10 @@ impl CompiledLanguage {
             discourse_markers: set(&rules.discourse_markers),
             stop_words: set(&rules.stop_words),
             wh_words: set(&rules.wh_words),
+            subordinating_wh_words: set(&rules.subordinating_wh_words),
+            fact_nouns: set(&rules.fact_nouns),
+            indirect_questions: PhraseSet::new(&rules.indirect_questions),
+            weak_question_tags: PhraseSet::new(&rules.weak_question_tags),
             auxiliaries: set(&rules.auxiliaries),
             subjects: set(&rules.subjects),
             statement_subjects: set(&rules.statement_subjects),
@@ -235,6 +251,8 @@ pub enum QuestionForm {
     Tag,
     /// A statement marked as a question only by its question mark.
     Declarative,
+    /// An indirect question ("I was wondering if…").
+    Indirect,
 }
 
 /// What the language detectors read of one utterance.
@@ -346,32 +364,62 @@ pub fn analyse(
 fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> {
     let head = a.head()?;
     let second = a.second();
+    let third = a.words.get(a.lead + 2);
+    let mark = a.question_mark;
     if lang.open_requests.at(&a.words, a.lead).is_some() {
         return Some(QuestionForm::Request);
     }
+    if lang
+        .indirect_questions
+        .find(&a.words)
+        .is_some_and(|m| m.start <= a.lead + 1)
+    {
+        return Some(QuestionForm::Indirect);
+    }
     if lang.wh_words.contains(head) {
-        let exclamative = second.is_some_and(|s| lang.exclamatives.contains(s)) && !a.question_mark;
-        let statement =
-            second.is_some_and(|s| lang.statement_subjects.contains(s)) && !a.question_mark;
+        let follower = |w: &str| {
+            lang.auxiliaries.contains(w)
+                || lang.open_wh_followers.contains(w)
+                || lang.closed_wh_followers.contains(w)
+        };
+        let exclamative = second.is_some_and(|s| lang.exclamatives.contains(s)) && !mark;
+        let statement = second.is_some_and(|s| lang.statement_subjects.contains(s)) && !mark;
+        // "what happens is…", "how easy it is…": a clause, not a question.
+        let clause = !mark
+            && (third.is_some_and(|t| matches!(t, "is" | "was"))
+                && second.is_some_and(|s| !lang.auxiliaries.contains(s))
+                || (head.starts_with("how")
+                    && third.is_some_and(|t| lang.statement_subjects.contains(t))));
+        let joins =
+            lang.subordinating_wh_words.contains(head) && !mark && !second.is_some_and(follower);
         if !exclamative
             && !statement
-            && (second.is_some() || a.question_mark || a.words.len() == a.lead + 1)
+            && !clause
+            && !joins
+            && (second.is_some() || mark || a.words.len() == a.lead + 1)
         {
             return Some(QuestionForm::Wh);
         }
     }
     if lang.auxiliaries.contains(head) && second.is_some_and(|s| lang.subjects.contains(s)) {
-        return Some(QuestionForm::Inversion);
+        // "have a good day", "do the dishes": imperatives, unless asked; "isn't that awful":
+        // an exclamation, unless asked.
+        let imperative = matches!(head, "have" | "do")
+            && second.is_some_and(|s| matches!(s, "a" | "an" | "the" | "some"))
+            && !mark;
+        let exclamation =
+            matches!(head, "isn't" | "wasn't" | "aren't") && second == Some("that") && !mark;
+        if !imperative && !exclamation {
+            return Some(QuestionForm::Inversion);
+        }
     }
-    if a.words.len() > a.lead + 2
-        && lang
-            .question_tags
-            .at_end(&a.words)
-            .is_some_and(|m| m.start > a.lead)
-    {
-        return Some(QuestionForm::Tag);
+    if a.words.len() > a.lead + 2 {
+        let tagged = |set: &PhraseSet| set.at_end(&a.words).is_some_and(|m| m.start > a.lead);
+        if tagged(&lang.question_tags) || (mark && tagged(&lang.weak_question_tags)) {
+            return Some(QuestionForm::Tag);
+        }
     }
-    if a.question_mark {
+    if mark {
         return Some(QuestionForm::Declarative);
     }
     None

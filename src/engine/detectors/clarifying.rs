@@ -18,14 +18,40 @@ const SHORT: usize = 4;
 pub(super) fn is_non_understanding(utterance: &Segment, context: &Context<'_>) -> bool {
     let a = &utterance.analysis;
     let lang = context.profile.lang();
-    if a.words.is_empty() || a.words.len() > SHORT || !lang.non_understanding.covers(&a.words) {
+    // "Hm?", "Uh?": nothing but a questioning noise.
+    if a.words.is_empty() {
+        return a.question_mark && !utterance.tokens.is_empty();
+    }
+    if a.words.len() > SHORT || !lang.non_understanding.covers(&a.words) {
         return false;
     }
-    // Without a question mark, "sorry" is an apology and "huh" a listening noise.
+    // Without a question mark only the unambiguous ones count: "sorry" may apologise, "what,"
+    // may start a sentence, "huh" may be a listening noise, "excuse me" may interrupt.
+    let words: Vec<&str> = a.words.iter().collect();
     a.question_mark
-        || !matches!(
-            a.words.iter().collect::<Vec<_>>().as_slice(),
-            ["sorry"] | ["i'm", "sorry"] | ["huh"]
+        || matches!(
+            words.as_slice(),
+            ["pardon"]
+                | ["pardon", "me"]
+                | ["come", "again"]
+                | ["say", "again"]
+                | ["beg", "your", "pardon"]
+                | ["i", "beg", "your", "pardon"]
+                | ["sorry", "what"]
+                | ["i'm", "sorry", "what"]
+        )
+}
+
+/// "A what?", "Did what?": an echo of the other person's words with the part not caught
+/// replaced by a wh-word.
+fn is_wh_echo(utterance: &Segment) -> bool {
+    let a = &utterance.analysis;
+    a.question_mark
+        && a.words.len() >= 2
+        && a.words.len() <= SHORT
+        && matches!(
+            a.words.get(a.words.len() - 1),
+            Some("what" | "who" | "where" | "when")
         )
 }
 
@@ -40,7 +66,7 @@ impl Detector for ClarifyingDetector {
         }
         let a = &utterance.analysis;
         let lang = context.profile.lang();
-        if is_non_understanding(utterance, context) {
+        if is_non_understanding(utterance, context) || is_wh_echo(utterance) {
             found.push(Detection::whole(
                 Behaviour::ClarifyingQuestion,
                 0.85,
@@ -49,8 +75,9 @@ impl Detector for ClarifyingDetector {
             return;
         }
         if let Some(m) = lang.clarifying.find(&a.words) {
-            // At the start of the turn, or inside something asked.
-            if m.start <= a.lead || a.question.is_some() {
+            // At the start of the turn, or inside something asked; not a sentence that merely
+            // contains the words.
+            if (m.start <= a.lead && a.words.len() <= m.end + 8) || a.question.is_some() {
                 found.push(Detection::words(
                     Behaviour::ClarifyingQuestion,
                     0.8,
@@ -62,7 +89,14 @@ impl Detector for ClarifyingDetector {
             }
         }
         // An echo: a short question repeating the other person's words ("in our country?").
-        if a.question_mark && a.words.len() <= SHORT && !a.content.is_empty() {
+        if a.question_mark
+            && a.words.len() <= SHORT
+            && !a.content.is_empty()
+            && matches!(
+                a.question,
+                Some(crate::engine::language::QuestionForm::Declarative)
+            )
+        {
             if let Some(previous) = context.other_turns(utterance, 1).next() {
                 let (shared, share) = a.overlap_with(&previous.analysis.content);
                 if shared >= 1 && share >= 0.99 {

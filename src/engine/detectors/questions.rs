@@ -18,42 +18,96 @@ pub(super) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
     use Behaviour::{ClosedQuestion as Closed, OpenQuestion as Open};
     let form = a.question?;
     let head = a.head()?;
-    let second = a.second();
-    let third = a.words.get(a.lead + 2);
+    let second = a.second().unwrap_or("");
     let boost = if a.question_mark { 0.1 } else { 0.0 };
+    // "what do you think", "where do you see this going": opinions, whatever the wh-word.
+    let asks_opinion = || {
+        a.words
+            .iter()
+            .skip(a.lead)
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| {
+                w[0] == "you"
+                    && matches!(
+                        w[1],
+                        "think"
+                            | "feel"
+                            | "reckon"
+                            | "suppose"
+                            | "believe"
+                            | "imagine"
+                            | "plan"
+                            | "like"
+                    )
+            })
+    };
+    // The first noun-like word after "what's your" / "what is the": a fact ("number") or not.
+    let fact = || {
+        a.words
+            .iter()
+            .skip(a.lead + 1)
+            .take(4)
+            .any(|w| lang.fact_nouns.contains(w))
+    };
     let (kind, confidence) = match form {
         QuestionForm::Request => (Open, 0.85),
-        QuestionForm::Inversion => (Closed, 0.8 + boost),
+        QuestionForm::Inversion | QuestionForm::Indirect => (Closed, 0.8 + boost),
         QuestionForm::Tag => (Closed, 0.7 + boost),
         QuestionForm::Declarative => (Closed, 0.6),
-        QuestionForm::Wh => {
-            let second = second.unwrap_or("");
-            if lang.closed_wh_words.contains(head) {
-                (Closed, 0.7 + boost)
-            } else if head == "why" {
-                (Open, 0.85)
-            } else if head.starts_with("how") {
-                if lang.closed_wh_followers.contains(second) {
-                    (Closed, 0.8)
-                } else {
+        QuestionForm::Wh if head == "why" || head == "why'd" => (Open, 0.85),
+        QuestionForm::Wh if asks_opinion() => (Open, 0.8),
+        QuestionForm::Wh if lang.closed_wh_words.contains(head) => (Closed, 0.7 + boost),
+        QuestionForm::Wh if head.starts_with("how") => {
+            if lang.closed_wh_followers.contains(second) {
+                (Closed, 0.8)
+            } else if second == "about" {
+                // "how about you" hands over the floor; "how about the blue one" offers a choice.
+                if a.words
+                    .get(a.lead + 2)
+                    .is_some_and(|w| matches!(w, "you" | "yourself" | "your"))
+                {
                     (Open, 0.8)
+                } else {
+                    (Closed, 0.6)
                 }
-            } else if head == "what's" || head == "whats" {
-                // "what's your number" asks for a fact; "what's going on" invites an account.
-                match second {
-                    "your" | "the" | "my" | "our" | "his" | "her" | "their" | "a" | "an"
-                    | "that" | "this" => (Closed, 0.7),
-                    _ => (Open, 0.65),
+            } else {
+                (Open, 0.8)
+            }
+        }
+        QuestionForm::Wh => {
+            // what / what's / which-like.
+            if second.is_empty() {
+                return None; // a bare "what?" asks to repeat
+            } else if matches!(
+                second,
+                "about"
+                    | "if"
+                    | "else"
+                    | "happened"
+                    | "happens"
+                    | "happening"
+                    | "kind"
+                    | "sort"
+                    | "type"
+                    | "types"
+                    | "going"
+            ) {
+                if second == "about"
+                    && !a.words.get(a.lead + 2).is_some_and(|w| {
+                        matches!(w, "you" | "yourself" | "your" | "the" | "that" | "it")
+                    })
+                {
+                    (Closed, 0.55)
+                } else {
+                    (Open, 0.75)
                 }
-            } else if lang.open_wh_followers.contains(second) {
-                // "what do you think" invites; "what is your account number" asks for a fact.
-                match third.unwrap_or("") {
-                    "your" | "the" | "my" | "our" | "his" | "her" | "their" | "a" | "an"
-                    | "its" | "this" | "that" | "these" | "those" => (Closed, 0.65),
-                    _ => (Open, 0.75),
-                }
-            } else if second.is_empty() {
-                return None; // a bare "what?" is a request to repeat, not a question of either kind
+            } else if fact() {
+                (Closed, 0.75)
+            } else if lang.auxiliaries.contains(second)
+                || matches!(head, "what's" | "whats" | "what're" | "what'd")
+            {
+                (Open, 0.7)
             } else {
                 (Closed, 0.6) // "what time", "what model"
             }
@@ -72,6 +126,10 @@ impl Detector for QuestionDetector {
             return;
         }
         let a = &utterance.analysis;
+        // "Really?", "Do you?", "Is it?": backchannel questions acknowledge, they do not ask.
+        if super::acknowledgement::is_acknowledgement(utterance, context) {
+            return;
+        }
         if let Some((kind, confidence)) = classify(a, context.profile.lang()) {
             found.push(Detection::words(
                 kind,

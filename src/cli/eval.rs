@@ -1,0 +1,367 @@
+//! `hearken eval FILE`: runs the detectors over a labelled transcript file, through the same
+//! engine loop as everything else, and reports true and false positives, false negatives,
+//! precision, recall and F1 per behaviour.
+//!
+//! Scoring follows `shared/data/README.md`: for each utterance and behaviour X, X in
+//! `labels.behaviours` is a positive, X in `labels.behaviours_ignore` is skipped, anything else
+//! is a negative; an empty `behaviours` list means "not annotated" and the utterance is skipped.
+//! `--per-unit` groups segments of one split unit (`labels.unit`): a unit is detected when any of
+//! its segments is. The data's `collaborative_completion` is the rubric's sentence completion.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::config::ENV_RUBRIC;
+use crate::engine::{self, Behaviour, Conversation, End, InputLimits};
+use crate::transcript;
+
+/// Flags of `hearken eval`.
+#[derive(Debug, clap::Args)]
+pub(super) struct EvalArgs {
+    /// Labelled transcript file (JSON Lines).
+    file: PathBuf,
+    /// Print `{"behaviours": {...}}` as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Count each split unit (`labels.unit`) once.
+    #[arg(long)]
+    per_unit: bool,
+    /// Lower-case the text and drop its punctuation first, as speech recognition delivers it.
+    #[arg(long)]
+    strip_punctuation: bool,
+    /// Print up to N misclassified utterances per behaviour and kind, with their text (for
+    /// tuning on local data; off by default).
+    #[arg(long, value_name = "N")]
+    errors: Option<usize>,
+    /// Rubric file (TOML) laid over the embedded default.
+    #[arg(long, env = ENV_RUBRIC)]
+    rubric: Option<PathBuf>,
+}
+
+/// The label name of a behaviour (the data's name for sentence completion).
+pub fn label_of(b: Behaviour) -> &'static str {
+    use Behaviour as B;
+    match b {
+        B::Interruption => "interruption",
+        B::CutOff => "cut_off",
+        B::Backchannel | B::Acknowledgement => "acknowledgement",
+        B::Overtalk => "overtalk",
+        B::DeadAir => "dead_air",
+        B::Monologue => "monologue",
+        B::FastSpeech => "fast_speech",
+        B::OpenQuestion => "open_question",
+        B::ClosedQuestion => "closed_question",
+        B::ClarifyingQuestion => "clarifying_question",
+        B::Empathy => "empathy",
+        B::Reflection => "reflection",
+        B::SentenceCompletion => "collaborative_completion",
+        B::PrematureSolution => "premature_solution",
+        B::DismissiveLanguage => "dismissive_language",
+        B::CustomerRepeat => "customer_repeat",
+        B::CustomerEmotion => "customer_emotion",
+        B::EscalationRequest => "escalation_request",
+        B::SideIssue => "side_issue",
+        B::UnansweredQuestion => "unanswered_question",
+    }
+}
+
+fn normalise_label(name: &str) -> String {
+    match name {
+        "sentence_completion" => "collaborative_completion".into(),
+        other => other.into(),
+    }
+}
+
+/// The behaviours always reported (the language behaviours the development data labels).
+const STANDARD: &[&str] = &[
+    "open_question",
+    "closed_question",
+    "clarifying_question",
+    "acknowledgement",
+    "empathy",
+    "reflection",
+    "collaborative_completion",
+];
+
+/// Counts for one behaviour.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Counts {
+    /// True positives.
+    pub tp: u64,
+    /// False positives.
+    pub fp: u64,
+    /// False negatives.
+    #[serde(rename = "fn")]
+    pub fn_: u64,
+    /// tp / (tp + fp).
+    pub precision: f64,
+    /// tp / (tp + fn).
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    behaviours: BTreeMap<String, Counts>,
+    conversations: u64,
+    scored: u64,
+    skipped_lines: u64,
+    per_unit: bool,
+    strip_punctuation: bool,
+}
+
+/// One scored item (an utterance, or a unit).
+struct Item {
+    detected: BTreeSet<String>,
+    positive: BTreeSet<String>,
+    ignore: BTreeSet<String>,
+    text: String,
+}
+
+fn strings(v: Option<&serde_json::Value>) -> Option<BTreeSet<String>> {
+    v?.as_array().map(|a| {
+        a.iter()
+            .filter_map(|x| x.as_str())
+            .map(normalise_label)
+            .collect()
+    })
+}
+
+fn strip(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in chars.iter().enumerate() {
+        let inner = i > 0
+            && i + 1 < chars.len()
+            && chars[i - 1].is_alphanumeric()
+            && chars[i + 1].is_alphanumeric();
+        if c.is_alphanumeric() || c.is_whitespace() || ((*c == '\'' || *c == '-') && inner) {
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(' ');
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let rubric = super::load_rubric(args.rubric.as_deref())?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("failed to open {}", args.file.display()))?;
+    let limits = InputLimits::default();
+    let mut counts: BTreeMap<String, Counts> = STANDARD
+        .iter()
+        .map(|b| (b.to_string(), Counts::default()))
+        .collect();
+    let mut examples: HashMap<(String, &'static str), Vec<String>> = HashMap::new();
+    let (mut conversations, mut scored, mut skipped) = (0u64, 0u64, 0u64);
+    for item in transcript::Reader::new(BufReader::new(file)) {
+        let mut t = match item {
+            Ok(t) => t,
+            Err(e) => {
+                skipped += 1;
+                eprintln!("{}: {e}", args.file.display());
+                continue;
+            }
+        };
+        if args.strip_punctuation {
+            for u in &mut t.utterances {
+                u.text = strip(&u.text);
+            }
+        }
+        let conversation = match Conversation::open(t.start.clone(), &rubric, limits.clone()) {
+            Ok(c) => c,
+            Err(r) => {
+                skipped += 1;
+                eprintln!(
+                    "{}: conversation {}: {r}",
+                    args.file.display(),
+                    conversations + skipped
+                );
+                continue;
+            }
+        };
+        conversations += 1;
+        let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
+        let ids: Vec<String> = t
+            .utterances
+            .iter()
+            .map(|u| u.utterance_id.clone())
+            .collect();
+        let result = engine::score_events(
+            conversation,
+            engine::transcript_events(t.utterances, t.signals, End::default()),
+        );
+        let mut detected: HashMap<&str, BTreeSet<String>> = HashMap::new();
+        for update in &result.timeline {
+            let set = detected
+                .entry(
+                    ids.iter()
+                        .find(|i| **i == update.utterance_id)
+                        .map_or("", String::as_str),
+                )
+                .or_default();
+            set.extend(
+                update
+                    .behaviours
+                    .iter()
+                    .map(|d| label_of(d.behaviour).to_string()),
+            );
+        }
+        // Items: utterances, or units.
+        let mut items: Vec<Item> = Vec::new();
+        let mut unit_index: HashMap<String, usize> = HashMap::new();
+        for (i, labels) in t.labels.iter().enumerate() {
+            let Some(labels) = labels else { continue };
+            let Some(positive) = strings(labels.get("behaviours")) else {
+                continue;
+            };
+            if positive.is_empty() {
+                continue; // not annotated
+            }
+            let positive: BTreeSet<String> = positive.into_iter().filter(|b| b != "none").collect();
+            let ignore = strings(labels.get("behaviours_ignore")).unwrap_or_default();
+            let found = detected.get(ids[i].as_str()).cloned().unwrap_or_default();
+            let unit = labels
+                .get("unit")
+                .and_then(|u| u.as_str())
+                .filter(|_| args.per_unit);
+            match unit.and_then(|u| unit_index.get(u).copied()) {
+                Some(at) => {
+                    items[at].detected.extend(found);
+                    items[at].text.push_str(" / ");
+                    items[at].text.push_str(&texts[i]);
+                }
+                None => {
+                    if let Some(u) = unit {
+                        unit_index.insert(u.to_string(), items.len());
+                    } else if args.per_unit {
+                        unit_index.insert(ids[i].clone(), items.len());
+                    }
+                    items.push(Item {
+                        detected: found,
+                        positive,
+                        ignore,
+                        text: texts[i].clone(),
+                    });
+                }
+            }
+        }
+        for item in items {
+            scored += 1;
+            let names: BTreeSet<String> = counts
+                .keys()
+                .cloned()
+                .chain(item.positive.iter().cloned())
+                .collect();
+            for name in names {
+                if item.ignore.contains(&name) {
+                    continue;
+                }
+                let c = counts.entry(name.clone()).or_default();
+                let (is, said) = (item.positive.contains(&name), item.detected.contains(&name));
+                let kind = match (is, said) {
+                    (true, true) => {
+                        c.tp += 1;
+                        continue;
+                    }
+                    (false, true) => {
+                        c.fp += 1;
+                        "false positive"
+                    }
+                    (true, false) => {
+                        c.fn_ += 1;
+                        "false negative"
+                    }
+                    (false, false) => continue,
+                };
+                if let Some(n) = args.errors {
+                    let list = examples.entry((name, kind)).or_default();
+                    if list.len() < n {
+                        list.push(item.text.clone());
+                    }
+                }
+            }
+        }
+    }
+    for c in counts.values_mut() {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        c.precision = ratio(c.tp, c.tp + c.fp);
+        c.recall = ratio(c.tp, c.tp + c.fn_);
+        c.f1 = if c.precision + c.recall == 0.0 {
+            0.0
+        } else {
+            2.0 * c.precision * c.recall / (c.precision + c.recall)
+        };
+    }
+    let report = Report {
+        behaviours: counts,
+        conversations,
+        scored,
+        skipped_lines: skipped,
+        per_unit: args.per_unit,
+        strip_punctuation: args.strip_punctuation,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} conversations, {} {} scored{}",
+            conversations,
+            scored,
+            if args.per_unit { "units" } else { "utterances" },
+            if args.strip_punctuation {
+                " (punctuation stripped)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "{:<26} {:>7} {:>7} {:>7} {:>9} {:>7} {:>6}",
+            "behaviour", "tp", "fp", "fn", "precision", "recall", "f1"
+        )?;
+        for (name, c) in &report.behaviours {
+            writeln!(
+                out,
+                "{:<26} {:>7} {:>7} {:>7} {:>9.3} {:>7.3} {:>6.3}",
+                name, c.tp, c.fp, c.fn_, c.precision, c.recall, c.f1
+            )?;
+        }
+        let mut keys: Vec<_> = examples.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            writeln!(out, "\n{} — {}:", key.0, key.1)?;
+            for text in &examples[&key] {
+                writeln!(out, "  {text}")?;
+            }
+        }
+    }
+    if skipped > 0 {
+        eprintln!("hearken eval: {skipped} line(s) skipped");
+    }
+    Ok(if skipped > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip;
+
+    #[test]
+    fn strip_keeps_words_and_inner_joiners() {
+        assert_eq!(strip("Uh-huh. I'm sorry, what?"), "uh-huh i'm sorry what");
+        assert_eq!(strip("-- 'quoted' --"), "quoted");
+    }
+}
