@@ -143,7 +143,13 @@ impl FollowUps {
                 if let Some(question) = &mut self.question {
                     let lang = profile.lang();
                     let (shared, _) = segment.analysis.overlap_with(&question.content);
+                    // Taken up: it shares the question's words, asks about it, or replies with a
+                    // statement of its own (not a new question of the agent's).
+                    let reply = turn
+                        && segment.analysis.question.is_none()
+                        && segment.analysis.words.len() >= 4;
                     let answered = shared > 0
+                        || reply
                         || has(found, Behaviour::ClarifyingQuestion)
                         || lang
                             .answers
@@ -277,11 +283,12 @@ impl FollowUps {
         };
         let heat = ((-s).max(0.0) + if marker { 0.4 } else { 0.0 }).min(1.0);
         mood.frustration = (0.7 * mood.frustration + 0.3 * heat).clamp(0.0, 1.0);
-        if self.sentiments.len() >= 4 {
-            let half = self.sentiments.len() / 2;
+        if self.sentiments.len() >= 5 {
+            // The latest three turns against the ones before them.
             let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
             let all: Vec<f64> = self.sentiments.iter().copied().collect();
-            let (before, after) = (mean(&all[..half]), mean(&all[half..]));
+            let split = all.len() - 3;
+            let (before, after) = (mean(&all[..split]), mean(&all[split..]));
             mood.trend = if after - before >= 0.15 {
                 Trend::Improving
             } else if before - after >= 0.15 {
@@ -289,7 +296,8 @@ impl FollowUps {
             } else {
                 Trend::Steady
             };
-            let falling = before - after >= rules.frustration_drop && after < 0.0;
+            let falling =
+                before - after >= rules.frustration_drop && after <= rules.emotion_sentiment / 2.0;
             if falling && !self.falling {
                 due.push(FollowUp::FrustrationRising {
                     latest: segment.utterance_id.clone(),

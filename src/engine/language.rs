@@ -21,6 +21,7 @@ use super::text::{PhraseSet, Token, Words};
 #[allow(missing_docs)] // each list is documented in default.toml beside its values
 pub struct LanguageRules {
     pub discourse_markers: Vec<String>,
+    pub lead_ins: Vec<String>,
     pub stop_words: Vec<String>,
     pub wh_words: Vec<String>,
     pub subordinating_wh_words: Vec<String>,
@@ -121,6 +122,8 @@ pub struct CompiledLanguage {
     #[allow(missing_docs)]
     pub clause_continuations: HashSet<String>,
     /// Phrase lists.
+    pub lead_ins: PhraseSet,
+    #[allow(missing_docs)]
     pub open_requests: PhraseSet,
     #[allow(missing_docs)]
     pub question_tags: PhraseSet,
@@ -215,6 +218,7 @@ impl CompiledLanguage {
             boosters: set(&rules.boosters),
             dampeners: set(&rules.dampeners),
             clause_continuations: set(&rules.clause_continuations),
+            lead_ins: PhraseSet::new(&rules.lead_ins),
             open_requests: PhraseSet::new(&rules.open_requests),
             question_tags: PhraseSet::new(&rules.question_tags),
             clarifying: PhraseSet::new(&rules.clarifying),
@@ -316,6 +320,21 @@ pub fn analyse(
     {
         lead += 1;
     }
+    // A courtesy or cue before the substance ("thank you, what happened then").
+    while let Some(m) = lang
+        .lead_ins
+        .at(&words, lead)
+        .filter(|m| m.end + 2 < words.len())
+    {
+        lead = m.end;
+        while lead + 1 < words.len()
+            && words
+                .get(lead)
+                .is_some_and(|w| lang.discourse_markers.contains(w))
+        {
+            lead += 1;
+        }
+    }
     // "you know, what do you think" and "i mean, how…" lead in too.
     while lead + 2 < words.len()
         && matches!(
@@ -385,13 +404,20 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
         let exclamative = second.is_some_and(|s| lang.exclamatives.contains(s)) && !mark;
         let statement = second.is_some_and(|s| lang.statement_subjects.contains(s)) && !mark;
         // "what happens is…", "how easy it is…": a clause, not a question.
+        let second_aux = second.is_some_and(|s| lang.auxiliaries.contains(s));
+        // ("what else is…" still asks.)
         let clause = !mark
+            && !second_aux
+            && !second.is_some_and(|s| matches!(s, "else" | "kind" | "sort" | "type" | "about"))
             && (third.is_some_and(|t| matches!(t, "is" | "was"))
-                && second.is_some_and(|s| !lang.auxiliaries.contains(s))
                 || (head.starts_with("how")
                     && third.is_some_and(|t| lang.statement_subjects.contains(t))));
-        let joins =
-            lang.subordinating_wh_words.contains(head) && !mark && !second.is_some_and(follower);
+        // "when I was…", "which is…": joining clauses; "which router do you have" still asks.
+        let noun_then_aux = third.is_some_and(|t| lang.auxiliaries.contains(t));
+        let joins = lang.subordinating_wh_words.contains(head)
+            && !mark
+            && !second.is_some_and(follower)
+            && !noun_then_aux;
         if !exclamative
             && !statement
             && !clause

@@ -475,7 +475,10 @@ impl Conversation {
         }
 
         // Score and its explanation.
-        let before = std::mem::replace(&mut self.score, scorer::score(&profile, &self.metrics));
+        let before = std::mem::replace(
+            &mut self.score,
+            scorer::score_with_mood(&profile, &self.metrics, self.customer.frustration),
+        );
         let contributions = explain(&before, &self.score, &found, &utterance_id);
 
         let mut emitted = Vec::with_capacity(1 + alerts_due.len());
@@ -646,7 +649,8 @@ impl Conversation {
                 }
             }
         }
-        self.score = scorer::score(&self.profile, &self.metrics);
+        self.score =
+            scorer::score_with_mood(&self.profile, &self.metrics, self.customer.frustration);
         for alert in &raised {
             if self.alerts.len() < MAX_ALERTS_KEPT {
                 self.alerts.push(alert.clone());

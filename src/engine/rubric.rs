@@ -94,6 +94,62 @@ pub struct TalkBalanceRules {
     pub words_per_minute: f64,
 }
 
+/// Parameters of the inquiry component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct InquiryRules {
+    pub half_confidence_questions: f64,
+    pub base: f64,
+    pub open_points: f64,
+    pub premature_penalty: f64,
+    pub streak_penalty: f64,
+    pub no_question_turns: f64,
+    pub no_question_score: f64,
+}
+
+/// Parameters of the acknowledgement component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AcknowledgementRules {
+    pub half_confidence_turns: f64,
+}
+
+/// Parameters of the empathy component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct EmpathyRules {
+    pub half_confidence_episodes: f64,
+}
+
+/// Parameters of the understanding component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct UnderstandingRules {
+    pub half_confidence_agent_turns: f64,
+    pub base: f64,
+    pub reflection_bonus: f64,
+    pub premature_penalty: f64,
+    pub dismissive_penalty: f64,
+    pub completion_penalty: f64,
+}
+
+/// Parameters of the customer-experience component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct CustomerExperienceRules {
+    pub half_confidence_customer_turns: f64,
+    pub repeat_penalty: f64,
+    pub escalation_penalty: f64,
+    pub unanswered_penalty: f64,
+    pub dropped_side_issue_penalty: f64,
+    pub frustration_penalty: f64,
+}
+
 /// How scores are computed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +162,16 @@ pub struct ScoringRules {
     pub patience: PatienceRules,
     /// Talk balance.
     pub talk_balance: TalkBalanceRules,
+    /// Inquiry.
+    pub inquiry: InquiryRules,
+    /// Acknowledgement.
+    pub acknowledgement: AcknowledgementRules,
+    /// Empathy.
+    pub empathy: EmpathyRules,
+    /// Understanding.
+    pub understanding: UnderstandingRules,
+    /// Customer experience.
+    pub customer_experience: CustomerExperienceRules,
 }
 
 /// When and how an alert kind is raised.

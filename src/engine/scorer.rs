@@ -184,27 +184,122 @@ fn talk_balance(profile: &Profile, m: &Metrics) -> Option<Raw> {
     })
 }
 
-fn raw_score(component: Component, profile: &Profile, metrics: &Metrics) -> Option<Raw> {
+fn inquiry(profile: &Profile, m: &Metrics) -> Option<Raw> {
+    let r = &profile.scoring.inquiry;
+    let questions = f64::from(m.questions);
+    if m.questions == 0 {
+        // Asking nothing is poor inquiry, once the agent has said enough to have asked.
+        let turns = f64::from(m.agent_turns);
+        return (turns >= r.no_question_turns).then_some(Raw {
+            score: r.no_question_score,
+            evidence: turns / r.no_question_turns,
+            half: 1.0,
+        });
+    }
+    let open_share =
+        f64::from(m.open_questions + m.clarifying_questions).min(questions) / questions;
+    let score = r.base + r.open_points * open_share
+        - r.premature_penalty * f64::from(m.premature_solutions)
+        - r.streak_penalty * f64::from(m.closed_question_streaks);
+    Some(Raw {
+        score,
+        evidence: questions,
+        half: r.half_confidence_questions,
+    })
+}
+
+fn acknowledgement(profile: &Profile, m: &Metrics) -> Option<Raw> {
+    let r = &profile.scoring.acknowledgement;
+    if m.long_customer_turns == 0 {
+        return None;
+    }
+    let turns = f64::from(m.long_customer_turns);
+    let score = 100.0 * f64::from(m.long_turns_acknowledged).min(turns) / turns;
+    Some(Raw {
+        score,
+        evidence: turns,
+        half: r.half_confidence_turns,
+    })
+}
+
+fn empathy(profile: &Profile, m: &Metrics) -> Option<Raw> {
+    let r = &profile.scoring.empathy;
+    if m.emotion_episodes == 0 {
+        return None;
+    }
+    let episodes = f64::from(m.emotion_episodes);
+    let score = 100.0 * f64::from(m.emotion_answered).min(episodes) / episodes;
+    Some(Raw {
+        score,
+        evidence: episodes,
+        half: r.half_confidence_episodes,
+    })
+}
+
+fn understanding(profile: &Profile, m: &Metrics) -> Option<Raw> {
+    let r = &profile.scoring.understanding;
+    if m.agent_turns == 0 {
+        return None;
+    }
+    let score = r.base + r.reflection_bonus * f64::from(m.reflections.min(2))
+        - r.premature_penalty * f64::from(m.premature_solutions)
+        - r.dismissive_penalty * f64::from(m.dismissive)
+        - r.completion_penalty * f64::from(m.sentence_completions);
+    Some(Raw {
+        score,
+        evidence: f64::from(m.agent_turns),
+        half: r.half_confidence_agent_turns,
+    })
+}
+
+fn customer_experience(profile: &Profile, m: &Metrics, frustration: f64) -> Option<Raw> {
+    let r = &profile.scoring.customer_experience;
+    if m.customer_turns == 0 {
+        return None;
+    }
+    let score = 100.0
+        - r.repeat_penalty * f64::from(m.customer_repeats)
+        - r.escalation_penalty * f64::from(m.escalation_requests)
+        - r.unanswered_penalty * f64::from(m.unanswered_questions)
+        - r.dropped_side_issue_penalty * f64::from(m.side_issues_dropped)
+        - r.frustration_penalty * frustration;
+    Some(Raw {
+        score,
+        evidence: f64::from(m.customer_turns),
+        half: r.half_confidence_customer_turns,
+    })
+}
+
+fn raw_score(
+    component: Component,
+    profile: &Profile,
+    metrics: &Metrics,
+    frustration: f64,
+) -> Option<Raw> {
     match component {
         Component::Patience => patience(profile, metrics),
         Component::TalkBalance => talk_balance(profile, metrics),
-        // Scored once the language detectors that feed them exist.
-        Component::Inquiry
-        | Component::Acknowledgement
-        | Component::Empathy
-        | Component::Understanding
-        | Component::CustomerExperience => None,
+        Component::Inquiry => inquiry(profile, metrics),
+        Component::Acknowledgement => acknowledgement(profile, metrics),
+        Component::Empathy => empathy(profile, metrics),
+        Component::Understanding => understanding(profile, metrics),
+        Component::CustomerExperience => customer_experience(profile, metrics, frustration),
     }
 }
 
-/// Scores a conversation's metrics.
+/// Scores a conversation's metrics (without the customer's mood).
 pub fn score(profile: &Profile, metrics: &Metrics) -> Score {
+    score_with_mood(profile, metrics, 0.0)
+}
+
+/// Scores a conversation's metrics and the customer's frustration (0–1).
+pub fn score_with_mood(profile: &Profile, metrics: &Metrics, frustration: f64) -> Score {
     let prior = profile.scoring.prior;
     let components: Vec<ComponentScore> = Component::ALL
         .iter()
         .map(|&component| {
             let weight = profile.weight(component);
-            match raw_score(component, profile, metrics) {
+            match raw_score(component, profile, metrics, frustration) {
                 Some(raw) => {
                     let evidence = raw.evidence.max(0.0);
                     let confidence = evidence / (evidence + raw.half);
@@ -255,6 +350,52 @@ mod tests {
 
     fn voice() -> std::sync::Arc<Profile> {
         Rubric::embedded().profile("voice").unwrap()
+    }
+
+    #[test]
+    fn open_questions_empathy_and_reflection_raise_their_components() {
+        let p = voice();
+        let base = Metrics {
+            agent_turns: 12,
+            customer_turns: 10,
+            questions: 4,
+            long_customer_turns: 3,
+            emotion_episodes: 2,
+            ..Default::default()
+        };
+        let good = Metrics {
+            open_questions: 3,
+            clarifying_questions: 1,
+            long_turns_acknowledged: 3,
+            emotion_answered: 2,
+            reflections: 2,
+            ..base.clone()
+        };
+        let poor = Metrics {
+            closed_questions: 4,
+            premature_solutions: 2,
+            dismissive: 1,
+            customer_repeats: 2,
+            escalation_requests: 1,
+            ..base.clone()
+        };
+        let (g, b) = (score(&p, &good), score(&p, &poor));
+        for c in [
+            Component::Inquiry,
+            Component::Acknowledgement,
+            Component::Empathy,
+            Component::Understanding,
+            Component::CustomerExperience,
+        ] {
+            assert!(
+                g.component(c).score > b.component(c).score + 10.0,
+                "{c:?}: {} vs {}",
+                g.component(c).score,
+                b.component(c).score
+            );
+            assert!(g.component(c).confidence > 0.3);
+        }
+        assert!(g.overall > b.overall + 15.0);
     }
 
     #[test]

@@ -108,8 +108,10 @@ pub(super) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
                 || matches!(head, "what's" | "whats" | "what're" | "what'd")
             {
                 (Open, 0.7)
+            } else if a.words.len() <= a.lead + 6 || a.question_mark {
+                (Closed, 0.6) // "what time", "what model is it"
             } else {
-                (Closed, 0.6) // "what time", "what model"
+                return None; // "what usually happens with these is that…": a statement
             }
         }
     };

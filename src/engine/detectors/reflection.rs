@@ -34,20 +34,10 @@ impl Detector for ReflectionDetector {
         if super::acknowledgement::is_acknowledgement(utterance, context) {
             return;
         }
-        if let Some(m) = lang
-            .reflection_openings
-            .find(&a.words)
-            .filter(|m| m.start <= a.lead)
-        {
-            found.push(Detection::words(
-                Behaviour::Reflection,
-                0.85,
-                utterance,
-                m.start,
-                a.words.len(),
-            ));
-            return;
-        }
+        // A reflection answers the other person: it starts a turn right after they spoke.
+        let turn_initial = context
+            .previous()
+            .is_some_and(|p| utterance.is_other_party(p));
         let mut recent: Vec<String> = Vec::new();
         let mut related = Vec::new();
         for turn in context.other_turns(utterance, rules.reflection_context_turns) {
@@ -57,12 +47,27 @@ impl Detector for ReflectionDetector {
         recent.sort();
         recent.dedup();
         let (shared, share) = a.overlap_with(&recent);
-        if shared >= 1
-            && lang.weak_reflection_openings.at(&a.words, 0).is_some()
-            && a.words.get(0) == Some("so")
-        {
+        let opening =
+            |set: &crate::engine::text::PhraseSet| set.find(&a.words).filter(|m| m.start <= a.lead);
+        if let Some(m) = opening(&lang.reflection_openings) {
+            let strong = a.words.get(m.start) != Some("so");
+            if strong || turn_initial {
+                let confidence = if strong { 0.85 } else { 0.7 };
+                found.push(
+                    Detection::words(
+                        Behaviour::Reflection,
+                        confidence,
+                        utterance,
+                        m.start,
+                        a.words.len(),
+                    )
+                    .related(related),
+                );
+            }
+        } else if turn_initial && shared >= 1 && opening(&lang.weak_reflection_openings).is_some() {
             found.push(Detection::whole(Behaviour::Reflection, 0.6, utterance).related(related));
-        } else if shared >= rules.reflection_min_content_words
+        } else if turn_initial
+            && shared >= rules.reflection_min_content_words
             && share >= rules.reflection_min_overlap
         {
             found.push(Detection::whole(Behaviour::Reflection, 0.5, utterance).related(related));
