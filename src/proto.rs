@@ -223,6 +223,17 @@ fn metrics_to_proto(m: &engine::Metrics) -> Metrics {
         dead_air_ms: m.dead_air_ms,
         utterances: m.utterances,
         agent_talk_share: m.agent_talk_share(),
+        emotion_episodes: m.emotion_episodes,
+        emotion_answered: m.emotion_answered,
+        unanswered_questions: m.unanswered_questions,
+        side_issues: m.side_issues,
+        side_issues_dropped: m.side_issues_dropped,
+        escalation_requests: m.escalation_requests,
+        premature_solutions: m.premature_solutions,
+        dismissive_phrases: m.dismissive,
+        sentence_completions: m.sentence_completions,
+        long_customer_turns: m.long_customer_turns,
+        long_turns_acknowledged: m.long_turns_acknowledged,
     }
 }
 

@@ -218,3 +218,66 @@ fn serve_and_replay_work_together_and_sigterm_drains() {
     );
     std::fs::remove_file(&file).unwrap();
 }
+
+#[test]
+fn eval_scores_the_labelled_fixtures_and_reports_the_malformed_line() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/labelled.jsonl");
+    let out = hearken()
+        .args(["eval", "--json", fixture])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the fixture's malformed last line gives exit code 1"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3:"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Positives per behaviour, counted here from the file itself.
+    let mut positives = std::collections::BTreeMap::<String, u64>::new();
+    for line in std::fs::read_to_string(fixture).unwrap().lines() {
+        let Ok(c) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        for u in c["utterances"].as_array().unwrap() {
+            let ignore: Vec<&str> = u["labels"]["behaviours_ignore"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            for b in u["labels"]["behaviours"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|x| x.as_str())
+            {
+                if b != "none" && !ignore.contains(&b) {
+                    *positives.entry(b.to_string()).or_default() += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        positives.len() >= 12,
+        "every behaviour has a fixture: {positives:?}"
+    );
+    let behaviours = report["behaviours"].as_object().unwrap();
+    for (name, expected) in &positives {
+        let c = &behaviours[name];
+        assert_eq!(
+            c["tp"].as_u64().unwrap() + c["fn"].as_u64().unwrap(),
+            *expected,
+            "{name}"
+        );
+        assert_eq!(c["f1"].as_f64().unwrap(), 1.0, "{name}: {c}");
+    }
+    assert_eq!(report["scored"], 32);
+    let per_unit: serde_json::Value = serde_json::from_slice(
+        &hearken()
+            .args(["eval", "--json", "--per-unit", fixture])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(per_unit["scored"], 31, "the split unit counts once");
+}

@@ -69,23 +69,43 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("     {}\n", replay::latency_summary(&result.latencies));
         summary.push((call.conversation_id.clone(), result));
     }
-    println!("━━ summary ━━");
+    println!("━━ summary ━━ (a component without evidence yet shows \"-\")");
     println!(
-        "  {:<28} {:>8} {:>9} {:>13} {:>7}",
-        "call", "overall", "patience", "talk balance", "alerts"
+        "  {:<28} {:>7} │ {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} │ {:>6}",
+        "call",
+        "overall",
+        "patience",
+        "talk",
+        "inquiry",
+        "acknow",
+        "empathy",
+        "underst",
+        "cust.ex",
+        "alerts"
     );
     for (id, result) in &summary {
         let Some(card) = &result.scorecard else {
             continue;
         };
         let score = card.score.clone().unwrap_or_default();
-        let component = |i: usize| score.components.get(i).map_or(0.0, |c| c.score);
+        let component = |i: usize| {
+            score
+                .components
+                .get(i)
+                .filter(|c| c.confidence > 0.0)
+                .map_or("-".to_string(), |c| format!("{:.1}", c.score))
+        };
         println!(
-            "  {:<28} {:>8.1} {:>9.1} {:>13.1} {:>7}",
+            "  {:<28} {:>7.1} │ {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} │ {:>6}",
             id,
             score.overall,
             component(0),
             component(1),
+            component(2),
+            component(3),
+            component(4),
+            component(5),
+            component(6),
             card.alerts.len()
         );
     }

@@ -165,7 +165,7 @@ impl Words {
         };
         let mut last: Option<&str> = None;
         for (i, t) in tokens.iter().enumerate() {
-            if fillers.iter().any(|f| *f == t.word) || last == Some(t.word.as_str()) {
+            if fillers.contains(&t.word) || last == Some(t.word.as_str()) {
                 continue;
             }
             words.starts.push(words.joined.len());

@@ -96,15 +96,14 @@ impl Detector for ClarifyingDetector {
                 a.question,
                 Some(crate::engine::language::QuestionForm::Declarative)
             )
+            && let Some(previous) = context.other_turns(utterance, 1).next()
         {
-            if let Some(previous) = context.other_turns(utterance, 1).next() {
-                let (shared, share) = a.overlap_with(&previous.analysis.content);
-                if shared >= 1 && share >= 0.99 {
-                    found.push(
-                        Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
-                            .related([previous.utterance_id.clone()]),
-                    );
-                }
+            let (shared, share) = a.overlap_with(&previous.analysis.content);
+            if shared >= 1 && share >= 0.99 {
+                found.push(
+                    Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
+                        .related([previous.utterance_id.clone()]),
+                );
             }
         }
     }

@@ -35,11 +35,12 @@ impl Detector for CustomerRepeatDetector {
         if a.content.len() < rules.repeat_min_content_words {
             return;
         }
-        // Earlier customer turns, skipping the one just before (a continuation, not a repeat).
+        // Earlier customer turns, except the utterance just before this one (a continuation of
+        // the same turn, not a repeat).
+        let adjacent = context.previous().map(|p| p.ordinal);
         let earlier = context
             .earlier()
-            .filter(|s| s.role == Role::Customer)
-            .skip(1);
+            .filter(|s| s.role == Role::Customer && Some(s.ordinal) != adjacent);
         for turn in earlier {
             let (shared, share) = a.overlap_with(&turn.analysis.content);
             if shared >= rules.repeat_min_content_words && share >= rules.repeat_min_overlap {

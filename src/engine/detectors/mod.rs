@@ -263,10 +263,10 @@ pub(crate) mod testing {
         run_with(profile, &untimed)
     }
 
-    fn run_with(
-        profile: &Profile,
-        script: &[(Role, &str, Option<(i64, i64)>)],
-    ) -> Vec<Vec<Detection>> {
+    /// `(role, text, timing)`.
+    type Line<'a> = (Role, &'a str, Option<(i64, i64)>);
+
+    fn run_with(profile: &Profile, script: &[Line<'_>]) -> Vec<Vec<Detection>> {
         let mut state = State::default();
         let mut metrics = Metrics::default();
         let mut out = Vec::new();

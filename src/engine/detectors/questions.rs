@@ -129,7 +129,10 @@ impl Detector for QuestionDetector {
         }
         let a = &utterance.analysis;
         // "Really?", "Do you?", "Is it?": backchannel questions acknowledge, they do not ask.
-        if super::acknowledgement::is_acknowledgement(utterance, context) {
+        // "Sorry, what?" asks to repeat: a clarifying question, not an open or closed one.
+        if super::acknowledgement::is_acknowledgement(utterance, context)
+            || super::clarifying::is_non_understanding(utterance, context)
+        {
             return;
         }
         if let Some((kind, confidence)) = classify(a, context.profile.lang()) {
