@@ -75,9 +75,28 @@ impl Detector for ClarifyingDetector {
             return;
         }
         if let Some(m) = lang.clarifying.find(&a.words) {
-            // At the start of the turn, or inside something asked; not a sentence that merely
-            // contains the words.
-            if (m.start <= a.lead && a.words.len() <= m.end + 8) || a.question.is_some() {
+            let phrase: Vec<&str> = (m.start..m.end).filter_map(|i| a.words.get(i)).collect();
+            // Phrases that also start ordinary sentences count only when asked ("you said you
+            // owned one" reports; "what was that movie" asks about something else).
+            let weak = matches!(
+                phrase.as_slice(),
+                ["you", "said"] | ["you", "mean"] | ["what", "was", "that"] | ["what's", "that"]
+            );
+            let whole = m.end + 1 >= a.words.len();
+            let asked = a.question.is_some() || a.question_mark;
+            let idiom = a
+                .words
+                .iter()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w == ["you", "know"])
+                && phrase.first() == Some(&"what");
+            let counts = if weak {
+                asked && (whole || phrase[0] == "you")
+            } else {
+                (m.start <= a.lead && a.words.len() <= m.end + 8) || asked
+            };
+            if counts && !idiom {
                 found.push(Detection::words(
                     Behaviour::ClarifyingQuestion,
                     0.8,
