@@ -307,16 +307,26 @@ impl FollowUps {
         }
     }
 
-    /// At the end: side issues never picked up.
+    /// At the end: side issues never picked up, and emotion the agent had a turn to answer
+    /// and did not.
     pub fn at_end(&mut self, metrics: &mut Metrics) -> Vec<FollowUp> {
-        let dropped: Vec<FollowUp> = self
+        let mut due: Vec<FollowUp> = self
             .side_issues
             .drain(..)
             .map(|s| FollowUp::SideIssueDropped {
                 side_issue: s.utterance_id,
             })
             .collect();
-        metrics.side_issues_dropped += dropped.len() as u32;
-        dropped
+        metrics.side_issues_dropped += due.len() as u32;
+        // Emotion the agent had a turn to answer and did not.
+        if let Some(emotion) = self.emotion.take()
+            && emotion.agent_turns > 0
+            && !emotion.acknowledged
+        {
+            due.push(FollowUp::EmpathyMissed {
+                emotion: emotion.utterance_id,
+            });
+        }
+        due
     }
 }

@@ -312,27 +312,24 @@ pub fn analyse(
     lang: &CompiledLanguage,
 ) -> Analysis {
     let words = Words::new(tokens, fillers);
+    // Skip discourse markers and courtesies before the substance ("no problem at all, can you
+    // walk me through…", "thank you, what happened then"), keeping at least three words.
     let mut lead = 0;
-    while lead + 1 < words.len()
-        && words
-            .get(lead)
-            .is_some_and(|w| lang.discourse_markers.contains(w))
-    {
-        lead += 1;
-    }
-    // A courtesy or cue before the substance ("thank you, what happened then").
-    while let Some(m) = lang
-        .lead_ins
-        .at(&words, lead)
-        .filter(|m| m.end + 2 < words.len())
-    {
-        lead = m.end;
-        while lead + 1 < words.len()
+    loop {
+        if let Some(m) = lang
+            .lead_ins
+            .at(&words, lead)
+            .filter(|m| m.end + 2 < words.len())
+        {
+            lead = m.end;
+        } else if lead + 1 < words.len()
             && words
                 .get(lead)
                 .is_some_and(|w| lang.discourse_markers.contains(w))
         {
             lead += 1;
+        } else {
+            break;
         }
     }
     // "you know, what do you think" and "i mean, how…" lead in too.

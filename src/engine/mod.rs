@@ -635,18 +635,25 @@ impl Conversation {
         let frontier = self.state.frontier_ms().unwrap_or(0);
         let duration_ms = end.offset_ms.map_or(frontier, |o| o.max(frontier));
         let mut raised = Vec::new();
+        let ordinal = self.metrics.utterances + 1;
         for f in self.followups.at_end(&mut self.metrics) {
-            if let followups::FollowUp::SideIssueDropped { side_issue } = f {
-                let ordinal = self.metrics.utterances + 1;
-                if let Some(alert) = self.policy.occur(
-                    &self.profile,
-                    AlertKind::SideIssueDropped,
-                    Some(duration_ms),
-                    ordinal,
-                    vec![side_issue],
-                ) {
-                    raised.push(alert);
+            let (kind, evidence) = match f {
+                followups::FollowUp::SideIssueDropped { side_issue } => {
+                    (AlertKind::SideIssueDropped, side_issue)
                 }
+                followups::FollowUp::EmpathyMissed { emotion } => {
+                    (AlertKind::EmpathyMissed, emotion)
+                }
+                _ => continue,
+            };
+            if let Some(alert) = self.policy.occur(
+                &self.profile,
+                kind,
+                Some(duration_ms),
+                ordinal,
+                vec![evidence],
+            ) {
+                raised.push(alert);
             }
         }
         self.score =

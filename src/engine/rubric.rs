@@ -122,6 +122,7 @@ pub struct AcknowledgementRules {
 #[allow(missing_docs)]
 pub struct EmpathyRules {
     pub half_confidence_episodes: f64,
+    pub unprompted_score: f64,
 }
 
 /// Parameters of the understanding component.

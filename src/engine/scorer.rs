@@ -225,7 +225,11 @@ fn acknowledgement(profile: &Profile, m: &Metrics) -> Option<Raw> {
 fn empathy(profile: &Profile, m: &Metrics) -> Option<Raw> {
     let r = &profile.scoring.empathy;
     if m.emotion_episodes == 0 {
-        return None;
+        return (m.empathy > 0).then(|| Raw {
+            score: r.unprompted_score,
+            evidence: 0.5 * f64::from(m.empathy),
+            half: r.half_confidence_episodes,
+        });
     }
     let episodes = f64::from(m.emotion_episodes);
     let score = 100.0 * f64::from(m.emotion_answered).min(episodes) / episodes;

@@ -21,13 +21,16 @@ impl Detector for PrematureSolutionDetector {
             return;
         }
         let m = context.metrics;
+        // Before any question; or before the customer has said much and the agent has not
+        // confirmed what they understood.
         let early = m.questions == 0
-            || m.customer_words
+            || (m.customer_words
                 < context
                     .profile
                     .language
                     .thresholds
-                    .premature_min_customer_words;
+                    .premature_min_customer_words
+                && m.reflections == 0);
         if !early || m.customer_turns == 0 {
             return;
         }
