@@ -96,3 +96,23 @@ fn score_transcript(bencher: divan::Bencher<'_, '_>, minutes: i64) {
             )
         });
 }
+
+/// Scoring alone: the metrics of a 60-minute call into the seven components and the overall
+/// score (what every utterance pays after its detectors).
+#[divan::bench]
+fn score_components(bencher: divan::Bencher<'_, '_>) {
+    let mut c = conversation();
+    for u in call(60) {
+        c.observe(Event::Utterance(u)).unwrap();
+    }
+    let profile = Rubric::embedded().profile("voice").unwrap();
+    let metrics = c
+        .observe(Event::End(End::default(), engine::EndReason::Completed))
+        .unwrap();
+    let engine::Emitted::Scorecard(card) = &metrics[metrics.len() - 1] else {
+        panic!("scorecard")
+    };
+    let metrics = card.metrics.clone();
+    bencher
+        .bench_local(|| engine::scorer::score_with_mood(&profile, divan::black_box(&metrics), 0.2));
+}

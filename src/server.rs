@@ -10,6 +10,7 @@
 //! 4. whatever is still open `drain_deadline` after the signal is dropped and `run` returns.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,11 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// Connections older than this are asked to reconnect (GOAWAY), re-spreading load (R-AGE-1).
     pub max_connection_age: Duration,
+    /// The rubric file `rubric` was loaded from: reloaded on SIGHUP and when its content
+    /// changes (checked every `rubric_poll`; zero checks only on SIGHUP).
+    pub rubric_file: Option<PathBuf>,
+    /// How often the rubric file is checked for changes.
+    pub rubric_poll: Duration,
 }
 
 impl ServerConfig {
@@ -58,6 +64,8 @@ impl ServerConfig {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             max_connection_age: Duration::from_secs(30 * 60),
+            rubric_file: None,
+            rubric_poll: Duration::from_secs(5),
         }
     }
 }
@@ -74,7 +82,7 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     let (drain_tx, drain_rx) = watch::channel(false);
     let listening = Listening::new(Arc::clone(&config.rubric), config.limits.clone(), drain_rx);
-    let service = ListeningServiceServer::new(listening)
+    let service = ListeningServiceServer::new(listening.clone())
         .max_decoding_message_size(config.limits.max_transcript_message_bytes)
         .max_encoding_message_size(Limits::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -85,6 +93,10 @@ pub async fn run(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    let reloader = config
+        .rubric_file
+        .clone()
+        .map(|path| tokio::spawn(watch_rubric(path, config.rubric_poll, listening.clone())));
     // The rubric is loaded and validated before we get here: ready to serve.
     health
         .set_serving::<ListeningServiceServer<Listening>>()
@@ -139,6 +151,61 @@ pub async fn run(
         result = server => result?,
         () = deadline => tracing::warn!(deadline_ms = drain_deadline.as_millis() as u64, "drain deadline passed; closing what is still open"),
     }
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Reloads the rubric file on SIGHUP, and when its content changes. A file that does not
+/// validate is refused with every problem logged, and the current rubric stays. Conversations
+/// in flight keep the profile they opened with; only new ones get the new rubric.
+async fn watch_rubric(path: PathBuf, poll: Duration, listening: Listening) {
+    let mut last = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(if poll.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        poll
+    });
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        #[cfg(unix)]
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tick.tick().await;
+            false
+        };
+        if !forced && poll.is_zero() {
+            continue;
+        }
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read the rubric file; keeping the current rubric");
+                continue;
+            }
+        };
+        if !forced && text == last {
+            continue;
+        }
+        last = text;
+        match Rubric::from_toml_str(&last) {
+            Ok(rubric) => {
+                let profiles: Vec<&str> = rubric.profile_names().collect();
+                tracing::info!(path = %path.display(), profiles = ?profiles, trigger = if forced { "SIGHUP" } else { "file change" }, "rubric reloaded");
+                listening.replace_rubric(Arc::new(rubric));
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), problems = %error, "rubric file refused; keeping the current rubric")
+            }
+        }
+    }
 }

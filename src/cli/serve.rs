@@ -18,8 +18,12 @@ pub(super) struct ServeArgs {
     #[arg(long, env = ENV_ADDR, default_value = "0.0.0.0:50051")]
     addr: SocketAddr,
     /// Rubric file (TOML) laid over the embedded default: extra profiles, changed thresholds.
+    /// Reloaded on SIGHUP and when it changes; a file that does not validate is refused.
     #[arg(long, env = ENV_RUBRIC)]
     rubric: Option<PathBuf>,
+    /// How often the rubric file is checked for changes (0s: only on SIGHUP).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    rubric_poll: Duration,
     /// After SIGTERM, how long health reports NOT_SERVING before open streams are ended.
     #[arg(long, env = ENV_DRAIN_DELAY, default_value = "5s", value_parser = humantime::parse_duration)]
     drain_delay: Duration,
@@ -78,6 +82,8 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.drain_delay = args.drain_delay;
     config.drain_deadline = args.drain_deadline;
     config.max_connection_age = args.max_connection_age;
+    config.rubric_file = args.rubric.clone();
+    config.rubric_poll = args.rubric_poll;
     let limits = &mut config.limits;
     limits.max_conversations_per_stream = args.max_conversations_per_stream;
     limits.max_conversations_per_process = args.max_conversations_per_process;

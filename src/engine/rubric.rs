@@ -551,7 +551,15 @@ mod tests {
         let rubric = Rubric::embedded();
         assert_eq!(
             rubric.profile_names().collect::<Vec<_>>(),
-            ["chat", "voice"]
+            ["chat", "collections", "sales", "voice"]
+        );
+        let collections = rubric.profile("collections").unwrap();
+        assert_eq!(collections.weight(Component::Empathy), 1.5);
+        assert_eq!(collections.alert(AlertKind::Interruption).critical_after, 2);
+        assert_eq!(
+            collections.timing.dead_air_ms,
+            rubric.profile("voice").unwrap().timing.dead_air_ms,
+            "unchanged keys come from the base"
         );
         assert!(!rubric.profile("chat").unwrap().timing.speech_timing);
         assert!(rubric.profile("voice").unwrap().timing.speech_timing);

@@ -29,10 +29,24 @@ pub(crate) struct PublishedAlert {
     alert: Alert,
 }
 
+impl Shared {
+    /// The rubric new conversations open with.
+    pub(crate) fn rubric(&self) -> Arc<Rubric> {
+        Arc::clone(
+            &self
+                .rubric
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 /// What every call shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    rubric: Arc<Rubric>,
+    /// The current rubric; replaced whole on reload. Conversations keep the profile they
+    /// opened with.
+    rubric: std::sync::RwLock<Arc<Rubric>>,
     limits: Limits,
     alerts: broadcast::Sender<PublishedAlert>,
     draining: tokio_watch::Receiver<bool>,
@@ -52,13 +66,23 @@ impl Listening {
         let (alerts, _) = broadcast::channel(limits.watch_buffer.max(1));
         Listening {
             shared: Arc::new(Shared {
-                rubric,
+                rubric: std::sync::RwLock::new(rubric),
                 limits,
                 alerts,
                 draining,
                 live_conversations: AtomicUsize::new(0),
             }),
         }
+    }
+
+    /// Replaces the rubric for conversations opened from now on.
+    pub fn replace_rubric(&self, rubric: Arc<Rubric>) {
+        let mut current = self
+            .shared
+            .rubric
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = rubric;
     }
 
     /// Live conversations in the process.

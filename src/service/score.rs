@@ -50,7 +50,7 @@ pub(super) async fn score_transcript(
     let start = request.start.unwrap_or_default();
     let conversation = Conversation::open(
         proto::start_from_proto(&start),
-        &shared.rubric,
+        &shared.rubric(),
         limits.input.clone(),
     )
     .map_err(|r| match r.reason {

@@ -264,7 +264,7 @@ impl StreamTask {
         }
         let conversation = Conversation::open(
             proto::start_from_proto(start),
-            &self.shared.rubric,
+            &self.shared.rubric(),
             limits.input.clone(),
         )?;
         let before = self

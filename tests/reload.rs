@@ -1,0 +1,161 @@
+//! `hearken serve --rubric FILE` reloads the rubric when the file changes and on SIGHUP, without
+//! dropping streams; a file that does not validate is refused and the old rubric stays.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hearken::proto::v1::listening_service_client::ListeningServiceClient;
+use hearken::proto::v1::*;
+use tokio_stream::wrappers::ReceiverStream;
+
+fn request(profile: &str) -> ScoreTranscriptRequest {
+    ScoreTranscriptRequest {
+        conversation_id: "t".into(),
+        start: Some(ConversationStart {
+            rubric_profile: profile.into(),
+            ..Default::default()
+        }),
+        utterances: vec![Utterance {
+            utterance_id: "u1".into(),
+            role: Role::Customer as i32,
+            text: "hello".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Retries `check` until it holds, for at most 15 s.
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("hearken-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rubric.toml");
+    std::fs::write(&file, "# no changes yet\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Command::new(env!("CARGO_BIN_EXE_hearken"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--rubric-poll",
+            "100ms",
+            "--drain-delay",
+            "0s",
+            "--drain-deadline",
+            "5s",
+        ])
+        .arg("--rubric")
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut client = None;
+    assert!(
+        eventually(async || {
+            client = ListeningServiceClient::connect(url.clone()).await.ok();
+            client.is_some()
+        })
+        .await,
+        "server up"
+    );
+    let mut client = client.unwrap();
+    assert_eq!(
+        client
+            .score_transcript(request("strict"))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::FailedPrecondition
+    );
+
+    // A live stream opened before the reload.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut live = client
+        .stream_conversations(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let utterance = |id: &str| StreamConversationsRequest {
+        conversation_id: "live".into(),
+        payload: Some(stream_conversations_request::Payload::Utterance(
+            Utterance {
+                utterance_id: id.into(),
+                role: Role::Customer as i32,
+                text: "still here".into(),
+                ..Default::default()
+            },
+        )),
+    };
+    tx.send(utterance("u1")).await.unwrap();
+    assert!(live.message().await.unwrap().is_some());
+
+    // A new profile appears once the file changes.
+    std::fs::write(
+        &file,
+        "[profiles.strict.timing]\ninterruption_min_remaining_ms = 100\n",
+    )
+    .unwrap();
+    assert!(
+        eventually(async || client.score_transcript(request("strict")).await.is_ok()).await,
+        "new profile live"
+    );
+
+    // A broken file, announced with SIGHUP, is refused; the previous rubric stays.
+    std::fs::write(&file, "[profiles.strict.timing]\ndead_air_ms = -5\n").unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        client.score_transcript(request("strict")).await.is_ok(),
+        "old rubric kept"
+    );
+
+    // The stream opened before both reloads is still there.
+    tx.send(utterance("u2")).await.unwrap();
+    let r = live.message().await.unwrap().unwrap();
+    assert_eq!(r.seq, 2);
+
+    drop((tx, live, client));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Wait off the runtime, so the client's connection task can close its socket meanwhile.
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("rubric reloaded"), "{log}");
+    assert!(
+        log.contains("rubric file refused") && log.contains("timing.dead_air_ms"),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
