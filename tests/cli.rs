@@ -281,3 +281,77 @@ fn eval_scores_the_labelled_fixtures_and_reports_the_malformed_line() {
     .unwrap();
     assert_eq!(per_unit["scored"], 31, "the split unit counts once");
 }
+
+#[test]
+fn loadgen_reports_throughput_latency_and_errors_as_json() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = hearken()
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--drain-delay",
+            "0s",
+            "--drain-deadline",
+            "3s",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let out = loop {
+        let out = hearken()
+            .args([
+                "loadgen",
+                "--addr",
+                &addr,
+                "--calls",
+                "8",
+                "--connections",
+                "2",
+                "--duration",
+                "1",
+                "--drain",
+                "2",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], 0);
+    assert!(report["received"].as_u64().unwrap() > 100, "{report}");
+    assert_eq!(
+        report["sent"], report["received"],
+        "every utterance answered"
+    );
+    let l = &report["latency_us"];
+    let (p50, p99, max) = (
+        l["p50"].as_u64().unwrap(),
+        l["p99"].as_u64().unwrap(),
+        l["max"].as_u64().unwrap(),
+    );
+    assert!(0 < p50 && p50 <= p99 && p99 <= max, "{l}");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.wait().unwrap().success());
+}

@@ -1,7 +1,8 @@
-//! The `hearken` command: one file per verb.
+//! The `hearken` command: one file per verb (serve, demo, replay, score, eval, loadgen).
 
 mod demo;
 pub mod eval;
+mod loadgen;
 mod render;
 mod replay;
 mod score;
@@ -35,6 +36,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Measure the detectors on a labelled transcript file: precision, recall and F1.
     Eval(eval::EvalArgs),
+    /// Load-test a running server: N calls over M connections, throughput and latency.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// Runs the command; returns the process exit code.
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Command::Serve(args) => serve::run(args).await,
                     Command::Demo(args) => demo::run(args).await,
                     Command::Replay(args) => replay::run(args).await,
+                    Command::Loadgen(args) => loadgen::run(args).await,
                     Command::Score(_) | Command::Eval(_) => unreachable!("handled above"),
                 }
             })

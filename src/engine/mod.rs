@@ -393,6 +393,7 @@ impl Conversation {
             state: &self.state,
             placement: &placement,
             metrics: &self.metrics,
+            cues: Default::default(),
         };
         let mut found = detectors::detect_all(segment, &context);
         let (utterance_id, role, start_ms, words) = (

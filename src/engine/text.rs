@@ -212,6 +212,8 @@ impl Words {
 pub struct PhraseSet {
     automaton: Option<aho_corasick::AhoCorasick>,
     lengths: Vec<usize>,
+    /// Words in the longest phrase.
+    longest: usize,
 }
 
 /// A phrase found in an utterance: words `[start, end)` of its [`Words`].
@@ -243,42 +245,44 @@ impl PhraseSet {
             .match_kind(aho_corasick::MatchKind::Standard)
             .build(patterns.iter().map(|(p, _)| p.as_str()))
             .ok();
+        let lengths: Vec<usize> = patterns.into_iter().map(|(_, n)| n).collect();
         PhraseSet {
             automaton,
-            lengths: patterns.into_iter().map(|(_, n)| n).collect(),
+            longest: lengths.iter().copied().max().unwrap_or(0),
+            lengths,
         }
     }
 
     /// Every occurrence, overlapping ones included, in order of their end.
-    pub fn find_all(&self, words: &Words) -> Vec<PhraseMatch> {
-        let Some(automaton) = &self.automaton else {
-            return Vec::new();
-        };
-        automaton
-            .find_overlapping_iter(&words.joined)
-            .map(|m| {
-                let start = words.word_at(m.start() + 1);
-                let phrase = m.pattern().as_usize();
-                PhraseMatch {
-                    start,
-                    end: start + self.lengths[phrase],
-                    phrase,
-                }
-            })
-            .collect()
+    pub fn find_all<'a>(&'a self, words: &'a Words) -> impl Iterator<Item = PhraseMatch> + 'a {
+        self.automaton.iter().flat_map(move |automaton| {
+            automaton
+                .find_overlapping_iter(&words.joined)
+                .map(move |m| {
+                    let start = words.word_at(m.start() + 1);
+                    let phrase = m.pattern().as_usize();
+                    PhraseMatch {
+                        start,
+                        end: start + self.lengths[phrase],
+                        phrase,
+                    }
+                })
+        })
     }
 
     /// The first occurrence, if any.
     pub fn find(&self, words: &Words) -> Option<PhraseMatch> {
         self.find_all(words)
-            .into_iter()
             .min_by_key(|m| (m.start, std::cmp::Reverse(m.end)))
     }
 
     /// The longest phrase starting exactly at word `at`.
     pub fn at(&self, words: &Words, at: usize) -> Option<PhraseMatch> {
+        // Matches come in order of their end: none starting at `at` ends after the longest
+        // phrase would.
+        let horizon = at + self.longest;
         self.find_all(words)
-            .into_iter()
+            .take_while(|m| m.end <= horizon)
             .filter(|m| m.start == at)
             .max_by_key(|m| m.end)
     }
@@ -286,7 +290,6 @@ impl PhraseSet {
     /// The longest phrase ending exactly at the last word.
     pub fn at_end(&self, words: &Words) -> Option<PhraseMatch> {
         self.find_all(words)
-            .into_iter()
             .filter(|m| m.end == words.len())
             .min_by_key(|m| m.start)
     }
@@ -297,7 +300,7 @@ impl PhraseSet {
             return false;
         }
         // Dynamic programming over word positions: reachable[i] when words[..i] are covered.
-        let matches = self.find_all(words);
+        let matches: Vec<PhraseMatch> = self.find_all(words).collect();
         let mut reachable = vec![false; words.len() + 1];
         reachable[0] = true;
         for i in 0..words.len() {
@@ -338,7 +341,7 @@ mod phrase_tests {
     fn phrases_match_whole_words_only() {
         let set = PhraseSet::new(&["i see".into(), "see".into(), "tell me about".into()]);
         let w = words("oh I see, tell me about it");
-        let found: Vec<_> = set.find_all(&w).iter().map(|m| (m.start, m.end)).collect();
+        let found: Vec<_> = set.find_all(&w).map(|m| (m.start, m.end)).collect();
         assert_eq!(found, [(1, 3), (2, 3), (3, 6)]);
         assert!(set.find(&words("overseas")).is_none());
         assert_eq!(set.at(&w, 1).map(|m| m.end), Some(3));

@@ -50,7 +50,7 @@ impl Detector for AcknowledgementDetector {
         if !utterance.may_be_agent() || super::backchannel::reports(utterance, context) {
             return;
         }
-        if is_acknowledgement(utterance, context) {
+        if context.cues.acknowledgement {
             found.push(Detection::whole(
                 Behaviour::Acknowledgement,
                 0.85,

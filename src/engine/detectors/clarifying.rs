@@ -66,7 +66,7 @@ impl Detector for ClarifyingDetector {
         }
         let a = &utterance.analysis;
         let lang = context.profile.lang();
-        if is_non_understanding(utterance, context) || is_wh_echo(utterance) {
+        if context.cues.non_understanding || is_wh_echo(utterance) {
             found.push(Detection::whole(
                 Behaviour::ClarifyingQuestion,
                 0.85,

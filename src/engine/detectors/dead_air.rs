@@ -79,6 +79,7 @@ mod tests {
                 state: &state,
                 placement: &placement,
                 metrics: &crate::engine::Metrics::default(),
+                cues: Default::default(),
             },
             &mut found,
         );

@@ -19,8 +19,7 @@ impl Detector for EmpathyDetector {
     }
 
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if !utterance.may_be_agent() || super::clarifying::is_non_understanding(utterance, context)
-        {
+        if !utterance.may_be_agent() || context.cues.non_understanding {
             return;
         }
         let a = &utterance.analysis;

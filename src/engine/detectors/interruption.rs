@@ -226,6 +226,7 @@ mod tests {
                 state: &state,
                 placement: &placement,
                 metrics: &crate::engine::Metrics::default(),
+                cues: Default::default(),
             },
             &mut found,
         );

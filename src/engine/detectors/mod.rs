@@ -102,6 +102,17 @@ pub struct Context<'a> {
     pub placement: &'a Placement,
     /// The running metrics before this utterance.
     pub metrics: &'a Metrics,
+    /// Checks several detectors share, made once per utterance by [`detect_all`].
+    pub cues: Cues,
+}
+
+/// What several detectors need to know of the new utterance, decided once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cues {
+    /// It is a listening cue ("mm-hmm", "oh really?"), not an answer to the other's question.
+    pub acknowledgement: bool,
+    /// It asks the other person to repeat ("sorry?", "pardon?").
+    pub non_understanding: bool,
 }
 
 impl<'a> Context<'a> {
@@ -195,9 +206,16 @@ pub static DETECTORS: &[&dyn Detector] = &[
 
 /// Runs every detector over the newest utterance.
 pub fn detect_all(utterance: &Segment, context: &Context<'_>) -> Vec<Detection> {
+    let non_understanding = clarifying::is_non_understanding(utterance, context);
+    let cues = Cues {
+        non_understanding,
+        acknowledgement: !non_understanding
+            && acknowledgement::is_acknowledgement(utterance, context),
+    };
+    let context = Context { cues, ..*context };
     let mut found = Vec::new();
     for detector in DETECTORS {
-        detector.detect(utterance, context, &mut found);
+        detector.detect(utterance, &context, &mut found);
     }
     found
 }
@@ -280,6 +298,7 @@ pub(crate) mod testing {
                     state: &state,
                     placement: &placement,
                     metrics: &metrics,
+                    cues: Default::default(),
                 },
             );
             match role {

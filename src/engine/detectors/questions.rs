@@ -130,9 +130,7 @@ impl Detector for QuestionDetector {
         let a = &utterance.analysis;
         // "Really?", "Do you?", "Is it?": backchannel questions acknowledge, they do not ask.
         // "Sorry, what?" asks to repeat: a clarifying question, not an open or closed one.
-        if super::acknowledgement::is_acknowledgement(utterance, context)
-            || super::clarifying::is_non_understanding(utterance, context)
-        {
+        if context.cues.acknowledgement || context.cues.non_understanding {
             return;
         }
         if let Some((kind, confidence)) = classify(a, context.profile.lang()) {

@@ -31,7 +31,7 @@ impl Detector for ReflectionDetector {
         {
             return;
         }
-        if super::acknowledgement::is_acknowledgement(utterance, context) {
+        if context.cues.acknowledgement {
             return;
         }
         // A reflection answers the other person: it starts a turn right after they spoke.

@@ -38,8 +38,8 @@ impl Detector for SentenceCompletionDetector {
                 a.question,
                 Some(QuestionForm::Wh | QuestionForm::Inversion | QuestionForm::Request)
             )
-            || super::acknowledgement::is_acknowledgement(utterance, context)
-            || super::clarifying::is_non_understanding(utterance, context)
+            || context.cues.acknowledgement
+            || context.cues.non_understanding
         {
             return;
         }

@@ -28,7 +28,6 @@ impl Detector for SideIssueDetector {
         let problem = lang
             .problem_words
             .find_all(words)
-            .into_iter()
             .filter(|p| p.start >= marker.end)
             .max_by_key(|p| p.end);
         if let Some(problem) = problem {

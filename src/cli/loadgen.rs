@@ -1,0 +1,336 @@
+//! `hearken loadgen --addr URL`: N concurrent calls over M connections, each call its own
+//! stream as a contact-centre integration opens them, utterances taken from the bundled calls
+//! (renamed per call and round), at a fixed total rate or as fast as a window of outstanding
+//! utterances allows, for a fixed duration. Reports throughput and the latency from sending an
+//! utterance to receiving its update (HDR histogram, microseconds), and errors.
+//!
+//! Bounded: at most `--duration` of sending plus `--drain` of waiting for what is outstanding;
+//! it talks only to the address given (loopback by default).
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::engine::{self, End, Event};
+use crate::proto::v1::listening_service_client::ListeningServiceClient;
+use crate::proto::v1::*;
+use crate::samples::DEMO_CALLS;
+use crate::transcript::{self, Transcript};
+
+/// Flags of `hearken loadgen`.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct LoadgenArgs {
+    /// The server.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// Concurrent calls (one stream each).
+    #[arg(long, default_value_t = 100)]
+    calls: usize,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Utterances per second in total (0: as fast as the window allows).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Utterances a call may have outstanding (sent, update not yet received).
+    #[arg(long, default_value_t = 4)]
+    window: usize,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// How long to wait for outstanding updates after sending stops, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+/// The result of a run.
+#[derive(Debug, Serialize)]
+struct Report {
+    throughput: f64,
+    latency_us: Latency,
+    errors: u64,
+    rejections: u64,
+    sent: u64,
+    received: u64,
+    calls: usize,
+    connections: usize,
+    rate: f64,
+    duration_s: f64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    received: AtomicU64,
+    errors: AtomicU64,
+    rejections: AtomicU64,
+}
+
+/// Each call's messages, cycling through the sample calls under new conversation ids.
+fn script(
+    samples: &[Transcript],
+    call: usize,
+    round: usize,
+) -> (String, Vec<StreamConversationsRequest>) {
+    use stream_conversations_request::Payload;
+    let t = &samples[(call + round) % samples.len()];
+    let id = format!("load-{call}-{round}");
+    let mut out = vec![StreamConversationsRequest {
+        conversation_id: id.clone(),
+        payload: Some(Payload::Start(ConversationStart::default())),
+    }];
+    for e in engine::transcript_events(
+        t.utterances
+            .iter()
+            .filter(|u| !u.partial)
+            .cloned()
+            .collect(),
+        t.signals.clone(),
+        End::default(),
+    ) {
+        let payload = match e {
+            Event::Utterance(u) => Payload::Utterance(crate::proto::utterance_to_proto(&u)),
+            Event::Signal(s) => Payload::Signal(crate::proto::signal_to_proto(&s)),
+            Event::End(..) => Payload::End(ConversationEnd::default()),
+        };
+        out.push(StreamConversationsRequest {
+            conversation_id: id.clone(),
+            payload: Some(payload),
+        });
+    }
+    (id, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_call(
+    channel: Channel,
+    call: usize,
+    samples: Arc<Vec<Transcript>>,
+    period: Option<Duration>,
+    window: usize,
+    start_at: Instant,
+    stop_at: Instant,
+    drain_until: Instant,
+    histogram: Arc<Mutex<Histogram<u64>>>,
+    counters: Arc<Counters>,
+) {
+    let (tx, rx) = mpsc::channel(window.max(1) * 2 + 4);
+    let mut client = ListeningServiceClient::new(channel);
+    let Ok(response) = client.stream_conversations(ReceiverStream::new(rx)).await else {
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let mut inbound = response.into_inner();
+    let pending: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
+    let permits = Arc::new(Semaphore::new(window.max(1)));
+    let receiver = {
+        let (pending, permits, histogram, counters) = (
+            Arc::clone(&pending),
+            Arc::clone(&permits),
+            Arc::clone(&histogram),
+            Arc::clone(&counters),
+        );
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::time::timeout_at(drain_until, inbound.message()).await;
+                let response = match next {
+                    Ok(Ok(Some(r))) => r,
+                    Ok(Ok(None)) | Err(_) => break,
+                    Ok(Err(_)) => {
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                };
+                use stream_conversations_response::Payload;
+                let answered = match &response.payload {
+                    Some(Payload::Update(u)) if !u.partial => true,
+                    Some(Payload::Rejection(_)) => {
+                        counters.rejections.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
+                    _ => false,
+                };
+                if answered {
+                    let sent = pending.lock().expect("not poisoned").pop_front();
+                    if let Some(sent) = sent {
+                        let micros = sent.elapsed().as_micros().max(1) as u64;
+                        let _ = histogram.lock().expect("not poisoned").record(micros);
+                        counters.received.fetch_add(1, Ordering::Relaxed);
+                        permits.add_permits(1);
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep_until(start_at).await;
+    let mut ticker = period.map(|p| {
+        // Spread the calls' ticks over the period so the total rate is smooth.
+        let offset = p.mul_f64((call as f64 * 0.618_034) % 1.0);
+        let mut t = tokio::time::interval_at(start_at + offset, p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut round = 0;
+    'calls: while Instant::now() < stop_at {
+        let (_, messages) = script(&samples, call, round);
+        round += 1;
+        for message in messages {
+            let is_utterance = matches!(
+                message.payload,
+                Some(stream_conversations_request::Payload::Utterance(_))
+            );
+            if is_utterance {
+                if let Some(t) = ticker.as_mut() {
+                    tokio::select! {
+                        _ = t.tick() => {}
+                        () = tokio::time::sleep_until(stop_at) => break 'calls,
+                    }
+                }
+                let permit = tokio::select! {
+                    p = permits.acquire() => p,
+                    () = tokio::time::sleep_until(stop_at) => break 'calls,
+                };
+                let Ok(permit) = permit else { break 'calls };
+                permit.forget();
+                pending
+                    .lock()
+                    .expect("not poisoned")
+                    .push_back(Instant::now());
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            if tx.send(message).await.is_err() {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                break 'calls;
+            }
+        }
+    }
+    // Wait for the outstanding updates (bounded by the drain deadline), then close.
+    while !pending.lock().expect("not poisoned").is_empty() && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(tx);
+    receiver.abort();
+}
+
+pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.calls >= 1 && args.connections >= 1,
+        "--calls and --connections must be at least 1"
+    );
+    anyhow::ensure!(
+        args.duration > 0.0 && args.duration <= 24.0 * 3600.0,
+        "--duration must be within (0, 86400] seconds"
+    );
+    anyhow::ensure!(args.rate >= 0.0, "--rate must not be negative");
+    let samples: Arc<Vec<Transcript>> = Arc::new(
+        transcript::Reader::new(DEMO_CALLS.as_bytes())
+            .collect::<Result<_, _>>()
+            .context("bundled calls")?,
+    );
+    let mut channels = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        // One HTTP/2 connection each; warmed up by a health-free no-op: the connect itself.
+        let channel = Endpoint::from_shared(args.addr.clone())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .with_context(|| format!("failed to connect to {}", args.addr))?;
+        channels.push(channel);
+    }
+    let counters = Arc::new(Counters::default());
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.calls as f64 / args.rate));
+    // Streams open first; sending starts together, a moment later.
+    let start_at = Instant::now() + Duration::from_millis(500 + args.calls as u64 / 2);
+    let stop_at = start_at + Duration::from_secs_f64(args.duration);
+    let drain_until = stop_at + Duration::from_secs_f64(args.drain);
+    let mut tasks = Vec::with_capacity(args.calls);
+    for call in 0..args.calls {
+        tasks.push(tokio::spawn(run_call(
+            channels[call % channels.len()].clone(),
+            call,
+            Arc::clone(&samples),
+            period,
+            args.window,
+            start_at,
+            stop_at,
+            drain_until,
+            Arc::clone(&histogram),
+            Arc::clone(&counters),
+        )));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let h = histogram.lock().expect("not poisoned");
+    let received = counters.received.load(Ordering::Relaxed);
+    let report = Report {
+        throughput: received as f64 / args.duration,
+        latency_us: Latency {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        },
+        errors: counters.errors.load(Ordering::Relaxed),
+        rejections: counters.rejections.load(Ordering::Relaxed),
+        sent: counters.sent.load(Ordering::Relaxed),
+        received,
+        calls: args.calls,
+        connections: args.connections,
+        rate: args.rate,
+        duration_s: args.duration,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let l = &report.latency_us;
+        println!(
+            "{} calls over {} connections, {:.0} s: {:.0} utterances/s answered ({} sent, {} answered, {} errors, {} rejections)\nlatency µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
+            report.calls,
+            report.connections,
+            report.duration_s,
+            report.throughput,
+            report.sent,
+            report.received,
+            report.errors,
+            report.rejections,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max
+        );
+    }
+    Ok(if report.errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
