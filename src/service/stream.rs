@@ -328,16 +328,25 @@ impl StreamTask {
                 "the conversation has ended; use a new conversation_id",
             )
         };
+        // A signal or end for a conversation that is not live.
+        let not_started = |hint: &'static str| {
+            if ended_lately {
+                ended_rejection()
+            } else {
+                Rejected::new(RejectReason::FailedPrecondition, "conversation_id", hint)
+            }
+        };
         let event = match payload {
             Payload::Start(start) => {
-                if let Some(live) = self.live.get_mut(&id) {
-                    live.seq += 1;
-                    let r = Rejected::new(
-                        RejectReason::FailedPrecondition,
-                        "start",
-                        "the conversation is already live",
+                if self.live.contains_key(&id) {
+                    return self.reject_live(
+                        &id,
+                        Rejected::new(
+                            RejectReason::FailedPrecondition,
+                            "start",
+                            "the conversation is already live",
+                        ),
                     );
-                    return vec![response(&id, live.seq, rejection(&r))];
                 }
                 if ended_lately {
                     return not_live(ended_rejection());
@@ -361,41 +370,27 @@ impl StreamTask {
             }
             Payload::Signal(signal) => {
                 if !self.live.contains_key(&id) {
-                    return not_live(if ended_lately {
-                        ended_rejection()
-                    } else {
-                        Rejected::new(
-                            RejectReason::FailedPrecondition,
-                            "conversation_id",
-                            "unknown conversation; send start or an utterance first",
-                        )
-                    });
+                    return not_live(not_started(
+                        "unknown conversation; send start or an utterance first",
+                    ));
                 }
                 match proto::signal_from_proto(&signal) {
                     Some(signal) => Event::Signal(signal),
                     None => {
-                        let live = self.live.get_mut(&id).expect("checked above");
-                        live.seq += 1;
-                        let r = Rejected::new(
-                            RejectReason::InvalidArgument,
-                            "signal.kind",
-                            "must be a known, specified kind",
+                        return self.reject_live(
+                            &id,
+                            Rejected::new(
+                                RejectReason::InvalidArgument,
+                                "signal.kind",
+                                "must be a known, specified kind",
+                            ),
                         );
-                        return vec![response(&id, live.seq, rejection(&r))];
                     }
                 }
             }
             Payload::End(end) => {
                 if !self.live.contains_key(&id) {
-                    return not_live(if ended_lately {
-                        ended_rejection()
-                    } else {
-                        Rejected::new(
-                            RejectReason::FailedPrecondition,
-                            "conversation_id",
-                            "unknown conversation",
-                        )
-                    });
+                    return not_live(not_started("unknown conversation"));
                 }
                 Event::End(
                     End {
@@ -411,6 +406,17 @@ impl StreamTask {
             self.close(&id);
         }
         out
+    }
+
+    /// A rejection of a message for a live conversation: it takes the conversation's next seq.
+    fn reject_live(&mut self, id: &str, r: Rejected) -> Vec<StreamConversationsResponse> {
+        match self.live.get_mut(id) {
+            Some(live) => {
+                live.seq += 1;
+                vec![response(id, live.seq, rejection(&r))]
+            }
+            None => vec![response(id, 0, rejection(&r))],
+        }
     }
 
     /// Applies an event to a live conversation; returns whether it ended.

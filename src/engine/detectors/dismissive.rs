@@ -15,23 +15,13 @@ impl Detector for DismissiveDetector {
     }
 
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if utterance.role != Role::Agent {
-            return;
-        }
-        if let Some(m) = context
-            .profile
-            .lang()
-            .dismissive
-            .find(&utterance.analysis.words)
-        {
-            found.push(Detection::words(
-                Behaviour::DismissiveLanguage,
-                0.8,
-                utterance,
-                m.start,
-                m.end,
-            ));
-        }
+        found.extend(super::phrase(
+            utterance,
+            Role::Agent,
+            &context.profile.lang().dismissive,
+            Behaviour::DismissiveLanguage,
+            0.8,
+        ));
     }
 }
 

@@ -15,23 +15,13 @@ impl Detector for EscalationDetector {
     }
 
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if utterance.role != Role::Customer {
-            return;
-        }
-        if let Some(m) = context
-            .profile
-            .lang()
-            .escalation
-            .find(&utterance.analysis.words)
-        {
-            found.push(Detection::words(
-                Behaviour::EscalationRequest,
-                0.85,
-                utterance,
-                m.start,
-                m.end,
-            ));
-        }
+        found.extend(super::phrase(
+            utterance,
+            Role::Customer,
+            &context.profile.lang().escalation,
+            Behaviour::EscalationRequest,
+            0.85,
+        ));
     }
 }
 

@@ -73,6 +73,23 @@ pub struct Detection {
     pub duration_ms: i64,
 }
 
+/// The detection of a phrase list: the first phrase of `set` in an utterance of `role`.
+pub(super) fn phrase(
+    utterance: &Segment,
+    role: super::event::Role,
+    set: &super::text::PhraseSet,
+    behaviour: Behaviour,
+    confidence: f32,
+) -> Option<Detection> {
+    if utterance.role != role {
+        return None;
+    }
+    let m = set.find(&utterance.analysis.words)?;
+    Some(Detection::words(
+        behaviour, confidence, utterance, m.start, m.end,
+    ))
+}
+
 impl Detection {
     /// A timing detection: no text span.
     pub fn timing(
