@@ -226,3 +226,169 @@ async fn score_transcript_maps_whole_call_problems_to_statuses() {
     assert_eq!(partial.rejections.len(), 1);
     assert_eq!(partial.scorecard.unwrap().metrics.unwrap().utterances, 2);
 }
+
+#[tokio::test]
+async fn a_stream_ends_at_its_maximum_duration_after_delivering_its_responses() {
+    let server = TestServer::new()
+        .limits(|l| l.max_stream_duration = std::time::Duration::from_secs(2))
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let opened = std::time::Instant::now();
+    let mut call = Call::open(&mut client).await;
+    call.send(utterance(
+        "c",
+        "u1",
+        Role::Customer,
+        "my router keeps dropping the connection every evening",
+        0,
+        6000,
+    ))
+    .await;
+    call.send(utterance(
+        "c",
+        "u2",
+        Role::Agent,
+        "have you tried turning it off and on",
+        3000,
+        4500,
+    ))
+    .await;
+    let kinds: Vec<&str> = [
+        call.expect().await,
+        call.expect().await,
+        call.expect().await,
+    ]
+    .iter()
+    .map(kind)
+    .collect();
+    assert_eq!(
+        kinds,
+        ["update", "update", "alert"],
+        "responses before the limit are delivered"
+    );
+    let status = call
+        .next()
+        .await
+        .expect_err("the stream ends with a status");
+    let elapsed = opened.elapsed();
+    assert_eq!(status.code(), tonic::Code::OutOfRange);
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "STREAM_MAX_DURATION"
+    );
+    assert!(
+        elapsed >= std::time::Duration::from_millis(1500)
+            && elapsed <= std::time::Duration::from_millis(2500),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_stream_ends_and_keep_alives_hold_it_open() {
+    let idle = std::time::Duration::from_millis(600);
+    let server = TestServer::new()
+        .limits(|l| l.stream_idle_timeout = idle)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut call = Call::open(&mut client).await;
+    // Keep-alives (no payload) every 200 ms for 1.5 s keep it open...
+    for _ in 0..8 {
+        call.send(StreamConversationsRequest {
+            conversation_id: String::new(),
+            payload: None,
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    call.send(utterance("c", "u1", Role::Customer, "still there", 0, 900))
+        .await;
+    assert_eq!(
+        kind(&call.expect().await),
+        "update",
+        "the stream outlived its idle timeout thanks to keep-alives"
+    );
+    // ...and silence ends it.
+    let quiet = std::time::Instant::now();
+    let status = call.next().await.expect_err("idle stream ends");
+    assert_eq!(status.code(), tonic::Code::OutOfRange);
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "STREAM_IDLE"
+    );
+    assert!(
+        quiet.elapsed() >= std::time::Duration::from_millis(400),
+        "{:?}",
+        quiet.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_ended_and_its_conversations_freed() {
+    let server = TestServer::new()
+        .limits(|l| {
+            l.client_not_reading_timeout = std::time::Duration::from_millis(800);
+            l.outbound_queue = 4;
+            l.max_conversations_per_process = 1;
+        })
+        .start()
+        .await;
+    // A connection with a tiny HTTP/2 window, so the server cannot park the responses in
+    // flow-control buffers.
+    let slow = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(Some(1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut slow_client =
+        hearken::proto::v1::listening_service_client::ListeningServiceClient::new(slow);
+    let call = Call::open(&mut slow_client).await;
+    for i in 0..400 {
+        call.send(utterance(
+            "hog",
+            &format!("u{i}"),
+            Role::Customer,
+            "words words words",
+            i * 1000,
+            i * 1000 + 900,
+        ))
+        .await;
+    }
+    // The only conversation slot of the process is freed once the stream is ended.
+    let mut client = server.client().await;
+    let mut other = Call::open(&mut client).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let id = format!("next-{attempt}");
+        other
+            .send(utterance(&id, "u1", Role::Customer, "hello", 0, 500))
+            .await;
+        let r = other.expect().await;
+        if kind(&r) == "update" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow client's conversation was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // When it finally reads, the slow client learns why.
+    let mut call = call;
+    let status = loop {
+        match call.next().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "CLIENT_NOT_READING"
+    );
+}

@@ -1,0 +1,94 @@
+//! No transcript text, metadata value or conversation id reaches the logs, and no text or
+//! metadata value comes back in a rejection or status — even at debug level, even for messages
+//! that are refused (R-PRIV-1, R-ERR-2).
+
+use std::process::{Command, Stdio};
+
+const PAN: &str = "4111 1111 1111 1111";
+const NAME: &str = "Zebulon Quartermaine";
+const META: &str = "metacanary7731";
+const CONVERSATION: &str = "convcanary4402";
+
+#[test]
+fn canaries_never_reach_logs_or_error_details() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Command::new(env!("CARGO_BIN_EXE_hearken"))
+        .env("HEARKEN_LOG", "debug")
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--drain-delay",
+            "0s",
+            "--drain-deadline",
+            "3s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let long = format!("{NAME} {}", "x".repeat(16_400));
+    let call = serde_json::json!({
+        "conversation_id": CONVERSATION, "channel": "voice", "metadata": {"customer": META},
+        "utterances": [
+            {"utterance_id": "u1", "role": "customer", "text": format!("hi I'm {NAME} my card is {PAN}"), "start_ms": 0, "end_ms": 4000},
+            {"utterance_id": "u2", "role": "agent", "text": format!("thanks {NAME} can you confirm {PAN}"), "start_ms": 2000, "end_ms": 3500},
+            {"utterance_id": "u3", "role": "customer", "text": format!("yes {PAN}"), "start_ms": 9000, "end_ms": 1000},
+            {"utterance_id": "u4", "role": "customer", "text": long, "start_ms": 9000, "end_ms": 9500},
+            {"utterance_id": "u1", "role": "customer", "text": format!("changed {PAN}"), "start_ms": 0, "end_ms": 4000}
+        ]
+    });
+    let file = std::env::temp_dir().join(format!("hearken-privacy-{}.jsonl", std::process::id()));
+    std::fs::write(&file, format!("{call}\n")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let out = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_hearken"))
+            .args([
+                "replay",
+                "--json",
+                "--addr",
+                &format!("http://127.0.0.1:{port}"),
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let responses = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        responses.matches("\"rejection\"").count(),
+        3,
+        "three refused messages: {responses}"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let server = server.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&server.stderr);
+    assert!(log.contains("stream opened"), "debug logging was on: {log}");
+    for canary in [PAN, "4111", NAME, "Zebulon", META, CONVERSATION] {
+        assert!(!log.contains(canary), "{canary} in the server log:\n{log}");
+    }
+    for canary in [PAN, "4111", NAME, "Zebulon", META] {
+        assert!(
+            !responses.contains(canary),
+            "{canary} in a response:\n{responses}"
+        );
+    }
+    std::fs::remove_file(&file).unwrap();
+}
