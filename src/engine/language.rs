@@ -411,6 +411,12 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
                     && third.is_some_and(|t| lang.statement_subjects.contains(t))));
         // "when I was…", "which is…": joining clauses; "which router do you have" still asks.
         let noun_then_aux = third.is_some_and(|t| lang.auxiliaries.contains(t));
+        // "Which is the same": a relative clause continuing the last turn, not a question.
+        let relative = head == "which"
+            && second.is_some_and(|s| {
+                matches!(s, "is" | "was" | "isn't" | "wasn't" | "means" | "meant")
+            })
+            && !mark;
         let joins = lang.subordinating_wh_words.contains(head)
             && !mark
             && !second.is_some_and(follower)
@@ -419,6 +425,7 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
             && !statement
             && !clause
             && !joins
+            && !relative
             && (second.is_some() || mark || a.words.len() == a.lead + 1)
         {
             return Some(QuestionForm::Wh);
