@@ -425,6 +425,7 @@ impl Conversation {
             None => Vec::new(),
         };
         self.customer = self.followups.customer();
+        self.state.compact_latest();
         let mut alerts_due: Vec<(AlertKind, Vec<String>)> = Vec::new();
         let mut kinds_seen: Vec<AlertKind> = Vec::new();
         for d in &found {

@@ -351,6 +351,16 @@ impl State {
         })
     }
 
+    /// Drops what only the newest utterance's detectors needed — its text and tokens — once it
+    /// has been scored. Earlier turns are read only through their analysis, so a long call's
+    /// history costs a fraction of its transcript, and holds no raw text.
+    pub fn compact_latest(&mut self) {
+        if let Some(latest) = self.recent.back_mut() {
+            latest.text = String::new();
+            latest.tokens = Vec::new();
+        }
+    }
+
     /// Marks the agent utterance `utterance_id` as an interruption already counted.
     pub fn mark_interrupting(&mut self, utterance_id: &str) {
         if let Some(span) = self
