@@ -355,3 +355,118 @@ fn loadgen_reports_throughput_latency_and_errors_as_json() {
     );
     assert!(server.wait().unwrap().success());
 }
+
+/// The client contract (docs/operations.md, R-DRAIN-3): a server killed mid-call and restarted
+/// loses no scorecard for a replaying client, and the replayed call's scorecard equals an
+/// uninterrupted one.
+#[test]
+fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start_server = || {
+        hearken()
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--drain-delay",
+                "0s",
+                "--drain-deadline",
+                "2s",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = start_server();
+    let file = std::env::temp_dir().join(format!("hearken-resume-{}.jsonl", std::process::id()));
+    std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();
+    // Wait until the server answers before starting the call.
+    let ready = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && std::time::Instant::now() < ready
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let replay = hearken()
+        .args([
+            "replay",
+            "--json",
+            "--speed",
+            "40",
+            "--addr",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill().unwrap(); // SIGKILL: no drain, state lost
+    server.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut server = start_server();
+    let out = replay.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reconnecting"),
+        "the call was really interrupted: {stderr}"
+    );
+
+    let responses: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let scored = hearken().arg("score").arg(&file).output().unwrap();
+    let expected: Vec<serde_json::Value> = String::from_utf8(scored.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(expected.len(), 3);
+    for e in &expected {
+        let id = e["conversationId"].as_str().unwrap();
+        let mine: Vec<&serde_json::Value> = responses
+            .iter()
+            .filter(|r| r["conversationId"] == id)
+            .collect();
+        let seqs: Vec<i64> = mine
+            .iter()
+            .map(|r| r["seq"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as i64).collect::<Vec<_>>(),
+            "{id}: gap-free, no duplicates after the reconnect"
+        );
+        let mut live = mine
+            .iter()
+            .find_map(|r| r.get("scorecard"))
+            .unwrap_or_else(|| panic!("{id}: no scorecard"))
+            .clone();
+        if let Some(alerts) = live.get_mut("alerts").and_then(|a| a.as_array_mut()) {
+            for a in alerts {
+                a.as_object_mut().unwrap().remove("time");
+            }
+        }
+        assert_eq!(
+            live, e["scorecard"],
+            "{id}: the replayed scorecard equals an uninterrupted run's"
+        );
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    server.wait().unwrap();
+    std::fs::remove_file(&file).unwrap();
+}

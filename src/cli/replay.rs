@@ -87,7 +87,47 @@ fn request(
     }
 }
 
-/// Streams one conversation and prints the responses as they arrive.
+/// Whether a failed stream is worth reconnecting and replaying (the client contract of
+/// docs/operations.md): the server drained or restarted, the stream hit its duration or idle
+/// limit, or the connection broke.
+fn retryable(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::OutOfRange
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+    )
+}
+
+/// Backoff before attempt `n` (1-based): 100 ms doubling up to 10 s, full jitter; a server's
+/// `RetryInfo` delay wins.
+fn backoff(n: u32, status: &tonic::Status) -> Duration {
+    use tonic_types::StatusExt as _;
+    if let Some(delay) = status
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+    {
+        return delay.max(Duration::from_millis(10));
+    }
+    let cap = Duration::from_millis(100)
+        .saturating_mul(1 << n.min(7))
+        .min(Duration::from_secs(10));
+    // Full jitter from the clock's low bits: enough to spread reconnecting clients.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    cap.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
+
+/// Reconnect attempts per call before giving up.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// Streams one conversation and prints the responses as they arrive. If the stream fails in a
+/// retryable way, reconnects with backoff, replays the conversation from its start (the engine
+/// is deterministic, so the server rebuilds the same state) and skips the responses already
+/// seen, by `seq`.
 pub(super) async fn stream_call(
     client: &mut ListeningServiceClient<Channel>,
     t: &Transcript,
@@ -112,7 +152,6 @@ pub(super) async fn stream_call(
             )
         })
         .collect();
-    let (tx, rx) = mpsc::channel(64);
     let start = ConversationStart {
         channel: match t.start.channel {
             engine::Channel::Voice => crate::proto::v1::Channel::Voice,
@@ -128,87 +167,148 @@ pub(super) async fn stream_call(
             .collect(),
         start_time: None,
     };
-    let events = engine::transcript_events(t.utterances.clone(), t.signals.clone(), End::default());
-    let sender = {
-        let (id, sent_at) = (id.clone(), Arc::clone(&sent_at));
-        tokio::spawn(async move {
-            let origin = Instant::now();
-            let pace = |offset_ms: Option<i64>| async move {
-                if let (Some(offset), true) = (offset_ms, speed > 0.0) {
-                    tokio::time::sleep_until(
-                        origin + Duration::from_secs_f64(offset.max(0) as f64 / 1000.0 / speed),
-                    )
-                    .await;
-                }
-            };
-            if tx.send(request(&id, Payload::Start(start))).await.is_err() {
-                return;
-            }
-            for event in events {
-                let payload = match event {
-                    Event::Utterance(u) => {
-                        // A segment is sent when the recogniser finalises it: at its end.
-                        pace(u.end_ms).await;
+    // Every message of the call, with the offset it is due at (a segment when it ends).
+    let mut messages: Vec<(Option<i64>, Payload, Option<(String, bool)>)> =
+        vec![(None, Payload::Start(start), None)];
+    for event in engine::transcript_events(t.utterances.clone(), t.signals.clone(), End::default())
+    {
+        messages.push(match event {
+            Event::Utterance(u) => (
+                u.end_ms,
+                Payload::Utterance(convert::utterance_to_proto(&u)),
+                Some((u.utterance_id.clone(), u.partial)),
+            ),
+            Event::Signal(s) => (
+                Some(s.offset_ms),
+                Payload::Signal(convert::signal_to_proto(&s)),
+                None,
+            ),
+            Event::End(end, _) => (
+                None,
+                Payload::End(ConversationEnd {
+                    offset_ms: end.offset_ms,
+                }),
+                None,
+            ),
+        });
+    }
+    let messages = Arc::new(messages);
+    // How many messages have gone out so far (a reconnect resends these at once).
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let origin = Instant::now();
+    let mut result = CallResult::default();
+    let mut last_seq = 0i64;
+    let mut attempt = 0u32;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let (tx, rx) = mpsc::channel(64);
+        let sender = {
+            let (id, sent_at, messages, progress) = (
+                id.clone(),
+                Arc::clone(&sent_at),
+                Arc::clone(&messages),
+                Arc::clone(&progress),
+            );
+            tokio::spawn(async move {
+                let replay_upto = progress.load(std::sync::atomic::Ordering::SeqCst);
+                for (i, (due, payload, key)) in messages.iter().enumerate() {
+                    if i >= replay_upto
+                        && let (Some(offset), true) = (due, speed > 0.0)
+                    {
+                        // Paced in call time from the first attempt: a replay catches up.
+                        tokio::time::sleep_until(
+                            origin
+                                + Duration::from_secs_f64((*offset).max(0) as f64 / 1000.0 / speed),
+                        )
+                        .await;
+                    }
+                    if let Some(key) = key {
                         sent_at
                             .lock()
                             .expect("not poisoned")
-                            .insert((u.utterance_id.clone(), u.partial), Instant::now());
-                        Payload::Utterance(convert::utterance_to_proto(&u))
+                            .insert(key.clone(), Instant::now());
                     }
-                    Event::Signal(s) => {
-                        pace(Some(s.offset_ms)).await;
-                        Payload::Signal(convert::signal_to_proto(&s))
+                    if tx.send(request(&id, payload.clone())).await.is_err() {
+                        return;
                     }
-                    Event::End(end, _) => Payload::End(ConversationEnd {
-                        offset_ms: end.offset_ms,
-                    }),
-                };
-                if tx.send(request(&id, payload)).await.is_err() {
-                    return;
+                    progress.fetch_max(i + 1, std::sync::atomic::Ordering::SeqCst);
+                }
+                // Hold the stream open until the responses are read.
+                tx.closed().await;
+            })
+        };
+        let failure = match client.stream_conversations(ReceiverStream::new(rx)).await {
+            Err(status) => Some(status),
+            Ok(response) => {
+                let mut inbound = response.into_inner();
+                loop {
+                    match inbound.message().await {
+                        Ok(Some(response)) => {
+                            if response.seq != 0 && response.seq <= last_seq {
+                                continue; // seen before the reconnect
+                            }
+                            last_seq = last_seq.max(response.seq);
+                            result.responses += 1;
+                            use stream_conversations_response::Payload as Out;
+                            match &response.payload {
+                                Some(Out::Update(u)) => {
+                                    if let Some(at) = sent_at
+                                        .lock()
+                                        .expect("not poisoned")
+                                        .remove(&(u.utterance_id.clone(), u.partial))
+                                    {
+                                        result.latencies.push(at.elapsed());
+                                    }
+                                }
+                                Some(Out::Alert(_)) => result.alerts += 1,
+                                Some(Out::Rejection(_)) => result.rejections += 1,
+                                Some(Out::Scorecard(card)) => result.scorecard = Some(card.clone()),
+                                None => {}
+                            }
+                            if output.json {
+                                writeln!(stdout, "{}", serde_json::to_string(&response)?)?;
+                            } else {
+                                write!(
+                                    stdout,
+                                    "{}",
+                                    render::response(&response, &sent, output.quiet)
+                                )?;
+                            }
+                            if result.scorecard.is_some() {
+                                break None;
+                            }
+                        }
+                        Ok(None) => {
+                            break Some(tonic::Status::unavailable(
+                                "the stream ended before the scorecard",
+                            ));
+                        }
+                        Err(status) => break Some(status),
+                    }
                 }
             }
-        })
-    };
-    let mut inbound = client
-        .stream_conversations(ReceiverStream::new(rx))
-        .await
-        .context("failed to open a stream")?
-        .into_inner();
-    let mut result = CallResult::default();
-    let mut stdout = std::io::stdout().lock();
-    while let Some(response) = inbound.message().await.context("the stream failed")? {
-        result.responses += 1;
-        use stream_conversations_response::Payload as Out;
-        match &response.payload {
-            Some(Out::Update(u)) => {
-                if let Some(at) = sent_at
-                    .lock()
-                    .expect("not poisoned")
-                    .remove(&(u.utterance_id.clone(), u.partial))
-                {
-                    result.latencies.push(at.elapsed());
-                }
-            }
-            Some(Out::Alert(_)) => result.alerts += 1,
-            Some(Out::Rejection(_)) => result.rejections += 1,
-            Some(Out::Scorecard(card)) => result.scorecard = Some(card.clone()),
-            None => {}
+        };
+        sender.abort();
+        let Some(status) = failure else {
+            return Ok(result);
+        };
+        attempt += 1;
+        if !retryable(&status) || attempt > MAX_ATTEMPTS {
+            return Err(anyhow::anyhow!(
+                "the stream failed: {} ({:?})",
+                status.message(),
+                status.code()
+            ));
         }
-        if output.json {
-            writeln!(stdout, "{}", serde_json::to_string(&response)?)?;
-        } else {
-            write!(
-                stdout,
-                "{}",
-                render::response(&response, &sent, output.quiet)
-            )?;
-        }
-        if result.scorecard.is_some() {
-            break;
-        }
+        let wait = backoff(attempt, &status);
+        eprintln!(
+            "replay: {}: stream failed ({:?}); reconnecting in {} ms and replaying from the start",
+            id,
+            status.code(),
+            wait.as_millis()
+        );
+        tokio::time::sleep(wait).await;
     }
-    sender.abort();
-    Ok(result)
 }
 
 /// Percentile of sorted durations.
