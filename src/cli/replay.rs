@@ -121,6 +121,14 @@ fn backoff(n: u32, status: &tonic::Status) -> Duration {
     cap.mul_f64(f64::from(nanos % 1000) / 1000.0)
 }
 
+/// One message of a call: the offset it is due at, what it carries, and for an utterance the
+/// key its update is matched by.
+type Outgoing = (
+    Option<i64>,
+    stream_conversations_request::Payload,
+    Option<(String, bool)>,
+);
+
 /// Reconnect attempts per call before giving up.
 const MAX_ATTEMPTS: u32 = 10;
 
@@ -168,8 +176,7 @@ pub(super) async fn stream_call(
         start_time: None,
     };
     // Every message of the call, with the offset it is due at (a segment when it ends).
-    let mut messages: Vec<(Option<i64>, Payload, Option<(String, bool)>)> =
-        vec![(None, Payload::Start(start), None)];
+    let mut messages: Vec<Outgoing> = vec![(None, Payload::Start(start), None)];
     for event in engine::transcript_events(t.utterances.clone(), t.signals.clone(), End::default())
     {
         messages.push(match event {
