@@ -1,5 +1,7 @@
 //! The `hearken` binary as a user runs it.
 
+mod common;
+
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
@@ -135,43 +137,14 @@ fn an_invalid_rubric_file_is_refused_with_every_problem() {
 
 #[test]
 fn serve_and_replay_work_together_and_sigterm_drains() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut server = hearken()
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--drain-delay",
-            "100ms",
-            "--drain-deadline",
-            "3s",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (server, addr) = common::spawn_serve(&[], Stdio::piped());
     let file = std::env::temp_dir().join(format!("hearken-replay-{}.jsonl", std::process::id()));
     std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();
-    // The server may take a moment to bind: retry the replay for a bounded time.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let out = loop {
-        let out = hearken()
-            .args([
-                "replay",
-                "--json",
-                "--addr",
-                &format!("http://127.0.0.1:{port}"),
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
-        if out.status.success() || std::time::Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let out = common::until_success(|| {
+        let mut c = hearken();
+        c.args(["replay", "--json", "--addr", &addr]).arg(&file);
+        c
+    });
     assert!(
         out.status.success(),
         "{}",
@@ -199,19 +172,14 @@ fn serve_and_replay_work_together_and_sigterm_drains() {
             .unwrap()
             .contains("latency p50")
     );
-
-    let pid = server.id().to_string();
+    common::terminate(&server);
+    let server = server.wait_with_output().unwrap();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
+        server.status.success(),
+        "clean exit after SIGTERM: {:?}",
+        server.status
     );
-    let status = server.wait().unwrap();
-    assert!(status.success(), "clean exit after SIGTERM: {status:?}");
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut log).unwrap();
+    let log = String::from_utf8_lossy(&server.stderr);
     assert!(
         log.contains("SIGTERM received") && log.contains("server stopped"),
         "{log}"
@@ -284,49 +252,25 @@ fn eval_scores_the_labelled_fixtures_and_reports_the_malformed_line() {
 
 #[test]
 fn loadgen_reports_throughput_latency_and_errors_as_json() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = hearken()
-        .args([
-            "serve",
+    let (mut server, addr) = common::spawn_serve(&[], Stdio::null());
+    let out = common::until_success(|| {
+        let mut c = hearken();
+        c.args([
+            "loadgen",
             "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--drain-delay",
-            "0s",
-            "--drain-deadline",
-            "3s",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("http://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let out = loop {
-        let out = hearken()
-            .args([
-                "loadgen",
-                "--addr",
-                &addr,
-                "--calls",
-                "8",
-                "--connections",
-                "2",
-                "--duration",
-                "1",
-                "--drain",
-                "2",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        if out.status.success() || std::time::Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+            &addr,
+            "--calls",
+            "8",
+            "--connections",
+            "2",
+            "--duration",
+            "1",
+            "--drain",
+            "2",
+            "--json",
+        ]);
+        c
+    });
     assert!(
         out.status.success(),
         "{}",
@@ -346,13 +290,7 @@ fn loadgen_reports_throughput_latency_and_errors_as_json() {
         l["max"].as_u64().unwrap(),
     );
     assert!(0 < p50 && p50 <= p99 && p99 <= max, "{l}");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::terminate(&server);
     assert!(server.wait().unwrap().success());
 }
 
@@ -361,45 +299,17 @@ fn loadgen_reports_throughput_latency_and_errors_as_json() {
 /// uninterrupted one.
 #[test]
 fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let start_server = || {
-        hearken()
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--drain-delay",
-                "0s",
-                "--drain-deadline",
-                "2s",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut server = start_server();
+    let (mut server, addr) = common::spawn_serve(&[], Stdio::null());
+    let listen = addr.trim_start_matches("http://").to_string();
     let file = std::env::temp_dir().join(format!("hearken-resume-{}.jsonl", std::process::id()));
     std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();
-    // Wait until the server answers before starting the call.
+    // Wait until the server accepts connections before starting the call.
     let ready = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-        && std::time::Instant::now() < ready
-    {
+    while std::net::TcpStream::connect(&listen).is_err() && std::time::Instant::now() < ready {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let replay = hearken()
-        .args([
-            "replay",
-            "--json",
-            "--speed",
-            "40",
-            "--addr",
-            &format!("http://127.0.0.1:{port}"),
-        ])
+        .args(["replay", "--json", "--speed", "40", "--addr", &addr])
         .arg(&file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -409,7 +319,19 @@ fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
     server.kill().unwrap(); // SIGKILL: no drain, state lost
     server.wait().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut server = start_server();
+    let mut server = hearken()
+        .args([
+            "serve",
+            "--addr",
+            &listen,
+            "--drain-delay",
+            "0s",
+            "--drain-deadline",
+            "2s",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let out = replay.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -460,13 +382,7 @@ fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
             "{id}: the replayed scorecard equals an uninterrupted run's"
         );
     }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::terminate(&server);
     server.wait().unwrap();
     std::fs::remove_file(&file).unwrap();
 }

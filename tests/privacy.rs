@@ -2,6 +2,8 @@
 //! metadata value comes back in a rejection or status — even at debug level, even for messages
 //! that are refused (R-PRIV-1, R-ERR-2).
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 const PAN: &str = "4111 1111 1111 1111";
@@ -43,23 +45,17 @@ fn canaries_never_reach_logs_or_error_details() {
     });
     let file = std::env::temp_dir().join(format!("hearken-privacy-{}.jsonl", std::process::id()));
     std::fs::write(&file, format!("{call}\n")).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let out = loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_hearken"))
-            .args([
-                "replay",
-                "--json",
-                "--addr",
-                &format!("http://127.0.0.1:{port}"),
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
-        if out.status.success() || std::time::Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let out = common::until_success(|| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hearken"));
+        c.args([
+            "replay",
+            "--json",
+            "--addr",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .arg(&file);
+        c
+    });
     assert!(
         out.status.success(),
         "{}",
@@ -71,13 +67,7 @@ fn canaries_never_reach_logs_or_error_details() {
         3,
         "three refused messages: {responses}"
     );
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::terminate(&server);
     let server = server.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&server.stderr);
     assert!(log.contains("stream opened"), "debug logging was on: {log}");

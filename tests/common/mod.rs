@@ -230,3 +230,52 @@ pub fn without_times(mut card: Scorecard) -> Scorecard {
     }
     card
 }
+
+/// `hearken serve` as a separate process on a free loopback port, with a short drain and any
+/// extra flags; returns the child and the server's URL.
+pub fn spawn_serve(extra: &[&str], stderr: std::process::Stdio) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hearken"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--drain-delay",
+            "0s",
+            "--drain-deadline",
+            "3s",
+        ])
+        .args(extra)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Runs a client command until it succeeds (a server may take a moment to bind), for at most
+/// 20 s; returns its last output.
+pub fn until_success(mut command: impl FnMut() -> std::process::Command) -> std::process::Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = command().output().unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGTERM to a child process.
+pub fn terminate(child: &std::process::Child) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
