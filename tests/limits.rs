@@ -392,3 +392,56 @@ async fn a_client_that_stops_reading_is_ended_and_its_conversations_freed() {
         "CLIENT_NOT_READING"
     );
 }
+
+#[tokio::test]
+async fn a_conversation_sending_too_fast_is_rejected_in_band_and_the_others_go_on() {
+    let server = TestServer::new()
+        .limits(|l| l.max_messages_per_second = 50.0)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut call = Call::open(&mut client).await;
+    call.send(start("calm")).await;
+    call.send(start("burst")).await;
+    // 100 messages at once from one conversation: the burst allowance is 50.
+    for i in 0..100 {
+        call.send(utterance(
+            "burst",
+            &format!("u{i}"),
+            Role::Customer,
+            "hello",
+            i * 100,
+            i * 100 + 50,
+        ))
+        .await;
+    }
+    call.send(utterance(
+        "calm",
+        "u1",
+        Role::Customer,
+        "hello there",
+        0,
+        900,
+    ))
+    .await;
+    let (mut updates, mut limited, mut calm) = (0, 0, false);
+    while updates + limited < 100 || !calm {
+        let r = call.expect().await;
+        match (&r.conversation_id[..], &r.payload) {
+            ("calm", Some(Payload::Update(_))) => calm = true,
+            ("burst", Some(Payload::Update(_))) => updates += 1,
+            ("burst", Some(Payload::Rejection(rej))) => {
+                assert_eq!(rej.reason, RejectionReason::ResourceExhausted as i32);
+                assert!(rej.retry_after_ms > 0);
+                limited += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The bucket refills while the burst is being read, so a few more than 50 may get through.
+    assert!(
+        (50..=60).contains(&updates),
+        "{updates} accepted, {limited} limited"
+    );
+    assert!(limited >= 40, "{limited}");
+}

@@ -45,6 +45,10 @@ pub(super) struct ServeArgs {
     /// A conversation with no message for this long ends with an `abandoned` scorecard.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     conversation_idle_timeout: Duration,
+    /// Messages per second one conversation may send (partials included; bursts of as many);
+    /// excess messages are rejected in band with a retry hint.
+    #[arg(long, default_value_t = 50.0)]
+    max_messages_per_second: f64,
     /// A stream whose responses go unread this long ends with RESOURCE_EXHAUSTED.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     client_not_reading_timeout: Duration,
@@ -91,6 +95,11 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     limits.stream_idle_timeout = args.stream_idle_timeout;
     limits.conversation_idle_timeout = args.conversation_idle_timeout;
     limits.client_not_reading_timeout = args.client_not_reading_timeout;
+    anyhow::ensure!(
+        args.max_messages_per_second > 0.0,
+        "--max-messages-per-second must be greater than 0"
+    );
+    limits.max_messages_per_second = args.max_messages_per_second;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to listen on {}", args.addr))?;

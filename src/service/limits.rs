@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::engine::InputLimits;
 
 /// Limits of the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Per-conversation input limits (text, ids, offsets, utterances).
     pub input: InputLimits,
@@ -32,6 +32,9 @@ pub struct Limits {
     pub stream_idle_timeout: Duration,
     /// A conversation with no message for this long ends as abandoned (R-STREAM-3).
     pub conversation_idle_timeout: Duration,
+    /// Messages per second one conversation may send, partial segments included, with a burst
+    /// of as many (R-CONV-3); excess messages are rejected in band with a retry hint.
+    pub max_messages_per_second: f64,
     /// An ended conversation's id is remembered this long, so that late messages for it are
     /// rejected rather than starting a new conversation (R-PRIV-2).
     pub ended_linger: Duration,
@@ -60,6 +63,7 @@ impl Default for Limits {
             stream_idle_timeout: Duration::from_secs(10 * 60),
             conversation_idle_timeout: Duration::from_secs(30 * 60),
             ended_linger: Duration::from_secs(60),
+            max_messages_per_second: 50.0,
         }
     }
 }

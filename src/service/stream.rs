@@ -91,6 +91,27 @@ struct Live {
     seq: i64,
     last_activity: Instant,
     start_time: Option<SystemTime>,
+    /// Messages the conversation may still send now (token bucket, R-CONV-3), as of `refilled`.
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Live {
+    /// Takes one message's token at `rate` per second (burst `rate`), or says how long until
+    /// one is available.
+    fn take_token(&mut self, rate: f64, now: Instant) -> Result<(), Duration> {
+        let rate = rate.max(1.0);
+        self.tokens = (self.tokens
+            + now.saturating_duration_since(self.refilled).as_secs_f64() * rate)
+            .min(rate);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
 }
 
 /// Why the stream loop stops.
@@ -288,6 +309,8 @@ impl StreamTask {
                 seq: 0,
                 last_activity: Instant::now(),
                 start_time,
+                tokens: limits.max_messages_per_second.max(1.0),
+                refilled: Instant::now(),
             },
         );
         Ok(())
@@ -426,9 +449,21 @@ impl StreamTask {
         event: Event,
         out: &mut Vec<StreamConversationsResponse>,
     ) -> bool {
+        let rate = self.shared.limits.max_messages_per_second;
         let Some(live) = self.live.get_mut(id) else {
             return false;
         };
+        if let Err(wait) = live.take_token(rate, Instant::now()) {
+            live.seq += 1;
+            let mut r = Rejected::new(
+                RejectReason::ResourceExhausted,
+                "conversation_id",
+                format!("more than {rate} messages per second for this conversation; retry later"),
+            );
+            r.retry_after_ms = Some(wait.as_millis().max(1) as i64);
+            out.push(response(id, live.seq, rejection(&r)));
+            return false;
+        }
         live.last_activity = Instant::now();
         let start_time = live.start_time;
         let alert_time = move |a: &engine::Alert| {
