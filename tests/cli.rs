@@ -137,7 +137,7 @@ fn an_invalid_rubric_file_is_refused_with_every_problem() {
 
 #[test]
 fn serve_and_replay_work_together_and_sigterm_drains() {
-    let (server, addr) = common::spawn_serve(&[], Stdio::piped());
+    let (server, addr) = common::spawn_serve(&[], &[], Stdio::piped());
     let file = std::env::temp_dir().join(format!("hearken-replay-{}.jsonl", std::process::id()));
     std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();
     let out = common::until_success(|| {
@@ -252,7 +252,7 @@ fn eval_scores_the_labelled_fixtures_and_reports_the_malformed_line() {
 
 #[test]
 fn loadgen_reports_throughput_latency_and_errors_as_json() {
-    let (mut server, addr) = common::spawn_serve(&[], Stdio::null());
+    let (mut server, addr) = common::spawn_serve(&[], &[], Stdio::null());
     let out = common::until_success(|| {
         let mut c = hearken();
         c.args([
@@ -299,7 +299,7 @@ fn loadgen_reports_throughput_latency_and_errors_as_json() {
 /// uninterrupted one.
 #[test]
 fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
-    let (mut server, addr) = common::spawn_serve(&[], Stdio::null());
+    let (mut server, addr) = common::spawn_serve(&[], &[], Stdio::null());
     let listen = addr.trim_start_matches("http://").to_string();
     let file = std::env::temp_dir().join(format!("hearken-resume-{}.jsonl", std::process::id()));
     std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();

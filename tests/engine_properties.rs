@@ -219,7 +219,7 @@ fn an_utterance_after_end_is_rejected_and_input_limits_hold() {
 }
 
 #[test]
-fn utterance_cap_rejects_beyond_the_limit_and_history_stays_windowed() {
+fn utterances_beyond_the_cap_are_rejected() {
     let limits = InputLimits {
         max_utterances: 50,
         ..InputLimits::default()

@@ -13,25 +13,7 @@ const CONVERSATION: &str = "convcanary4402";
 
 #[test]
 fn canaries_never_reach_logs_or_error_details() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Command::new(env!("CARGO_BIN_EXE_hearken"))
-        .env("HEARKEN_LOG", "debug")
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--drain-delay",
-            "0s",
-            "--drain-deadline",
-            "3s",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (server, addr) = common::spawn_serve(&[], &[("HEARKEN_LOG", "debug")], Stdio::piped());
     let long = format!("{NAME} {}", "x".repeat(16_400));
     let call = serde_json::json!({
         "conversation_id": CONVERSATION, "channel": "voice", "metadata": {"customer": META},
@@ -47,13 +29,7 @@ fn canaries_never_reach_logs_or_error_details() {
     std::fs::write(&file, format!("{call}\n")).unwrap();
     let out = common::until_success(|| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hearken"));
-        c.args([
-            "replay",
-            "--json",
-            "--addr",
-            &format!("http://127.0.0.1:{port}"),
-        ])
-        .arg(&file);
+        c.args(["replay", "--json", "--addr", &addr]).arg(&file);
         c
     });
     assert!(

@@ -1,6 +1,8 @@
 //! `hearken serve --rubric FILE` reloads the rubric when the file changes and on SIGHUP, without
 //! dropping streams; a file that does not validate is refused and the old rubric stays.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,29 +45,12 @@ async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("rubric.toml");
     std::fs::write(&file, "# no changes yet\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Command::new(env!("CARGO_BIN_EXE_hearken"))
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--rubric-poll",
-            "100ms",
-            "--drain-delay",
-            "0s",
-            "--drain-deadline",
-            "5s",
-        ])
-        .arg("--rubric")
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let rubric = file.to_str().unwrap();
+    let (server, url) = common::spawn_serve(
+        &["--rubric-poll", "100ms", "--rubric", rubric],
+        &[],
+        Stdio::piped(),
+    );
     let mut client = None;
     assert!(
         eventually(async || {

@@ -200,13 +200,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         );
         let mut detected: HashMap<&str, BTreeSet<String>> = HashMap::new();
         for update in &result.timeline {
-            let set = detected
-                .entry(
-                    ids.iter()
-                        .find(|i| **i == update.utterance_id)
-                        .map_or("", String::as_str),
-                )
-                .or_default();
+            let set = detected.entry(update.utterance_id.as_str()).or_default();
             set.extend(
                 update
                     .behaviours

@@ -71,7 +71,8 @@ pub enum FollowUp {
 pub struct FollowUps {
     question: Option<Pending>,
     emotion: Option<Pending>,
-    long_turn: Option<Pending>,
+    /// A long customer turn waits for an acknowledgement.
+    long_turn_open: bool,
     side_issues: VecDeque<Pending>,
     closed_run: VecDeque<String>,
     understood: bool,
@@ -111,15 +112,13 @@ impl FollowUps {
                 // A backchannel takes no turn.
                 let turn = !segment.backchannel;
 
-                if let Some(long) = &mut self.long_turn {
-                    if cue || empathy || reflection {
-                        metrics.long_turns_acknowledged += 1;
-                        self.long_turn = None;
-                    } else if turn {
-                        self.long_turn = None;
-                    } else {
-                        long.agent_turns += 0;
-                    }
+                // A long customer turn is acknowledged by the agent's next cue, reflection or
+                // empathy; the agent's next real turn without one closes it unacknowledged.
+                if self.long_turn_open && (cue || empathy || reflection) {
+                    metrics.long_turns_acknowledged += 1;
+                    self.long_turn_open = false;
+                } else if turn {
+                    self.long_turn_open = false;
                 }
                 if let Some(emotion) = &mut self.emotion {
                     if empathy {
@@ -260,10 +259,8 @@ impl FollowUps {
             };
             if heard {
                 metrics.long_turns_acknowledged += 1;
-                self.long_turn = None;
-            } else {
-                self.long_turn = Some(Pending::of(segment));
             }
+            self.long_turn_open = !heard;
         }
         // Mood: an average leaning to recent turns, and the trend between two windows.
         let s = a.sentiment;
@@ -271,10 +268,10 @@ impl FollowUps {
         if self.sentiments.len() > SENTIMENT_WINDOW {
             self.sentiments.pop_front();
         }
-        let marker = has(found, Behaviour::CustomerEmotion)
-            && found
-                .iter()
-                .any(|d| d.behaviour == Behaviour::CustomerEmotion && d.span.is_some());
+        // A frustration marker gives the emotion detection a text span; sentiment alone does not.
+        let marker = found
+            .iter()
+            .any(|d| d.behaviour == Behaviour::CustomerEmotion && d.span.is_some());
         let mood = &mut self.mood;
         mood.sentiment = if metrics.customer_turns <= 1 {
             s

@@ -88,7 +88,9 @@ impl Rejected {
         }
     }
 
-    fn for_utterance(mut self, utterance: &Utterance, limits: &InputLimits) -> Self {
+    /// Names the utterance the rejection is about, when its id is a valid one (an invalid id is
+    /// never echoed).
+    pub fn for_utterance(mut self, utterance: &Utterance, limits: &InputLimits) -> Self {
         if limits::check_id(&utterance.utterance_id, "", limits.max_id_bytes).is_ok() {
             self.utterance_id = Some(utterance.utterance_id.clone());
         }

@@ -84,13 +84,6 @@ impl Listening {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *current = rubric;
     }
-
-    /// Live conversations in the process.
-    pub fn live_conversations(&self) -> usize {
-        self.shared
-            .live_conversations
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;

@@ -383,10 +383,12 @@ impl StreamTask {
                 let utterance = proto::utterance_from_proto(utterance);
                 if !self.live.contains_key(&id) {
                     if ended_lately {
-                        return not_live(with_utterance(ended_rejection(), &utterance));
+                        return not_live(
+                            ended_rejection().for_utterance(&utterance, &self.shared.limits.input),
+                        );
                     }
                     if let Err(r) = self.open(&id, &ConversationStart::default()) {
-                        return not_live(with_utterance(r, &utterance));
+                        return not_live(r.for_utterance(&utterance, &self.shared.limits.input));
                     }
                 }
                 Event::Utterance(utterance)
@@ -541,13 +543,4 @@ impl StreamTask {
         all.sort();
         self.abandon(all).await
     }
-}
-
-fn with_utterance(mut r: Rejected, u: &engine::Utterance) -> Rejected {
-    if engine::limits::check_id(&u.utterance_id, "", usize::MAX).is_ok()
-        && u.utterance_id.len() <= 256
-    {
-        r.utterance_id = Some(u.utterance_id.clone());
-    }
-    r
 }

@@ -231,9 +231,13 @@ pub fn without_times(mut card: Scorecard) -> Scorecard {
     card
 }
 
-/// `hearken serve` as a separate process on a free loopback port, with a short drain and any
-/// extra flags; returns the child and the server's URL.
-pub fn spawn_serve(extra: &[&str], stderr: std::process::Stdio) -> (std::process::Child, String) {
+/// `hearken serve` as a separate process on a free loopback port, with a short drain, any extra
+/// flags and environment; returns the child and the server's URL.
+pub fn spawn_serve(
+    extra: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -250,6 +254,7 @@ pub fn spawn_serve(extra: &[&str], stderr: std::process::Stdio) -> (std::process
             "3s",
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .stderr(stderr)
         .spawn()
         .unwrap();
