@@ -3,6 +3,8 @@
 
 /// Address `hearken serve` listens on.
 pub const ENV_ADDR: &str = "HEARKEN_ADDR";
+/// Address of the Prometheus scrape endpoint (`/metrics`), or `off`.
+pub const ENV_METRICS_ADDR: &str = "HEARKEN_METRICS_ADDR";
 /// Rubric file laid over the embedded default.
 pub const ENV_RUBRIC: &str = "HEARKEN_RUBRIC";
 /// Log filter (`tracing_subscriber::EnvFilter` syntax), e.g. `info` or `hearken=debug`.

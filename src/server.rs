@@ -23,6 +23,8 @@ use crate::engine::Rubric;
 use crate::proto::v1::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::listening_service_server::ListeningServiceServer;
 use crate::service::{Limits, Listening};
+use crate::telemetry::Metrics;
+use crate::telemetry::rpc::RpcLayer;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct ServerConfig {
     pub rubric_file: Option<PathBuf>,
     /// How often the rubric file is checked for changes.
     pub rubric_poll: Duration,
+    /// Where the service records its metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl ServerConfig {
@@ -66,6 +70,7 @@ impl ServerConfig {
             max_connection_age: Duration::from_secs(30 * 60),
             rubric_file: None,
             rubric_poll: Duration::from_secs(5),
+            metrics: Arc::new(Metrics::noop()),
         }
     }
 }
@@ -81,7 +86,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let (drain_tx, drain_rx) = watch::channel(false);
-    let listening = Listening::new(Arc::clone(&config.rubric), config.limits.clone(), drain_rx);
+    let listening = Listening::new(
+        Arc::clone(&config.rubric),
+        config.limits.clone(),
+        drain_rx,
+        Arc::clone(&config.metrics),
+    );
     let service = ListeningServiceServer::new(listening.clone())
         .max_decoding_message_size(config.limits.max_transcript_message_bytes)
         .max_encoding_message_size(Limits::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES);
@@ -134,6 +144,7 @@ pub async fn run(
         .http2_max_header_list_size(16 * 1024)
         .max_connection_age(config.max_connection_age)
         .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+        .layer(RpcLayer::new(Arc::clone(&config.metrics)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

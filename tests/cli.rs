@@ -328,6 +328,8 @@ fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
             "0s",
             "--drain-deadline",
             "2s",
+            "--metrics-addr",
+            "off",
         ])
         .stderr(Stdio::null())
         .spawn()

@@ -46,7 +46,11 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    telemetry::init_logging(cli.log_format, default_filter);
+    // `serve` sets up its own telemetry (metrics and OTLP export need the runtime).
+    if !matches!(cli.command, Command::Serve(_)) {
+        telemetry::init_logging(cli.log_format, default_filter);
+    }
+    let log_format = cli.log_format;
     match cli.command {
         Command::Score(args) => score::run(args),
         Command::Eval(args) => eval::run(args),
@@ -56,7 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .build()?;
             runtime.block_on(async move {
                 match command {
-                    Command::Serve(args) => serve::run(args).await,
+                    Command::Serve(args) => serve::run(args, log_format).await,
                     Command::Demo(args) => demo::run(args).await,
                     Command::Replay(args) => replay::run(args).await,
                     Command::Loadgen(args) => loadgen::run(args).await,

@@ -295,6 +295,13 @@ pub(super) async fn stream_call(
                                 )?;
                             }
                             if result.scorecard.is_some() {
+                                // Close our side and read to the end, so the call ends with
+                                // OK rather than as cancelled.
+                                sender.abort();
+                                let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                                    while let Ok(Some(_)) = inbound.message().await {}
+                                })
+                                .await;
                                 break None;
                             }
                         }

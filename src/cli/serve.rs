@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{ENV_ADDR, ENV_DRAIN_DEADLINE, ENV_DRAIN_DELAY, ENV_RUBRIC};
+use crate::config::{ENV_ADDR, ENV_DRAIN_DEADLINE, ENV_DRAIN_DELAY, ENV_METRICS_ADDR, ENV_RUBRIC};
 use crate::server::{self, ServerConfig};
+use crate::telemetry::{LogFormat, Telemetry};
 
 /// Flags of `hearken serve`. Durations take units: `500ms`, `30s`, `10m`, `4h`.
 #[derive(Debug, clap::Args)]
@@ -17,6 +18,9 @@ pub(super) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = ENV_ADDR, default_value = "0.0.0.0:50051")]
     addr: SocketAddr,
+    /// Address of the Prometheus scrape endpoint (`GET /metrics`), or `off`.
+    #[arg(long, env = ENV_METRICS_ADDR, default_value = "0.0.0.0:9090", value_parser = parse_metrics_addr)]
+    metrics_addr: MetricsAddr,
     /// Rubric file (TOML) laid over the embedded default: extra profiles, changed thresholds.
     /// Reloaded on SIGHUP and when it changes; a file that does not validate is refused.
     #[arg(long, env = ENV_RUBRIC)]
@@ -57,6 +61,20 @@ pub(super) struct ServeArgs {
     max_connection_age: Duration,
 }
 
+/// Where `/metrics` is served, if anywhere.
+#[derive(Debug, Clone, Copy)]
+struct MetricsAddr(Option<SocketAddr>);
+
+fn parse_metrics_addr(value: &str) -> Result<MetricsAddr, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(MetricsAddr(None));
+    }
+    value
+        .parse()
+        .map(|addr| MetricsAddr(Some(addr)))
+        .map_err(|e| format!("{e}: expected HOST:PORT or `off`"))
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -80,9 +98,11 @@ async fn shutdown_signal() {
     }
 }
 
-pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    let telemetry = Telemetry::init_serve(log_format, "info")?;
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let mut config = ServerConfig::new(Arc::new(rubric));
+    config.metrics = Arc::clone(&telemetry.metrics);
     config.drain_delay = args.drain_delay;
     config.drain_deadline = args.drain_deadline;
     config.max_connection_age = args.max_connection_age;
@@ -104,7 +124,33 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("failed to listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
+    let (stop_scrape, scrape_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scrape = match args.metrics_addr.0 {
+        Some(metrics_addr) => {
+            let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("failed to listen on {metrics_addr} for /metrics"))?;
+            let metrics_addr = metrics_listener.local_addr()?;
+            tracing::info!(addr = %metrics_addr, "metrics at /metrics");
+            let registry = telemetry.registry.clone();
+            Some(tokio::spawn(crate::telemetry::serve_scrape(
+                metrics_listener,
+                registry,
+                async move {
+                    let _ = scrape_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "hearken listening");
-    server::run(listener, config, shutdown_signal()).await?;
+    let result = server::run(listener, config, shutdown_signal()).await;
+    let _ = stop_scrape.send(());
+    if let Some(scrape) = scrape {
+        let _ = tokio::time::timeout(Duration::from_secs(1), scrape).await;
+    }
+    // The exporters flush with blocking calls: off the runtime's worker threads.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,7 @@ pub use limits::Limits;
 use crate::engine::Rubric;
 use crate::proto::v1::listening_service_server::ListeningService;
 use crate::proto::v1::*;
+use crate::telemetry::Metrics;
 
 /// An alert on its way to `WatchAlerts` subscribers.
 #[derive(Debug, Clone)]
@@ -51,6 +52,7 @@ pub(crate) struct Shared {
     alerts: broadcast::Sender<PublishedAlert>,
     draining: tokio_watch::Receiver<bool>,
     live_conversations: AtomicUsize,
+    metrics: Arc<Metrics>,
 }
 
 /// The listening service.
@@ -60,9 +62,14 @@ pub struct Listening {
 }
 
 impl Listening {
-    /// A service scoring with `rubric` under `limits`. Streams end with UNAVAILABLE once
-    /// `draining` turns true.
-    pub fn new(rubric: Arc<Rubric>, limits: Limits, draining: tokio_watch::Receiver<bool>) -> Self {
+    /// A service scoring with `rubric` under `limits`, recording into `metrics`. Streams end
+    /// with UNAVAILABLE once `draining` turns true.
+    pub fn new(
+        rubric: Arc<Rubric>,
+        limits: Limits,
+        draining: tokio_watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (alerts, _) = broadcast::channel(limits.watch_buffer.max(1));
         Listening {
             shared: Arc::new(Shared {
@@ -71,6 +78,7 @@ impl Listening {
                 alerts,
                 draining,
                 live_conversations: AtomicUsize::new(0),
+                metrics,
             }),
         }
     }
@@ -86,6 +94,25 @@ impl Listening {
     }
 }
 
+/// Makes the caller's trace context (taken from the request headers by
+/// [`crate::telemetry::rpc::RpcLayer`]) the parent of `span`; without an OpenTelemetry layer
+/// this does nothing.
+fn set_parent(span: &tracing::Span, parent: Option<opentelemetry::Context>) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if let Some(parent) = parent
+        && let Err(error) = span.set_parent(parent)
+    {
+        tracing::debug!(%error, "cannot attach the caller's trace context");
+    }
+}
+
+fn trace_parent<T>(request: &Request<T>) -> Option<opentelemetry::Context> {
+    request
+        .extensions()
+        .get::<opentelemetry::Context>()
+        .cloned()
+}
+
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -97,9 +124,11 @@ impl ListeningService for Listening {
         &self,
         request: Request<Streaming<StreamConversationsRequest>>,
     ) -> Result<Response<Self::StreamConversationsStream>, Status> {
+        let parent = trace_parent(&request);
         Ok(Response::new(stream::start(
             Arc::clone(&self.shared),
             request.into_inner(),
+            parent,
         )))
     }
 
@@ -107,7 +136,16 @@ impl ListeningService for Listening {
         &self,
         request: Request<ScoreTranscriptRequest>,
     ) -> Result<Response<ScoreTranscriptResponse>, Status> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "score_transcript",
+            otel.kind = "server",
+            rpc.system.name = "grpc",
+            rpc.method = "hearken.v1.ListeningService/ScoreTranscript",
+        );
+        set_parent(&span, trace_parent(&request));
         score::score_transcript(Arc::clone(&self.shared), request.into_inner())
+            .instrument(span)
             .await
             .map(Response::new)
             .map_err(Status::from)

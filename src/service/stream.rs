@@ -28,39 +28,62 @@ use super::error::ServiceError;
 use super::{PublishedAlert, ResponseStream, Shared};
 use crate::engine::{self, Conversation, Emitted, End, EndReason, Event, RejectReason, Rejected};
 use crate::proto::{self, v1::*};
+use crate::telemetry::metrics::{Direction, Metrics};
 
 static STREAM_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Starts the task serving one stream and returns the stream of its responses.
+/// A queued response, with the time its utterance arrived when it is that utterance's update.
+struct Queued {
+    response: Result<StreamConversationsResponse, Status>,
+    utterance_received: Option<Instant>,
+}
+
+/// Starts the task serving one stream and returns the stream of its responses. `parent` is
+/// the caller's trace context, if it sent one.
 pub(super) fn start(
     shared: Arc<Shared>,
     inbound: Streaming<StreamConversationsRequest>,
+    parent: Option<opentelemetry::Context>,
 ) -> ResponseStream<StreamConversationsResponse> {
     let (tx, rx) = mpsc::channel(shared.limits.outbound_queue.max(1));
     let (abort_tx, abort_rx) = oneshot::channel();
     let stream_id = STREAM_IDS.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("stream", stream.id = stream_id);
+    let span = tracing::info_span!(
+        "stream",
+        stream.id = stream_id,
+        otel.kind = "server",
+        rpc.system.name = "grpc",
+        rpc.method = "hearken.v1.ListeningService/StreamConversations",
+        conversations = tracing::field::Empty,
+    );
+    super::set_parent(&span, parent);
+    let metrics = Arc::clone(&shared.metrics);
+    metrics.streams_changed(1);
     let task = StreamTask {
         shared,
         tx,
         abort: Some(abort_tx),
         live: HashMap::new(),
         ended: VecDeque::new(),
+        span: span.clone(),
+        conversations_opened: 0,
     };
     tokio::spawn(task.run(inbound).instrument(span));
     Box::pin(Outbound {
         rx,
         abort: Some(abort_rx),
         done: false,
+        metrics,
     })
 }
 
 /// The response stream: the queue, unless the task aborts it, in which case the abort status
 /// goes out at once and whatever was queued is dropped.
 struct Outbound {
-    rx: mpsc::Receiver<Result<StreamConversationsResponse, Status>>,
+    rx: mpsc::Receiver<Queued>,
     abort: Option<oneshot::Receiver<Status>>,
     done: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl Stream for Outbound {
@@ -82,12 +105,20 @@ impl Stream for Outbound {
                 Poll::Pending => {}
             }
         }
-        this.rx.poll_recv(cx)
+        let queued = std::task::ready!(this.rx.poll_recv(cx));
+        Poll::Ready(queued.map(|q| {
+            if let Some(received) = q.utterance_received {
+                this.metrics.utterance_answered(received.elapsed());
+            }
+            q.response
+        }))
     }
 }
 
 struct Live {
     conversation: Conversation,
+    /// Open while the conversation is live; carries no id (privacy).
+    span: tracing::Span,
     seq: i64,
     last_activity: Instant,
     start_time: Option<SystemTime>,
@@ -126,11 +157,13 @@ enum Stop {
 
 struct StreamTask {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Result<StreamConversationsResponse, Status>>,
+    tx: mpsc::Sender<Queued>,
     abort: Option<oneshot::Sender<Status>>,
     live: HashMap<String, Live>,
     /// Conversations ended on this stream lately, oldest first.
     ended: VecDeque<(String, Instant)>,
+    span: tracing::Span,
+    conversations_opened: u64,
 }
 
 impl Drop for StreamTask {
@@ -138,6 +171,11 @@ impl Drop for StreamTask {
         self.shared
             .live_conversations
             .fetch_sub(self.live.len(), Ordering::Relaxed);
+        for _ in 0..self.live.len() {
+            self.shared.metrics.conversation_closed("freed");
+        }
+        self.shared.metrics.streams_changed(-1);
+        self.span.record("conversations", self.conversations_opened);
     }
 }
 
@@ -183,7 +221,9 @@ impl StreamTask {
                 _ = sweep.tick() => self.abandon_idle().await,
                 message = inbound.message() => match message {
                     Ok(Some(request)) => {
-                        idle.as_mut().reset(Instant::now() + limits.stream_idle_timeout);
+                        let received = Instant::now();
+                        self.shared.metrics.stream_messages(Direction::Received, 1);
+                        idle.as_mut().reset(received + limits.stream_idle_timeout);
                         if request.encoded_len() > limits.max_stream_message_bytes {
                             Err(Stop::Fail(ServiceError::TooLarge {
                                 reason: "MESSAGE_TOO_LARGE",
@@ -191,8 +231,12 @@ impl StreamTask {
                                 limit: limits.max_stream_message_bytes,
                             }))
                         } else {
+                            let is_utterance = matches!(
+                                request.payload,
+                                Some(stream_conversations_request::Payload::Utterance(_))
+                            );
                             let out = self.handle(request);
-                            self.send_all(out).await
+                            self.send_all(out, is_utterance.then_some(received)).await
                         }
                     }
                     Ok(None) => {
@@ -219,7 +263,10 @@ impl StreamTask {
                 tracing::info!(reason = error.reason(), "stream ended");
                 let _ = tokio::time::timeout(
                     limits.client_not_reading_timeout,
-                    self.tx.send(Err(error.into())),
+                    self.tx.send(Queued {
+                        response: Err(error.into()),
+                        utterance_received: None,
+                    }),
                 )
                 .await;
             }
@@ -232,10 +279,42 @@ impl StreamTask {
         }
     }
 
-    async fn send_all(&mut self, responses: Vec<StreamConversationsResponse>) -> Result<(), Stop> {
+    /// Queues `responses`, waiting for room (backpressure). `utterance_received` is when the
+    /// utterance they answer arrived, if they answer one: its update's latency is measured.
+    async fn send_all(
+        &mut self,
+        responses: Vec<StreamConversationsResponse>,
+        utterance_received: Option<Instant>,
+    ) -> Result<(), Stop> {
         let timeout = self.shared.limits.client_not_reading_timeout;
+        let metrics = &self.shared.metrics;
+        metrics.stream_messages(Direction::Sent, responses.len() as u64);
         for r in responses {
-            match tokio::time::timeout(timeout, self.tx.send(Ok(r))).await {
+            use stream_conversations_response::Payload;
+            let mut answers_utterance = None;
+            match &r.payload {
+                Some(Payload::Update(_)) => answers_utterance = utterance_received,
+                Some(Payload::Rejection(rejection)) => metrics.rejected(
+                    rejection
+                        .reason()
+                        .as_str_name()
+                        .trim_start_matches("REJECTION_REASON_"),
+                    &rejection.field,
+                ),
+                Some(Payload::Alert(alert)) => metrics.alert_raised(
+                    alert.kind().as_str_name().trim_start_matches("ALERT_KIND_"),
+                    alert
+                        .severity()
+                        .as_str_name()
+                        .trim_start_matches("SEVERITY_"),
+                ),
+                _ => {}
+            }
+            let queued = Queued {
+                response: Ok(r),
+                utterance_received: answers_utterance,
+            };
+            match tokio::time::timeout(timeout, self.tx.send(queued)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(Stop::ClientGone),
                 Err(_) => return Err(Stop::Abort(ServiceError::ClientNotReading(timeout))),
@@ -302,9 +381,18 @@ impl StreamTask {
             ));
         }
         let start_time = start.start_time.as_ref().and_then(proto::system_time);
+        self.conversations_opened += 1;
+        self.shared.metrics.conversation_opened();
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "conversation",
+            conversation.seq = self.conversations_opened,
+            outcome = tracing::field::Empty,
+        );
         self.live.insert(
             conversation_id.to_owned(),
             Live {
+                span,
                 conversation,
                 seq: 0,
                 last_activity: Instant::now(),
@@ -316,8 +404,11 @@ impl StreamTask {
         Ok(())
     }
 
-    fn close(&mut self, conversation_id: &str) {
-        if self.live.remove(conversation_id).is_some() {
+    /// Frees an ended conversation; `outcome` is `completed` or `abandoned`.
+    fn close(&mut self, conversation_id: &str, outcome: &'static str) {
+        if let Some(live) = self.live.remove(conversation_id) {
+            live.span.record("outcome", outcome);
+            self.shared.metrics.conversation_closed(outcome);
             self.shared
                 .live_conversations
                 .fetch_sub(1, Ordering::Relaxed);
@@ -428,7 +519,7 @@ impl StreamTask {
         let mut out = Vec::new();
         let ended = self.observe(&id, event, &mut out);
         if ended {
-            self.close(&id);
+            self.close(&id, "completed");
         }
         out
     }
@@ -517,12 +608,12 @@ impl StreamTask {
                 Event::End(End::default(), EndReason::Abandoned),
                 &mut out,
             );
-            self.close(&id);
+            self.close(&id, "abandoned");
         }
         if !out.is_empty() {
             tracing::debug!(conversations = out.len(), "conversations abandoned");
         }
-        self.send_all(out).await
+        self.send_all(out, None).await
     }
 
     /// Ends, as abandoned, the conversations that heard nothing within the idle timeout.

@@ -254,6 +254,8 @@ pub fn spawn_serve(
             "3s",
         ])
         .args(extra)
+        // No scrape endpoint unless a test asks for one (tests run side by side).
+        .env("HEARKEN_METRICS_ADDR", "off")
         .envs(env.iter().copied())
         .stderr(stderr)
         .spawn()
@@ -283,4 +285,29 @@ pub fn terminate(child: &std::process::Child) {
             .unwrap()
             .success()
     );
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over HTTP/1.1 on loopback; the response body, or `None` while nothing listens.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    socket.set_read_timeout(Some(WAIT)).ok()?;
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    socket.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
 }
