@@ -13,7 +13,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt as _;
 
 #[tokio::test]
-async fn shutdown_with_open_streams_flips_health_then_ends_streams_with_unavailable() {
+async fn shutdown_with_50_open_streams_flips_health_then_ends_every_stream_with_unavailable() {
     let mut server = TestServer::new()
         .config(|c| {
             c.drain_delay = Duration::from_millis(300);
@@ -35,9 +35,14 @@ async fn shutdown_with_open_streams_flips_health_then_ends_streams_with_unavaila
         ServingStatus::Serving as i32
     );
 
+    // 50 open streams (R-DRAIN-1), over five connections as several integrations would.
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(server.client().await);
+    }
     let mut calls = Vec::new();
-    for i in 0..5 {
-        let mut call = Call::open(&mut client).await;
+    for i in 0..50 {
+        let mut call = Call::open(&mut clients[i % 5]).await;
         let id = format!("c{i}");
         call.send(start(&id)).await;
         call.send(utterance(
@@ -73,6 +78,7 @@ async fn shutdown_with_open_streams_flips_health_then_ends_streams_with_unavaila
     );
     let flipped = signalled.elapsed();
 
+    assert_eq!(calls.len(), 50);
     for mut call in calls {
         let status = call.next().await.expect_err("stream ends with a status");
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
