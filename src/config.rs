@@ -5,6 +5,8 @@
 pub const ENV_ADDR: &str = "HEARKEN_ADDR";
 /// Address of the Prometheus scrape endpoint (`/metrics`), or `off`.
 pub const ENV_METRICS_ADDR: &str = "HEARKEN_METRICS_ADDR";
+/// `true` to log utterance text after redaction (off by default).
+pub const ENV_LOG_TEXT: &str = "HEARKEN_LOG_TEXT";
 /// Rubric file laid over the embedded default.
 pub const ENV_RUBRIC: &str = "HEARKEN_RUBRIC";
 /// Log filter (`tracing_subscriber::EnvFilter` syntax), e.g. `info` or `hearken=debug`.

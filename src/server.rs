@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub rubric_poll: Duration,
     /// Where the service records its metrics.
     pub metrics: Arc<Metrics>,
+    /// Log utterance text, redacted (off by default).
+    pub log_text: bool,
 }
 
 impl ServerConfig {
@@ -71,6 +73,7 @@ impl ServerConfig {
             rubric_file: None,
             rubric_poll: Duration::from_secs(5),
             metrics: Arc::new(Metrics::noop()),
+            log_text: false,
         }
     }
 }
@@ -91,7 +94,14 @@ pub async fn run(
         config.limits.clone(),
         drain_rx,
         Arc::clone(&config.metrics),
-    );
+    )
+    .with_text_log(config.log_text);
+    if config.log_text {
+        tracing::warn!(
+            "the text log is on: utterance text is logged after best-effort masking of card data; \
+             it may still hold personal data — switch it off outside debugging"
+        );
+    }
     let service = ListeningServiceServer::new(listening.clone())
         .max_decoding_message_size(config.limits.max_transcript_message_bytes)
         .max_encoding_message_size(Limits::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES);

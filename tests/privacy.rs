@@ -58,3 +58,33 @@ fn canaries_never_reach_logs_or_error_details() {
     }
     std::fs::remove_file(&file).unwrap();
 }
+
+#[test]
+fn the_opt_in_text_log_masks_card_data_and_warns_at_start() {
+    let (server, addr) = common::spawn_serve(&["--log-text"], &[], Stdio::piped());
+    let call = serde_json::json!({
+        "conversation_id": "c1",
+        "utterances": [
+            {"utterance_id": "u1", "role": "customer", "text": format!("my card is {PAN} and the cvv is 737"), "start_ms": 0, "end_ms": 4000},
+            {"utterance_id": "u2", "role": "customer", "text": "it expires oh four two seven", "start_ms": 5000, "end_ms": 7000}
+        ]
+    });
+    let file = std::env::temp_dir().join(format!("hearken-textlog-{}.jsonl", std::process::id()));
+    std::fs::write(&file, format!("{call}\n")).unwrap();
+    let out = common::until_success(|| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hearken"));
+        c.args(["replay", "--json", "--addr", &addr]).arg(&file);
+        c
+    });
+    assert!(out.status.success());
+    common::terminate(&server);
+    let log = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
+    assert!(log.contains("the text log is on"), "{log}");
+    assert!(
+        log.contains("my card is **** **** **** 1111 and the cvv is ***"),
+        "{log}"
+    );
+    assert!(log.contains("it expires * * * *"), "{log}");
+    assert!(!log.contains(PAN) && !log.contains("737"), "{log}");
+    std::fs::remove_file(&file).unwrap();
+}

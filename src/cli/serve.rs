@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{ENV_ADDR, ENV_DRAIN_DEADLINE, ENV_DRAIN_DELAY, ENV_METRICS_ADDR, ENV_RUBRIC};
+use crate::config::{
+    ENV_ADDR, ENV_DRAIN_DEADLINE, ENV_DRAIN_DELAY, ENV_LOG_TEXT, ENV_METRICS_ADDR, ENV_RUBRIC,
+};
 use crate::server::{self, ServerConfig};
 use crate::telemetry::{LogFormat, Telemetry};
 
@@ -21,6 +23,10 @@ pub(super) struct ServeArgs {
     /// Address of the Prometheus scrape endpoint (`GET /metrics`), or `off`.
     #[arg(long, env = ENV_METRICS_ADDR, default_value = "0.0.0.0:9090", value_parser = parse_metrics_addr)]
     metrics_addr: MetricsAddr,
+    /// Log each utterance's text after masking card numbers, security codes and expiry dates
+    /// (best effort). For debugging an integration only: the text may still hold personal data.
+    #[arg(long, env = ENV_LOG_TEXT)]
+    log_text: bool,
     /// Rubric file (TOML) laid over the embedded default: extra profiles, changed thresholds.
     /// Reloaded on SIGHUP and when it changes; a file that does not validate is refused.
     #[arg(long, env = ENV_RUBRIC)]
@@ -103,6 +109,7 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let mut config = ServerConfig::new(Arc::new(rubric));
     config.metrics = Arc::clone(&telemetry.metrics);
+    config.log_text = args.log_text;
     config.drain_delay = args.drain_delay;
     config.drain_deadline = args.drain_deadline;
     config.max_connection_age = args.max_connection_age;

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     draining: tokio_watch::Receiver<bool>,
     live_conversations: AtomicUsize,
     metrics: Arc<Metrics>,
+    /// Log each utterance's text, redacted (`--log-text`; off by default).
+    log_text: bool,
 }
 
 /// The listening service.
@@ -79,8 +81,19 @@ impl Listening {
                 draining,
                 live_conversations: AtomicUsize::new(0),
                 metrics,
+                log_text: false,
             }),
         }
+    }
+
+    /// Logs each utterance's text after masking card data ([`crate::redact`]): for debugging
+    /// an integration, never on by default.
+    pub fn with_text_log(mut self, on: bool) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.log_text = on,
+            None => tracing::warn!("the text log can only be set before the service is shared"),
+        }
+        self
     }
 
     /// Replaces the rubric for conversations opened from now on.

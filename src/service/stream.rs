@@ -472,6 +472,15 @@ impl StreamTask {
             }
             Payload::Utterance(utterance) => {
                 let utterance = proto::utterance_from_proto(utterance);
+                if self.shared.log_text {
+                    // Opt-in (`--log-text`), masked first; never the default (R-PRIV-1).
+                    tracing::info!(
+                        role = ?utterance.role,
+                        partial = utterance.partial,
+                        text = %crate::redact::redact(&utterance.text),
+                        "utterance text (redacted)"
+                    );
+                }
                 if !self.live.contains_key(&id) {
                     if ended_lately {
                         return not_live(

@@ -1,0 +1,379 @@
+//! Best-effort masking of payment-card data in text that is about to be echoed (the opt-in
+//! text log of `hearken serve --log-text`), R-PRIV-3:
+//!
+//! - card numbers: Luhn-valid runs of 13–19 digits, written as digits or spoken ("four one
+//!   one one"), with spaces, dashes or dots between groups, keep their last four digits;
+//! - security codes: 3–4 digits shortly after a cue ("cvv", "security code", ...);
+//! - expiry dates: `MM/YY`, `MM/YYYY`, `MM-YY`, and digits shortly after "expires", "expiry"...
+//!
+//! Every masked digit becomes `*` (a spoken digit becomes `*` too), separators stay. It is
+//! best effort: speech recognition writes numbers in more ways than any rule knows ("forty
+//! one eleven"), so the text log stays off by default and its start-up warning says so.
+
+/// Digit words a speech recogniser writes for single digits.
+const SPOKEN: [(&str, u8); 12] = [
+    ("zero", 0),
+    ("oh", 0),
+    ("one", 1),
+    ("two", 2),
+    ("three", 3),
+    ("four", 4),
+    ("five", 5),
+    ("six", 6),
+    ("seven", 7),
+    ("eight", 8),
+    ("nine", 9),
+    ("nought", 0),
+];
+
+/// Words after which the next 3–4 digits are a security code.
+const CVV_CUES: [&str; 6] = ["cvv", "cvc", "cv2", "cvv2", "csc", "security"];
+/// Words after which the next digits are an expiry date.
+const EXPIRY_CUES: [&str; 5] = ["expiry", "expires", "expiration", "exp", "valid"];
+/// How many words after a cue a code may start.
+const CUE_REACH: usize = 6;
+
+/// One digit in the text: where it is and its value.
+#[derive(Debug, Clone, Copy)]
+struct Digit {
+    start: usize,
+    end: usize,
+    value: u8,
+    /// Index of the word it is in (digits of one numeric word share it).
+    word: usize,
+}
+
+/// A word of the text: a run of letters or digits (other characters separate words).
+#[derive(Debug)]
+struct Word<'a> {
+    start: usize,
+    text: &'a str,
+}
+
+fn words(text: &str) -> Vec<Word<'_>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        let in_word = c.is_alphanumeric();
+        match (in_word, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(Word {
+                    start: s,
+                    text: &text[s..i],
+                });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(Word {
+            start: s,
+            text: &text[s..],
+        });
+    }
+    out
+}
+
+fn spoken_digit(word: &str) -> Option<u8> {
+    SPOKEN
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(word))
+        .map(|(_, d)| *d)
+}
+
+/// The digits of a word: every character of an all-ASCII-digit word, or a spoken digit.
+fn digits_of(word: &Word<'_>, index: usize, out: &mut Vec<Digit>) -> bool {
+    if word.text.bytes().all(|b| b.is_ascii_digit()) {
+        out.extend(word.text.bytes().enumerate().map(|(i, b)| Digit {
+            start: word.start + i,
+            end: word.start + i + 1,
+            value: b - b'0',
+            word: index,
+        }));
+        true
+    } else if let Some(value) = spoken_digit(word.text) {
+        out.push(Digit {
+            start: word.start,
+            end: word.start + word.text.len(),
+            value,
+            word: index,
+        });
+        true
+    } else {
+        false
+    }
+}
+
+/// Whether only spaces, dashes, dots, slashes or commas lie between two words.
+fn joinable(text: &str, previous_end: usize, next_start: usize) -> bool {
+    text[previous_end..next_start]
+        .chars()
+        .all(|c| matches!(c, ' ' | '-' | '.' | ',' | '/' | '\t'))
+}
+
+fn luhn_valid(digits: &[Digit]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            let v = u32::from(d.value);
+            if i % 2 == 1 {
+                let doubled = v * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                v
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// Runs of digits joined only by separators, in order.
+fn digit_runs(text: &str, words: &[Word<'_>]) -> Vec<Vec<Digit>> {
+    let mut runs: Vec<Vec<Digit>> = Vec::new();
+    let mut current: Vec<Digit> = Vec::new();
+    let mut last_end = 0;
+    for (index, word) in words.iter().enumerate() {
+        let mut digits = Vec::new();
+        if digits_of(word, index, &mut digits) {
+            if !current.is_empty() && !joinable(text, last_end, word.start) {
+                runs.push(std::mem::take(&mut current));
+            }
+            current.extend(digits);
+            last_end = word.start + word.text.len();
+        } else if !current.is_empty() {
+            runs.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        runs.push(current);
+    }
+    runs
+}
+
+/// Byte ranges to mask in `text`.
+fn masked_ranges(text: &str) -> Vec<(usize, usize)> {
+    let words = words(text);
+    let runs = digit_runs(text, &words);
+    let mut masked: Vec<(usize, usize)> = Vec::new();
+
+    // Card numbers: the longest Luhn-valid window of 13–19 digits, left to right, starting
+    // and ending at word boundaries (a number is not split inside a written group).
+    for run in &runs {
+        let starts_word = |i: usize| i == 0 || run[i - 1].word != run[i].word;
+        let ends_word = |i: usize| i + 1 == run.len() || run[i + 1].word != run[i].word;
+        let mut i = 0;
+        while i + 13 <= run.len() {
+            if !starts_word(i) {
+                i += 1;
+                continue;
+            }
+            let found = (13..=19.min(run.len() - i))
+                .rev()
+                .find(|&n| ends_word(i + n - 1) && luhn_valid(&run[i..i + n]));
+            match found {
+                Some(n) => {
+                    masked.extend(run[i..i + n - 4].iter().map(|d| (d.start, d.end)));
+                    i += n;
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    // Security codes and expiry dates: digits within reach after a cue.
+    let cued = |cues: &[&str], lengths: std::ops::RangeInclusive<usize>, masked: &mut Vec<_>| {
+        for (index, word) in words.iter().enumerate() {
+            if !cues.iter().any(|c| c.eq_ignore_ascii_case(word.text)) {
+                continue;
+            }
+            if let Some(run) = runs.iter().find(|run| {
+                run.first()
+                    .is_some_and(|d| d.word > index && d.word <= index + CUE_REACH)
+            }) && lengths.contains(&run.len())
+            {
+                masked.extend(run.iter().map(|d| (d.start, d.end)));
+            }
+        }
+    };
+    cued(&CVV_CUES, 3..=4, &mut masked);
+    cued(&EXPIRY_CUES, 3..=6, &mut masked);
+
+    // Expiry dates written MM/YY, MM/YYYY or MM-YY.
+    for pair in words.windows(2) {
+        let (month, year) = (&pair[0], &pair[1]);
+        let between = &text[month.start + month.text.len()..year.start];
+        let is_number = |w: &Word<'_>| w.text.bytes().all(|b| b.is_ascii_digit());
+        if (between == "/" || between == "-")
+            && is_number(month)
+            && is_number(year)
+            && matches!(month.text.len(), 1 | 2)
+            && matches!(year.text.len(), 2 | 4)
+            && month
+                .text
+                .parse::<u8>()
+                .is_ok_and(|m| (1..=12).contains(&m))
+        {
+            for w in [month, year] {
+                masked.extend((0..w.text.len()).map(|i| (w.start + i, w.start + i + 1)));
+            }
+        }
+    }
+    masked.sort_unstable();
+    masked.dedup();
+    masked
+}
+
+/// `text` with card numbers, security codes and expiry dates masked (see the module docs).
+pub fn redact(text: &str) -> String {
+    let ranges = masked_ranges(text);
+    if ranges.is_empty() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in ranges {
+        if start < at {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push('*');
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_written_card_number_keeps_its_last_four_digits() {
+        assert_eq!(
+            redact("my card is 4111 1111 1111 1111 thanks"),
+            "my card is **** **** **** 1111 thanks"
+        );
+        assert_eq!(redact("4111-1111-1111-1111"), "****-****-****-1111");
+        assert_eq!(redact("5500005555555559"), "************5559");
+    }
+
+    #[test]
+    fn a_spoken_card_number_is_masked_word_by_word() {
+        let spoken = "four one one one one one one one one one one one one one one one";
+        assert_eq!(redact(spoken), "* * * * * * * * * * * * one one one one");
+    }
+
+    #[test]
+    fn numbers_that_fail_the_luhn_check_or_are_short_stay() {
+        assert_eq!(
+            redact("order 4111 1111 1111 1112"),
+            "order 4111 1111 1111 1112"
+        );
+        assert_eq!(redact("call 0123 456 789"), "call 0123 456 789");
+        assert_eq!(redact("it cost 250 pounds"), "it cost 250 pounds");
+    }
+
+    #[test]
+    fn security_codes_and_expiry_dates_after_a_cue_are_masked() {
+        assert_eq!(redact("the cvv is 123"), "the cvv is ***");
+        assert_eq!(
+            redact("security code seven three one"),
+            "security code * * *"
+        );
+        assert_eq!(redact("it expires 04/27"), "it expires **/**");
+        assert_eq!(redact("valid until 11-2029"), "valid until **-****");
+        assert_eq!(redact("expiry oh four two seven"), "expiry * * * *");
+    }
+
+    #[test]
+    fn text_without_card_data_is_unchanged() {
+        let text = "I was charged twice on the 3rd and I'd like a refund of 42.50";
+        assert_eq!(redact(text), text);
+    }
+
+    /// A Luhn-valid number of `len` digits from `seed` digits.
+    fn luhn_number(mut digits: Vec<u8>) -> Vec<u8> {
+        for check in 0..10 {
+            let mut candidate = digits.clone();
+            candidate.push(check);
+            let as_digits: Vec<Digit> = candidate
+                .iter()
+                .map(|&value| Digit {
+                    start: 0,
+                    end: 0,
+                    value,
+                    word: 0,
+                })
+                .collect();
+            if luhn_valid(&as_digits) {
+                return candidate;
+            }
+        }
+        digits.push(0);
+        digits
+    }
+
+    const DIGIT_WORDS: [&str; 10] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+
+    fn filler() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "my", "card", "number", "is", "please", "the", "thanks", "uh", "um", "right",
+            ]),
+            0..6,
+        )
+        .prop_map(|w| w.join(" "))
+    }
+
+    proptest! {
+        #[test]
+        fn generated_card_numbers_are_always_masked_to_their_last_four(
+            body in prop::collection::vec(0u8..10, 12..=18),
+            format in 0usize..4,
+            group in 3usize..6,
+            before in filler(),
+            after in filler(),
+        ) {
+            let pan = luhn_number(body);
+            let written: String = match format {
+                // Spoken, one word a digit.
+                0 => pan.iter().map(|d| DIGIT_WORDS[usize::from(*d)])
+                    .collect::<Vec<_>>().join(" "),
+                // Grouped with spaces, with dashes, or not at all.
+                _ => {
+                    let separator = [" ", "-", ""][format - 1];
+                    pan.chunks(group)
+                        .map(|c| c.iter().map(|d| char::from(b'0' + d)).collect::<String>())
+                        .collect::<Vec<_>>()
+                        .join(separator)
+                }
+            };
+            let text = format!("{before} {written} {after}");
+            let out = redact(&text);
+            let remaining: Vec<u8> = words(&out)
+                .iter()
+                .flat_map(|w| {
+                    let mut d = Vec::new();
+                    digits_of(w, 0, &mut d);
+                    d.into_iter().map(|d| d.value).collect::<Vec<_>>()
+                })
+                .collect();
+            prop_assert_eq!(&remaining[..], &pan[pan.len() - 4..], "{} -> {}", text, out);
+        }
+
+        #[test]
+        fn any_text_is_handled_without_panicking(text in any::<String>()) {
+            let out = redact(&text);
+            if !text.chars().any(|c| c.is_alphanumeric()) {
+                prop_assert_eq!(out, text);
+            }
+        }
+    }
+}
