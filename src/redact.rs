@@ -128,7 +128,7 @@ fn luhn_valid(digits: &[Digit]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Runs of digits joined only by separators, in order.
