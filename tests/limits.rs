@@ -445,3 +445,50 @@ async fn a_conversation_sending_too_fast_is_rejected_in_band_and_the_others_go_o
     );
     assert!(limited >= 40, "{limited}");
 }
+
+#[tokio::test]
+async fn a_tenant_opening_streams_too_fast_is_refused_with_a_retry_delay_and_open_streams_go_on() {
+    let server = TestServer::new()
+        .limits(|l| {
+            l.stream_opens_per_second = 10.0;
+            l.stream_open_burst = 50;
+        })
+        .start()
+        .await;
+    let mut client = server.client().await;
+    // 100 opens at once from one tenant (this client's address): the burst of 50 gets in (one
+    // or two more if the bucket refills meanwhile), the rest are refused.
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..100 {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        match client
+            .stream_conversations(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        {
+            Ok(response) => open.push(Call {
+                tx,
+                rx: response.into_inner(),
+            }),
+            Err(status) => refused.push(status),
+        }
+    }
+    assert!((50..=55).contains(&open.len()), "{} opened", open.len());
+    assert_eq!(open.len() + refused.len(), 100);
+    for status in &refused {
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "STREAM_OPEN_RATE");
+        let wait = details.retry_info().unwrap().retry_delay.unwrap();
+        assert!(wait <= std::time::Duration::from_millis(100), "{wait:?}");
+        assert_eq!(
+            details.quota_failure().unwrap().violations[0].subject,
+            "tenant"
+        );
+    }
+    // The streams that were admitted work.
+    let call = &mut open[0];
+    call.send(utterance("c", "u1", Role::Customer, "hello", 0, 900))
+        .await;
+    assert_eq!(kind(&call.expect().await), "update");
+}

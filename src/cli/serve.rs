@@ -59,6 +59,13 @@ pub(super) struct ServeArgs {
     /// excess messages are rejected in band with a retry hint.
     #[arg(long, default_value_t = 50.0)]
     max_messages_per_second: f64,
+    /// Streams one tenant (its authenticated name, else its IP address) may open per second;
+    /// 0 for no limit. Beyond it a new stream fails with RESOURCE_EXHAUSTED and a retry delay.
+    #[arg(long, default_value_t = 10.0)]
+    stream_opens_per_second: f64,
+    /// Streams one tenant may open at once before the per-second rate applies.
+    #[arg(long, default_value_t = 50)]
+    stream_open_burst: u32,
     /// A stream whose responses go unread this long ends with RESOURCE_EXHAUSTED.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     client_not_reading_timeout: Duration,
@@ -127,6 +134,12 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
         "--max-messages-per-second must be greater than 0"
     );
     limits.max_messages_per_second = args.max_messages_per_second;
+    anyhow::ensure!(
+        args.stream_opens_per_second >= 0.0 && args.stream_opens_per_second.is_finite(),
+        "--stream-opens-per-second must be 0 (no limit) or more"
+    );
+    limits.stream_opens_per_second = args.stream_opens_per_second;
+    limits.stream_open_burst = args.stream_open_burst.max(1);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to listen on {}", args.addr))?;

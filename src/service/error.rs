@@ -49,6 +49,9 @@ pub enum ServiceError {
     /// The client did not read its responses for too long.
     #[error("responses were not read for {0:?}")]
     ClientNotReading(Duration),
+    /// The caller opened streams faster than its quota allows; retry after the delay.
+    #[error("too many new streams for this tenant; retry in {0:?}")]
+    StreamOpenRate(Duration),
 }
 
 impl ServiceError {
@@ -56,9 +59,9 @@ impl ServiceError {
     pub fn code(&self) -> Code {
         match self {
             ServiceError::InvalidArgument { .. } => Code::InvalidArgument,
-            ServiceError::TooLarge { .. } | ServiceError::ClientNotReading(_) => {
-                Code::ResourceExhausted
-            }
+            ServiceError::TooLarge { .. }
+            | ServiceError::ClientNotReading(_)
+            | ServiceError::StreamOpenRate(_) => Code::ResourceExhausted,
             ServiceError::UnknownProfile => Code::FailedPrecondition,
             ServiceError::Draining => Code::Unavailable,
             ServiceError::Internal => Code::Internal,
@@ -77,6 +80,7 @@ impl ServiceError {
             ServiceError::StreamMaxDuration(_) => "STREAM_MAX_DURATION",
             ServiceError::StreamIdle(_) => "STREAM_IDLE",
             ServiceError::ClientNotReading(_) => "CLIENT_NOT_READING",
+            ServiceError::StreamOpenRate(_) => "STREAM_OPEN_RATE",
         }
     }
 }
@@ -94,6 +98,13 @@ impl From<ServiceError> for Status {
             }
             ServiceError::Draining => {
                 details.set_retry_info(Some(Duration::ZERO));
+            }
+            ServiceError::StreamOpenRate(wait) => {
+                details.set_retry_info(Some(*wait));
+                details.add_quota_failure_violation(
+                    "tenant",
+                    "stream opens per second (hearken serve --stream-opens-per-second)",
+                );
             }
             _ => {}
         }

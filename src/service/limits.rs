@@ -38,6 +38,11 @@ pub struct Limits {
     /// An ended conversation's id is remembered this long, so that late messages for it are
     /// rejected rather than starting a new conversation (R-PRIV-2).
     pub ended_linger: Duration,
+    /// Streams (`StreamConversations`, `WatchAlerts`) one tenant may open per second; 0 for
+    /// no limit (R-SEC-5).
+    pub stream_opens_per_second: f64,
+    /// Streams one tenant may open at once before the per-second rate applies.
+    pub stream_open_burst: u32,
 }
 
 impl Limits {
@@ -64,6 +69,8 @@ impl Default for Limits {
             conversation_idle_timeout: Duration::from_secs(30 * 60),
             ended_linger: Duration::from_secs(60),
             max_messages_per_second: 50.0,
+            stream_opens_per_second: 10.0,
+            stream_open_burst: 50,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod limits;
 mod score;
 mod stream;
+pub mod tenant;
 mod watch;
 
 use std::pin::Pin;
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     /// Log each utterance's text, redacted (`--log-text`; off by default).
     log_text: bool,
+    /// Stream opens per tenant; `None` without a limit.
+    stream_opens: Option<tenant::OpenRate>,
 }
 
 /// The listening service.
@@ -73,6 +76,8 @@ impl Listening {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (alerts, _) = broadcast::channel(limits.watch_buffer.max(1));
+        let stream_opens =
+            tenant::OpenRate::new(limits.stream_opens_per_second, limits.stream_open_burst);
         Listening {
             shared: Arc::new(Shared {
                 rubric: std::sync::RwLock::new(rubric),
@@ -82,6 +87,7 @@ impl Listening {
                 live_conversations: AtomicUsize::new(0),
                 metrics,
                 log_text: false,
+                stream_opens,
             }),
         }
     }
@@ -119,6 +125,18 @@ fn set_parent(span: &tracing::Span, parent: Option<opentelemetry::Context>) {
     }
 }
 
+impl Shared {
+    /// Admits a new stream for the request's tenant, within its stream-open rate (R-SEC-5).
+    fn admit_stream<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match &self.stream_opens {
+            Some(rate) => rate
+                .admit(&tenant::tenant_of(request))
+                .map_err(|wait| ServiceError::StreamOpenRate(wait).into()),
+            None => Ok(()),
+        }
+    }
+}
+
 fn trace_parent<T>(request: &Request<T>) -> Option<opentelemetry::Context> {
     request
         .extensions()
@@ -137,6 +155,7 @@ impl ListeningService for Listening {
         &self,
         request: Request<Streaming<StreamConversationsRequest>>,
     ) -> Result<Response<Self::StreamConversationsStream>, Status> {
+        self.shared.admit_stream(&request)?;
         let parent = trace_parent(&request);
         Ok(Response::new(stream::start(
             Arc::clone(&self.shared),
@@ -168,6 +187,7 @@ impl ListeningService for Listening {
         &self,
         request: Request<WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
+        self.shared.admit_stream(&request)?;
         watch::start(&self.shared, request.into_inner())
             .map(Response::new)
             .map_err(Status::from)

@@ -32,6 +32,8 @@ impl TestServer {
     pub fn new() -> Self {
         let mut config = ServerConfig::new(Arc::new(Rubric::embedded()));
         config.drain_delay = Duration::ZERO;
+        // Tests open streams far faster than a tenant's default quota; tests/limits.rs sets it.
+        config.limits.stream_opens_per_second = 0.0;
         TestServer { config }
     }
 

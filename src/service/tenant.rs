@@ -1,0 +1,86 @@
+//! Who is calling, and how fast they may open streams (R-SEC-5).
+//!
+//! The tenant of a call is the one its credentials name (a [`Tenant`] request extension set by
+//! the authentication layer), else the peer's IP address. Stream opens are rate-limited per
+//! tenant with a token bucket (`governor`, GCRA): a tenant may open `burst` streams at once and
+//! `per_second` more each second; beyond that a new stream fails with RESOURCE_EXHAUSTED and a
+//! `RetryInfo` saying when the next one is allowed. Streams already open are not affected.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// The tenant a call was authenticated as (set by the authentication layer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tenant(pub String);
+
+/// The rate-limit key of a request: its tenant, else its peer address, else `unknown`.
+pub(crate) fn tenant_of<T>(request: &tonic::Request<T>) -> String {
+    if let Some(Tenant(tenant)) = request.extensions().get::<Tenant>() {
+        return tenant.clone();
+    }
+    match request.remote_addr() {
+        Some(addr) => addr.ip().to_string(),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// Forget idle tenants' buckets every this many checks, so the map stays bounded.
+const RETAIN_EVERY: u64 = 1_024;
+
+/// Stream opens per tenant.
+#[derive(Debug)]
+pub(crate) struct OpenRate {
+    limiter: DefaultKeyedRateLimiter<String>,
+    checks: AtomicU64,
+}
+
+impl OpenRate {
+    /// `per_second` opens a second with bursts of `burst`; `None` when `per_second` is zero
+    /// (no limit).
+    pub(crate) fn new(per_second: f64, burst: u32) -> Option<Self> {
+        if per_second <= 0.0 || !per_second.is_finite() {
+            return None;
+        }
+        let period = Duration::from_secs_f64(1.0 / per_second).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst.max(1))?);
+        Some(OpenRate {
+            limiter: RateLimiter::keyed(quota),
+            checks: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes one open for `tenant`, or says how long until one is allowed.
+    pub(crate) fn admit(&self, tenant: &str) -> Result<(), Duration> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
+            self.limiter.retain_recent();
+        }
+        let key = tenant.to_owned();
+        self.limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_gets_its_burst_then_waits_while_others_are_unaffected() {
+        let rate = OpenRate::new(10.0, 50).unwrap();
+        let admitted = (0..100).filter(|_| rate.admit("a").is_ok()).count();
+        assert!((50..=52).contains(&admitted), "{admitted}");
+        let wait = rate.admit("a").unwrap_err();
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(rate.admit("b").is_ok());
+    }
+
+    #[test]
+    fn zero_means_no_limit() {
+        assert!(OpenRate::new(0.0, 50).is_none());
+    }
+}
