@@ -49,6 +49,8 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
                 objects.append((path, doc))
     check(f"{label}: renders objects", len(objects) >= 4, [p for p, _ in objects])
     for path, doc in objects:
+        if doc["apiVersion"] == "monitoring.coreos.com/v1":
+            continue  # a CRD: not in the Kubernetes schemas; checked below
         try:
             kubernetes_validate.validate(doc, KUBE, strict=True)
             ok, detail = True, ""
@@ -78,7 +80,17 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
     check(f"{label}: no service account token", pod.get("automountServiceAccountToken") is False)
     check(f"{label}: config checksum annotation rolls pods", "checksum/config" in deployment["spec"]["template"]["metadata"]["annotations"])
     services = by_kind["Service"]
-    check(f"{label}: services speak gRPC (appProtocol)", all(p.get("appProtocol") == "grpc" for s in services for p in s["spec"]["ports"]), services)
+    check(f"{label}: gRPC ports speak gRPC (appProtocol)", all(p.get("appProtocol") == "grpc" for s in services for p in s["spec"]["ports"] if p["name"] == "grpc"), services)
+    main = [s for s in services if s["spec"].get("clusterIP") != "None"][0]
+    check(f"{label}: the metrics port is served and passed to the server", any(p["name"] == "metrics" and p["port"] == merged["service"]["metricsPort"] for p in main["spec"]["ports"]) and f"--metrics-addr=0.0.0.0:{merged['service']['metricsPort']}" in container["args"] and any(p["name"] == "metrics" for p in container["ports"]), (main, container["args"]))
+    monitors = by_kind.get("ServiceMonitor", [])
+    if merged["serviceMonitor"]["enabled"]:
+        ok = len(monitors) == 1 and monitors[0]["spec"]["endpoints"][0]["port"] == "metrics" and monitors[0]["spec"]["endpoints"][0]["path"] == "/metrics" and all(main["metadata"]["labels"].get(k) == v for k, v in monitors[0]["spec"]["selector"]["matchLabels"].items()) and all(monitors[0]["metadata"]["labels"].get(k) == v for k, v in merged["serviceMonitor"]["labels"].items())
+        check(f"{label}: ServiceMonitor scrapes /metrics on the metrics port of the service", ok, monitors)
+    else:
+        check(f"{label}: no ServiceMonitor unless enabled", not monitors, monitors)
+    otel = [e for e in container.get("env", []) if e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT"]
+    check(f"{label}: OTLP endpoint passed only when set", [e["value"] for e in otel] == ([merged["otel"]["endpoint"]] if merged["otel"]["endpoint"] else []), otel)
     check(f"{label}: a headless service for client-side balancing", any(s["spec"].get("clusterIP") == "None" for s in services))
     pdbs = by_kind.get("PodDisruptionBudget", [])
     check(f"{label}: PodDisruptionBudget as configured", (len(pdbs) == 1 and pdbs[0]["spec"]["minAvailable"] == merged["podDisruptionBudget"]["minAvailable"]) if merged["podDisruptionBudget"]["enabled"] else not pdbs, pdbs)
