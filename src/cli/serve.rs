@@ -69,6 +69,12 @@ pub(super) struct ServeArgs {
     /// A stream whose responses go unread this long ends with RESOURCE_EXHAUSTED.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     client_not_reading_timeout: Duration,
+    /// HTTP/2 keepalive: the server pings each connection this often (R-KA-1).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    keepalive_interval: Duration,
+    /// A connection whose ping goes unanswered this long is closed and its streams' state freed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    keepalive_timeout: Duration,
     /// Connections older than this are asked to reconnect, so load re-spreads after scaling.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     max_connection_age: Duration,
@@ -120,6 +126,8 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     config.drain_delay = args.drain_delay;
     config.drain_deadline = args.drain_deadline;
     config.max_connection_age = args.max_connection_age;
+    config.keepalive_interval = args.keepalive_interval;
+    config.keepalive_timeout = args.keepalive_timeout;
     config.rubric_file = args.rubric.clone();
     config.rubric_poll = args.rubric_poll;
     let limits = &mut config.limits;
