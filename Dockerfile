@@ -24,4 +24,4 @@ USER 65532:65532
 # gRPC (plaintext HTTP/2).
 EXPOSE 50051
 ENTRYPOINT ["/usr/local/bin/hearken"]
-CMD ["serve", "--addr", "0.0.0.0:50051"]
+CMD ["serve", "--plaintext", "--addr", "0.0.0.0:50051"]

@@ -14,7 +14,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));
 HP=$(port); CP=$(port)
 # Throughput runs exceed the default 50 messages/s per conversation and the default 10
 # stream opens/s per tenant on purpose (every load-generated call is a stream from one IP).
-"$HEARKEN" serve --addr "127.0.0.1:$HP" --metrics-addr off --drain-delay 0s --max-messages-per-second 1000000 --stream-opens-per-second 0 2>/dev/null & H=$!
+"$HEARKEN" serve --plaintext --addr "127.0.0.1:$HP" --metrics-addr off --drain-delay 0s --max-messages-per-second 1000000 --stream-opens-per-second 0 2>/dev/null & H=$!
 "$CEILING" "127.0.0.1:$CP" 2>/dev/null & C=$!
 trap 'kill -INT $H $C 2>/dev/null || true' EXIT
 sleep 1

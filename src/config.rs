@@ -7,6 +7,14 @@ pub const ENV_ADDR: &str = "HEARKEN_ADDR";
 pub const ENV_METRICS_ADDR: &str = "HEARKEN_METRICS_ADDR";
 /// `true` to log utterance text after redaction (off by default).
 pub const ENV_LOG_TEXT: &str = "HEARKEN_LOG_TEXT";
+/// TLS certificate chain (PEM) of `hearken serve`.
+pub const ENV_TLS_CERT: &str = "HEARKEN_TLS_CERT";
+/// TLS private key (PEM).
+pub const ENV_TLS_KEY: &str = "HEARKEN_TLS_KEY";
+/// CA bundle (PEM) for client certificates: mutual TLS.
+pub const ENV_TLS_CLIENT_CA: &str = "HEARKEN_TLS_CLIENT_CA";
+/// `true` to serve plaintext h2c (required when no TLS certificate is given).
+pub const ENV_PLAINTEXT: &str = "HEARKEN_PLAINTEXT";
 /// Rubric file laid over the embedded default.
 pub const ENV_RUBRIC: &str = "HEARKEN_RUBRIC";
 /// Log filter (`tracing_subscriber::EnvFilter` syntax), e.g. `info` or `hearken=debug`.

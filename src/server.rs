@@ -26,6 +26,30 @@ use crate::service::{Limits, Listening};
 use crate::telemetry::Metrics;
 use crate::telemetry::rpc::RpcLayer;
 
+/// TLS for the gRPC port (R-SEC-1): the server's certificate chain and key, and for mutual
+/// TLS the CA that client certificates must chain to.
+#[derive(Clone)]
+pub struct Tls {
+    /// PEM certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// PEM private key.
+    pub key_pem: Vec<u8>,
+    /// PEM CA bundle; when set, every client must present a certificate it signed.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Tls")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TLS handshake not finished within this is dropped (R-SEC-1).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -52,6 +76,8 @@ pub struct ServerConfig {
     pub metrics: Arc<Metrics>,
     /// Log utterance text, redacted (off by default).
     pub log_text: bool,
+    /// TLS, or `None` for plaintext HTTP/2 (h2c).
+    pub tls: Option<Tls>,
 }
 
 impl ServerConfig {
@@ -74,6 +100,7 @@ impl ServerConfig {
             rubric_poll: Duration::from_secs(5),
             metrics: Arc::new(Metrics::noop()),
             log_text: false,
+            tls: None,
         }
     }
 }
@@ -143,7 +170,24 @@ pub async fn run(
         let _ = drain_tx.send(true);
     };
 
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let mut tls_config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(
+                &tls.cert_pem,
+                &tls.key_pem,
+            ))
+            .timeout(TLS_HANDSHAKE_TIMEOUT);
+        if let Some(ca) = &tls.client_ca_pem {
+            tls_config = tls_config
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(false);
+        }
+        builder = builder
+            .tls_config(tls_config)
+            .map_err(|e| anyhow::anyhow!("invalid TLS configuration: {e}"))?;
+    }
+    let server = builder
         .tcp_nodelay(true)
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .http2_keepalive_interval(Some(config.keepalive_interval))

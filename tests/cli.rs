@@ -322,6 +322,7 @@ fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
     let mut server = hearken()
         .args([
             "serve",
+            "--plaintext",
             "--addr",
             &listen,
             "--drain-delay",
@@ -387,4 +388,18 @@ fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
     common::terminate(&server);
     server.wait().unwrap();
     std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn serve_refuses_to_start_without_choosing_tls_or_plaintext() {
+    let out = hearken()
+        .args(["serve", "--addr", "127.0.0.1:0", "--metrics-addr", "off"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--tls-cert") && stderr.contains("--plaintext"),
+        "{stderr}"
+    );
 }

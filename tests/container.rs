@@ -30,7 +30,7 @@ fn the_dockerfile_builds_a_small_non_root_image_with_the_samples() {
         "runs as the chart's non-root uid"
     );
     assert!(runtime.contains(&"ENTRYPOINT [\"/usr/local/bin/hearken\"]"));
-    assert!(runtime.contains(&"CMD [\"serve\", \"--addr\", \"0.0.0.0:50051\"]"));
+    assert!(runtime.contains(&"CMD [\"serve\", \"--plaintext\", \"--addr\", \"0.0.0.0:50051\"]"));
     assert!(runtime.contains(&"EXPOSE 50051"));
     assert!(
         runtime.contains(&"COPY --from=build /src/samples /usr/share/hearken/samples"),

@@ -23,6 +23,19 @@ pub(super) struct ServeArgs {
     /// Address of the Prometheus scrape endpoint (`GET /metrics`), or `off`.
     #[arg(long, env = ENV_METRICS_ADDR, default_value = "0.0.0.0:9090", value_parser = parse_metrics_addr)]
     metrics_addr: MetricsAddr,
+    /// PEM certificate chain for TLS on the gRPC port (with --tls-key).
+    #[arg(long, env = crate::config::ENV_TLS_CERT, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = crate::config::ENV_TLS_KEY, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mutual TLS).
+    #[arg(long, env = crate::config::ENV_TLS_CLIENT_CA, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve plaintext HTTP/2 (h2c) without TLS: inside a mesh that encrypts, or on loopback.
+    /// Required when no --tls-cert is given, so that plaintext is always a choice.
+    #[arg(long, env = crate::config::ENV_PLAINTEXT, conflicts_with = "tls_cert")]
+    plaintext: bool,
     /// Log each utterance's text after masking card numbers, security codes and expiry dates
     /// (best effort). For debugging an integration only: the text may still hold personal data.
     #[arg(long, env = ENV_LOG_TEXT)]
@@ -123,6 +136,36 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     let mut config = ServerConfig::new(Arc::new(rubric));
     config.metrics = Arc::clone(&telemetry.metrics);
     config.log_text = args.log_text;
+    config.tls = match (&args.tls_cert, &args.tls_key, args.plaintext) {
+        (Some(cert), Some(key), false) => {
+            let read = |path: &PathBuf, what: &str| {
+                std::fs::read(path)
+                    .with_context(|| format!("failed to read the TLS {what} {}", path.display()))
+            };
+            Some(server::Tls {
+                cert_pem: read(cert, "certificate")?,
+                key_pem: read(key, "key")?,
+                client_ca_pem: args
+                    .tls_client_ca
+                    .as_ref()
+                    .map(|ca| read(ca, "client CA"))
+                    .transpose()?,
+            })
+        }
+        (None, None, true) => None,
+        _ => anyhow::bail!(
+            "choose how clients connect: --tls-cert and --tls-key for TLS (and --tls-client-ca \
+             for mutual TLS), or --plaintext for h2c inside a mesh or on loopback"
+        ),
+    };
+    tracing::info!(
+        tls = config.tls.is_some(),
+        mutual_tls = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_pem.is_some()),
+        "transport security"
+    );
     config.drain_delay = args.drain_delay;
     config.drain_deadline = args.drain_deadline;
     config.max_connection_age = args.max_connection_age;

@@ -65,6 +65,18 @@ impl TestServer {
 }
 
 impl Running {
+    pub fn from_parts(
+        addr: std::net::SocketAddr,
+        stop: oneshot::Sender<()>,
+        task: JoinHandle<anyhow::Result<()>>,
+    ) -> Self {
+        Running {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -248,6 +260,7 @@ pub fn spawn_serve(
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hearken"))
         .args([
             "serve",
+            "--plaintext",
             "--addr",
             &format!("127.0.0.1:{port}"),
             "--drain-delay",

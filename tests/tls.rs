@@ -1,0 +1,140 @@
+//! TLS and mutual TLS on the gRPC port (R-SEC-1), with certificates made by rcgen: a client
+//! that trusts the server's CA and presents a certificate from the configured client CA is
+//! served; no client certificate, or one from another CA, fails the handshake; a client that
+//! does not trust the server's CA fails too.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use hearken::engine::Rubric;
+use hearken::proto::v1::listening_service_client::ListeningServiceClient;
+use hearken::proto::v1::*;
+use hearken::server::{self, ServerConfig, Tls};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// A leaf certificate for `name` signed by `ca`: (cert PEM, key PEM).
+fn leaf(ca: &Ca, name: &str) -> (String, String) {
+    let params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+async fn tls_server(server_ca: &Ca, client_ca: Option<&Ca>) -> Running {
+    let (cert, key) = leaf(server_ca, "localhost");
+    let mut config = ServerConfig::new(Arc::new(Rubric::embedded()));
+    config.drain_delay = Duration::ZERO;
+    config.tls = Some(Tls {
+        cert_pem: cert.into_bytes(),
+        key_pem: key.into_bytes(),
+        client_ca_pem: client_ca.map(|c| c.pem.clone().into_bytes()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    Running::from_parts(addr, stop, task)
+}
+
+/// Scores a one-utterance transcript over TLS: Ok(()) or the error's text.
+async fn call(
+    running: &Running,
+    trust: &Ca,
+    identity: Option<(String, String)>,
+) -> Result<(), String> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&trust.pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let endpoint = Endpoint::from_shared(format!("https://{}", running.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect_timeout(WAIT);
+    let channel = tokio::time::timeout(WAIT, endpoint.connect())
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| format!("{e:?}"))?;
+    let mut client = ListeningServiceClient::new(channel);
+    tokio::time::timeout(
+        WAIT,
+        client.score_transcript(ScoreTranscriptRequest {
+            conversation_id: "c1".into(),
+            utterances: vec![Utterance {
+                utterance_id: "u1".into(),
+                role: Role::Customer as i32,
+                text: "hello".into(),
+                start_ms: Some(0),
+                end_ms: Some(900),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    )
+    .await
+    .map_err(|_| "call timed out".to_string())?
+    .map(|_| ())
+    .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test]
+async fn tls_serves_a_client_that_trusts_the_server_and_refuses_one_that_does_not() {
+    let server_ca = ca("hearken test server CA");
+    let running = tls_server(&server_ca, None).await;
+    call(&running, &server_ca, None).await.expect("TLS call");
+    let other = ca("someone else");
+    assert!(
+        call(&running, &other, None).await.is_err(),
+        "untrusted server certificate"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_needs_a_client_certificate_from_the_configured_ca() {
+    let server_ca = ca("hearken test server CA");
+    let client_ca = ca("contact centre client CA");
+    let running = tls_server(&server_ca, Some(&client_ca)).await;
+
+    let good = leaf(&client_ca, "platform.contact-centre");
+    call(&running, &server_ca, Some(good))
+        .await
+        .expect("a client certificate from the client CA is accepted");
+
+    assert!(
+        call(&running, &server_ca, None).await.is_err(),
+        "no client certificate"
+    );
+    let rogue_ca = ca("rogue CA");
+    let rogue = leaf(&rogue_ca, "platform.contact-centre");
+    assert!(
+        call(&running, &server_ca, Some(rogue)).await.is_err(),
+        "a client certificate from another CA"
+    );
+}
