@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gRPC service.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Stream the bundled sample calls through an in-process server and show live scores.
     Demo(demo::DemoArgs),
     /// Stream a transcript file to a running server, as a contact-centre system would.
@@ -60,7 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .build()?;
             runtime.block_on(async move {
                 match command {
-                    Command::Serve(args) => serve::run(args, log_format).await,
+                    Command::Serve(args) => serve::run(*args, log_format).await,
                     Command::Demo(args) => demo::run(args).await,
                     Command::Replay(args) => replay::run(args).await,
                     Command::Loadgen(args) => loadgen::run(args).await,
