@@ -15,6 +15,12 @@ pub const ENV_TLS_KEY: &str = "HEARKEN_TLS_KEY";
 pub const ENV_TLS_CLIENT_CA: &str = "HEARKEN_TLS_CLIENT_CA";
 /// `true` to serve plaintext h2c (required when no TLS certificate is given).
 pub const ENV_PLAINTEXT: &str = "HEARKEN_PLAINTEXT";
+/// JWKS file of the keys that sign bearer tokens.
+pub const ENV_JWT_JWKS: &str = "HEARKEN_JWT_JWKS";
+/// Required `iss` of bearer tokens.
+pub const ENV_JWT_ISSUER: &str = "HEARKEN_JWT_ISSUER";
+/// Required `aud` of bearer tokens.
+pub const ENV_JWT_AUDIENCE: &str = "HEARKEN_JWT_AUDIENCE";
 /// Rubric file laid over the embedded default.
 pub const ENV_RUBRIC: &str = "HEARKEN_RUBRIC";
 /// Log filter (`tracing_subscriber::EnvFilter` syntax), e.g. `info` or `hearken=debug`.

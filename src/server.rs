@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub log_text: bool,
     /// TLS, or `None` for plaintext HTTP/2 (h2c).
     pub tls: Option<Tls>,
+    /// Bearer-token verification for the listening service, or `None` for no authentication.
+    pub jwt: Option<Arc<crate::service::auth::JwtVerifier>>,
 }
 
 impl ServerConfig {
@@ -101,6 +103,7 @@ impl ServerConfig {
             metrics: Arc::new(Metrics::noop()),
             log_text: false,
             tls: None,
+            jwt: None,
         }
     }
 }
@@ -132,6 +135,10 @@ pub async fn run(
     let service = ListeningServiceServer::new(listening.clone())
         .max_decoding_message_size(config.limits.max_transcript_message_bytes)
         .max_encoding_message_size(Limits::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES);
+    let service = tonic::service::interceptor::InterceptedService::new(
+        service,
+        crate::service::auth::Authenticate(config.jwt.clone()),
+    );
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

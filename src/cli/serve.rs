@@ -32,6 +32,19 @@ pub(super) struct ServeArgs {
     /// PEM CA bundle: clients must present a certificate it signed (mutual TLS).
     #[arg(long, env = crate::config::ENV_TLS_CLIENT_CA, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// JWKS file (JSON) whose RS256/ES256 keys sign bearer tokens: with it, every call to the
+    /// listening service needs `authorization: Bearer <JWT>` (health and reflection stay open).
+    #[arg(long, env = crate::config::ENV_JWT_JWKS, requires_all = ["jwt_issuer", "jwt_audience"])]
+    jwt_jwks: Option<PathBuf>,
+    /// The `iss` tokens must carry.
+    #[arg(long, env = crate::config::ENV_JWT_ISSUER)]
+    jwt_issuer: Option<String>,
+    /// The `aud` tokens must carry.
+    #[arg(long, env = crate::config::ENV_JWT_AUDIENCE)]
+    jwt_audience: Option<String>,
+    /// The claim naming the caller's tenant (per-tenant limits).
+    #[arg(long, default_value = "tenant")]
+    jwt_tenant_claim: String,
     /// Serve plaintext HTTP/2 (h2c) without TLS: inside a mesh that encrypts, or on loopback.
     /// Required when no --tls-cert is given, so that plaintext is always a choice.
     #[arg(long, env = crate::config::ENV_PLAINTEXT, conflicts_with = "tls_cert")]
@@ -158,7 +171,20 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
              for mutual TLS), or --plaintext for h2c inside a mesh or on loopback"
         ),
     };
+    if let Some(jwks) = &args.jwt_jwks {
+        let text = std::fs::read_to_string(jwks)
+            .with_context(|| format!("failed to read the JWKS {}", jwks.display()))?;
+        let verifier = crate::service::auth::JwtVerifier::from_jwks(
+            &text,
+            args.jwt_issuer.as_deref().unwrap_or_default(),
+            args.jwt_audience.as_deref().unwrap_or_default(),
+            &args.jwt_tenant_claim,
+        )
+        .with_context(|| format!("JWKS {} refused", jwks.display()))?;
+        config.jwt = Some(Arc::new(verifier));
+    }
     tracing::info!(
+        jwt = config.jwt.is_some(),
         tls = config.tls.is_some(),
         mutual_tls = config
             .tls

@@ -49,6 +49,12 @@ pub enum ServiceError {
     /// The client did not read its responses for too long.
     #[error("responses were not read for {0:?}")]
     ClientNotReading(Duration),
+    /// No valid credentials (the reason names what is wrong with them).
+    #[error("authentication failed: {0}")]
+    Unauthenticated(&'static str),
+    /// Valid credentials that do not allow the call.
+    #[error("not allowed: {0}")]
+    PermissionDenied(&'static str),
     /// The caller opened streams faster than its quota allows; retry after the delay.
     #[error("too many new streams for this tenant; retry in {0:?}")]
     StreamOpenRate(Duration),
@@ -66,6 +72,8 @@ impl ServiceError {
             ServiceError::Draining => Code::Unavailable,
             ServiceError::Internal => Code::Internal,
             ServiceError::StreamMaxDuration(_) | ServiceError::StreamIdle(_) => Code::OutOfRange,
+            ServiceError::Unauthenticated(_) => Code::Unauthenticated,
+            ServiceError::PermissionDenied(_) => Code::PermissionDenied,
         }
     }
 
@@ -81,6 +89,9 @@ impl ServiceError {
             ServiceError::StreamIdle(_) => "STREAM_IDLE",
             ServiceError::ClientNotReading(_) => "CLIENT_NOT_READING",
             ServiceError::StreamOpenRate(_) => "STREAM_OPEN_RATE",
+            ServiceError::Unauthenticated(reason) | ServiceError::PermissionDenied(reason) => {
+                reason
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The tonic implementation of `hearken.v1.ListeningService`: thin; each RPC lives in its own
 //! file and drives the pure engine.
 
+pub mod auth;
 pub mod error;
 pub mod limits;
 mod score;

@@ -1,0 +1,233 @@
+//! Bearer tokens (R-SEC-4), table-driven: ES256 and RS256-only JWKS from a file, `exp`, `nbf`,
+//! `iss` and `aud` checked with 60 s of leeway; UNAUTHENTICATED for bad credentials and
+//! PERMISSION_DENIED for a valid token without a tenant; health stays open; the tenant keys
+//! the stream-open quota.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use common::*;
+use hearken::proto::v1::listening_service_client::ListeningServiceClient;
+use hearken::proto::v1::*;
+use hearken::service::auth::JwtVerifier;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use rcgen::KeyPair;
+use tonic_types::StatusExt as _;
+
+const ISSUER: &str = "https://login.contact-centre.example";
+const AUDIENCE: &str = "hearken";
+
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+    jwk: serde_json::Value,
+}
+
+fn signer(kid: &str) -> Signer {
+    let pair = KeyPair::generate().unwrap(); // ECDSA P-256
+    let raw = pair.public_key_raw(); // 0x04 || x || y
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    Signer {
+        kid: kid.to_owned(),
+        key: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
+        jwk: serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+            "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+        }),
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn token(signer: &Signer, claims: serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(signer.kid.clone());
+    encode(&header, &claims, &signer.key).unwrap()
+}
+
+fn claims() -> serde_json::Value {
+    serde_json::json!({"iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600, "nbf": now() - 10, "tenant": "acme"})
+}
+
+fn with(mut base: serde_json::Value, key: &str, value: serde_json::Value) -> serde_json::Value {
+    if value.is_null() {
+        base.as_object_mut().unwrap().remove(key);
+    } else {
+        base[key] = value;
+    }
+    base
+}
+
+async fn score(running: &Running, authorization: Option<String>) -> Result<(), tonic::Status> {
+    let mut client = ListeningServiceClient::new(running.channel().await);
+    let mut request = tonic::Request::new(ScoreTranscriptRequest {
+        conversation_id: "c1".into(),
+        utterances: vec![Utterance {
+            utterance_id: "u1".into(),
+            role: Role::Customer as i32,
+            text: "hello".into(),
+            start_ms: Some(0),
+            end_ms: Some(900),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+    }
+    client.score_transcript(request).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_errors_say_which_check_failed() {
+    let trusted = signer("k1");
+    let stranger = signer("k1"); // same kid, different key: a forged signature
+    let jwks = serde_json::json!({"keys": [trusted.jwk.clone()]}).to_string();
+    let verifier = JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "tenant").unwrap();
+    let running = TestServer::new()
+        .config(|c| c.jwt = Some(Arc::new(verifier)))
+        .start()
+        .await;
+
+    let bearer = |t: String| Some(format!("Bearer {t}"));
+    let cases: Vec<(&str, Option<String>, tonic::Code, &str)> = vec![
+        (
+            "valid",
+            bearer(token(&trusted, claims())),
+            tonic::Code::Ok,
+            "",
+        ),
+        (
+            "no token",
+            None,
+            tonic::Code::Unauthenticated,
+            "TOKEN_MISSING",
+        ),
+        (
+            "not a JWT",
+            bearer("abc.def".into()),
+            tonic::Code::Unauthenticated,
+            "TOKEN_MALFORMED",
+        ),
+        (
+            "forged",
+            bearer(token(&stranger, claims())),
+            tonic::Code::Unauthenticated,
+            "TOKEN_SIGNATURE",
+        ),
+        (
+            "expired",
+            bearer(token(&trusted, with(claims(), "exp", (now() - 120).into()))),
+            tonic::Code::Unauthenticated,
+            "TOKEN_EXPIRED",
+        ),
+        (
+            "expired within the leeway",
+            bearer(token(&trusted, with(claims(), "exp", (now() - 30).into()))),
+            tonic::Code::Ok,
+            "",
+        ),
+        (
+            "not yet valid",
+            bearer(token(&trusted, with(claims(), "nbf", (now() + 300).into()))),
+            tonic::Code::Unauthenticated,
+            "TOKEN_NOT_YET_VALID",
+        ),
+        (
+            "wrong audience",
+            bearer(token(&trusted, with(claims(), "aud", "billing".into()))),
+            tonic::Code::Unauthenticated,
+            "TOKEN_AUDIENCE",
+        ),
+        (
+            "wrong issuer",
+            bearer(token(
+                &trusted,
+                with(claims(), "iss", "https://evil.example".into()),
+            )),
+            tonic::Code::Unauthenticated,
+            "TOKEN_ISSUER",
+        ),
+        (
+            "no exp",
+            bearer(token(
+                &trusted,
+                with(claims(), "exp", serde_json::Value::Null),
+            )),
+            tonic::Code::Unauthenticated,
+            "TOKEN_CLAIM_MISSING",
+        ),
+        (
+            "no tenant",
+            bearer(token(
+                &trusted,
+                with(claims(), "tenant", serde_json::Value::Null),
+            )),
+            tonic::Code::PermissionDenied,
+            "TENANT_CLAIM_MISSING",
+        ),
+        (
+            "HS256",
+            bearer(
+                encode(
+                    &Header::new(Algorithm::HS256),
+                    &claims(),
+                    &EncodingKey::from_secret(b"k"),
+                )
+                .unwrap(),
+            ),
+            tonic::Code::Unauthenticated,
+            "TOKEN_ALGORITHM",
+        ),
+    ];
+    for (name, authorization, code, reason) in cases {
+        let token_text = authorization.clone().unwrap_or_default();
+        match score(&running, authorization).await {
+            Ok(()) => assert_eq!(code, tonic::Code::Ok, "{name}: accepted"),
+            Err(status) => {
+                assert_eq!(status.code(), code, "{name}: {status:?}");
+                let info = status.get_error_details().error_info().cloned().unwrap();
+                assert_eq!(
+                    (info.reason.as_str(), info.domain.as_str()),
+                    (reason, "hearken"),
+                    "{name}"
+                );
+                if token_text.len() > 20 {
+                    assert!(
+                        !status.message().contains(&token_text[7..27]),
+                        "{name}: token echoed"
+                    );
+                }
+            }
+        }
+    }
+
+    // Health stays open for probes.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(running.channel().await);
+    assert!(
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new()
+            })
+            .await
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_jwks_with_unsupported_keys_is_refused_at_start() {
+    let hmac =
+        serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}]}).to_string();
+    assert!(JwtVerifier::from_jwks(&hmac, ISSUER, AUDIENCE, "tenant").is_err());
+    assert!(JwtVerifier::from_jwks("{\"keys\": []}", ISSUER, AUDIENCE, "tenant").is_err());
+}
