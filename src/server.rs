@@ -111,6 +111,13 @@ impl ServerConfig {
 /// Longest a stream may outlive its connection's maximum age: past the maximum stream duration.
 const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(4 * 60 * 60 + 5 * 60);
 
+/// `age` moved by up to ±10 % (`unit` in [0, 1) picks where), so that pods started together
+/// do not recycle their connections in step (R-AGE-1). tonic applies one age to every
+/// connection of a server, so the jitter is per process, not per connection.
+pub fn jittered(age: Duration, unit: f64) -> Duration {
+    age.mul_f64(0.9 + 0.2 * unit.clamp(0.0, 1.0))
+}
+
 /// Serves on `listener` until `shutdown` resolves, then drains (see the module docs).
 pub async fn run(
     listener: TcpListener,
@@ -203,7 +210,7 @@ pub async fn run(
         .http2_max_pending_accept_reset_streams(Some(20))
         .http2_max_local_error_reset_streams(Some(1_024))
         .http2_max_header_list_size(16 * 1024)
-        .max_connection_age(config.max_connection_age)
+        .max_connection_age(jittered(config.max_connection_age, rand::random::<f64>()))
         .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
         .layer(RpcLayer::new(Arc::clone(&config.metrics)))
         .add_service(health_service)
@@ -279,5 +286,19 @@ async fn watch_rubric(path: PathBuf, poll: Duration, listening: Listening) {
                 tracing::warn!(path = %path.display(), problems = %error, "rubric file refused; keeping the current rubric")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_age_jitter_stays_within_ten_percent() {
+        let age = Duration::from_secs(1800);
+        assert_eq!(jittered(age, 0.0), Duration::from_secs(1620));
+        assert_eq!(jittered(age, 0.5), age);
+        assert!(jittered(age, 0.999_999) < Duration::from_secs(1980));
+        assert!(jittered(age, 7.0) <= Duration::from_secs(1980));
     }
 }

@@ -492,3 +492,38 @@ async fn a_tenant_opening_streams_too_fast_is_refused_with_a_retry_delay_and_ope
         .await;
     assert_eq!(kind(&call.expect().await), "update");
 }
+
+#[tokio::test]
+async fn an_open_stream_outlives_its_connections_maximum_age_and_new_calls_still_work() {
+    let server = TestServer::new()
+        .config(|c| c.max_connection_age = std::time::Duration::from_millis(500))
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut call = Call::open(&mut client).await;
+    call.send(utterance("c", "u1", Role::Customer, "hello", 0, 900))
+        .await;
+    assert_eq!(kind(&call.expect().await), "update");
+    // Past the age (with its +10 % jitter): the server has sent GOAWAY on this connection.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    call.send(utterance(
+        "c",
+        "u2",
+        Role::Agent,
+        "I can help with that",
+        1_000,
+        2_000,
+    ))
+    .await;
+    assert_eq!(
+        kind(&call.expect().await),
+        "update",
+        "the open stream lives on (grace)"
+    );
+    // New calls on the same channel go out on a fresh connection.
+    let mut again = Call::open(&mut client).await;
+    again
+        .send(utterance("d", "u1", Role::Customer, "hi", 0, 900))
+        .await;
+    assert_eq!(kind(&again.expect().await), "update");
+}
