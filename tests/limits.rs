@@ -527,3 +527,65 @@ async fn an_open_stream_outlives_its_connections_maximum_age_and_new_calls_still
         .await;
     assert_eq!(kind(&again.expect().await), "update");
 }
+
+#[tokio::test]
+async fn the_tenant_cap_counts_live_conversations_across_the_tenants_streams() {
+    let server = TestServer::new()
+        .limits(|l| l.max_conversations_per_tenant = 3)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut first = Call::open(&mut client).await;
+    let mut second = Call::open(&mut client).await;
+    for id in ["a", "b"] {
+        first.send(start(id)).await;
+    }
+    second.send(start("c")).await;
+    second.send(start("d")).await;
+    let r = second.expect().await;
+    let Some(Payload::Rejection(rej)) = &r.payload else {
+        panic!("{r:?}")
+    };
+    assert_eq!(r.conversation_id, "d");
+    assert_eq!(rej.reason, RejectionReason::ResourceExhausted as i32);
+    assert!(
+        rej.description.contains("this tenant"),
+        "{}",
+        rej.description
+    );
+    // Ending one on the first stream frees a place for the tenant on the second.
+    first.send(end("a")).await;
+    assert_eq!(kind(&first.expect().await), "scorecard");
+    second.send(start("d")).await;
+    second
+        .send(utterance("d", "u1", Role::Customer, "hello", 0, 900))
+        .await;
+    let r = second.expect().await;
+    assert_eq!((r.conversation_id.as_str(), kind(&r)), ("d", "update"));
+    // A stream that goes away gives its tenant's places back ("b" was still live on it).
+    drop(first);
+    let mut third = Call::open(&mut client).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        // The utterance opens the conversation when there is a place.
+        third
+            .send(utterance("e", "u1", Role::Customer, "hello", 0, 900))
+            .await;
+        let r = third.expect().await;
+        if kind(&r) == "update" {
+            break;
+        }
+        // The first stream's task may not have ended yet: retry until it has.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    third.send(start("f")).await;
+    assert_eq!(
+        kind(&third.expect().await),
+        "rejection",
+        "the tenant is at its cap again"
+    );
+}

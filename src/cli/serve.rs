@@ -69,6 +69,10 @@ pub(super) struct ServeArgs {
     /// Live conversations one stream may carry.
     #[arg(long, default_value_t = 10_000)]
     max_conversations_per_stream: usize,
+    /// Live conversations one tenant (its authenticated name, else its IP address) may hold
+    /// across its streams; 0 for no cap beyond the process's.
+    #[arg(long, default_value_t = 0)]
+    max_conversations_per_tenant: usize,
     /// Live conversations the process may hold.
     #[arg(long, default_value_t = 50_000)]
     max_conversations_per_process: usize,
@@ -202,6 +206,7 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     let limits = &mut config.limits;
     limits.max_conversations_per_stream = args.max_conversations_per_stream;
     limits.max_conversations_per_process = args.max_conversations_per_process;
+    limits.max_conversations_per_tenant = args.max_conversations_per_tenant;
     limits.max_stream_duration = args.max_stream_duration;
     limits.stream_idle_timeout = args.stream_idle_timeout;
     limits.conversation_idle_timeout = args.conversation_idle_timeout;

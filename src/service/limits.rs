@@ -38,6 +38,8 @@ pub struct Limits {
     /// An ended conversation's id is remembered this long, so that late messages for it are
     /// rejected rather than starting a new conversation (R-PRIV-2).
     pub ended_linger: Duration,
+    /// Live conversations one tenant may hold across its streams; 0 for no cap (R-CONV-1).
+    pub max_conversations_per_tenant: usize,
     /// Streams (`StreamConversations`, `WatchAlerts`) one tenant may open per second; 0 for
     /// no limit (R-SEC-5).
     pub stream_opens_per_second: f64,
@@ -69,6 +71,7 @@ impl Default for Limits {
             conversation_idle_timeout: Duration::from_secs(30 * 60),
             ended_linger: Duration::from_secs(60),
             max_messages_per_second: 50.0,
+            max_conversations_per_tenant: 0,
             stream_opens_per_second: 10.0,
             stream_open_burst: 50,
         }

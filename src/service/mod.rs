@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     log_text: bool,
     /// Stream opens per tenant; `None` without a limit.
     stream_opens: Option<tenant::OpenRate>,
+    /// Live conversations per tenant; `None` without a cap.
+    tenant_conversations: Option<tenant::TenantConversations>,
 }
 
 /// The listening service.
@@ -77,6 +79,8 @@ impl Listening {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (alerts, _) = broadcast::channel(limits.watch_buffer.max(1));
+        let tenant_conversations =
+            tenant::TenantConversations::new(limits.max_conversations_per_tenant);
         let stream_opens =
             tenant::OpenRate::new(limits.stream_opens_per_second, limits.stream_open_burst);
         Listening {
@@ -89,6 +93,7 @@ impl Listening {
                 metrics,
                 log_text: false,
                 stream_opens,
+                tenant_conversations,
             }),
         }
     }
@@ -158,10 +163,12 @@ impl ListeningService for Listening {
     ) -> Result<Response<Self::StreamConversationsStream>, Status> {
         self.shared.admit_stream(&request)?;
         let parent = trace_parent(&request);
+        let tenant = tenant::tenant_of(&request);
         Ok(Response::new(stream::start(
             Arc::clone(&self.shared),
             request.into_inner(),
             parent,
+            tenant,
         )))
     }
 

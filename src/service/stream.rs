@@ -44,6 +44,7 @@ pub(super) fn start(
     shared: Arc<Shared>,
     inbound: Streaming<StreamConversationsRequest>,
     parent: Option<opentelemetry::Context>,
+    tenant: String,
 ) -> ResponseStream<StreamConversationsResponse> {
     let (tx, rx) = mpsc::channel(shared.limits.outbound_queue.max(1));
     let (abort_tx, abort_rx) = oneshot::channel();
@@ -67,6 +68,7 @@ pub(super) fn start(
         ended: VecDeque::new(),
         span: span.clone(),
         conversations_opened: 0,
+        tenant,
     };
     tokio::spawn(task.run(inbound).instrument(span));
     Box::pin(Outbound {
@@ -164,6 +166,8 @@ struct StreamTask {
     ended: VecDeque<(String, Instant)>,
     span: tracing::Span,
     conversations_opened: u64,
+    /// Who opened the stream (per-tenant caps); never logged.
+    tenant: String,
 }
 
 impl Drop for StreamTask {
@@ -173,6 +177,9 @@ impl Drop for StreamTask {
             .fetch_sub(self.live.len(), Ordering::Relaxed);
         for _ in 0..self.live.len() {
             self.shared.metrics.conversation_closed("freed");
+        }
+        if let Some(caps) = &self.shared.tenant_conversations {
+            caps.closed(&self.tenant, self.live.len());
         }
         self.shared.metrics.streams_changed(-1);
         self.span.record("conversations", self.conversations_opened);
@@ -380,6 +387,14 @@ impl StreamTask {
                 limits.max_conversations_per_process,
             ));
         }
+        if let Some(caps) = &self.shared.tenant_conversations
+            && !caps.try_open(&self.tenant)
+        {
+            self.shared
+                .live_conversations
+                .fetch_sub(1, Ordering::Relaxed);
+            return Err(exhausted("this tenant", caps.cap()));
+        }
         let start_time = start.start_time.as_ref().and_then(proto::system_time);
         self.conversations_opened += 1;
         self.shared.metrics.conversation_opened();
@@ -412,6 +427,9 @@ impl StreamTask {
             self.shared
                 .live_conversations
                 .fetch_sub(1, Ordering::Relaxed);
+            if let Some(caps) = &self.shared.tenant_conversations {
+                caps.closed(&self.tenant, 1);
+            }
             self.remember_ended(conversation_id.to_owned());
         }
     }

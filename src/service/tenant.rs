@@ -28,6 +28,56 @@ pub(crate) fn tenant_of<T>(request: &tonic::Request<T>) -> String {
     }
 }
 
+/// Live conversations per tenant, within a cap (R-CONV-1).
+#[derive(Debug)]
+pub(crate) struct TenantConversations {
+    cap: usize,
+    live: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl TenantConversations {
+    /// A cap of `cap` live conversations per tenant; `None` when `cap` is zero (no cap).
+    pub(crate) fn new(cap: usize) -> Option<Self> {
+        (cap > 0).then(|| TenantConversations {
+            cap,
+            live: Default::default(),
+        })
+    }
+
+    /// The cap.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Counts one more live conversation for `tenant`, unless it is at the cap.
+    pub(crate) fn try_open(&self, tenant: &str) -> bool {
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = live.entry(tenant.to_owned()).or_insert(0);
+        if *count >= self.cap {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// `n` of `tenant`'s conversations ended.
+    pub(crate) fn closed(&self, tenant: &str, n: usize) {
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = live.get_mut(tenant) {
+            *count = count.saturating_sub(n);
+            if *count == 0 {
+                live.remove(tenant);
+            }
+        }
+    }
+}
+
 /// Forget idle tenants' buckets every this many checks, so the map stays bounded.
 const RETAIN_EVERY: u64 = 1_024;
 
