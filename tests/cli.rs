@@ -403,3 +403,39 @@ fn serve_refuses_to_start_without_choosing_tls_or_plaintext() {
         "{stderr}"
     );
 }
+
+#[test]
+fn loadgen_reconnects_when_streams_end_at_their_maximum_duration() {
+    let (mut server, addr) =
+        common::spawn_serve(&["--max-stream-duration", "1s"], &[], Stdio::null());
+    let listen = addr.trim_start_matches("http://").to_string();
+    let ready = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&listen).is_err() && std::time::Instant::now() < ready {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = hearken()
+        .args([
+            "loadgen",
+            "--addr",
+            &addr,
+            "--calls",
+            "4",
+            "--connections",
+            "1",
+        ])
+        .args(["--rate", "40", "--duration", "2.5", "--json"])
+        .output()
+        .unwrap();
+    // Failures make the exit code 1: use the report.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let (errors, reconnects) = (
+        report["errors"].as_u64().unwrap(),
+        report["reconnects"].as_u64().unwrap(),
+    );
+    assert!(errors >= 4 && reconnects >= 4, "{report}");
+    // Calls went on after the first stream of each ended at 1 s.
+    assert!(report["received"].as_u64().unwrap() > 50, "{report}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

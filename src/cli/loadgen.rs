@@ -72,6 +72,7 @@ struct Report {
     throughput: f64,
     latency_us: Latency,
     errors: u64,
+    reconnects: u64,
     rejections: u64,
     sent: u64,
     received: u64,
@@ -87,6 +88,7 @@ struct Counters {
     received: AtomicU64,
     errors: AtomicU64,
     rejections: AtomicU64,
+    reconnects: AtomicU64,
 }
 
 /// Each call's messages, cycling through the sample calls under new conversation ids.
@@ -124,6 +126,10 @@ fn script(
     (id, out)
 }
 
+/// One call for the whole run, following the client contract (docs/operations.md): when its
+/// stream fails with a retryable status (UNAVAILABLE while a server drains, OUT_OF_RANGE at a
+/// stream limit, a broken connection), it backs off and starts the conversation again on a new
+/// stream. Each failure counts as an error and each new stream as a reconnect.
 #[allow(clippy::too_many_arguments)]
 async fn run_call(
     channel: Channel,
@@ -137,21 +143,68 @@ async fn run_call(
     histogram: Arc<Mutex<Histogram<u64>>>,
     counters: Arc<Counters>,
 ) {
+    let mut round = 0;
+    let mut attempt = 0;
+    while let Some(status) = run_stream(
+        channel.clone(),
+        call,
+        &mut round,
+        &samples,
+        period,
+        window,
+        start_at,
+        stop_at,
+        drain_until,
+        &histogram,
+        &counters,
+    )
+    .await
+    {
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        attempt += 1;
+        if !super::replay::retryable(&status) || Instant::now() >= stop_at {
+            return;
+        }
+        let wait = super::replay::backoff(attempt, &status);
+        if Instant::now() + wait >= stop_at {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        counters.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One stream of a call: returns the status it failed with, or `None` when the run ended.
+#[allow(clippy::too_many_arguments)]
+async fn run_stream(
+    channel: Channel,
+    call: usize,
+    round: &mut usize,
+    samples: &[Transcript],
+    period: Option<Duration>,
+    window: usize,
+    start_at: Instant,
+    stop_at: Instant,
+    drain_until: Instant,
+    histogram: &Arc<Mutex<Histogram<u64>>>,
+    counters: &Arc<Counters>,
+) -> Option<tonic::Status> {
     let (tx, rx) = mpsc::channel(window.max(1) * 2 + 4);
     let mut client = ListeningServiceClient::new(channel);
-    let Ok(response) = client.stream_conversations(ReceiverStream::new(rx)).await else {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
-        return;
+    let mut inbound = match client.stream_conversations(ReceiverStream::new(rx)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Some(status),
     };
-    let mut inbound = response.into_inner();
     let pending: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(window.max(1)));
+    let failure: Arc<Mutex<Option<tonic::Status>>> = Arc::default();
     let receiver = {
-        let (pending, permits, histogram, counters) = (
+        let (pending, permits, histogram, counters, failure) = (
             Arc::clone(&pending),
             Arc::clone(&permits),
-            Arc::clone(&histogram),
-            Arc::clone(&counters),
+            Arc::clone(histogram),
+            Arc::clone(counters),
+            Arc::clone(&failure),
         );
         tokio::spawn(async move {
             loop {
@@ -159,8 +212,9 @@ async fn run_call(
                 let response = match next {
                     Ok(Ok(Some(r))) => r,
                     Ok(Ok(None)) | Err(_) => break,
-                    Ok(Err(_)) => {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                    Ok(Err(status)) => {
+                        *failure.lock().expect("not poisoned") = Some(status);
+                        permits.close(); // stops the sender
                         break;
                     }
                 };
@@ -186,17 +240,17 @@ async fn run_call(
         })
     };
     tokio::time::sleep_until(start_at).await;
+    let begin = start_at.max(Instant::now());
     let mut ticker = period.map(|p| {
         // Spread the calls' ticks over the period so the total rate is smooth.
         let offset = p.mul_f64((call as f64 * 0.618_034) % 1.0);
-        let mut t = tokio::time::interval_at(start_at + offset, p);
+        let mut t = tokio::time::interval_at(begin + offset, p);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
-    let mut round = 0;
     'calls: while Instant::now() < stop_at {
-        let (_, messages) = script(&samples, call, round);
-        round += 1;
+        let (_, messages) = script(samples, call, *round);
+        *round += 1;
         for message in messages {
             let is_utterance = matches!(
                 message.payload,
@@ -222,17 +276,30 @@ async fn run_call(
                 counters.sent.fetch_add(1, Ordering::Relaxed);
             }
             if tx.send(message).await.is_err() {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
                 break 'calls;
             }
         }
     }
+    let failed = || failure.lock().expect("not poisoned").take();
+    if let Some(status) = failed() {
+        receiver.abort();
+        return Some(status);
+    }
     // Wait for the outstanding updates (bounded by the drain deadline), then close.
-    while !pending.lock().expect("not poisoned").is_empty() && Instant::now() < drain_until {
+    while !pending.lock().expect("not poisoned").is_empty()
+        && Instant::now() < drain_until
+        && !receiver.is_finished()
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     drop(tx);
+    if receiver.is_finished() {
+        if let Some(status) = failed() {
+            return Some(status);
+        }
+    }
     receiver.abort();
+    None
 }
 
 pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
@@ -299,6 +366,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             max: h.max(),
         },
         errors: counters.errors.load(Ordering::Relaxed),
+        reconnects: counters.reconnects.load(Ordering::Relaxed),
         rejections: counters.rejections.load(Ordering::Relaxed),
         sent: counters.sent.load(Ordering::Relaxed),
         received,
@@ -312,7 +380,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     } else {
         let l = &report.latency_us;
         println!(
-            "{} calls over {} connections, {:.0} s: {:.0} utterances/s answered ({} sent, {} answered, {} errors, {} rejections)\nlatency µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
+            "{} calls over {} connections, {:.0} s: {:.0} utterances/s answered ({} sent, {} answered, {} errors, {} reconnects, {} rejections)\nlatency µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
             report.calls,
             report.connections,
             report.duration_s,
@@ -320,6 +388,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             report.sent,
             report.received,
             report.errors,
+            report.reconnects,
             report.rejections,
             l.p50,
             l.p90,

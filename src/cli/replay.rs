@@ -90,7 +90,7 @@ fn request(
 /// Whether a failed stream is worth reconnecting and replaying (the client contract of
 /// docs/operations.md): the server drained or restarted, the stream hit its duration or idle
 /// limit, or the connection broke.
-fn retryable(status: &tonic::Status) -> bool {
+pub(super) fn retryable(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
         tonic::Code::Unavailable
@@ -102,7 +102,7 @@ fn retryable(status: &tonic::Status) -> bool {
 
 /// Backoff before attempt `n` (1-based): 100 ms doubling up to 10 s, full jitter; a server's
 /// `RetryInfo` delay wins.
-fn backoff(n: u32, status: &tonic::Status) -> Duration {
+pub(super) fn backoff(n: u32, status: &tonic::Status) -> Duration {
     use tonic_types::StatusExt as _;
     if let Some(delay) = status
         .get_error_details()
