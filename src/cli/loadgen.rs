@@ -293,10 +293,10 @@ async fn run_stream(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     drop(tx);
-    if receiver.is_finished() {
-        if let Some(status) = failed() {
-            return Some(status);
-        }
+    if receiver.is_finished()
+        && let Some(status) = failed()
+    {
+        return Some(status);
     }
     receiver.abort();
     None
