@@ -11,7 +11,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use common::*;
 use hearken::proto::v1::listening_service_client::ListeningServiceClient;
-use hearken::proto::v1::*;
 use hearken::service::auth::JwtVerifier;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use rcgen::KeyPair;
@@ -68,18 +67,7 @@ fn with(mut base: serde_json::Value, key: &str, value: serde_json::Value) -> ser
 
 async fn score(running: &Running, authorization: Option<String>) -> Result<(), tonic::Status> {
     let mut client = ListeningServiceClient::new(running.channel().await);
-    let mut request = tonic::Request::new(ScoreTranscriptRequest {
-        conversation_id: "c1".into(),
-        utterances: vec![Utterance {
-            utterance_id: "u1".into(),
-            role: Role::Customer as i32,
-            text: "hello".into(),
-            start_ms: Some(0),
-            end_ms: Some(900),
-            ..Default::default()
-        }],
-        ..Default::default()
-    });
+    let mut request = tonic::Request::new(one_utterance_transcript("c1", "hello"));
     if let Some(value) = authorization {
         request
             .metadata_mut()

@@ -304,10 +304,7 @@ fn replay_survives_a_killed_and_restarted_server_with_the_same_scorecards() {
     let file = std::env::temp_dir().join(format!("hearken-resume-{}.jsonl", std::process::id()));
     std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();
     // Wait until the server accepts connections before starting the call.
-    let ready = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(&listen).is_err() && std::time::Instant::now() < ready {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::wait_for_listener(&addr);
     let replay = hearken()
         .args(["replay", "--json", "--speed", "40", "--addr", &addr])
         .arg(&file)
@@ -408,11 +405,7 @@ fn serve_refuses_to_start_without_choosing_tls_or_plaintext() {
 fn loadgen_reconnects_when_streams_end_at_their_maximum_duration() {
     let (mut server, addr) =
         common::spawn_serve(&["--max-stream-duration", "1s"], &[], Stdio::null());
-    let listen = addr.trim_start_matches("http://").to_string();
-    let ready = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(&listen).is_err() && std::time::Instant::now() < ready {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::wait_for_listener(&addr);
     let out = hearken()
         .args([
             "loadgen",

@@ -25,18 +25,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use std::process::Stdio;
 
-/// Kills the server if the test fails before it stops it, so no process outlives the test.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 const TEXT_CANARY: &str = "4111 1111 1111 1111 Zebulon";
 const META_CANARY: &str = "metacanary7731";
 const CONVERSATION: &str = "convcanary4402";
@@ -94,34 +82,12 @@ async fn the_scrape_endpoint_reports_the_call_without_its_content() {
         &[("HEARKEN_METRICS_ADDR", metrics_addr.as_str())],
         Stdio::null(),
     );
-    let server = KillOnDrop(Some(server));
-    let deadline = Instant::now() + WAIT;
-    let channel = loop {
-        match tonic::transport::Endpoint::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            Ok(channel) => break channel,
-            Err(e) if Instant::now() > deadline => panic!("server did not start: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let server = common::KillOnDrop(Some(server));
+    let channel = common::connect_when_up(&url).await;
     let mut client = ListeningServiceClient::new(channel);
     canary_call(&mut client).await;
     let scored = client
-        .score_transcript(ScoreTranscriptRequest {
-            conversation_id: CONVERSATION.into(),
-            utterances: vec![Utterance {
-                utterance_id: "u1".into(),
-                role: Role::Customer as i32,
-                text: TEXT_CANARY.into(),
-                start_ms: Some(0),
-                end_ms: Some(1_000),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
+        .score_transcript(common::one_utterance_transcript(CONVERSATION, TEXT_CANARY))
         .await;
     assert!(scored.is_ok());
     let empty = client
@@ -233,19 +199,8 @@ async fn spans_and_metrics_go_to_the_otlp_collector_under_the_callers_trace() {
         ],
         Stdio::null(),
     );
-    let mut server = KillOnDrop(Some(server));
-    let deadline = Instant::now() + WAIT;
-    let channel = loop {
-        match tonic::transport::Endpoint::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            Ok(channel) => break channel,
-            Err(e) if Instant::now() > deadline => panic!("server did not start: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let mut server = common::KillOnDrop(Some(server));
+    let channel = common::connect_when_up(&url).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_span = "00f067aa0ba902b7";
     let traceparent: tonic::metadata::MetadataValue<_> =

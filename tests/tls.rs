@@ -5,14 +5,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use common::*;
-use hearken::engine::Rubric;
 use hearken::proto::v1::listening_service_client::ListeningServiceClient;
-use hearken::proto::v1::*;
-use hearken::server::{self, ServerConfig, Tls};
+use hearken::server::Tls;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
@@ -45,20 +40,16 @@ fn leaf(ca: &Ca, name: &str) -> (String, String) {
 
 async fn tls_server(server_ca: &Ca, client_ca: Option<&Ca>) -> Running {
     let (cert, key) = leaf(server_ca, "localhost");
-    let mut config = ServerConfig::new(Arc::new(Rubric::embedded()));
-    config.drain_delay = Duration::ZERO;
-    config.tls = Some(Tls {
-        cert_pem: cert.into_bytes(),
-        key_pem: key.into_bytes(),
-        client_ca_pem: client_ca.map(|c| c.pem.clone().into_bytes()),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
-    Running::from_parts(addr, stop, task)
+    TestServer::new()
+        .config(|c| {
+            c.tls = Some(Tls {
+                cert_pem: cert.into_bytes(),
+                key_pem: key.into_bytes(),
+                client_ca_pem: client_ca.map(|c| c.pem.clone().into_bytes()),
+            })
+        })
+        .start()
+        .await
 }
 
 /// Scores a one-utterance transcript over TLS: Ok(()) or the error's text.
@@ -85,18 +76,7 @@ async fn call(
     let mut client = ListeningServiceClient::new(channel);
     tokio::time::timeout(
         WAIT,
-        client.score_transcript(ScoreTranscriptRequest {
-            conversation_id: "c1".into(),
-            utterances: vec![Utterance {
-                utterance_id: "u1".into(),
-                role: Role::Customer as i32,
-                text: "hello".into(),
-                start_ms: Some(0),
-                end_ms: Some(900),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
+        client.score_transcript(one_utterance_transcript("c1", "hello")),
     )
     .await
     .map_err(|_| "call timed out".to_string())?

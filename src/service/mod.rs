@@ -163,7 +163,7 @@ impl ListeningService for Listening {
     ) -> Result<Response<Self::StreamConversationsStream>, Status> {
         self.shared.admit_stream(&request)?;
         let parent = trace_parent(&request);
-        let tenant = tenant::tenant_of(&request);
+        let tenant = Arc::from(tenant::tenant_of(&request));
         Ok(Response::new(stream::start(
             Arc::clone(&self.shared),
             request.into_inner(),

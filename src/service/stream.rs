@@ -44,7 +44,7 @@ pub(super) fn start(
     shared: Arc<Shared>,
     inbound: Streaming<StreamConversationsRequest>,
     parent: Option<opentelemetry::Context>,
-    tenant: String,
+    tenant: Arc<str>,
 ) -> ResponseStream<StreamConversationsResponse> {
     let (tx, rx) = mpsc::channel(shared.limits.outbound_queue.max(1));
     let (abort_tx, abort_rx) = oneshot::channel();
@@ -117,8 +117,51 @@ impl Stream for Outbound {
     }
 }
 
+/// A live conversation's place under the process's and the tenant's caps, counted in the
+/// `conversations.active` gauge; all three are given back when it drops.
+struct Slot {
+    shared: Arc<Shared>,
+    tenant: Arc<str>,
+}
+
+impl Slot {
+    /// Takes a place, or names the cap that is full and its size.
+    fn take(shared: &Arc<Shared>, tenant: &Arc<str>) -> Result<Slot, (&'static str, usize)> {
+        let cap = shared.limits.max_conversations_per_process;
+        if shared.live_conversations.fetch_add(1, Ordering::Relaxed) >= cap {
+            shared.live_conversations.fetch_sub(1, Ordering::Relaxed);
+            return Err(("this server", cap));
+        }
+        if let Some(caps) = &shared.tenant_conversations
+            && !caps.try_open(tenant)
+        {
+            shared.live_conversations.fetch_sub(1, Ordering::Relaxed);
+            return Err(("this tenant", caps.cap()));
+        }
+        shared.metrics.conversations_changed(1);
+        Ok(Slot {
+            shared: Arc::clone(shared),
+            tenant: Arc::clone(tenant),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared
+            .live_conversations
+            .fetch_sub(1, Ordering::Relaxed);
+        if let Some(caps) = &self.shared.tenant_conversations {
+            caps.closed(&self.tenant, 1);
+        }
+        self.shared.metrics.conversations_changed(-1);
+    }
+}
+
 struct Live {
     conversation: Conversation,
+    /// Its place under the caps; freed with it.
+    _slot: Slot,
     /// Open while the conversation is live; carries no id (privacy).
     span: tracing::Span,
     seq: i64,
@@ -167,19 +210,14 @@ struct StreamTask {
     span: tracing::Span,
     conversations_opened: u64,
     /// Who opened the stream (per-tenant caps); never logged.
-    tenant: String,
+    tenant: Arc<str>,
 }
 
 impl Drop for StreamTask {
     fn drop(&mut self) {
-        self.shared
-            .live_conversations
-            .fetch_sub(self.live.len(), Ordering::Relaxed);
+        // The conversations' slots go back to the caps as `live` drops.
         for _ in 0..self.live.len() {
-            self.shared.metrics.conversation_closed("freed");
-        }
-        if let Some(caps) = &self.shared.tenant_conversations {
-            caps.closed(&self.tenant, self.live.len());
+            self.shared.metrics.conversation_ended("freed");
         }
         self.shared.metrics.streams_changed(-1);
         self.span.record("conversations", self.conversations_opened);
@@ -349,7 +387,7 @@ impl StreamTask {
         self.ended.push_back((conversation_id, Instant::now()));
     }
 
-    /// Opens a conversation, within the stream's and the process's caps.
+    /// Opens a conversation, within the stream's, the process's and the tenant's caps.
     fn open(&mut self, conversation_id: &str, start: &ConversationStart) -> Result<(), Rejected> {
         let limits = &self.shared.limits;
         let exhausted = |what: &str, cap: usize| {
@@ -374,30 +412,10 @@ impl StreamTask {
             &self.shared.rubric(),
             limits.input.clone(),
         )?;
-        let before = self
-            .shared
-            .live_conversations
-            .fetch_add(1, Ordering::Relaxed);
-        if before >= limits.max_conversations_per_process {
-            self.shared
-                .live_conversations
-                .fetch_sub(1, Ordering::Relaxed);
-            return Err(exhausted(
-                "this server",
-                limits.max_conversations_per_process,
-            ));
-        }
-        if let Some(caps) = &self.shared.tenant_conversations
-            && !caps.try_open(&self.tenant)
-        {
-            self.shared
-                .live_conversations
-                .fetch_sub(1, Ordering::Relaxed);
-            return Err(exhausted("this tenant", caps.cap()));
-        }
+        let slot =
+            Slot::take(&self.shared, &self.tenant).map_err(|(what, cap)| exhausted(what, cap))?;
         let start_time = start.start_time.as_ref().and_then(proto::system_time);
         self.conversations_opened += 1;
-        self.shared.metrics.conversation_opened();
         let span = tracing::info_span!(
             parent: &self.span,
             "conversation",
@@ -408,6 +426,7 @@ impl StreamTask {
             conversation_id.to_owned(),
             Live {
                 span,
+                _slot: slot,
                 conversation,
                 seq: 0,
                 last_activity: Instant::now(),
@@ -423,13 +442,7 @@ impl StreamTask {
     fn close(&mut self, conversation_id: &str, outcome: &'static str) {
         if let Some(live) = self.live.remove(conversation_id) {
             live.span.record("outcome", outcome);
-            self.shared.metrics.conversation_closed(outcome);
-            self.shared
-                .live_conversations
-                .fetch_sub(1, Ordering::Relaxed);
-            if let Some(caps) = &self.shared.tenant_conversations {
-                caps.closed(&self.tenant, 1);
-            }
+            self.shared.metrics.conversation_ended(outcome);
             self.remember_ended(conversation_id.to_owned());
         }
     }

@@ -115,15 +115,14 @@ impl Metrics {
         self.streams_active.add(delta, &[]);
     }
 
-    /// A conversation opened.
-    pub fn conversation_opened(&self) {
-        self.conversations_active.add(1, &[]);
+    /// Conversations went live (+1) or were freed (-1).
+    pub fn conversations_changed(&self, delta: i64) {
+        self.conversations_active.add(delta, &[]);
     }
 
-    /// A conversation closed: `completed` (its `end` arrived), `abandoned` (idle or its stream
+    /// A conversation ended: `completed` (its `end` arrived), `abandoned` (idle or its stream
     /// closed) or `freed` (its stream failed before a scorecard).
-    pub fn conversation_closed(&self, outcome: &'static str) {
-        self.conversations_active.add(-1, &[]);
+    pub fn conversation_ended(&self, outcome: &'static str) {
         self.conversations_ended
             .add(1, &[KeyValue::new("outcome", outcome)]);
     }

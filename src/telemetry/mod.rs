@@ -112,11 +112,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Metrics for the scrape endpoint only, no global state touched: for tests and embedding.
-    pub fn scrape_only() -> anyhow::Result<Self> {
-        Self::build(OtlpSignals::default())
-    }
-
     fn build(otlp: OtlpSignals) -> anyhow::Result<Self> {
         let registry = prometheus::Registry::new();
         let prometheus = opentelemetry_prometheus::exporter()

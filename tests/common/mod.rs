@@ -65,18 +65,6 @@ impl TestServer {
 }
 
 impl Running {
-    pub fn from_parts(
-        addr: std::net::SocketAddr,
-        stop: oneshot::Sender<()>,
-        task: JoinHandle<anyhow::Result<()>>,
-    ) -> Self {
-        Running {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -252,11 +240,7 @@ pub fn spawn_serve(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hearken"))
         .args([
             "serve",
@@ -325,4 +309,57 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     socket.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// A one-utterance transcript: the smallest `ScoreTranscript` request that scores.
+pub fn one_utterance_transcript(conversation: &str, text: &str) -> ScoreTranscriptRequest {
+    ScoreTranscriptRequest {
+        conversation_id: conversation.into(),
+        utterances: vec![Utterance {
+            utterance_id: "u1".into(),
+            role: Role::Customer as i32,
+            text: text.into(),
+            start_ms: Some(0),
+            end_ms: Some(900),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Waits (at most `WAIT`) until a server at `url` (`http://host:port`) accepts TCP connections.
+pub fn wait_for_listener(url: &str) {
+    let addr = url.trim_start_matches("http://");
+    let ready = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(addr).is_err() && std::time::Instant::now() < ready {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A channel to a server that may still be starting: retries for at most `WAIT`.
+pub async fn connect_when_up(url: &str) -> Channel {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match tonic::transport::Endpoint::from_shared(url.to_owned())
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(channel) => return channel,
+            Err(e) if std::time::Instant::now() > deadline => panic!("server did not start: {e}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Kills a spawned server if the test fails before stopping it, so no process outlives it.
+pub struct KillOnDrop(pub Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
