@@ -41,22 +41,45 @@ fn call(minutes: i64) -> Vec<Utterance> {
     out
 }
 
-fn conversation() -> Conversation {
-    Conversation::open(
-        Start::default(),
-        &Rubric::embedded(),
-        InputLimits::default(),
-    )
-    .unwrap()
+fn conversation(rubric: &Rubric) -> Conversation {
+    Conversation::open(Start::default(), rubric, InputLimits::default()).unwrap()
+}
+
+/// Each utterance of a one-hour call on its own, in the state the call had reached: one
+/// sample per utterance, so the median is the median cost of an utterance over the call (the
+/// target of docs/performance.md). Inputs cycle through the call in order.
+#[divan::bench(sample_count = 3000, sample_size = 1)]
+fn observe_each_utterance_of_a_one_hour_call(bencher: divan::Bencher<'_, '_>) {
+    let rubric = Rubric::embedded();
+    let utterances = call(60);
+    let mut state = conversation(&rubric);
+    let mut next = 0;
+    bencher
+        .with_inputs(|| {
+            if next == utterances.len() {
+                state = conversation(&rubric);
+                next = 0;
+            }
+            let before = state.clone();
+            let u = utterances[next].clone();
+            state.observe(Event::Utterance(u.clone())).unwrap();
+            next += 1;
+            (before, u)
+        })
+        .bench_local_values(|(mut c, u)| {
+            let emitted = c.observe(Event::Utterance(u)).unwrap();
+            (c, emitted)
+        });
 }
 
 /// Whole call through `observe`, one utterance at a time; throughput is utterances per second.
 #[divan::bench(args = [5, 60])]
 fn observe_whole_call(bencher: divan::Bencher<'_, '_>, minutes: i64) {
+    let rubric = Rubric::embedded();
     let utterances = call(minutes);
     bencher
         .counter(divan::counter::ItemsCount::new(utterances.len()))
-        .with_inputs(|| (conversation(), utterances.clone()))
+        .with_inputs(|| (conversation(&rubric), utterances.clone()))
         .bench_local_values(|(mut c, us)| {
             for u in us {
                 divan::black_box(c.observe(Event::Utterance(u)).unwrap());
@@ -71,7 +94,7 @@ fn observe_whole_call(bencher: divan::Bencher<'_, '_>, minutes: i64) {
 fn observe_one_utterance_late_in_a_call(bencher: divan::Bencher<'_, '_>, minutes: i64) {
     let mut utterances = call(minutes);
     let last = utterances.pop().unwrap();
-    let mut warm = conversation();
+    let mut warm = conversation(&Rubric::embedded());
     for u in utterances {
         warm.observe(Event::Utterance(u)).unwrap();
     }
@@ -86,12 +109,13 @@ fn observe_one_utterance_late_in_a_call(bencher: divan::Bencher<'_, '_>, minutes
 /// A whole transcript through `score_events`, as `ScoreTranscript` and `hearken score` do.
 #[divan::bench(args = [60])]
 fn score_transcript(bencher: divan::Bencher<'_, '_>, minutes: i64) {
+    let rubric = Rubric::embedded();
     let utterances = call(minutes);
     bencher
         .counter(divan::counter::ItemsCount::new(utterances.len()))
         .bench_local(|| {
             engine::score_events(
-                conversation(),
+                conversation(&rubric),
                 engine::transcript_events(utterances.clone(), vec![], End::default()),
             )
         });
@@ -101,7 +125,7 @@ fn score_transcript(bencher: divan::Bencher<'_, '_>, minutes: i64) {
 /// score (what every utterance pays after its detectors).
 #[divan::bench]
 fn score_components(bencher: divan::Bencher<'_, '_>) {
-    let mut c = conversation();
+    let mut c = conversation(&Rubric::embedded());
     for u in call(60) {
         c.observe(Event::Utterance(u)).unwrap();
     }

@@ -20,7 +20,7 @@ const SENTIMENT_WINDOW: usize = 6;
 #[derive(Debug, Clone)]
 struct Pending {
     utterance_id: String,
-    content: Vec<String>,
+    content: Vec<super::language::Stem>,
     agent_turns: u32,
     acknowledged: bool,
 }

@@ -8,12 +8,14 @@
 //! `vader_sentiment` crate), with negation and intensifier rules after VADER's and contact-centre
 //! overrides from the rubric.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::text::{PhraseSet, Token, Words};
+use super::text::{PhraseIndex, PhraseIndexBuilder, PhraseSet, Token, Words};
 
 /// Word lists and thresholds of the language behaviours (`[base.language]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -86,41 +88,41 @@ pub struct LanguageThresholds {
 #[derive(Clone)]
 pub struct CompiledLanguage {
     /// Single-word lists.
-    pub discourse_markers: HashSet<String>,
+    pub discourse_markers: WordSet,
     #[allow(missing_docs)]
-    pub stop_words: HashSet<String>,
+    pub stop_words: WordSet,
     #[allow(missing_docs)]
-    pub wh_words: HashSet<String>,
+    pub wh_words: WordSet,
     #[allow(missing_docs)]
-    pub subordinating_wh_words: HashSet<String>,
+    pub subordinating_wh_words: WordSet,
     #[allow(missing_docs)]
-    pub fact_nouns: HashSet<String>,
+    pub fact_nouns: WordSet,
     #[allow(missing_docs)]
     pub indirect_questions: PhraseSet,
     #[allow(missing_docs)]
     pub weak_question_tags: PhraseSet,
     #[allow(missing_docs)]
-    pub auxiliaries: HashSet<String>,
+    pub auxiliaries: WordSet,
     #[allow(missing_docs)]
-    pub subjects: HashSet<String>,
+    pub subjects: WordSet,
     #[allow(missing_docs)]
-    pub statement_subjects: HashSet<String>,
+    pub statement_subjects: WordSet,
     #[allow(missing_docs)]
-    pub exclamatives: HashSet<String>,
+    pub exclamatives: WordSet,
     #[allow(missing_docs)]
-    pub open_wh_followers: HashSet<String>,
+    pub open_wh_followers: WordSet,
     #[allow(missing_docs)]
-    pub closed_wh_followers: HashSet<String>,
+    pub closed_wh_followers: WordSet,
     #[allow(missing_docs)]
-    pub closed_wh_words: HashSet<String>,
+    pub closed_wh_words: WordSet,
     #[allow(missing_docs)]
-    pub negations: HashSet<String>,
+    pub negations: WordSet,
     #[allow(missing_docs)]
-    pub boosters: HashSet<String>,
+    pub boosters: WordSet,
     #[allow(missing_docs)]
-    pub dampeners: HashSet<String>,
+    pub dampeners: WordSet,
     #[allow(missing_docs)]
-    pub clause_continuations: HashSet<String>,
+    pub clause_continuations: WordSet,
     /// Phrase lists.
     pub lead_ins: PhraseSet,
     #[allow(missing_docs)]
@@ -156,10 +158,12 @@ pub struct CompiledLanguage {
     #[allow(missing_docs)]
     pub problem_words: PhraseSet,
     /// Word valences of the rubric, consulted before the lexicon.
-    overrides: HashMap<String, f64>,
+    overrides: Lexicon,
     /// VADER's lexicon, shared by every profile.
-    lexicon: Arc<HashMap<String, f64>>,
+    lexicon: Arc<Lexicon>,
     stemmer: Arc<rust_stemmers::Stemmer>,
+    /// Every phrase list above in one automaton: an utterance is scanned once.
+    phrases: PhraseIndex,
 }
 
 impl std::fmt::Debug for CompiledLanguage {
@@ -170,12 +174,49 @@ impl std::fmt::Debug for CompiledLanguage {
     }
 }
 
-fn set(words: &[String]) -> HashSet<String> {
+/// A fixed list of words. Looked up with words from transcripts but only ever filled from the
+/// rubric, so a fast hash is safe (no flooding by chosen keys).
+pub type WordSet = std::collections::HashSet<String, foldhash::fast::RandomState>;
+
+/// Word valences.
+pub type Lexicon = HashMap<String, f64, foldhash::fast::RandomState>;
+
+fn set(words: &[String]) -> WordSet {
     words.iter().map(|w| w.to_lowercase()).collect()
 }
 
+/// A content word's stem, as a 64-bit hash (the same in every process: stems are compared,
+/// never shown).
+pub type Stem = u64;
+
+/// Stems already computed on this thread: words repeat a great deal in conversation, and
+/// the Snowball stemmer was a third of the engine's time. Bounded: emptied when full.
+const STEM_CACHE_WORDS: usize = 8_192;
+
+thread_local! {
+    static STEMS: RefCell<HashMap<Box<str>, Stem, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
+}
+
+/// The stem of `word` (a pure function, memoised per thread).
+fn stem_of(stemmer: &rust_stemmers::Stemmer, word: &str) -> Stem {
+    STEMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(stem) = cache.get(word) {
+            return *stem;
+        }
+        let stem = foldhash::fast::FixedState::with_seed(0x6865_6172_6b65_6e21)
+            .hash_one(stemmer.stem(word).as_ref());
+        if cache.len() >= STEM_CACHE_WORDS {
+            cache.clear();
+        }
+        cache.insert(word.into(), stem);
+        stem
+    })
+}
+
 /// VADER's lexicon as a plain map (read once; shared by every profile).
-pub fn vader_lexicon() -> HashMap<String, f64> {
+pub fn vader_lexicon() -> Lexicon {
     vader_sentiment::LEXICON
         .iter()
         .map(|(k, v)| (k.to_lowercase(), *v))
@@ -192,8 +233,9 @@ impl CompiledLanguage {
     }
 
     /// Compiles the rules; `lexicon` is the base sentiment lexicon.
-    pub fn new(rules: &LanguageRules, lexicon: Arc<HashMap<String, f64>>) -> CompiledLanguage {
-        CompiledLanguage {
+    pub fn new(rules: &LanguageRules, lexicon: Arc<Lexicon>) -> CompiledLanguage {
+        let mut phrases = PhraseIndexBuilder::new();
+        let mut compiled = CompiledLanguage {
             overrides: rules
                 .sentiment_overrides
                 .iter()
@@ -205,8 +247,8 @@ impl CompiledLanguage {
             wh_words: set(&rules.wh_words),
             subordinating_wh_words: set(&rules.subordinating_wh_words),
             fact_nouns: set(&rules.fact_nouns),
-            indirect_questions: PhraseSet::new(&rules.indirect_questions),
-            weak_question_tags: PhraseSet::new(&rules.weak_question_tags),
+            indirect_questions: phrases.add(&rules.indirect_questions),
+            weak_question_tags: phrases.add(&rules.weak_question_tags),
             auxiliaries: set(&rules.auxiliaries),
             subjects: set(&rules.subjects),
             statement_subjects: set(&rules.statement_subjects),
@@ -218,27 +260,30 @@ impl CompiledLanguage {
             boosters: set(&rules.boosters),
             dampeners: set(&rules.dampeners),
             clause_continuations: set(&rules.clause_continuations),
-            lead_ins: PhraseSet::new(&rules.lead_ins),
-            open_requests: PhraseSet::new(&rules.open_requests),
-            question_tags: PhraseSet::new(&rules.question_tags),
-            clarifying: PhraseSet::new(&rules.clarifying),
-            non_understanding: PhraseSet::new(&rules.non_understanding),
-            acknowledgements: PhraseSet::new(&rules.acknowledgements),
-            answers: PhraseSet::new(&rules.answers),
-            empathy: PhraseSet::new(&rules.empathy),
-            reflection_openings: PhraseSet::new(&rules.reflection_openings),
-            weak_reflection_openings: PhraseSet::new(&rules.weak_reflection_openings),
-            solutions: PhraseSet::new(&rules.solutions),
-            dismissive: PhraseSet::new(&rules.dismissive),
-            repeat_markers: PhraseSet::new(&rules.repeat_markers),
-            frustration: PhraseSet::new(&rules.frustration),
-            escalation: PhraseSet::new(&rules.escalation),
-            side_issue_markers: PhraseSet::new(&rules.side_issue_markers),
-            problem_words: PhraseSet::new(&rules.problem_words),
+            lead_ins: phrases.add(&rules.lead_ins),
+            open_requests: phrases.add(&rules.open_requests),
+            question_tags: phrases.add(&rules.question_tags),
+            clarifying: phrases.add(&rules.clarifying),
+            non_understanding: phrases.add(&rules.non_understanding),
+            acknowledgements: phrases.add(&rules.acknowledgements),
+            answers: phrases.add(&rules.answers),
+            empathy: phrases.add(&rules.empathy),
+            reflection_openings: phrases.add(&rules.reflection_openings),
+            weak_reflection_openings: phrases.add(&rules.weak_reflection_openings),
+            solutions: phrases.add(&rules.solutions),
+            dismissive: phrases.add(&rules.dismissive),
+            repeat_markers: phrases.add(&rules.repeat_markers),
+            frustration: phrases.add(&rules.frustration),
+            escalation: phrases.add(&rules.escalation),
+            side_issue_markers: phrases.add(&rules.side_issue_markers),
+            problem_words: phrases.add(&rules.problem_words),
             stemmer: Arc::new(rust_stemmers::Stemmer::create(
                 rust_stemmers::Algorithm::English,
             )),
-        }
+            phrases: PhraseIndex::default(),
+        };
+        compiled.phrases = phrases.build();
+        compiled
     }
 }
 
@@ -267,7 +312,7 @@ pub struct Analysis {
     /// Leading discourse markers ("so", "and", "well", "okay") before the substance.
     pub lead: usize,
     /// Stems of the content words, sorted, without repeats.
-    pub content: Vec<String>,
+    pub content: Vec<Stem>,
     /// The question form, if it is one.
     pub question: Option<QuestionForm>,
     /// Whether the text ends with a question mark (evidence, never required).
@@ -291,7 +336,7 @@ impl Analysis {
     }
 
     /// Share of this utterance's content stems that occur in `other` (sorted stems).
-    pub fn overlap_with(&self, other: &[String]) -> (usize, f64) {
+    pub fn overlap_with(&self, other: &[Stem]) -> (usize, f64) {
         if self.content.is_empty() {
             return (0, 0.0);
         }
@@ -311,7 +356,8 @@ pub fn analyse(
     fillers: &[String],
     lang: &CompiledLanguage,
 ) -> Analysis {
-    let words = Words::new(tokens, fillers);
+    let mut words = Words::new(tokens, fillers);
+    lang.phrases.scan(&mut words);
     // Skip discourse markers and courtesies before the substance ("no problem at all, can you
     // walk me through…", "thank you, what happened then"), keeping at least three words.
     let mut lead = 0;
@@ -341,16 +387,16 @@ pub fn analyse(
     {
         lead += 2;
     }
-    let mut content: Vec<String> = words
+    let mut content: Vec<Stem> = words
         .iter()
         .filter(|w| {
-            w.chars().count() > 1
+            w.chars().nth(1).is_some()
                 && !lang.stop_words.contains(*w)
                 && !lang.discourse_markers.contains(*w)
         })
-        .map(|w| lang.stemmer.stem(w).into_owned())
+        .map(|w| stem_of(&lang.stemmer, w))
         .collect();
-    content.sort();
+    content.sort_unstable();
     content.dedup();
     let trimmed = text.trim_end();
     let question_mark = trimmed.ends_with('?');
@@ -464,35 +510,32 @@ const ALPHA: f64 = 15.0;
 /// Compound sentiment in [-1, 1], after VADER: word valences, boosted or dampened by the three
 /// words before, flipped by a negation among them, "but" shifting weight to what follows.
 pub fn sentiment(words: &Words, lang: &CompiledLanguage) -> f64 {
-    let list: Vec<&str> = words.iter().collect();
-    let but = list.iter().position(|w| *w == "but");
+    let but = words.iter().position(|w| w == "but");
     let mut sum = 0.0;
-    for (i, w) in list.iter().enumerate() {
-        let Some(base) = lang.valence(w) else {
-            continue;
-        };
-        if base == 0.0 {
-            continue;
-        }
-        let mut v = base;
-        for (distance, prev) in list[i.saturating_sub(3)..i].iter().rev().enumerate() {
-            let scale = [1.0, 0.95, 0.9][distance];
-            if lang.boosters.contains(*prev) {
-                v += v.signum() * BOOST * scale;
-            } else if lang.dampeners.contains(*prev) {
-                v -= v.signum() * BOOST * scale;
+    // The three words before the current one, nearest first.
+    let mut before: [Option<&str>; 3] = [None; 3];
+    for (i, w) in words.iter().enumerate() {
+        let valence = lang.valence(w).filter(|base| *base != 0.0);
+        if let Some(base) = valence {
+            let mut v = base;
+            for (distance, prev) in before.iter().enumerate() {
+                let Some(prev) = prev else { break };
+                let scale = [1.0, 0.95, 0.9][distance];
+                if lang.boosters.contains(*prev) {
+                    v += v.signum() * BOOST * scale;
+                } else if lang.dampeners.contains(*prev) {
+                    v -= v.signum() * BOOST * scale;
+                }
             }
+            if before.iter().flatten().any(|p| lang.negations.contains(*p)) {
+                v *= NEGATION;
+            }
+            if let Some(b) = but {
+                v *= if i < b { 0.5 } else { 1.5 };
+            }
+            sum += v;
         }
-        if list[i.saturating_sub(3)..i]
-            .iter()
-            .any(|p| lang.negations.contains(*p))
-        {
-            v *= NEGATION;
-        }
-        if let Some(b) = but {
-            v *= if i < b { 0.5 } else { 1.5 };
-        }
-        sum += v;
+        before = [Some(w), before[0], before[1]];
     }
     // "not bad at all": VADER's "at all" after a negated word keeps the flip.
     sum / (sum * sum + ALPHA).sqrt()

@@ -23,35 +23,56 @@ fn is_joiner(c: char) -> bool {
 /// Splits text into words. Apostrophes and hyphens inside a word keep it whole ("don't",
 /// "mm-hmm"); everything else that is not a letter or digit separates words.
 pub fn tokenize(text: &str) -> Vec<Token> {
-    let mut tokens = Vec::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if !is_word_char(chars[i]) {
-            i += 1;
+    let mut tokens = Vec::with_capacity(text.len() / 5 + 1);
+    let mut chars = text.char_indices().peekable();
+    // Index, in Unicode scalar values, of the next char `chars` yields.
+    let mut index: u32 = 0;
+    while let Some((start_byte, c)) = chars.next() {
+        let start_char = index;
+        index += 1;
+        if !is_word_char(c) {
             continue;
         }
-        let start = i;
-        let mut word = String::new();
-        while i < chars.len() {
-            let c = chars[i];
-            if is_word_char(c) {
-                word.extend(c.to_lowercase());
-                i += 1;
-            } else if is_joiner(c) && i + 1 < chars.len() && is_word_char(chars[i + 1]) {
-                word.push(if c == '-' { '-' } else { '\'' });
-                i += 1;
-            } else {
+        let mut end_byte = start_byte + c.len_utf8();
+        while let Some(&(at, c)) = chars.peek() {
+            let joins = is_joiner(c) && {
+                let mut after = chars.clone();
+                after.next();
+                after.peek().is_some_and(|&(_, next)| is_word_char(next))
+            };
+            if !(is_word_char(c) || joins) {
                 break;
             }
+            chars.next();
+            index += 1;
+            end_byte = at + c.len_utf8();
         }
         tokens.push(Token {
-            word,
-            start_char: start as u32,
-            end_char: i as u32,
+            word: lower_word(&text[start_byte..end_byte]),
+            start_char,
+            end_char: index,
         });
     }
     tokens
+}
+
+/// A word lower-cased, its apostrophes straightened.
+fn lower_word(word: &str) -> String {
+    if word
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        return word.to_owned();
+    }
+    let mut out = String::with_capacity(word.len());
+    for c in word.chars() {
+        match c {
+            '\u{2019}' => out.push('\''),
+            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
+            c => out.extend(c.to_lowercase()),
+        }
+    }
+    out
 }
 
 /// Whether `tokens` consist only of the given phrases (each a sequence of words) and fillers,
@@ -117,6 +138,51 @@ mod tests {
         assert_eq!(words("trailing- 'quoted'"), ["trailing", "quoted"]);
     }
 
+    /// The tokenizer as first written: one char at a time over a `Vec<char>`.
+    fn reference_tokenize(text: &str) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        let chars: Vec<char> = text.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !is_word_char(chars[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut word = String::new();
+            while i < chars.len() {
+                let c = chars[i];
+                if is_word_char(c) {
+                    word.extend(c.to_lowercase());
+                    i += 1;
+                } else if is_joiner(c) && i + 1 < chars.len() && is_word_char(chars[i + 1]) {
+                    word.push(if c == '-' { '-' } else { '\'' });
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            tokens.push(Token {
+                word,
+                start_char: start as u32,
+                end_char: i as u32,
+            });
+        }
+        tokens
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tokenize_agrees_with_the_reference(text in "[a-zA-Z0-9 '’\\-,.?!é ÉİßΣ日本\u{0301}]{0,60}") {
+            proptest::prop_assert_eq!(tokenize(&text), reference_tokenize(&text));
+        }
+
+        #[test]
+        fn tokenize_agrees_on_any_text(text in "\\PC{0,40}") {
+            proptest::prop_assert_eq!(tokenize(&text), reference_tokenize(&text));
+        }
+    }
+
     #[test]
     fn spans_are_in_unicode_scalars() {
         let tokens = tokenize("né ok");
@@ -145,33 +211,48 @@ mod tests {
 }
 
 /// An utterance's words ready for phrase matching: fillers dropped, immediate repeats of a
-/// word collapsed ("what what do you" → "what do you"), joined as `" w1 w2 … "`.
+/// word collapsed ("what what do you" → "what do you"), joined as `" w1 w2 … "`, and, once
+/// [`PhraseIndex::scan`] has run, every phrase of every vocabulary found in them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Words {
     /// `" w1 w2 … wn "`.
     joined: String,
     /// Byte offset of each word in `joined`.
-    starts: Vec<usize>,
+    starts: Vec<u32>,
     /// For each word, its index in the utterance's tokens.
-    pub token_index: Vec<usize>,
+    pub token_index: Vec<u32>,
+    /// The phrases found, in order of their end; set by [`PhraseIndex::scan`].
+    matches: Vec<SetMatch>,
+    /// The index that scanned these words (0: none yet).
+    scanned_by: u32,
+}
+
+/// A phrase of one vocabulary found in an utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SetMatch {
+    set: u16,
+    found: PhraseMatch,
 }
 
 impl Words {
     /// The words of `tokens`, without fillers and immediate repeats.
     pub fn new(tokens: &[Token], fillers: &[String]) -> Words {
         let mut words = Words {
-            joined: String::from(" "),
+            joined: String::with_capacity(
+                tokens.iter().map(|t| t.word.len() + 1).sum::<usize>() + 1,
+            ),
             ..Words::default()
         };
+        words.joined.push(' ');
         let mut last: Option<&str> = None;
         for (i, t) in tokens.iter().enumerate() {
             if fillers.contains(&t.word) || last == Some(t.word.as_str()) {
                 continue;
             }
-            words.starts.push(words.joined.len());
+            words.starts.push(words.joined.len() as u32);
             words.joined.push_str(&t.word);
             words.joined.push(' ');
-            words.token_index.push(i);
+            words.token_index.push(i as u32);
             last = Some(&t.word);
         }
         words
@@ -189,10 +270,13 @@ impl Words {
 
     /// The `i`-th word.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let start = *self.starts.get(i)?;
-        let end = self.joined[start..]
-            .find(' ')
-            .map_or(self.joined.len(), |e| start + e);
+        let start = *self.starts.get(i)? as usize;
+        // Each word is followed by one space, the next word's start by that space.
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.joined.len(), |&next| next as usize)
+            - 1;
         Some(&self.joined[start..end])
     }
 
@@ -203,14 +287,131 @@ impl Words {
 
     /// Word index of a byte offset at a word start.
     fn word_at(&self, byte: usize) -> usize {
-        self.starts.partition_point(|&s| s < byte)
+        self.starts.partition_point(|&s| (s as usize) < byte)
+    }
+
+    /// Token index of word `i`.
+    pub fn token_of(&self, i: usize) -> Option<usize> {
+        self.token_index.get(i).map(|&t| t as usize)
     }
 }
 
-/// A vocabulary of phrases matched word by word (never inside a word), case-insensitively.
+/// Every phrase of every vocabulary of a rubric profile in one automaton, so that an utterance
+/// is scanned once however many vocabularies the detectors consult. Vocabularies are added
+/// with [`PhraseIndexBuilder::add`], which hands back the [`PhraseSet`] to query them by.
+#[derive(Debug, Clone, Default)]
+pub struct PhraseIndex {
+    automaton: Option<aho_corasick::AhoCorasick>,
+    /// For each pattern, its length in words and the (vocabulary, phrase) pairs it is.
+    patterns: Vec<(usize, Vec<(u16, usize)>)>,
+    id: u32,
+}
+
+/// Collects the vocabularies of a [`PhraseIndex`].
+#[derive(Debug, Default)]
+pub struct PhraseIndexBuilder {
+    /// Pattern text (`" w1 w2 "`) → pattern number.
+    numbers: std::collections::HashMap<String, usize>,
+    patterns: Vec<(usize, Vec<(u16, usize)>)>,
+    sets: u16,
+    id: u32,
+}
+
+/// Distinguishes indexes, so that a set is never asked about words another index scanned.
+static NEXT_INDEX_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+impl PhraseIndexBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        PhraseIndexBuilder {
+            id: NEXT_INDEX_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..PhraseIndexBuilder::default()
+        }
+    }
+
+    /// Adds a vocabulary (each phrase tokenised like an utterance).
+    pub fn add(&mut self, phrases: &[String]) -> PhraseSet {
+        let set = self.sets;
+        self.sets = self
+            .sets
+            .checked_add(1)
+            .expect("fewer than 65 536 vocabularies");
+        let mut lengths = Vec::with_capacity(phrases.len());
+        for p in phrases {
+            let words: Vec<String> = tokenize(p).into_iter().map(|t| t.word).collect();
+            if words.is_empty() {
+                continue;
+            }
+            let phrase = lengths.len();
+            lengths.push(words.len());
+            let text = format!(" {} ", words.join(" "));
+            let next = self.patterns.len();
+            let number = *self.numbers.entry(text).or_insert(next);
+            if number == next {
+                self.patterns.push((words.len(), Vec::new()));
+            }
+            self.patterns[number].1.push((set, phrase));
+        }
+        PhraseSet {
+            set,
+            index: self.id,
+            longest: lengths.iter().copied().max().unwrap_or(0),
+            lengths,
+        }
+    }
+
+    /// Compiles the automaton.
+    pub fn build(self) -> PhraseIndex {
+        let mut texts: Vec<(&String, usize)> = self.numbers.iter().map(|(t, n)| (t, *n)).collect();
+        texts.sort_by_key(|(_, n)| *n);
+        let automaton = if texts.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .build(texts.iter().map(|(t, _)| t.as_str()))
+                .ok()
+        };
+        PhraseIndex {
+            automaton,
+            patterns: self.patterns,
+            id: self.id,
+        }
+    }
+}
+
+impl PhraseIndex {
+    /// Finds every phrase of every vocabulary in `words` (overlapping ones included) and
+    /// keeps them with the words for the [`PhraseSet`] queries.
+    pub fn scan(&self, words: &mut Words) {
+        words.matches.clear();
+        words.scanned_by = self.id;
+        let Some(automaton) = &self.automaton else {
+            return;
+        };
+        for m in automaton.find_overlapping_iter(&words.joined) {
+            let start = words.word_at(m.start() + 1);
+            let (length, owners) = &self.patterns[m.pattern().as_usize()];
+            for &(set, phrase) in owners {
+                words.matches.push(SetMatch {
+                    set,
+                    found: PhraseMatch {
+                        start,
+                        end: start + length,
+                        phrase,
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// One vocabulary of a [`PhraseIndex`]: phrases matched word by word (never inside a word),
+/// case-insensitively, in words the index has scanned.
 #[derive(Debug, Clone, Default)]
 pub struct PhraseSet {
-    automaton: Option<aho_corasick::AhoCorasick>,
+    set: u16,
+    index: u32,
     lengths: Vec<usize>,
     /// Words in the longest phrase.
     longest: usize,
@@ -228,46 +429,17 @@ pub struct PhraseMatch {
 }
 
 impl PhraseSet {
-    /// Compiles the phrases (each tokenised like an utterance).
-    pub fn new(phrases: &[String]) -> PhraseSet {
-        let patterns: Vec<(String, usize)> = phrases
-            .iter()
-            .map(|p| {
-                let words: Vec<String> = tokenize(p).into_iter().map(|t| t.word).collect();
-                (format!(" {} ", words.join(" ")), words.len())
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        if patterns.is_empty() {
-            return PhraseSet::default();
-        }
-        let automaton = aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::Standard)
-            .build(patterns.iter().map(|(p, _)| p.as_str()))
-            .ok();
-        let lengths: Vec<usize> = patterns.into_iter().map(|(_, n)| n).collect();
-        PhraseSet {
-            automaton,
-            longest: lengths.iter().copied().max().unwrap_or(0),
-            lengths,
-        }
-    }
-
     /// Every occurrence, overlapping ones included, in order of their end.
     pub fn find_all<'a>(&'a self, words: &'a Words) -> impl Iterator<Item = PhraseMatch> + 'a {
-        self.automaton.iter().flat_map(move |automaton| {
-            automaton
-                .find_overlapping_iter(&words.joined)
-                .map(move |m| {
-                    let start = words.word_at(m.start() + 1);
-                    let phrase = m.pattern().as_usize();
-                    PhraseMatch {
-                        start,
-                        end: start + self.lengths[phrase],
-                        phrase,
-                    }
-                })
-        })
+        debug_assert!(
+            self.lengths.is_empty() || words.scanned_by == self.index,
+            "words must be scanned by the index this set belongs to"
+        );
+        words
+            .matches
+            .iter()
+            .filter(move |m| m.set == self.set)
+            .map(|m| m.found)
     }
 
     /// The first occurrence, if any.
@@ -300,14 +472,13 @@ impl PhraseSet {
             return false;
         }
         // Dynamic programming over word positions: reachable[i] when words[..i] are covered.
-        let matches: Vec<PhraseMatch> = self.find_all(words).collect();
         let mut reachable = vec![false; words.len() + 1];
         reachable[0] = true;
         for i in 0..words.len() {
             if !reachable[i] {
                 continue;
             }
-            for m in matches.iter().filter(|m| m.start == i) {
+            for m in self.find_all(words).filter(|m| m.start == i) {
                 reachable[m.end] = true;
             }
         }
@@ -317,8 +488,8 @@ impl PhraseSet {
 
 /// Character span of words `[start, end)` of `words` in the utterance.
 pub fn span_of(tokens: &[Token], words: &Words, start: usize, end: usize) -> Option<(u32, u32)> {
-    let first = *words.token_index.get(start)?;
-    let last = *words.token_index.get(end.checked_sub(1)?)?;
+    let first = words.token_of(start)?;
+    let last = words.token_of(end.checked_sub(1)?)?;
     Some((tokens[first].start_char, tokens[last].end_char))
 }
 
@@ -330,6 +501,18 @@ mod phrase_tests {
         Words::new(&tokenize(text), &["uh".to_string(), "um".to_string()])
     }
 
+    /// One vocabulary in an index of its own, and a way to scan text with it.
+    fn single(phrases: &[&str]) -> (PhraseSet, impl Fn(&str) -> Words) {
+        let mut builder = PhraseIndexBuilder::new();
+        let set = builder.add(&phrases.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        let index = builder.build();
+        (set, move |text: &str| {
+            let mut w = words(text);
+            index.scan(&mut w);
+            w
+        })
+    }
+
     #[test]
     fn words_drop_fillers_and_collapse_stutters() {
         let w = words("what, what, uh, what do you think");
@@ -339,7 +522,7 @@ mod phrase_tests {
 
     #[test]
     fn phrases_match_whole_words_only() {
-        let set = PhraseSet::new(&["i see".into(), "see".into(), "tell me about".into()]);
+        let (set, words) = single(&["i see", "see", "tell me about"]);
         let w = words("oh I see, tell me about it");
         let found: Vec<_> = set.find_all(&w).map(|m| (m.start, m.end)).collect();
         assert_eq!(found, [(1, 3), (2, 3), (3, 6)]);
@@ -352,8 +535,32 @@ mod phrase_tests {
     }
 
     #[test]
+    fn one_scan_serves_every_vocabulary_even_when_they_share_phrases() {
+        let mut builder = PhraseIndexBuilder::new();
+        let thanks = builder.add(&["thank you".into(), "thanks".into()]);
+        let polite = builder.add(&["please".into(), "thank you".into(), "thank you".into()]);
+        let empty = builder.add(&[]);
+        let index = builder.build();
+        let mut w = words("well thank you, please");
+        index.scan(&mut w);
+        assert_eq!(thanks.find(&w).map(|m| (m.start, m.end)), Some((1, 3)));
+        let polite_found: Vec<_> = polite.find_all(&w).map(|m| (m.start, m.end)).collect();
+        assert_eq!(polite_found, [(1, 3), (1, 3), (3, 4)]);
+        assert!(empty.find(&w).is_none());
+        assert!(
+            thanks
+                .find(&{
+                    let mut w = words("thanksgiving");
+                    index.scan(&mut w);
+                    w
+                })
+                .is_none()
+        );
+    }
+
+    #[test]
     fn cover_requires_every_word() {
-        let set = PhraseSet::new(&["yeah".into(), "oh".into(), "that's great".into()]);
+        let (set, words) = single(&["yeah", "oh", "that's great"]);
         assert!(set.covers(&words("oh yeah that's great")));
         assert!(!set.covers(&words("oh yeah that's great news")));
         assert!(!set.covers(&words("")));

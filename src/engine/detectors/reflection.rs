@@ -38,13 +38,13 @@ impl Detector for ReflectionDetector {
         let turn_initial = context
             .previous()
             .is_some_and(|p| utterance.is_other_party(p));
-        let mut recent: Vec<String> = Vec::new();
+        let mut recent: Vec<crate::engine::language::Stem> = Vec::new();
         let mut related = Vec::new();
         for turn in context.other_turns(utterance, rules.reflection_context_turns) {
             recent.extend(turn.analysis.content.iter().cloned());
             related.push(turn.utterance_id.clone());
         }
-        recent.sort();
+        recent.sort_unstable();
         recent.dedup();
         let (shared, share) = a.overlap_with(&recent);
         let opening =
