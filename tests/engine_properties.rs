@@ -76,6 +76,14 @@ proptest! {
         prop_assert_eq!(run(&us), run(&us));
     }
 
+    /// The scorecard lists exactly the alerts streamed during the call, in order (the
+    /// conversation keeps a compact record of each and rebuilds it for the scorecard).
+    #[test]
+    fn scorecard_alerts_are_the_streamed_alerts(us in utterances()) {
+        let scored = run(&us);
+        prop_assert_eq!(&scored.scorecard.alerts, &scored.alerts);
+    }
+
     /// A partial followed by its final scores exactly like the final alone.
     #[test]
     fn partial_then_final_equals_final_alone(us in utterances()) {

@@ -145,6 +145,20 @@ impl AlertPolicy {
         ordinal: u32,
         evidence_utterance_ids: Vec<String>,
     ) -> Option<Alert> {
+        self.occur_kept(profile, kind, offset_ms, ordinal, evidence_utterance_ids)
+            .map(|kept| kept.alert(profile))
+    }
+
+    /// As [`AlertPolicy::occur`], but returns the compact record the conversation keeps for
+    /// its scorecard.
+    pub fn occur_kept(
+        &mut self,
+        profile: &Profile,
+        kind: AlertKind,
+        offset_ms: Option<i64>,
+        ordinal: u32,
+        evidence_utterance_ids: Vec<String>,
+    ) -> Option<KeptAlert> {
         let i = kind.index();
         let rule = profile.alert(kind);
         self.occurrences[i] += 1;
@@ -170,25 +184,57 @@ impl AlertPolicy {
         let offset = offset_ms.unwrap_or(0);
         self.last[i] = Some((offset, ordinal, severity));
         self.raised[i] += 1;
-        let message = if occurrences > 1 {
+        let mut evidence_utterance_ids = evidence_utterance_ids;
+        evidence_utterance_ids.shrink_to_fit();
+        Some(KeptAlert {
+            kind,
+            severity,
+            number: self.raised[i],
+            occurrences,
+            evidence_utterance_ids,
+            offset_ms: offset,
+        })
+    }
+}
+
+/// An alert as a conversation keeps it until its scorecard: the facts, without the texts that
+/// the profile can give again (a long call raises hundreds of alerts; their message and tip
+/// were most of a call's memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptAlert {
+    kind: AlertKind,
+    severity: Severity,
+    /// How many alerts of this kind were raised, this one included.
+    number: u32,
+    /// How many times the behaviour occurred, raised or not, this one included.
+    occurrences: u32,
+    evidence_utterance_ids: Vec<String>,
+    offset_ms: i64,
+}
+
+impl KeptAlert {
+    /// The alert in full, with the texts of `profile` (the profile it was raised under).
+    pub fn alert(&self, profile: &Profile) -> Alert {
+        let rule = profile.alert(self.kind);
+        let message = if self.occurrences > 1 {
             format!(
                 "{} ({}{} time this call)",
                 rule.message,
-                occurrences,
-                ordinal_suffix(occurrences)
+                self.occurrences,
+                ordinal_suffix(self.occurrences)
             )
         } else {
             rule.message.clone()
         };
-        Some(Alert {
-            alert_id: format!("{}-{}", kind.name(), self.raised[i]),
-            kind,
-            severity,
+        Alert {
+            alert_id: format!("{}-{}", self.kind.name(), self.number),
+            kind: self.kind,
+            severity: self.severity,
             message,
             coaching_tip: rule.tip.clone(),
-            evidence_utterance_ids,
-            offset_ms: offset,
-        })
+            evidence_utterance_ids: self.evidence_utterance_ids.clone(),
+            offset_ms: self.offset_ms,
+        }
     }
 }
 

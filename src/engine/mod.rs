@@ -177,7 +177,8 @@ pub struct Conversation {
     score: Score,
     customer: CustomerState,
     policy: alerts::AlertPolicy,
-    alerts: Vec<Alert>,
+    /// Alerts raised so far, for the scorecard (at most `MAX_ALERTS_KEPT`).
+    alerts: Vec<alerts::KeptAlert>,
     followups: followups::FollowUps,
     /// Final utterances seen: hash of id → hash of content (repeats are ignored or rejected).
     finals: HashMap<u64, u64>,
@@ -488,11 +489,11 @@ impl Conversation {
         let mut emitted = Vec::with_capacity(1 + alerts_due.len());
         let mut raised = Vec::new();
         for (kind, evidence) in alerts_due {
-            if let Some(alert) = self
+            if let Some(kept) = self
                 .policy
-                .occur(&profile, kind, start_ms, ordinal, evidence)
+                .occur_kept(&profile, kind, start_ms, ordinal, evidence)
             {
-                raised.push(alert);
+                raised.push(kept);
             }
         }
         emitted.push(Emitted::Update(Box::new(Update {
@@ -504,11 +505,11 @@ impl Conversation {
             customer: self.customer,
             contributions,
         })));
-        for alert in raised {
+        for kept in raised {
+            emitted.push(Emitted::Alert(kept.alert(&profile)));
             if self.alerts.len() < MAX_ALERTS_KEPT {
-                self.alerts.push(alert.clone());
+                self.alerts.push(kept);
             }
-            emitted.push(Emitted::Alert(alert));
         }
         emitted
     }
@@ -650,30 +651,37 @@ impl Conversation {
                 }
                 _ => continue,
             };
-            if let Some(alert) = self.policy.occur(
+            if let Some(kept) = self.policy.occur_kept(
                 &self.profile,
                 kind,
                 Some(duration_ms),
                 ordinal,
                 vec![evidence],
             ) {
-                raised.push(alert);
+                raised.push(kept);
             }
         }
         self.score =
             scorer::score_with_mood(&self.profile, &self.metrics, self.customer.frustration);
-        for alert in &raised {
+        for kept in &raised {
             if self.alerts.len() < MAX_ALERTS_KEPT {
-                self.alerts.push(alert.clone());
+                self.alerts.push(kept.clone());
             }
         }
+        let all: Vec<Alert> = std::mem::take(&mut self.alerts)
+            .iter()
+            .map(|kept| kept.alert(&self.profile))
+            .collect();
         Ok((
-            raised,
+            raised
+                .iter()
+                .map(|kept| kept.alert(&self.profile))
+                .collect(),
             scorecard::build(
                 &self.profile,
                 self.score.clone(),
                 self.metrics.clone(),
-                std::mem::take(&mut self.alerts),
+                all,
                 reason,
                 duration_ms,
             ),

@@ -358,6 +358,8 @@ impl State {
         if let Some(latest) = self.recent.back_mut() {
             latest.text = String::new();
             latest.tokens = Vec::new();
+            latest.analysis.words.compact();
+            latest.analysis.content.shrink_to_fit();
         }
     }
 

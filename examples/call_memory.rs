@@ -1,0 +1,91 @@
+//! Memory held by live conversations, measured as resident memory (Linux): opens `N` conversations
+//! (default 1 000) and feeds each the same long call (default 60 minutes, built from the
+//! bundled demo calls back to back, as in `benches/engine.rs`), then reports the live heap per
+//! conversation at several points of the call. The engine's share of "memory per live call";
+//! the stream's share (HTTP/2 and tonic buffers) comes from `hearken serve` under loadgen
+//! (docs/performance.md).
+//!
+//! `cargo run --release --example call_memory -- [conversations] [minutes]`
+
+use hearken::engine::{Conversation, Event, InputLimits, Rubric, Start, Utterance};
+
+/// The server's allocator, so that fragmentation is counted as it would be there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Resident memory of this process, in bytes.
+fn rss() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A call of about `minutes` minutes from the bundled demo calls, back to back.
+fn call(minutes: i64) -> Vec<Utterance> {
+    let calls: Vec<_> = hearken::transcript::Reader::new(hearken::samples::DEMO_CALLS.as_bytes())
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut round = 0;
+    while offset < minutes * 60_000 {
+        for t in &calls {
+            let length = t
+                .utterances
+                .iter()
+                .filter_map(|u| u.end_ms)
+                .max()
+                .unwrap_or(0);
+            for u in t.utterances.iter().filter(|u| !u.partial) {
+                out.push(Utterance {
+                    utterance_id: format!("r{round}-{}-{}", t.conversation_id, u.utterance_id),
+                    start_ms: u.start_ms.map(|s| s + offset),
+                    end_ms: u.end_ms.map(|e| e + offset),
+                    ..u.clone()
+                });
+            }
+            offset += length + 1_000;
+            round += 1;
+        }
+    }
+    out
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let minutes: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
+    let rubric = Rubric::embedded();
+    let utterances = call(minutes);
+    let checkpoints = [1, 10, 50, 100, 200, utterances.len()];
+    let before = rss();
+    let mut conversations: Vec<Conversation> = (0..n)
+        .map(|_| Conversation::open(Start::default(), &rubric, InputLimits::default()).unwrap())
+        .collect();
+    println!(
+        "{n} conversations, a {minutes}-minute call of {} utterances each",
+        utterances.len()
+    );
+    println!("{:>10} {:>14}", "utterances", "RSS/conv KiB");
+    let mut done = 0;
+    let mut alerts = 0;
+    for &upto in checkpoints.iter().filter(|&&c| c <= utterances.len()) {
+        for c in conversations.iter_mut() {
+            for u in &utterances[done..upto] {
+                // Updates and alerts go to the transport and are dropped, as in the server.
+                let out = c.observe(Event::Utterance(u.clone())).unwrap();
+                alerts += out
+                    .iter()
+                    .filter(|e| matches!(e, hearken::engine::Emitted::Alert(_)))
+                    .count();
+            }
+        }
+        done = upto;
+        let live = rss() - before;
+        println!("{:>10} {:>14.1}", upto, live as f64 / n as f64 / 1024.0);
+    }
+    println!("alerts raised per conversation: {}", alerts / n.max(1));
+}
