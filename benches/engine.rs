@@ -12,33 +12,7 @@ fn main() {
 
 /// A call of about `minutes` minutes.
 fn call(minutes: i64) -> Vec<Utterance> {
-    let calls: Vec<_> = hearken::transcript::Reader::new(hearken::samples::DEMO_CALLS.as_bytes())
-        .map(Result::unwrap)
-        .collect();
-    let mut out = Vec::new();
-    let mut offset = 0;
-    let mut round = 0;
-    while offset < minutes * 60_000 {
-        for t in &calls {
-            let length = t
-                .utterances
-                .iter()
-                .filter_map(|u| u.end_ms)
-                .max()
-                .unwrap_or(0);
-            for u in t.utterances.iter().filter(|u| !u.partial) {
-                out.push(Utterance {
-                    utterance_id: format!("r{round}-{}-{}", t.conversation_id, u.utterance_id),
-                    start_ms: u.start_ms.map(|s| s + offset),
-                    end_ms: u.end_ms.map(|e| e + offset),
-                    ..u.clone()
-                });
-            }
-            offset += length + 1_000;
-            round += 1;
-        }
-    }
-    out
+    hearken::samples::long_call(minutes)
 }
 
 fn conversation(rubric: &Rubric) -> Conversation {
