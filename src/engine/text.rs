@@ -276,7 +276,7 @@ impl Words {
             .starts
             .get(i + 1)
             .map_or(self.joined.len(), |&next| next as usize)
-            - 1;
+            .checked_sub(1)?;
         // `get`, not indexing: compacted words have no text left.
         self.joined.get(start..end)
     }
