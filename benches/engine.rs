@@ -1,18 +1,14 @@
 //! Engine cost per utterance, on calls of growing length built from the bundled demo calls
-//! (back to back, offsets shifted, ids made unique): a one-hour call is about 800 utterances.
+//! (back to back, offsets shifted, ids made unique): a one-hour call is 684 final utterances.
 //!
 //! Run: `cargo bench --bench engine`. Results are recorded in docs/performance.md with the
 //! machine and date; end-to-end latency comes from `hearken replay`/`loadgen`, not from here.
 
-use hearken::engine::{self, Conversation, End, Event, InputLimits, Rubric, Start, Utterance};
+use hearken::engine::{self, Conversation, End, Event, InputLimits, Rubric, Start};
+use hearken::samples::long_call;
 
 fn main() {
     divan::main();
-}
-
-/// A call of about `minutes` minutes.
-fn call(minutes: i64) -> Vec<Utterance> {
-    hearken::samples::long_call(minutes)
 }
 
 fn conversation(rubric: &Rubric) -> Conversation {
@@ -25,7 +21,7 @@ fn conversation(rubric: &Rubric) -> Conversation {
 #[divan::bench(sample_count = 3000, sample_size = 1)]
 fn observe_each_utterance_of_a_one_hour_call(bencher: divan::Bencher<'_, '_>) {
     let rubric = Rubric::embedded();
-    let utterances = call(60);
+    let utterances = long_call(60);
     let mut state = conversation(&rubric);
     let mut next = 0;
     bencher
@@ -50,7 +46,7 @@ fn observe_each_utterance_of_a_one_hour_call(bencher: divan::Bencher<'_, '_>) {
 #[divan::bench(args = [5, 60])]
 fn observe_whole_call(bencher: divan::Bencher<'_, '_>, minutes: i64) {
     let rubric = Rubric::embedded();
-    let utterances = call(minutes);
+    let utterances = long_call(minutes);
     bencher
         .counter(divan::counter::ItemsCount::new(utterances.len()))
         .with_inputs(|| (conversation(&rubric), utterances.clone()))
@@ -66,7 +62,7 @@ fn observe_whole_call(bencher: divan::Bencher<'_, '_>, minutes: i64) {
 /// as the window allows).
 #[divan::bench(args = [60])]
 fn observe_one_utterance_late_in_a_call(bencher: divan::Bencher<'_, '_>, minutes: i64) {
-    let mut utterances = call(minutes);
+    let mut utterances = long_call(minutes);
     let last = utterances.pop().unwrap();
     let mut warm = conversation(&Rubric::embedded());
     for u in utterances {
@@ -84,7 +80,7 @@ fn observe_one_utterance_late_in_a_call(bencher: divan::Bencher<'_, '_>, minutes
 #[divan::bench(args = [60])]
 fn score_transcript(bencher: divan::Bencher<'_, '_>, minutes: i64) {
     let rubric = Rubric::embedded();
-    let utterances = call(minutes);
+    let utterances = long_call(minutes);
     bencher
         .counter(divan::counter::ItemsCount::new(utterances.len()))
         .bench_local(|| {
@@ -100,7 +96,7 @@ fn score_transcript(bencher: divan::Bencher<'_, '_>, minutes: i64) {
 #[divan::bench]
 fn score_components(bencher: divan::Bencher<'_, '_>) {
     let mut c = conversation(&Rubric::embedded());
-    for u in call(60) {
+    for u in long_call(60) {
         c.observe(Event::Utterance(u)).unwrap();
     }
     let profile = Rubric::embedded().profile("voice").unwrap();

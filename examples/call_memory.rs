@@ -7,7 +7,8 @@
 //!
 //! `cargo run --release --example call_memory -- [conversations] [minutes]`
 
-use hearken::engine::{Conversation, Event, InputLimits, Rubric, Start, Utterance};
+use hearken::engine::{Conversation, Event, InputLimits, Rubric, Start};
+use hearken::samples::long_call;
 
 /// The server's allocator, so that fragmentation is counted as it would be there.
 #[global_allocator]
@@ -23,17 +24,12 @@ fn rss() -> i64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// A call of about `minutes` minutes.
-fn call(minutes: i64) -> Vec<Utterance> {
-    hearken::samples::long_call(minutes)
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let minutes: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
     let rubric = Rubric::embedded();
-    let utterances = call(minutes);
+    let utterances = long_call(minutes);
     let checkpoints = [1, 10, 50, 100, 200, utterances.len()];
     let before = rss();
     let mut conversations: Vec<Conversation> = (0..n)

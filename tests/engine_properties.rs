@@ -67,6 +67,14 @@ fn run(utterances: &[Utterance]) -> Scored {
     )
 }
 
+/// The same on a call known to raise many alerts, so the property above is not vacuous.
+#[test]
+fn scorecard_alerts_are_the_streamed_alerts_on_a_long_call() {
+    let scored = run(&hearken::samples::long_call(20));
+    assert!(scored.alerts.len() > 20, "{} alerts", scored.alerts.len());
+    assert_eq!(scored.scorecard.alerts, scored.alerts);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 

@@ -134,24 +134,11 @@ fn ordinal_suffix(n: u32) -> &'static str {
 }
 
 impl AlertPolicy {
-    /// Records an occurrence of `kind` and returns the alert to raise, if the cool-down allows.
+    /// Records an occurrence of `kind` and returns the alert to raise, if the cool-down allows,
+    /// as the compact record a conversation keeps ([`KeptAlert::alert`] gives it in full).
     /// `offset_ms` is `None` when the evidence has no timing; `ordinal` is the utterance's
     /// position in the conversation.
     pub fn occur(
-        &mut self,
-        profile: &Profile,
-        kind: AlertKind,
-        offset_ms: Option<i64>,
-        ordinal: u32,
-        evidence_utterance_ids: Vec<String>,
-    ) -> Option<Alert> {
-        self.occur_kept(profile, kind, offset_ms, ordinal, evidence_utterance_ids)
-            .map(|kept| kept.alert(profile))
-    }
-
-    /// As [`AlertPolicy::occur`], but returns the compact record the conversation keeps for
-    /// its scorecard.
-    pub fn occur_kept(
         &mut self,
         profile: &Profile,
         kind: AlertKind,
@@ -255,7 +242,8 @@ mod tests {
                 1,
                 vec!["u1".into()],
             )
-            .unwrap();
+            .unwrap()
+            .alert(&profile);
         assert_eq!(
             (first.alert_id.as_str(), first.severity),
             ("interruption-1", Severity::Warning)
@@ -267,7 +255,8 @@ mod tests {
         );
         let third = policy
             .occur(&profile, AlertKind::Interruption, Some(3_000), 3, vec![])
-            .unwrap();
+            .unwrap()
+            .alert(&profile);
         assert_eq!(
             third.severity,
             Severity::Critical,
@@ -281,7 +270,8 @@ mod tests {
         );
         let later = policy
             .occur(&profile, AlertKind::Interruption, Some(40_000), 5, vec![])
-            .unwrap();
+            .unwrap()
+            .alert(&profile);
         assert_eq!(later.alert_id, "interruption-3");
     }
 

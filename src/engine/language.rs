@@ -161,7 +161,6 @@ pub struct CompiledLanguage {
     overrides: Lexicon,
     /// VADER's lexicon, shared by every profile.
     lexicon: Arc<Lexicon>,
-    stemmer: Arc<rust_stemmers::Stemmer>,
     /// Every phrase list above in one automaton: an utterance is scanned once.
     phrases: PhraseIndex,
 }
@@ -194,19 +193,24 @@ pub type Stem = u64;
 const STEM_CACHE_WORDS: usize = 8_192;
 
 thread_local! {
+    /// English Snowball, the one stemmer every profile uses (so the cache needs no other key).
+    static STEMMER: rust_stemmers::Stemmer =
+        rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
     static STEMS: RefCell<HashMap<Box<str>, Stem, foldhash::fast::RandomState>> =
         RefCell::new(HashMap::default());
 }
 
 /// The stem of `word` (a pure function, memoised per thread).
-fn stem_of(stemmer: &rust_stemmers::Stemmer, word: &str) -> Stem {
+fn stem_of(word: &str) -> Stem {
     STEMS.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(stem) = cache.get(word) {
             return *stem;
         }
-        let stem = foldhash::fast::FixedState::with_seed(0x6865_6172_6b65_6e21)
-            .hash_one(stemmer.stem(word).as_ref());
+        let stem = STEMMER.with(|stemmer| {
+            foldhash::fast::FixedState::with_seed(0x6865_6172_6b65_6e21)
+                .hash_one(stemmer.stem(word).as_ref())
+        });
         if cache.len() >= STEM_CACHE_WORDS {
             cache.clear();
         }
@@ -277,9 +281,6 @@ impl CompiledLanguage {
             escalation: phrases.add(&rules.escalation),
             side_issue_markers: phrases.add(&rules.side_issue_markers),
             problem_words: phrases.add(&rules.problem_words),
-            stemmer: Arc::new(rust_stemmers::Stemmer::create(
-                rust_stemmers::Algorithm::English,
-            )),
             phrases: PhraseIndex::default(),
         };
         compiled.phrases = phrases.build();
@@ -394,7 +395,7 @@ pub fn analyse(
                 && !lang.stop_words.contains(*w)
                 && !lang.discourse_markers.contains(*w)
         })
-        .map(|w| stem_of(&lang.stemmer, w))
+        .map(stem_of)
         .collect();
     content.sort_unstable();
     content.dedup();

@@ -491,7 +491,7 @@ impl Conversation {
         for (kind, evidence) in alerts_due {
             if let Some(kept) = self
                 .policy
-                .occur_kept(&profile, kind, start_ms, ordinal, evidence)
+                .occur(&profile, kind, start_ms, ordinal, evidence)
             {
                 raised.push(kept);
             }
@@ -651,7 +651,7 @@ impl Conversation {
                 }
                 _ => continue,
             };
-            if let Some(kept) = self.policy.occur_kept(
+            if let Some(kept) = self.policy.occur(
                 &self.profile,
                 kind,
                 Some(duration_ms),

@@ -312,17 +312,18 @@ impl Words {
 #[derive(Debug, Clone, Default)]
 pub struct PhraseIndex {
     automaton: Option<aho_corasick::AhoCorasick>,
-    /// For each pattern, its length in words and the (vocabulary, phrase) pairs it is.
-    patterns: Vec<(usize, Vec<(u16, usize)>)>,
+    /// For each pattern of the automaton, its length in words and the vocabularies it is in.
+    patterns: Vec<(usize, Vec<u16>)>,
     id: u32,
 }
 
 /// Collects the vocabularies of a [`PhraseIndex`].
 #[derive(Debug, Default)]
 pub struct PhraseIndexBuilder {
-    /// Pattern text (`" w1 w2 "`) → pattern number.
+    /// Pattern text (`" w1 w2 "`) → its place in `texts` and `patterns`.
     numbers: std::collections::HashMap<String, usize>,
-    patterns: Vec<(usize, Vec<(u16, usize)>)>,
+    texts: Vec<String>,
+    patterns: Vec<(usize, Vec<u16>)>,
     sets: u16,
     id: u32,
 }
@@ -346,40 +347,43 @@ impl PhraseIndexBuilder {
             .sets
             .checked_add(1)
             .expect("fewer than 65 536 vocabularies");
-        let mut lengths = Vec::with_capacity(phrases.len());
+        let mut longest = 0;
         for p in phrases {
             let words: Vec<String> = tokenize(p).into_iter().map(|t| t.word).collect();
             if words.is_empty() {
                 continue;
             }
-            let phrase = lengths.len();
-            lengths.push(words.len());
+            longest = longest.max(words.len());
             let text = format!(" {} ", words.join(" "));
-            let next = self.patterns.len();
-            let number = *self.numbers.entry(text).or_insert(next);
-            if number == next {
-                self.patterns.push((words.len(), Vec::new()));
+            let number = match self.numbers.get(&text) {
+                Some(&n) => n,
+                None => {
+                    self.numbers.insert(text.clone(), self.texts.len());
+                    self.texts.push(text);
+                    self.patterns.push((words.len(), Vec::new()));
+                    self.texts.len() - 1
+                }
+            };
+            let sets = &mut self.patterns[number].1;
+            if !sets.contains(&set) {
+                sets.push(set);
             }
-            self.patterns[number].1.push((set, phrase));
         }
         PhraseSet {
             set,
             index: self.id,
-            longest: lengths.iter().copied().max().unwrap_or(0),
-            lengths,
+            longest,
         }
     }
 
     /// Compiles the automaton.
     pub fn build(self) -> PhraseIndex {
-        let mut texts: Vec<(&String, usize)> = self.numbers.iter().map(|(t, n)| (t, *n)).collect();
-        texts.sort_by_key(|(_, n)| *n);
-        let automaton = if texts.is_empty() {
+        let automaton = if self.texts.is_empty() {
             None
         } else {
             aho_corasick::AhoCorasick::builder()
                 .match_kind(aho_corasick::MatchKind::Standard)
-                .build(texts.iter().map(|(t, _)| t.as_str()))
+                .build(&self.texts)
                 .ok()
         };
         PhraseIndex {
@@ -392,7 +396,7 @@ impl PhraseIndexBuilder {
 
 impl PhraseIndex {
     /// Finds every phrase of every vocabulary in `words` (overlapping ones included) and
-    /// keeps them with the words for the [`PhraseSet`] queries.
+    /// keeps them with the words, in order of their end, for the [`PhraseSet`] queries.
     pub fn scan(&self, words: &mut Words) {
         words.matches.clear();
         words.scanned_by = self.id;
@@ -401,14 +405,13 @@ impl PhraseIndex {
         };
         for m in automaton.find_overlapping_iter(&words.joined) {
             let start = words.word_at(m.start() + 1);
-            let (length, owners) = &self.patterns[m.pattern().as_usize()];
-            for &(set, phrase) in owners {
+            let (length, sets) = &self.patterns[m.pattern().as_usize()];
+            for &set in sets {
                 words.matches.push(SetMatch {
                     set,
                     found: PhraseMatch {
                         start,
                         end: start + length,
-                        phrase,
                     },
                 });
             }
@@ -422,8 +425,7 @@ impl PhraseIndex {
 pub struct PhraseSet {
     set: u16,
     index: u32,
-    lengths: Vec<usize>,
-    /// Words in the longest phrase.
+    /// Words in the longest phrase (0: an empty vocabulary).
     longest: usize,
 }
 
@@ -434,15 +436,13 @@ pub struct PhraseMatch {
     pub start: usize,
     /// One past the last word.
     pub end: usize,
-    /// Which phrase of the set.
-    pub phrase: usize,
 }
 
 impl PhraseSet {
     /// Every occurrence, overlapping ones included, in order of their end.
     pub fn find_all<'a>(&'a self, words: &'a Words) -> impl Iterator<Item = PhraseMatch> + 'a {
         debug_assert!(
-            self.lengths.is_empty() || words.scanned_by == self.index,
+            self.longest == 0 || words.scanned_by == self.index,
             "words must be scanned by the index this set belongs to"
         );
         words
@@ -482,13 +482,11 @@ impl PhraseSet {
             return false;
         }
         // Dynamic programming over word positions: reachable[i] when words[..i] are covered.
+        // Matches come in order of their end, so reachable[m.start] is settled when m comes.
         let mut reachable = vec![false; words.len() + 1];
         reachable[0] = true;
-        for i in 0..words.len() {
-            if !reachable[i] {
-                continue;
-            }
-            for m in self.find_all(words).filter(|m| m.start == i) {
+        for m in self.find_all(words) {
+            if reachable[m.start] {
                 reachable[m.end] = true;
             }
         }
@@ -555,7 +553,11 @@ mod phrase_tests {
         index.scan(&mut w);
         assert_eq!(thanks.find(&w).map(|m| (m.start, m.end)), Some((1, 3)));
         let polite_found: Vec<_> = polite.find_all(&w).map(|m| (m.start, m.end)).collect();
-        assert_eq!(polite_found, [(1, 3), (1, 3), (3, 4)]);
+        assert_eq!(
+            polite_found,
+            [(1, 3), (3, 4)],
+            "a phrase listed twice is found once"
+        );
         assert!(empty.find(&w).is_none());
         assert!(
             thanks
