@@ -34,8 +34,8 @@ pub(super) struct EvalArgs {
     /// Lower-case the text and drop its punctuation first, as speech recognition delivers it.
     #[arg(long)]
     strip_punctuation: bool,
-    /// Print up to N misclassified utterances per behaviour and kind, with their text (for
-    /// tuning on local data; off by default).
+    /// Print up to N misclassified utterances per behaviour and kind, with their text and the
+    /// two utterances before each (for tuning on local data; off by default).
     #[arg(long, value_name = "N")]
     errors: Option<usize>,
     /// Rubric file (TOML) laid over the embedded default.
@@ -122,6 +122,8 @@ struct Item {
     positive: BTreeSet<String>,
     ignore: BTreeSet<String>,
     text: String,
+    /// The utterances before it (only with `--errors`).
+    context: String,
 }
 
 fn strings(v: Option<&serde_json::Value>) -> Option<BTreeSet<String>> {
@@ -189,6 +191,20 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         };
         conversations += 1;
         let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
+        let speakers: Vec<String> = t
+            .utterances
+            .iter()
+            .map(|u| {
+                let who = u.participant_id.as_deref().unwrap_or_default();
+                format!("{:?} {who}", u.role).to_lowercase()
+            })
+            .collect();
+        // What came before utterance `i`, for reading errors in context.
+        let before = |i: usize| -> String {
+            (i.saturating_sub(2)..i)
+                .map(|j| format!("    [{}] {}\n", speakers[j], texts[j]))
+                .collect()
+        };
         let ids: Vec<String> = t
             .utterances
             .iter()
@@ -243,6 +259,11 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                         positive,
                         ignore,
                         text: texts[i].clone(),
+                        context: if args.errors.is_some() {
+                            before(i)
+                        } else {
+                            String::new()
+                        },
                     });
                 }
             }
@@ -278,7 +299,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 if let Some(n) = args.errors {
                     let list = examples.entry((name, kind)).or_default();
                     if list.len() < n {
-                        list.push(item.text.clone());
+                        list.push(format!("{}  > {}", item.context, item.text));
                     }
                 }
             }
@@ -335,7 +356,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         for key in keys {
             writeln!(out, "\n{} — {}:", key.0, key.1)?;
             for text in &examples[&key] {
-                writeln!(out, "  {text}")?;
+                writeln!(out, "{text}")?;
             }
         }
     }

@@ -46,6 +46,7 @@ pub struct LanguageRules {
     pub empathy: Vec<String>,
     pub reflection_openings: Vec<String>,
     pub weak_reflection_openings: Vec<String>,
+    pub courtesies: Vec<String>,
     pub solutions: Vec<String>,
     pub dismissive: Vec<String>,
     pub repeat_markers: Vec<String>,
@@ -57,6 +58,8 @@ pub struct LanguageRules {
     pub boosters: Vec<String>,
     pub dampeners: Vec<String>,
     pub clause_continuations: Vec<String>,
+    pub open_last_words: Vec<String>,
+    pub completion_blocked_openers: Vec<String>,
     pub sentiment_overrides: HashMap<String, f64>,
     pub thresholds: LanguageThresholds,
 }
@@ -70,7 +73,9 @@ pub struct LanguageThresholds {
     pub reflection_min_content_words: usize,
     pub reflection_min_overlap: f64,
     pub reflection_context_turns: usize,
+    pub reflection_echo_max_words: usize,
     pub completion_max_words: usize,
+    pub completion_min_context_words: usize,
     pub completion_max_gap_ms: i64,
     pub repeat_min_content_words: usize,
     pub repeat_min_overlap: f64,
@@ -123,6 +128,10 @@ pub struct CompiledLanguage {
     pub dampeners: WordSet,
     #[allow(missing_docs)]
     pub clause_continuations: WordSet,
+    #[allow(missing_docs)]
+    pub open_last_words: WordSet,
+    #[allow(missing_docs)]
+    pub completion_blocked_openers: WordSet,
     /// Phrase lists.
     pub lead_ins: PhraseSet,
     #[allow(missing_docs)]
@@ -143,6 +152,8 @@ pub struct CompiledLanguage {
     pub reflection_openings: PhraseSet,
     #[allow(missing_docs)]
     pub weak_reflection_openings: PhraseSet,
+    #[allow(missing_docs)]
+    pub courtesies: PhraseSet,
     #[allow(missing_docs)]
     pub solutions: PhraseSet,
     #[allow(missing_docs)]
@@ -264,6 +275,8 @@ impl CompiledLanguage {
             boosters: set(&rules.boosters),
             dampeners: set(&rules.dampeners),
             clause_continuations: set(&rules.clause_continuations),
+            open_last_words: set(&rules.open_last_words),
+            completion_blocked_openers: set(&rules.completion_blocked_openers),
             lead_ins: phrases.add(&rules.lead_ins),
             open_requests: phrases.add(&rules.open_requests),
             question_tags: phrases.add(&rules.question_tags),
@@ -274,6 +287,7 @@ impl CompiledLanguage {
             empathy: phrases.add(&rules.empathy),
             reflection_openings: phrases.add(&rules.reflection_openings),
             weak_reflection_openings: phrases.add(&rules.weak_reflection_openings),
+            courtesies: phrases.add(&rules.courtesies),
             solutions: phrases.add(&rules.solutions),
             dismissive: phrases.add(&rules.dismissive),
             repeat_markers: phrases.add(&rules.repeat_markers),
@@ -305,6 +319,28 @@ pub enum QuestionForm {
     Indirect,
 }
 
+/// How an utterance ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ending {
+    /// Nothing says the sentence stops short.
+    #[default]
+    Finished,
+    /// It may go on: a trailing comma, a trailing filler ("and then it, uh"), text that is
+    /// punctuated but has no final stop, or, without a final stop, a last word that often
+    /// leaves the clause open ("it was on", "we tried to get it").
+    Open,
+    /// It cannot end here: a cut word ("th-"), a trailing dash, or, without a final stop, a last
+    /// word that needs more ("when the", "and I").
+    MidClause,
+}
+
+impl Ending {
+    /// Whether the speaker stopped before the sentence was done.
+    pub fn unfinished(self) -> bool {
+        self != Ending::Finished
+    }
+}
+
 /// What the language detectors read of one utterance.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Analysis {
@@ -318,9 +354,8 @@ pub struct Analysis {
     pub question: Option<QuestionForm>,
     /// Whether the text ends with a question mark (evidence, never required).
     pub question_mark: bool,
-    /// Whether it stops mid-clause (a trailing comma or dash, a cut word, or a last word that
-    /// leaves the clause open).
-    pub open_ending: bool,
+    /// How it ends: finished, or possibly or certainly unfinished.
+    pub ending: Ending,
     /// Sentiment in [-1, 1].
     pub sentiment: f64,
 }
@@ -405,18 +440,33 @@ pub fn analyse(
     let cut_word = tokens
         .last()
         .is_some_and(|t| text[..].chars().nth(t.end_char as usize) == Some('-'));
-    let open_ending = matches!(last_char, Some(',' | '-' | '\u{2014}'))
-        || cut_word
-        || words
-            .get(words.len().wrapping_sub(1))
-            .is_some_and(|w| lang.clause_continuations.contains(w));
+    let last_word = words.get(words.len().wrapping_sub(1));
+    // Punctuated text (a recogniser's or a writer's) marks a finished sentence with a stop.
+    let punctuated = trimmed.contains(['.', ',', '?', '!', ';', ':']);
+    let ending = if cut_word || matches!(last_char, Some('-' | '\u{2014}')) {
+        Ending::MidClause
+    } else if matches!(last_char, Some('.' | '?' | '!')) {
+        Ending::Finished
+    } else if last_word.is_some_and(|w| lang.clause_continuations.contains(w)) {
+        Ending::MidClause
+    } else if last_char == Some(',')
+        || last_word.is_some_and(|w| lang.open_last_words.contains(w))
+        || tokens
+            .last()
+            .is_some_and(|t| fillers.iter().any(|f| *f == t.word))
+        || (punctuated && last_char.is_some_and(char::is_alphanumeric))
+    {
+        Ending::Open
+    } else {
+        Ending::Finished
+    };
     let mut analysis = Analysis {
         words,
         lead,
         content,
         question: None,
         question_mark,
-        open_ending,
+        ending,
         sentiment: 0.0,
     };
     analysis.question = question_form(&analysis, lang);

@@ -31,12 +31,14 @@ impl Detector for ReflectionDetector {
         {
             return;
         }
-        if context.cues.acknowledgement {
+        if context.cues.acknowledgement || lang.courtesies.find(&a.words).is_some() {
             return;
         }
-        // A reflection answers the other person: it starts a turn right after they spoke.
+        // A reflection answers the other person: it starts a turn right after they spoke (a
+        // listening cue of one's own in between takes no floor).
         let turn_initial = context
-            .previous()
+            .earlier()
+            .find(|s| utterance.is_other_party(s) || !s.backchannel)
             .is_some_and(|p| utterance.is_other_party(p));
         let mut recent: Vec<crate::engine::language::Stem> = Vec::new();
         let mut related = Vec::new();
@@ -47,6 +49,15 @@ impl Detector for ReflectionDetector {
         recent.sort_unstable();
         recent.dedup();
         let (shared, share) = a.overlap_with(&recent);
+        // An echo of the other's latest words is a listening cue, not a paraphrase.
+        if turn_initial && a.words.len() <= rules.reflection_echo_max_words {
+            if let Some(latest) = context.other_turns(utterance, 1).next() {
+                let (_, echoed) = a.overlap_with(&latest.analysis.content);
+                if echoed >= 1.0 {
+                    return;
+                }
+            }
+        }
         let opening =
             |set: &crate::engine::text::PhraseSet| set.find(&a.words).filter(|m| m.start <= a.lead);
         if let Some(m) = opening(&lang.reflection_openings) {
@@ -100,6 +111,40 @@ mod tests {
         ] {
             assert!(reflects(customer, agent), "{agent}");
         }
+    }
+
+    #[test]
+    fn a_listening_cue_of_ones_own_in_between_does_not_matter() {
+        let found = run_text(
+            &voice(),
+            &[
+                (
+                    Role::Customer,
+                    "i went to my account and then orders but there's only a list of orders and no invoices",
+                ),
+                (Role::Agent, "i see"),
+                (
+                    Role::Agent,
+                    "so you can see the list of orders but there's no invoice on it",
+                ),
+            ],
+        );
+        assert!(kinds(&found[2]).contains(&Behaviour::Reflection));
+    }
+
+    #[test]
+    fn echoes_and_mirrored_courtesies_are_not_paraphrases() {
+        let customer = "it has dropped three or four times";
+        assert!(!reflects(customer, "three or four times"));
+        assert!(!reflects(
+            "well it was nice talking to you",
+            "nice talking to you too"
+        ));
+        // The same words with something of the agent's own are still a restatement.
+        assert!(reflects(
+            customer,
+            "so the connection dropped three or four times today"
+        ));
     }
 
     #[test]
