@@ -451,9 +451,7 @@ pub fn analyse(
         Ending::MidClause
     } else if last_char == Some(',')
         || last_word.is_some_and(|w| lang.open_last_words.contains(w))
-        || tokens
-            .last()
-            .is_some_and(|t| fillers.iter().any(|f| *f == t.word))
+        || tokens.last().is_some_and(|t| fillers.contains(&t.word))
         || (punctuated && last_char.is_some_and(char::is_alphanumeric))
     {
         Ending::Open

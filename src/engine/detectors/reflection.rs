@@ -50,13 +50,12 @@ impl Detector for ReflectionDetector {
         recent.dedup();
         let (shared, share) = a.overlap_with(&recent);
         // An echo of the other's latest words is a listening cue, not a paraphrase.
-        if turn_initial && a.words.len() <= rules.reflection_echo_max_words {
-            if let Some(latest) = context.other_turns(utterance, 1).next() {
-                let (_, echoed) = a.overlap_with(&latest.analysis.content);
-                if echoed >= 1.0 {
-                    return;
-                }
-            }
+        if turn_initial
+            && a.words.len() <= rules.reflection_echo_max_words
+            && let Some(latest) = context.other_turns(utterance, 1).next()
+            && a.overlap_with(&latest.analysis.content).1 >= 1.0
+        {
+            return;
         }
         let opening =
             |set: &crate::engine::text::PhraseSet| set.find(&a.words).filter(|m| m.start <= a.lead);
