@@ -191,18 +191,21 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         };
         conversations += 1;
         let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
-        let speakers: Vec<String> = t
-            .utterances
-            .iter()
-            .map(|u| {
-                let who = u.participant_id.as_deref().unwrap_or_default();
-                format!("{:?} {who}", u.role).to_lowercase()
-            })
-            .collect();
-        // What came before utterance `i`, for reading errors in context.
+        // What came before utterance `i`, for reading errors in context (only with `--errors`).
+        let speakers: Vec<String> = match args.errors {
+            Some(_) => t
+                .utterances
+                .iter()
+                .map(|u| {
+                    let who = u.participant_id.as_deref().unwrap_or_default();
+                    format!("{:?} {who}", u.role).to_lowercase()
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let before = |i: usize| -> String {
             (i.saturating_sub(2)..i)
-                .map(|j| format!("    [{}] {}\n", speakers[j], texts[j]))
+                .filter_map(|j| Some(format!("    [{}] {}\n", speakers.get(j)?, texts[j])))
                 .collect()
         };
         let ids: Vec<String> = t
@@ -259,11 +262,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                         positive,
                         ignore,
                         text: texts[i].clone(),
-                        context: if args.errors.is_some() {
-                            before(i)
-                        } else {
-                            String::new()
-                        },
+                        context: before(i),
                     });
                 }
             }

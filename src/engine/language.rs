@@ -322,7 +322,7 @@ pub enum QuestionForm {
 /// How an utterance ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Ending {
-    /// Nothing says the sentence stops short.
+    /// Nothing says the sentence stops short (or there are no words).
     #[default]
     Finished,
     /// It may go on: a trailing comma, a trailing filler ("and then it, uh"), text that is
@@ -441,9 +441,9 @@ pub fn analyse(
         .last()
         .is_some_and(|t| text[..].chars().nth(t.end_char as usize) == Some('-'));
     let last_word = words.get(words.len().wrapping_sub(1));
-    // Punctuated text (a recogniser's or a writer's) marks a finished sentence with a stop.
-    let punctuated = trimmed.contains(['.', ',', '?', '!', ';', ':']);
-    let ending = if cut_word || matches!(last_char, Some('-' | '\u{2014}')) {
+    let ending = if words.is_empty() {
+        Ending::Finished // a bare "uh" starts nothing
+    } else if cut_word || matches!(last_char, Some('-' | '\u{2014}')) {
         Ending::MidClause
     } else if matches!(last_char, Some('.' | '?' | '!')) {
         Ending::Finished
@@ -452,7 +452,9 @@ pub fn analyse(
     } else if last_char == Some(',')
         || last_word.is_some_and(|w| lang.open_last_words.contains(w))
         || tokens.last().is_some_and(|t| fillers.contains(&t.word))
-        || (punctuated && last_char.is_some_and(char::is_alphanumeric))
+        // Punctuated text (a recogniser's or a writer's) marks a finished sentence with a stop.
+        || (last_char.is_some_and(char::is_alphanumeric)
+            && trimmed.contains(['.', ',', '?', '!', ';', ':']))
     {
         Ending::Open
     } else {

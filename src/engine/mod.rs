@@ -663,9 +663,13 @@ impl Conversation {
         }
         self.score =
             scorer::score_with_mood(&self.profile, &self.metrics, self.customer.frustration);
-        for kept in &raised {
+        let raised_now: Vec<Alert> = raised
+            .iter()
+            .map(|kept| kept.alert(&self.profile))
+            .collect();
+        for kept in raised {
             if self.alerts.len() < MAX_ALERTS_KEPT {
-                self.alerts.push(kept.clone());
+                self.alerts.push(kept);
             }
         }
         let all: Vec<Alert> = std::mem::take(&mut self.alerts)
@@ -673,10 +677,7 @@ impl Conversation {
             .map(|kept| kept.alert(&self.profile))
             .collect();
         Ok((
-            raised
-                .iter()
-                .map(|kept| kept.alert(&self.profile))
-                .collect(),
+            raised_now,
             scorecard::build(
                 &self.profile,
                 self.score.clone(),

@@ -143,6 +143,19 @@ impl<'a> Context<'a> {
         self.earlier().next()
     }
 
+    /// The latest earlier utterance that took the floor (the speaker's own listening cues, which
+    /// take none, skipped), and the utterances before it, newest first.
+    pub fn latest_turn(
+        &self,
+        utterance: &Segment,
+    ) -> Option<(&'a Segment, impl Iterator<Item = &'a Segment> + 'a)> {
+        let mut earlier = self.earlier();
+        let latest = earlier
+            .by_ref()
+            .find(|s| utterance.is_other_party(s) || !s.backchannel)?;
+        Some((latest, earlier))
+    }
+
     /// The other party's latest `n` turns before `utterance`, newest first.
     pub fn other_turns(
         &self,

@@ -37,26 +37,28 @@ impl Detector for ReflectionDetector {
         // A reflection answers the other person: it starts a turn right after they spoke (a
         // listening cue of one's own in between takes no floor).
         let turn_initial = context
-            .earlier()
-            .find(|s| utterance.is_other_party(s) || !s.backchannel)
-            .is_some_and(|p| utterance.is_other_party(p));
+            .latest_turn(utterance)
+            .is_some_and(|(p, _)| utterance.is_other_party(p));
         let mut recent: Vec<crate::engine::language::Stem> = Vec::new();
         let mut related = Vec::new();
+        let mut latest: &[crate::engine::language::Stem] = &[];
         for turn in context.other_turns(utterance, rules.reflection_context_turns) {
+            if related.is_empty() {
+                latest = &turn.analysis.content;
+            }
             recent.extend(turn.analysis.content.iter().cloned());
             related.push(turn.utterance_id.clone());
+        }
+        // An echo of the other's latest words is a listening cue, not a paraphrase.
+        if turn_initial
+            && a.words.len() <= rules.reflection_echo_max_words
+            && a.overlap_with(latest).1 >= 1.0
+        {
+            return;
         }
         recent.sort_unstable();
         recent.dedup();
         let (shared, share) = a.overlap_with(&recent);
-        // An echo of the other's latest words is a listening cue, not a paraphrase.
-        if turn_initial
-            && a.words.len() <= rules.reflection_echo_max_words
-            && let Some(latest) = context.other_turns(utterance, 1).next()
-            && a.overlap_with(&latest.analysis.content).1 >= 1.0
-        {
-            return;
-        }
         let opening =
             |set: &crate::engine::text::PhraseSet| set.find(&a.words).filter(|m| m.start <= a.lead);
         if let Some(m) = opening(&lang.reflection_openings) {
@@ -135,9 +137,10 @@ mod tests {
     fn echoes_and_mirrored_courtesies_are_not_paraphrases() {
         let customer = "it has dropped three or four times";
         assert!(!reflects(customer, "three or four times"));
+        // Longer than an echo: only the courtesy list tells it apart.
         assert!(!reflects(
             "well it was nice talking to you",
-            "nice talking to you too"
+            "it was really nice talking with you as well"
         ));
         // The same words with something of the agent's own are still a restatement.
         assert!(reflects(

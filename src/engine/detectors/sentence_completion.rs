@@ -48,12 +48,7 @@ impl Detector for SentenceCompletionDetector {
         {
             return;
         }
-        // The latest utterance that is not the speaker's own listening cue...
-        let mut earlier = context.earlier();
-        let Some(unfinished) = earlier
-            .by_ref()
-            .find(|s| utterance.is_other_party(s) || !s.backchannel)
-        else {
+        let Some((unfinished, mut before)) = context.latest_turn(utterance) else {
             return;
         };
         if !utterance.is_other_party(unfinished)
@@ -64,15 +59,10 @@ impl Detector for SentenceCompletionDetector {
         {
             return;
         }
-        // ...and the speaker's own turn before it (a listening cue or a bare "uh" counts as
-        // finished).
-        if earlier
+        // The speaker's own turn before it must be finished (a listening cue counts as one).
+        if before
             .find(|s| !utterance.is_other_party(s))
-            .is_some_and(|own| {
-                !own.backchannel
-                    && !own.analysis.words.is_empty()
-                    && own.analysis.ending.unfinished()
-            })
+            .is_some_and(|own| !own.backchannel && own.analysis.ending.unfinished())
         {
             return;
         }
