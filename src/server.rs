@@ -16,12 +16,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
-use tonic_health::ServingStatus;
 
 use crate::engine::Rubric;
 use crate::proto::v1::FILE_DESCRIPTOR_SET;
-use crate::proto::v1::listening_service_server::ListeningServiceServer;
-use crate::service::{Limits, Listening};
+use crate::service::{HealthService, Limits, Listening, PerMethod, Readiness};
 use crate::telemetry::Metrics;
 use crate::telemetry::rpc::RpcLayer;
 
@@ -71,6 +69,8 @@ pub struct ServerConfig {
     pub rubric_file: Option<PathBuf>,
     /// How often the rubric file is checked for changes.
     pub rubric_poll: Duration,
+    /// Notified to reload the rubric file now (`hearken serve` does so on SIGHUP).
+    pub reload: Arc<tokio::sync::Notify>,
     /// Where the service records its metrics.
     pub metrics: Arc<Metrics>,
     /// Log utterance text, redacted (off by default).
@@ -99,6 +99,7 @@ impl ServerConfig {
             max_connection_age: Duration::from_secs(30 * 60),
             rubric_file: None,
             rubric_poll: Duration::from_secs(5),
+            reload: Arc::default(),
             metrics: Arc::new(Metrics::noop()),
             log_text: false,
             tls: None,
@@ -117,6 +118,11 @@ fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
         .with_keepalive(Some(TCP_KEEPALIVE))
 }
 
+/// HTTP/2 connection flow-control window: what one connection may have in flight unread.
+pub const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+/// HTTP/2 stream flow-control window: what one stream may have in flight unread.
+pub const STREAM_WINDOW: u32 = 128 * 1024;
+
 /// Longest a stream may outlive its connection's maximum age: past the maximum stream duration.
 const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(4 * 60 * 60 + 5 * 60);
 
@@ -133,13 +139,14 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let readiness = Arc::new(Readiness::default());
     let (drain_tx, drain_rx) = watch::channel(false);
     let listening = Listening::new(
         Arc::clone(&config.rubric),
         config.limits.clone(),
         drain_rx,
         Arc::clone(&config.metrics),
+        Arc::clone(&readiness),
     )
     .with_text_log(config.log_text);
     if config.log_text {
@@ -148,11 +155,9 @@ pub async fn run(
              it may still hold personal data — switch it off outside debugging"
         );
     }
-    let service = ListeningServiceServer::new(listening.clone())
-        .max_decoding_message_size(config.limits.max_transcript_message_bytes)
-        .max_encoding_message_size(Limits::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES);
-    let service = tonic::service::interceptor::InterceptedService::new(
-        service,
+    let service = PerMethod::new(
+        listening.clone(),
+        &config.limits,
         crate::service::auth::Authenticate(config.jwt.clone()),
     );
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -163,14 +168,17 @@ pub async fn run(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let reloader = config
-        .rubric_file
-        .clone()
-        .map(|path| tokio::spawn(watch_rubric(path, config.rubric_poll, listening.clone())));
+    let reloader = config.rubric_file.clone().map(|path| {
+        tokio::spawn(watch_rubric(
+            path,
+            config.rubric_poll,
+            Arc::clone(&config.reload),
+            listening.clone(),
+        ))
+    });
     // The rubric is loaded and validated before we get here: ready to serve.
-    health
-        .set_serving::<ListeningServiceServer<Listening>>()
-        .await;
+    readiness.ready();
+    let health = HealthService(Arc::clone(&readiness));
 
     let (deadline_tx, deadline_rx) = oneshot::channel::<()>();
     let drain_delay = config.drain_delay;
@@ -181,16 +189,12 @@ pub async fn run(
             "shutting down: health NOT_SERVING"
         );
         let _ = deadline_tx.send(());
-        health
-            .set_not_serving::<ListeningServiceServer<Listening>>()
-            .await;
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        readiness.draining();
         tokio::time::sleep(drain_delay).await;
-        tracing::info!("draining: ending open streams with UNAVAILABLE");
+        tracing::info!("draining: ending open streams and health watchers with UNAVAILABLE");
         // Receivers check the current value first, so `true` stays visible after the sender drops.
         let _ = drain_tx.send(true);
+        readiness.end_watchers();
     };
 
     let mut builder = tonic::transport::Server::builder();
@@ -222,10 +226,16 @@ pub async fn run(
         .http2_max_pending_accept_reset_streams(Some(20))
         .http2_max_local_error_reset_streams(Some(1_024))
         .http2_max_header_list_size(16 * 1024)
+        // Flow-control windows. h2 closes a whole connection when small DATA frames left
+        // unread use up a budget of half its connection window; one stream's window bounds
+        // what a stalled stream leaves unread, so several must stall at once to reach it
+        // (docs/operations.md, "Memory").
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_stream_window_size(STREAM_WINDOW)
         .max_connection_age(jittered(config.max_connection_age, rand::random::<f64>()))
         .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
         .layer(RpcLayer::new(Arc::clone(&config.metrics)))
-        .add_service(health_service)
+        .add_service(health.server())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service)
@@ -249,13 +259,17 @@ pub async fn run(
     Ok(())
 }
 
-/// Reloads the rubric file on SIGHUP, and when its content changes. A file that does not
-/// validate is refused with every problem logged, and the current rubric stays. Conversations
-/// in flight keep the profile they opened with; only new ones get the new rubric.
-async fn watch_rubric(path: PathBuf, poll: Duration, listening: Listening) {
+/// Reloads the rubric file when `reload` is notified (SIGHUP), and when its content changes. A
+/// file that does not validate is refused with every problem logged, and the current rubric
+/// stays. Conversations in flight keep the profile they opened with; only new ones get the new
+/// rubric.
+async fn watch_rubric(
+    path: PathBuf,
+    poll: Duration,
+    reload: Arc<tokio::sync::Notify>,
+    listening: Listening,
+) {
     let mut last = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(if poll.is_zero() {
         Duration::from_secs(3600)
     } else {
@@ -264,15 +278,9 @@ async fn watch_rubric(path: PathBuf, poll: Duration, listening: Listening) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
-        #[cfg(unix)]
         let forced = tokio::select! {
             _ = tick.tick() => false,
-            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-        };
-        #[cfg(not(unix))]
-        let forced = {
-            tick.tick().await;
-            false
+            () = reload.notified() => true,
         };
         if !forced && poll.is_zero() {
             continue;

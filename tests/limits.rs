@@ -114,6 +114,15 @@ async fn an_over_size_message_ends_the_stream_with_resource_exhausted() {
         500,
     ))
     .await;
+    // The stream cannot go on, so its live conversation ends first, as abandoned, and the
+    // scorecard is delivered before the status.
+    let card = call.expect().await;
+    match &card.payload {
+        Some(Payload::Scorecard(card)) => {
+            assert_eq!(card.end_reason, EndReason::Abandoned as i32)
+        }
+        other => panic!("{other:?}"),
+    }
     let status = call.next().await.expect_err("stream-fatal");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     assert_eq!(
@@ -403,15 +412,16 @@ async fn a_conversation_sending_too_fast_is_rejected_in_band_and_the_others_go_o
     let mut call = Call::open(&mut client).await;
     call.send(start("calm")).await;
     call.send(start("burst")).await;
-    // 100 messages at once from one conversation: the burst allowance is 50.
+    // 100 messages at once from one conversation, all within the same second of the call (so
+    // its call time earns them nothing): the burst allowance is 50.
     for i in 0..100 {
         call.send(utterance(
             "burst",
             &format!("u{i}"),
             Role::Customer,
             "hello",
-            i * 100,
-            i * 100 + 50,
+            i,
+            i + 5,
         ))
         .await;
     }
@@ -433,6 +443,9 @@ async fn a_conversation_sending_too_fast_is_rejected_in_band_and_the_others_go_o
             ("burst", Some(Payload::Rejection(rej))) => {
                 assert_eq!(rej.reason, RejectionReason::ResourceExhausted as i32);
                 assert!(rej.retry_after_ms > 0);
+                // Not applied, so not in the conversation's sequence: a replay's
+                // de-duplication by seq can never mistake it for data.
+                assert_eq!(r.seq, 0);
                 limited += 1;
             }
             other => panic!("{other:?}"),
@@ -452,13 +465,16 @@ async fn a_tenant_opening_streams_too_fast_is_refused_with_a_retry_delay_and_ope
         .limits(|l| {
             l.stream_opens_per_second = 10.0;
             l.stream_open_burst = 50;
+            // This client is unauthenticated: limited by its address only when asked to.
+            l.stream_open_rate_by_peer = true;
         })
         .start()
         .await;
     let mut client = server.client().await;
     // 100 opens at once from one tenant (this client's address): the burst of 50 gets in (one
-    // or two more if the bucket refills meanwhile), the rest are refused.
-    let mut open = Vec::new();
+    // or two more if the bucket refills meanwhile), the rest are refused. A refusal is the
+    // stream's only response (never a reset of the HTTP/2 stream by the server).
+    let mut calls = Vec::new();
     let mut refused = Vec::new();
     for _ in 0..100 {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -466,11 +482,21 @@ async fn a_tenant_opening_streams_too_fast_is_refused_with_a_retry_delay_and_ope
             .stream_conversations(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
         {
-            Ok(response) => open.push(Call {
+            Ok(response) => calls.push(Call {
                 tx,
                 rx: response.into_inner(),
             }),
             Err(status) => refused.push(status),
+        }
+    }
+    // An admitted stream answers nothing until spoken to; a refused one has ended by now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut open = Vec::new();
+    for mut call in calls {
+        match tokio::time::timeout(std::time::Duration::from_millis(20), call.rx.message()).await {
+            Err(_) => open.push(call),
+            Ok(Err(status)) => refused.push(status),
+            Ok(other) => panic!("{other:?}"),
         }
     }
     assert!((50..=55).contains(&open.len()), "{} opened", open.len());

@@ -70,9 +70,10 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value_t = 10_000)]
     max_conversations_per_stream: usize,
     /// Live conversations one tenant (its authenticated name, else its IP address) may hold
-    /// across its streams; 0 for no cap beyond the process's.
-    #[arg(long, default_value_t = 0)]
-    max_conversations_per_tenant: usize,
+    /// across its streams; 0 for no cap beyond the process's. Default: 10 000 when callers
+    /// authenticate (JWT or mutual TLS), else none.
+    #[arg(long)]
+    max_conversations_per_tenant: Option<usize>,
     /// Live conversations the process may hold.
     #[arg(long, default_value_t = 50_000)]
     max_conversations_per_process: usize,
@@ -89,13 +90,23 @@ pub(super) struct ServeArgs {
     /// excess messages are rejected in band with a retry hint.
     #[arg(long, default_value_t = 50.0)]
     max_messages_per_second: f64,
-    /// Streams one tenant (its authenticated name, else its IP address) may open per second;
-    /// 0 for no limit. Beyond it a new stream fails with RESOURCE_EXHAUSTED and a retry delay.
+    /// Streams one authenticated tenant may open per second; 0 for no limit. Beyond it a new
+    /// stream fails with RESOURCE_EXHAUSTED and a retry delay.
     #[arg(long, default_value_t = 10.0)]
     stream_opens_per_second: f64,
     /// Streams one tenant may open at once before the per-second rate applies.
     #[arg(long, default_value_t = 50)]
     stream_open_burst: u32,
+    /// Limit unauthenticated callers' stream opens per peer IP address too. Off by default:
+    /// behind a media gateway, a proxy or a mesh sidecar every call comes from one address.
+    #[arg(long)]
+    stream_open_rate_by_peer: bool,
+    /// `ScoreTranscript` calls read and scored at once; more wait their turn unread.
+    #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_CONCURRENT_TRANSCRIPTS)]
+    max_concurrent_transcripts: usize,
+    /// `WatchAlerts` streams open at once.
+    #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_WATCHERS)]
+    max_watchers: usize,
     /// A stream whose responses go unread this long ends with RESOURCE_EXHAUSTED.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     client_not_reading_timeout: Duration,
@@ -109,6 +120,10 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     max_connection_age: Duration,
 }
+
+/// Live conversations per tenant when callers authenticate and no cap is given: a fifth of
+/// the process's cap, so no one tenant can fill a pod.
+const DEFAULT_TENANT_CAP_WITH_AUTHENTICATION: usize = 10_000;
 
 /// Where `/metrics` is served, if anywhere.
 #[derive(Debug, Clone, Copy)]
@@ -124,25 +139,94 @@ fn parse_metrics_addr(value: &str) -> Result<MetricsAddr, String> {
         .map_err(|e| format!("{e}: expected HOST:PORT or `off`"))
 }
 
-async fn shutdown_signal() {
+/// What `hearken serve` does on a signal. No signal but SIGKILL (and the synchronous fault
+/// signals a defect raises: SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS) ends the
+/// process without a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnSignal {
+    /// Health NOT_SERVING, then streams told to go, then exit (R-DRAIN-1).
+    Drain,
+    /// Reload the rubric file (or log that there is none).
+    Reload,
+    /// Log it and carry on.
+    Ignore,
+}
+
+/// The signals handled, by number (Linux numbering through `libc`).
+#[cfg(unix)]
+fn handled_signals() -> Vec<(String, i32, OnSignal)> {
+    use OnSignal::*;
+    let mut signals = vec![
+        ("SIGTERM".to_owned(), libc::SIGTERM, Drain),
+        ("SIGINT".to_owned(), libc::SIGINT, Drain),
+        ("SIGQUIT".to_owned(), libc::SIGQUIT, Drain),
+        ("SIGXCPU".to_owned(), libc::SIGXCPU, Drain),
+        ("SIGXFSZ".to_owned(), libc::SIGXFSZ, Drain),
+        ("SIGHUP".to_owned(), libc::SIGHUP, Reload),
+        ("SIGUSR1".to_owned(), libc::SIGUSR1, Ignore),
+        ("SIGUSR2".to_owned(), libc::SIGUSR2, Ignore),
+        ("SIGALRM".to_owned(), libc::SIGALRM, Ignore),
+        ("SIGVTALRM".to_owned(), libc::SIGVTALRM, Ignore),
+        ("SIGPROF".to_owned(), libc::SIGPROF, Ignore),
+        ("SIGIO".to_owned(), libc::SIGIO, Ignore),
+        ("SIGPIPE".to_owned(), libc::SIGPIPE, Ignore),
+    ];
+    #[cfg(target_os = "linux")]
+    {
+        signals.push(("SIGPWR".to_owned(), libc::SIGPWR, Drain));
+        signals.push(("SIGSTKFLT".to_owned(), libc::SIGSTKFLT, Ignore));
+        for n in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            signals.push((format!("SIGRT{n}"), n, Ignore));
+        }
+    }
+    signals
+}
+
+/// Handles signals until one asks for a drain; then resolves. SIGHUP notifies `reload` when the
+/// server has a rubric file, and otherwise only says so.
+async fn signals(reload: Option<Arc<tokio::sync::Notify>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        use tokio_stream::StreamExt as _;
+        let mut streams = tokio_stream::StreamMap::new();
+        for (name, number, action) in handled_signals() {
+            match signal(SignalKind::from_raw(number)) {
+                Ok(s) => {
+                    streams.insert(
+                        name,
+                        tokio_stream::wrappers::SignalStream::new(s).map(move |()| action),
+                    );
                 }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+                Err(error) => tracing::warn!(signal = %name, %error, "cannot handle this signal"),
             }
         }
+        while let Some((name, action)) = streams.next().await {
+            match action {
+                OnSignal::Drain => {
+                    tracing::info!(signal = %name, "{name} received");
+                    return;
+                }
+                OnSignal::Reload => match &reload {
+                    Some(reload) => {
+                        tracing::info!(signal = %name, "{name} received: reloading the rubric file");
+                        reload.notify_one();
+                    }
+                    None => tracing::info!(
+                        signal = %name,
+                        "{name} received: no --rubric file, nothing to reload; still serving"
+                    ),
+                },
+                OnSignal::Ignore => {
+                    tracing::info!(signal = %name, "{name} received and ignored; still serving")
+                }
+            }
+        }
+        std::future::pending::<()>().await;
     }
     #[cfg(not(unix))]
     {
+        let _ = reload;
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -203,10 +287,28 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     config.keepalive_timeout = args.keepalive_timeout;
     config.rubric_file = args.rubric.clone();
     config.rubric_poll = args.rubric_poll;
+    let authenticated = config.jwt.is_some()
+        || config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_pem.is_some());
     let limits = &mut config.limits;
     limits.max_conversations_per_stream = args.max_conversations_per_stream;
     limits.max_conversations_per_process = args.max_conversations_per_process;
-    limits.max_conversations_per_tenant = args.max_conversations_per_tenant;
+    limits.max_conversations_per_tenant =
+        args.max_conversations_per_tenant
+            .unwrap_or(if authenticated {
+                DEFAULT_TENANT_CAP_WITH_AUTHENTICATION
+            } else {
+                0
+            });
+    anyhow::ensure!(
+        args.max_concurrent_transcripts > 0,
+        "--max-concurrent-transcripts must be at least 1"
+    );
+    limits.max_concurrent_transcripts = args.max_concurrent_transcripts;
+    limits.max_watchers = args.max_watchers;
+    limits.stream_open_rate_by_peer = args.stream_open_rate_by_peer;
     limits.max_stream_duration = args.max_stream_duration;
     limits.stream_idle_timeout = args.stream_idle_timeout;
     limits.conversation_idle_timeout = args.conversation_idle_timeout;
@@ -246,7 +348,11 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
         None => None,
     };
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "hearken listening");
-    let result = server::run(listener, config, shutdown_signal()).await;
+    let reload = config
+        .rubric_file
+        .is_some()
+        .then(|| Arc::clone(&config.reload));
+    let result = server::run(listener, config, signals(reload)).await;
     let _ = stop_scrape.send(());
     if let Some(scrape) = scrape {
         let _ = tokio::time::timeout(Duration::from_secs(1), scrape).await;

@@ -52,7 +52,24 @@ fn invalid(field: &'static str, description: String) -> Rejected {
     Rejected::new(RejectReason::InvalidArgument, field, description)
 }
 
-/// Checks an identifier: 1 to `max` bytes, no control characters. Never echoes the value.
+/// Whether `c` may not stand in an identifier: a control character, or an invisible format
+/// character that changes how text around it reads (bidirectional overrides and isolates,
+/// zero-width characters, the byte-order mark), which would let an id shown in a supervisor's
+/// feed pose as another.
+fn hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Checks an identifier: 1 to `max` bytes, no control, bidirectional-override or zero-width
+/// characters. Never echoes the value.
 pub fn check_id(value: &str, field: &'static str, max: usize) -> Result<(), Rejected> {
     if value.is_empty() {
         return Err(invalid(field, "must not be empty".into()));
@@ -63,8 +80,11 @@ pub fn check_id(value: &str, field: &'static str, max: usize) -> Result<(), Reje
             format!("must be at most {max} bytes, got {}", value.len()),
         ));
     }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(field, "must not contain control characters".into()));
+    if value.chars().any(hidden_or_control) {
+        return Err(invalid(
+            field,
+            "must not contain control, bidirectional-override or zero-width characters".into(),
+        ));
     }
     Ok(())
 }

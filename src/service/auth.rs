@@ -132,6 +132,14 @@ pub struct Authenticate(pub Option<Arc<JwtVerifier>>);
 impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let Some(verifier) = &self.0 else {
+            // Without bearer tokens, a client certificate (mutual TLS) names the tenant.
+            if let Some(tenant) = request.peer_certs().and_then(|certs| {
+                certs
+                    .first()
+                    .and_then(|c| super::tenant::certificate_tenant(c))
+            }) {
+                request.extensions_mut().insert(Tenant(tenant));
+            }
             return Ok(request);
         };
         let token = request

@@ -31,6 +31,18 @@ pub enum ServiceError {
         /// The limit.
         limit: usize,
     },
+    /// A request on a stream could not be decoded (not protobuf of the right message, or
+    /// invalid UTF-8 in a string field).
+    #[error("a request could not be decoded as a valid message")]
+    MalformedMessage,
+    /// Too many calls of this kind are open at once (watchers).
+    #[error("{what}: at most {limit} at once; retry later")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The rubric profile does not exist on this server.
     #[error("no rubric profile of that name on this server")]
     UnknownProfile,
@@ -64,8 +76,11 @@ impl ServiceError {
     /// The gRPC code.
     pub fn code(&self) -> Code {
         match self {
-            ServiceError::InvalidArgument { .. } => Code::InvalidArgument,
+            ServiceError::InvalidArgument { .. } | ServiceError::MalformedMessage => {
+                Code::InvalidArgument
+            }
             ServiceError::TooLarge { .. }
+            | ServiceError::TooMany { .. }
             | ServiceError::ClientNotReading(_)
             | ServiceError::StreamOpenRate(_) => Code::ResourceExhausted,
             ServiceError::UnknownProfile => Code::FailedPrecondition,
@@ -82,6 +97,8 @@ impl ServiceError {
         match self {
             ServiceError::InvalidArgument { .. } => "INVALID_ARGUMENT",
             ServiceError::TooLarge { reason, .. } => reason,
+            ServiceError::MalformedMessage => "MALFORMED_MESSAGE",
+            ServiceError::TooMany { .. } => "TOO_MANY_CALLS",
             ServiceError::UnknownProfile => "UNKNOWN_RUBRIC_PROFILE",
             ServiceError::Draining => "DRAINING",
             ServiceError::Internal => "INTERNAL",
@@ -109,6 +126,9 @@ impl From<ServiceError> for Status {
             }
             ServiceError::Draining => {
                 details.set_retry_info(Some(Duration::ZERO));
+            }
+            ServiceError::TooMany { .. } => {
+                details.set_retry_info(Some(Duration::from_secs(1)));
             }
             ServiceError::StreamOpenRate(wait) => {
                 details.set_retry_info(Some(*wait));

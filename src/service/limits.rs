@@ -20,6 +20,20 @@ pub struct Limits {
     pub max_transcript_message_bytes: usize,
     /// Utterances in one `ScoreTranscript` request (R-SIZE-4).
     pub max_transcript_utterances: usize,
+    /// Encoded size of one `WatchAlerts` request (its filter).
+    pub max_watch_request_bytes: usize,
+    /// Conversation ids one `WatchAlerts` filter may name.
+    pub max_watch_filter_ids: usize,
+    /// `WatchAlerts` streams open at once in the process.
+    pub max_watchers: usize,
+    /// `ScoreTranscript` calls decoded and scored at once; more wait their turn before their
+    /// request is read (so a burst of large transcripts cannot pin memory).
+    pub max_concurrent_transcripts: usize,
+    /// Requests read off a stream and not yet handled: the reader takes messages off the
+    /// connection promptly (so HTTP/2's connection-wide budgets never end a call) up to this.
+    pub inbound_queue: usize,
+    /// Bytes of requests read off a stream and not yet handled.
+    pub inbound_queue_bytes: usize,
     /// Responses queued per stream before the server stops reading it (R-SLOW-1).
     pub outbound_queue: usize,
     /// A stream whose queue makes no progress for this long is ended (R-SLOW-2).
@@ -45,6 +59,9 @@ pub struct Limits {
     pub stream_opens_per_second: f64,
     /// Streams one tenant may open at once before the per-second rate applies.
     pub stream_open_burst: u32,
+    /// Rate-limit unauthenticated callers' stream opens by peer IP address (off by default:
+    /// behind a gateway or a mesh sidecar every call comes from one address).
+    pub stream_open_rate_by_peer: bool,
 }
 
 impl Limits {
@@ -52,6 +69,18 @@ impl Limits {
     pub const DEFAULT_MAX_STREAM_MESSAGE_BYTES: usize = 256 * 1024;
     /// 4 MiB, tonic's default.
     pub const DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+    /// 64 KiB: a filter of a thousand conversation ids.
+    pub const DEFAULT_MAX_WATCH_REQUEST_BYTES: usize = 64 * 1024;
+    /// A thousand ids.
+    pub const DEFAULT_MAX_WATCH_FILTER_IDS: usize = 1_000;
+    /// 500 watchers.
+    pub const DEFAULT_MAX_WATCHERS: usize = 500;
+    /// Four transcripts at once (two cores score them; the rest wait).
+    pub const DEFAULT_MAX_CONCURRENT_TRANSCRIPTS: usize = 4;
+    /// 1 024 requests, like the outbound queue.
+    pub const DEFAULT_INBOUND_QUEUE: usize = 1_024;
+    /// 1 MiB.
+    pub const DEFAULT_INBOUND_QUEUE_BYTES: usize = 1024 * 1024;
 }
 
 impl Default for Limits {
@@ -63,6 +92,12 @@ impl Default for Limits {
             max_stream_message_bytes: Self::DEFAULT_MAX_STREAM_MESSAGE_BYTES,
             max_transcript_message_bytes: Self::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES,
             max_transcript_utterances: 10_000,
+            max_watch_request_bytes: Self::DEFAULT_MAX_WATCH_REQUEST_BYTES,
+            max_watch_filter_ids: Self::DEFAULT_MAX_WATCH_FILTER_IDS,
+            max_watchers: Self::DEFAULT_MAX_WATCHERS,
+            max_concurrent_transcripts: Self::DEFAULT_MAX_CONCURRENT_TRANSCRIPTS,
+            inbound_queue: Self::DEFAULT_INBOUND_QUEUE,
+            inbound_queue_bytes: Self::DEFAULT_INBOUND_QUEUE_BYTES,
             outbound_queue: 1_024,
             client_not_reading_timeout: Duration::from_secs(30),
             watch_buffer: 4_096,
@@ -74,6 +109,7 @@ impl Default for Limits {
             max_conversations_per_tenant: 0,
             stream_opens_per_second: 10.0,
             stream_open_burst: 50,
+            stream_open_rate_by_peer: false,
         }
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod auth;
 pub mod error;
+pub mod health;
 pub mod limits;
+mod methods;
 mod score;
 mod stream;
 pub mod tenant;
@@ -18,7 +20,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 pub use error::ServiceError;
+pub use health::{HealthService, Readiness};
 pub use limits::Limits;
+pub use methods::PerMethod;
 
 use crate::engine::Rubric;
 use crate::proto::v1::listening_service_server::ListeningService;
@@ -29,6 +33,9 @@ use crate::telemetry::Metrics;
 #[derive(Debug, Clone)]
 pub(crate) struct PublishedAlert {
     conversation_id: Arc<str>,
+    /// The authenticated tenant of the stream that raised it: watchers of another tenant never
+    /// see it. `None` without authentication.
+    tenant: Option<Arc<str>>,
     alert: Alert,
 }
 
@@ -54,6 +61,8 @@ pub(crate) struct Shared {
     alerts: broadcast::Sender<PublishedAlert>,
     draining: tokio_watch::Receiver<bool>,
     live_conversations: AtomicUsize,
+    /// `WatchAlerts` streams open now.
+    watchers: AtomicUsize,
     metrics: Arc<Metrics>,
     /// Log each utterance's text, redacted (`--log-text`; off by default).
     log_text: bool,
@@ -61,6 +70,8 @@ pub(crate) struct Shared {
     stream_opens: Option<tenant::OpenRate>,
     /// Live conversations per tenant; `None` without a cap.
     tenant_conversations: Option<tenant::TenantConversations>,
+    /// Health: readiness follows the process's conversation cap.
+    readiness: Arc<Readiness>,
 }
 
 /// The listening service.
@@ -77,6 +88,7 @@ impl Listening {
         limits: Limits,
         draining: tokio_watch::Receiver<bool>,
         metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
     ) -> Self {
         let (alerts, _) = broadcast::channel(limits.watch_buffer.max(1));
         let tenant_conversations =
@@ -90,10 +102,12 @@ impl Listening {
                 alerts,
                 draining,
                 live_conversations: AtomicUsize::new(0),
+                watchers: AtomicUsize::new(0),
                 metrics,
                 log_text: false,
                 stream_opens,
                 tenant_conversations,
+                readiness,
             }),
         }
     }
@@ -132,13 +146,17 @@ fn set_parent(span: &tracing::Span, parent: Option<opentelemetry::Context>) {
 }
 
 impl Shared {
-    /// Admits a new stream for the request's tenant, within its stream-open rate (R-SEC-5).
+    /// Whether the request's tenant may open a stream now, within its stream-open rate
+    /// (R-SEC-5); the refusal, with when to retry, if not.
     fn admit_stream<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        match &self.stream_opens {
-            Some(rate) => rate
-                .admit(&tenant::tenant_of(request))
+        match (
+            &self.stream_opens,
+            tenant::rate_key(request, self.limits.stream_open_rate_by_peer),
+        ) {
+            (Some(rate), Some(key)) => rate
+                .admit(&key)
                 .map_err(|wait| ServiceError::StreamOpenRate(wait).into()),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 }
@@ -149,6 +167,10 @@ fn trace_parent<T>(request: &Request<T>) -> Option<opentelemetry::Context> {
         .get::<opentelemetry::Context>()
         .cloned()
 }
+
+/// How long a refused stream's messages are still read (and dropped) so that the refusal never
+/// resets the HTTP/2 stream from our side.
+const REFUSED_LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -161,15 +183,20 @@ impl ListeningService for Listening {
         &self,
         request: Request<Streaming<StreamConversationsRequest>>,
     ) -> Result<Response<Self::StreamConversationsStream>, Status> {
-        self.shared.admit_stream(&request)?;
         let parent = trace_parent(&request);
-        let tenant = Arc::from(tenant::tenant_of(&request));
-        Ok(Response::new(stream::start(
-            Arc::clone(&self.shared),
-            request.into_inner(),
-            parent,
-            tenant,
-        )))
+        let caller = stream::Caller {
+            key: Arc::from(tenant::tenant_of(&request)),
+            tenant: request
+                .extensions()
+                .get::<tenant::Tenant>()
+                .map(|t| Arc::from(t.0.as_str())),
+        };
+        let admitted = self.shared.admit_stream(&request);
+        let inbound = request.into_inner();
+        Ok(Response::new(match admitted {
+            Ok(()) => stream::start(Arc::clone(&self.shared), inbound, parent, caller),
+            Err(status) => stream::refuse(inbound, status, REFUSED_LINGER),
+        }))
     }
 
     async fn score_transcript(
@@ -196,7 +223,8 @@ impl ListeningService for Listening {
         request: Request<WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
         self.shared.admit_stream(&request)?;
-        watch::start(&self.shared, request.into_inner())
+        let tenant = request.extensions().get::<tenant::Tenant>().cloned();
+        watch::start(&self.shared, request.into_inner(), tenant)
             .map(Response::new)
             .map_err(Status::from)
     }

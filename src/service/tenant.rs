@@ -1,10 +1,16 @@
 //! Who is calling, and how fast they may open streams (R-SEC-5).
 //!
 //! The tenant of a call is the one its credentials name (a [`Tenant`] request extension set by
-//! the authentication layer), else the peer's IP address. Stream opens are rate-limited per
-//! tenant with a token bucket (`governor`, GCRA): a tenant may open `burst` streams at once and
-//! `per_second` more each second; beyond that a new stream fails with RESOURCE_EXHAUSTED and a
-//! `RetryInfo` saying when the next one is allowed. Streams already open are not affected.
+//! the authentication layer from a JWT claim or a client certificate's subject), else the
+//! peer's IP address. Stream opens are rate-limited per *authenticated* tenant with a token
+//! bucket (`governor`, GCRA): a tenant may open `burst` streams at once and `per_second` more
+//! each second; beyond that a new stream fails with RESOURCE_EXHAUSTED and a `RetryInfo` saying
+//! when the next one is allowed. Streams already open are not affected.
+//!
+//! Unauthenticated callers are not rate-limited by default: behind a media gateway, an L7 proxy
+//! or a mesh sidecar every call comes from one peer address, and limiting that address as one
+//! tenant throttles the whole contact centre as if it were one client
+//! (`--stream-open-rate-by-peer` turns peer limiting on where clients connect directly).
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +32,29 @@ pub(crate) fn tenant_of<T>(request: &tonic::Request<T>) -> String {
         Some(addr) => addr.ip().to_string(),
         None => "unknown".to_owned(),
     }
+}
+
+/// The key a request's stream opens are rate-limited by: its authenticated tenant, else (only
+/// when `by_peer`) its peer's IP address; `None` when it is not limited.
+pub(crate) fn rate_key<T>(request: &tonic::Request<T>, by_peer: bool) -> Option<String> {
+    if let Some(Tenant(tenant)) = request.extensions().get::<Tenant>() {
+        return Some(tenant.clone());
+    }
+    by_peer.then(|| tenant_of(request))
+}
+
+/// The tenant a client certificate names: its subject's common name, else its whole subject;
+/// `None` when it cannot be read or names nothing usable.
+pub(crate) fn certificate_tenant(der: &[u8]) -> Option<String> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = certificate.subject();
+    let name = subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| subject.to_string());
+    (!name.is_empty() && name.len() <= 256 && !name.chars().any(char::is_control)).then_some(name)
 }
 
 /// Live conversations per tenant, within a cap (R-CONV-1).

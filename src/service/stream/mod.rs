@@ -1,41 +1,50 @@
-//! `StreamConversations`: one task per stream owns the inbound messages and the stream's live
-//! conversations, keyed by id, and answers through a bounded queue.
+//! `StreamConversations`: one task per stream owns the stream's live conversations, keyed by
+//! id, and answers through a bounded queue; a reader task takes the client's messages off the
+//! connection as they arrive (`inbound.rs`).
 //!
-//! Slow-reader policy (R-SLOW-1, -2): backpressure. The task awaits room in the queue, so a
-//! client that does not read stops being read (HTTP/2 flow control then slows its writes);
-//! nothing is dropped or coalesced, so `seq` stays gap-free. If the queue makes no progress for
-//! `client_not_reading_timeout`, the stream ends with RESOURCE_EXHAUSTED (CLIENT_NOT_READING)
-//! and its conversations are freed; the client can replay them.
+//! Slow-reader policy (R-SLOW-1, -2): backpressure. The task awaits room in the outbound queue,
+//! so a client that does not read stops being read once the inbound queue is full too (HTTP/2
+//! flow control then slows its writes); nothing is dropped or coalesced, so `seq` stays
+//! gap-free. If the outbound queue makes no progress for `client_not_reading_timeout`, the
+//! stream ends with RESOURCE_EXHAUSTED (CLIENT_NOT_READING) and its conversations are freed;
+//! the client can replay them.
 //!
-//! Per-message problems are in-band `Rejection`s; only stream-wide conditions (draining, stream
-//! duration, stream idle, an over-size message, a client not reading) end the stream.
+//! Per-message problems are in-band `Rejection`s. Stream-wide conditions end the stream with a
+//! status: draining, stream duration and stream idle (the conversations are left for the client
+//! to replay elsewhere), a message that cannot be decoded or is over the size limit (the
+//! conversations end first, with `abandoned` scorecards), a client not reading.
+
+mod admission;
+mod inbound;
+mod outbound;
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_stream::Stream;
 use tonic::{Status, Streaming};
 use tracing::Instrument as _;
 
+use self::admission::{MessageRate, Slot};
+use self::inbound::Received;
+use self::outbound::{Outbound, Queued};
 use super::error::ServiceError;
 use super::{PublishedAlert, ResponseStream, Shared};
 use crate::engine::{self, Conversation, Emitted, End, EndReason, Event, RejectReason, Rejected};
 use crate::proto::{self, v1::*};
-use crate::telemetry::metrics::{Direction, Metrics};
+use crate::telemetry::metrics::Direction;
 
 static STREAM_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// A queued response, with the time its utterance arrived when it is that utterance's update.
-struct Queued {
-    response: Result<StreamConversationsResponse, Status>,
-    utterance_received: Option<Instant>,
+/// Who opened a stream: the key of the per-tenant caps (never logged), and the authenticated
+/// tenant, if any, that its alerts are scoped to.
+#[derive(Debug, Clone)]
+pub(super) struct Caller {
+    pub(super) key: Arc<str>,
+    pub(super) tenant: Option<Arc<str>>,
 }
 
 /// Starts the task serving one stream and returns the stream of its responses. `parent` is
@@ -44,7 +53,7 @@ pub(super) fn start(
     shared: Arc<Shared>,
     inbound: Streaming<StreamConversationsRequest>,
     parent: Option<opentelemetry::Context>,
-    tenant: Arc<str>,
+    caller: Caller,
 ) -> ResponseStream<StreamConversationsResponse> {
     let (tx, rx) = mpsc::channel(shared.limits.outbound_queue.max(1));
     let (abort_tx, abort_rx) = oneshot::channel();
@@ -60,15 +69,22 @@ pub(super) fn start(
     super::set_parent(&span, parent);
     let metrics = Arc::clone(&shared.metrics);
     metrics.streams_changed(1);
+    let limits = &shared.limits;
+    let inbound = inbound::read(
+        inbound,
+        limits.inbound_queue,
+        limits.inbound_queue_bytes,
+        limits.max_stream_message_bytes,
+    );
     let task = StreamTask {
-        shared,
         tx,
         abort: Some(abort_tx),
         live: HashMap::new(),
-        ended: VecDeque::new(),
+        recent: VecDeque::new(),
         span: span.clone(),
         conversations_opened: 0,
-        tenant,
+        caller,
+        shared,
     };
     tokio::spawn(task.run(inbound).instrument(span));
     Box::pin(Outbound {
@@ -79,83 +95,22 @@ pub(super) fn start(
     })
 }
 
-/// The response stream: the queue, unless the task aborts it, in which case the abort status
-/// goes out at once and whatever was queued is dropped.
-struct Outbound {
-    rx: mpsc::Receiver<Queued>,
-    abort: Option<oneshot::Receiver<Status>>,
-    done: bool,
-    metrics: Arc<Metrics>,
-}
-
-impl Stream for Outbound {
-    type Item = Result<StreamConversationsResponse, Status>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if let Some(abort) = this.abort.as_mut() {
-            match Pin::new(abort).poll(cx) {
-                Poll::Ready(Ok(status)) => {
-                    this.done = true;
-                    this.rx.close();
-                    return Poll::Ready(Some(Err(status)));
-                }
-                Poll::Ready(Err(_)) => this.abort = None,
-                Poll::Pending => {}
-            }
-        }
-        let queued = std::task::ready!(this.rx.poll_recv(cx));
-        Poll::Ready(queued.map(|q| {
-            if let Some(received) = q.utterance_received {
-                this.metrics.utterance_answered(received.elapsed());
-            }
-            q.response
-        }))
-    }
-}
-
-/// A live conversation's place under the process's and the tenant's caps, counted in the
-/// `conversations.active` gauge; all three are given back when it drops.
-struct Slot {
-    shared: Arc<Shared>,
-    tenant: Arc<str>,
-}
-
-impl Slot {
-    /// Takes a place, or names the cap that is full and its size.
-    fn take(shared: &Arc<Shared>, tenant: &Arc<str>) -> Result<Slot, (&'static str, usize)> {
-        let cap = shared.limits.max_conversations_per_process;
-        if shared.live_conversations.fetch_add(1, Ordering::Relaxed) >= cap {
-            shared.live_conversations.fetch_sub(1, Ordering::Relaxed);
-            return Err(("this server", cap));
-        }
-        if let Some(caps) = &shared.tenant_conversations
-            && !caps.try_open(tenant)
-        {
-            shared.live_conversations.fetch_sub(1, Ordering::Relaxed);
-            return Err(("this tenant", caps.cap()));
-        }
-        shared.metrics.conversations_changed(1);
-        Ok(Slot {
-            shared: Arc::clone(shared),
-            tenant: Arc::clone(tenant),
+/// A stream refused before it started (its tenant opened streams too fast): the status is its
+/// only response. The client's messages are read and dropped until it goes away (at most
+/// `linger`), so that refusing never resets the HTTP/2 stream from our side: h2 closes a
+/// connection after 1 024 such resets, and with it every admitted call it carries.
+pub(super) fn refuse(
+    mut inbound: Streaming<StreamConversationsRequest>,
+    status: Status,
+    linger: Duration,
+) -> ResponseStream<StreamConversationsResponse> {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(linger, async {
+            while let Ok(Some(_)) = inbound.message().await {}
         })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.shared
-            .live_conversations
-            .fetch_sub(1, Ordering::Relaxed);
-        if let Some(caps) = &self.shared.tenant_conversations {
-            caps.closed(&self.tenant, 1);
-        }
-        self.shared.metrics.conversations_changed(-1);
-    }
+        .await;
+    });
+    Box::pin(tokio_stream::once(Err(status)))
 }
 
 struct Live {
@@ -167,32 +122,22 @@ struct Live {
     seq: i64,
     last_activity: Instant,
     start_time: Option<SystemTime>,
-    /// Messages the conversation may still send now (token bucket, R-CONV-3), as of `refilled`.
-    tokens: f64,
-    refilled: Instant,
+    rate: MessageRate,
 }
 
-impl Live {
-    /// Takes one message's token at `rate` per second (burst `rate`), or says how long until
-    /// one is available.
-    fn take_token(&mut self, rate: f64, now: Instant) -> Result<(), Duration> {
-        let rate = rate.max(1.0);
-        self.tokens = (self.tokens
-            + now.saturating_duration_since(self.refilled).as_secs_f64() * rate)
-            .min(rate);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
-        }
-    }
+/// A conversation that is not live on this stream but was lately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// It ended; its id is not reused for a while (R-PRIV-2).
+    Ended,
+    /// Its `start` was rejected (the field named): its other messages are rejected too, rather
+    /// than silently opening it with defaults.
+    StartRefused(&'static str),
 }
 
 /// Why the stream loop stops.
 enum Stop {
-    /// The client went away (its response stream was dropped).
+    /// The client went away (its response stream was dropped), or finished.
     ClientGone,
     /// The stream ends with this error, after the queued responses.
     Fail(ServiceError),
@@ -205,12 +150,12 @@ struct StreamTask {
     tx: mpsc::Sender<Queued>,
     abort: Option<oneshot::Sender<Status>>,
     live: HashMap<String, Live>,
-    /// Conversations ended on this stream lately, oldest first.
-    ended: VecDeque<(String, Instant)>,
+    /// Conversations that ended, or whose start was refused, on this stream lately; oldest
+    /// first, at most `max_conversations_per_stream`.
+    recent: VecDeque<(String, Instant, Gone)>,
     span: tracing::Span,
     conversations_opened: u64,
-    /// Who opened the stream (per-tenant caps); never logged.
-    tenant: Arc<str>,
+    caller: Caller,
 }
 
 impl Drop for StreamTask {
@@ -240,8 +185,19 @@ fn rejection(r: &Rejected) -> stream_conversations_response::Payload {
     stream_conversations_response::Payload::Rejection(proto::rejection_to_proto(r))
 }
 
+/// The call time a message carries, for the rate's call-time allowance.
+fn offset_of(payload: &stream_conversations_request::Payload) -> Option<i64> {
+    use stream_conversations_request::Payload;
+    match payload {
+        Payload::Utterance(u) => u.end_ms.or(u.start_ms),
+        Payload::Signal(s) => Some(s.offset_ms),
+        Payload::End(e) => e.offset_ms,
+        Payload::Start(_) => None,
+    }
+}
+
 impl StreamTask {
-    async fn run(mut self, mut inbound: Streaming<StreamConversationsRequest>) {
+    async fn run(mut self, mut inbound: mpsc::Receiver<Received>) {
         let limits = self.shared.limits.clone();
         let mut draining = self.shared.draining.clone();
         let stream_deadline = tokio::time::sleep(limits.max_stream_duration);
@@ -264,38 +220,24 @@ impl StreamTask {
                 _ = &mut stream_deadline => Err(Stop::Fail(ServiceError::StreamMaxDuration(limits.max_stream_duration))),
                 _ = &mut idle => Err(Stop::Fail(ServiceError::StreamIdle(limits.stream_idle_timeout))),
                 _ = sweep.tick() => self.abandon_idle().await,
-                message = inbound.message() => match message {
-                    Ok(Some(request)) => {
-                        let received = Instant::now();
+                received = inbound.recv() => match received {
+                    Some(Received::Message { request, at, _bytes }) => {
                         self.shared.metrics.stream_messages(Direction::Received, 1);
-                        idle.as_mut().reset(received + limits.stream_idle_timeout);
-                        if request.encoded_len() > limits.max_stream_message_bytes {
-                            Err(Stop::Fail(ServiceError::TooLarge {
-                                reason: "MESSAGE_TOO_LARGE",
-                                what: "a StreamConversations request",
-                                limit: limits.max_stream_message_bytes,
-                            }))
-                        } else {
-                            let is_utterance = matches!(
-                                request.payload,
-                                Some(stream_conversations_request::Payload::Utterance(_))
-                            );
-                            let out = self.handle(request);
-                            self.send_all(out, is_utterance.then_some(received)).await
-                        }
+                        idle.as_mut().reset(at + limits.stream_idle_timeout);
+                        let is_utterance = matches!(
+                            request.payload,
+                            Some(stream_conversations_request::Payload::Utterance(_))
+                        );
+                        let out = self.handle(request);
+                        self.send_all(out, is_utterance.then_some(at)).await
                     }
-                    Ok(None) => {
-                        // The client has sent everything: conversations still open are
-                        // abandoned, and their scorecards are the last responses.
-                        match self.abandon_all().await {
-                            Ok(()) => Err(Stop::ClientGone),
-                            Err(stop) => Err(stop),
-                        }
-                    }
-                    Err(status) => {
-                        tracing::debug!(code = ?status.code(), "inbound stream failed");
-                        Err(Stop::ClientGone)
-                    }
+                    // The client has sent everything: conversations still open are abandoned,
+                    // and their scorecards are the last responses.
+                    Some(Received::Finished) => self.abandon_all().await.and(Err(Stop::ClientGone)),
+                    // A message that cannot be used ends the stream: its conversations cannot
+                    // go on (their next message is lost), so they end first, as abandoned.
+                    Some(Received::Failed(error)) => self.abandon_all().await.and(Err(Stop::Fail(error))),
+                    Some(Received::Gone) | None => Err(Stop::ClientGone),
                 },
             };
             if let Err(stop) = step {
@@ -368,23 +310,33 @@ impl StreamTask {
         Ok(())
     }
 
-    fn was_ended_lately(&mut self, conversation_id: &str) -> bool {
+    /// Why `conversation_id`, which is not live, was lately: it ended, or its start was refused.
+    fn gone_lately(&mut self, conversation_id: &str) -> Option<Gone> {
         let linger = self.shared.limits.ended_linger;
         while self
-            .ended
+            .recent
             .front()
-            .is_some_and(|(_, at)| at.elapsed() > linger)
+            .is_some_and(|(_, at, _)| at.elapsed() > linger)
         {
-            self.ended.pop_front();
+            self.recent.pop_front();
         }
-        self.ended.iter().any(|(id, _)| id == conversation_id)
+        self.recent
+            .iter()
+            .rev()
+            .find(|(id, _, _)| id == conversation_id)
+            .map(|(_, _, gone)| *gone)
     }
 
-    fn remember_ended(&mut self, conversation_id: String) {
-        if self.ended.len() >= self.shared.limits.max_conversations_per_stream {
-            self.ended.pop_front();
+    fn remember(&mut self, conversation_id: String, gone: Gone) {
+        if self.recent.len() >= self.shared.limits.max_conversations_per_stream {
+            self.recent.pop_front();
         }
-        self.ended.push_back((conversation_id, Instant::now()));
+        self.recent
+            .push_back((conversation_id, Instant::now(), gone));
+    }
+
+    fn forget(&mut self, conversation_id: &str) {
+        self.recent.retain(|(id, _, _)| id != conversation_id);
     }
 
     /// Opens a conversation, within the stream's, the process's and the tenant's caps.
@@ -412,8 +364,8 @@ impl StreamTask {
             &self.shared.rubric(),
             limits.input.clone(),
         )?;
-        let slot =
-            Slot::take(&self.shared, &self.tenant).map_err(|(what, cap)| exhausted(what, cap))?;
+        let slot = Slot::take(&self.shared, &self.caller.key)
+            .map_err(|(what, cap)| exhausted(what, cap))?;
         let start_time = start.start_time.as_ref().and_then(proto::system_time);
         self.conversations_opened += 1;
         let span = tracing::info_span!(
@@ -431,8 +383,7 @@ impl StreamTask {
                 seq: 0,
                 last_activity: Instant::now(),
                 start_time,
-                tokens: limits.max_messages_per_second.max(1.0),
-                refilled: Instant::now(),
+                rate: MessageRate::new(limits.max_messages_per_second),
             },
         );
         Ok(())
@@ -443,11 +394,11 @@ impl StreamTask {
         if let Some(live) = self.live.remove(conversation_id) {
             live.span.record("outcome", outcome);
             self.shared.metrics.conversation_ended(outcome);
-            self.remember_ended(conversation_id.to_owned());
+            self.remember(conversation_id.to_owned(), Gone::Ended);
         }
     }
 
-    /// Answers one request.
+    /// Answers one request: one lookup of its conversation, then one handler per payload.
     fn handle(&mut self, request: StreamConversationsRequest) -> Vec<StreamConversationsResponse> {
         use stream_conversations_request::Payload;
         let StreamConversationsRequest {
@@ -455,8 +406,8 @@ impl StreamTask {
             payload,
         } = request;
         let Some(payload) = payload else {
-            return Vec::new();
-        }; // keep-alive
+            return Vec::new(); // keep-alive
+        };
         if let Err(r) = engine::limits::check_id(
             &id,
             "conversation_id",
@@ -464,43 +415,15 @@ impl StreamTask {
         ) {
             return vec![response("", 0, rejection(&r))];
         }
-        let not_live = |r: Rejected| vec![response(&id, 0, rejection(&r))];
-        let ended_lately = !self.live.contains_key(&id) && self.was_ended_lately(&id);
-        let ended_rejection = || {
-            Rejected::new(
-                RejectReason::FailedPrecondition,
-                "conversation_id",
-                "the conversation has ended; use a new conversation_id",
-            )
+        let gone = if self.live.contains_key(&id) {
+            None
+        } else {
+            self.gone_lately(&id)
         };
-        // A signal or end for a conversation that is not live.
-        let not_started = |hint: &'static str| {
-            if ended_lately {
-                ended_rejection()
-            } else {
-                Rejected::new(RejectReason::FailedPrecondition, "conversation_id", hint)
-            }
-        };
+        let live = self.live.contains_key(&id);
+        let offset = offset_of(&payload);
         let event = match payload {
-            Payload::Start(start) => {
-                if self.live.contains_key(&id) {
-                    return self.reject_live(
-                        &id,
-                        Rejected::new(
-                            RejectReason::FailedPrecondition,
-                            "start",
-                            "the conversation is already live",
-                        ),
-                    );
-                }
-                if ended_lately {
-                    return not_live(ended_rejection());
-                }
-                return match self.open(&id, &start) {
-                    Ok(()) => Vec::new(),
-                    Err(r) => not_live(r),
-                };
-            }
+            Payload::Start(start) => return self.on_start(&id, &start, live, gone),
             Payload::Utterance(utterance) => {
                 let utterance = proto::utterance_from_proto(utterance);
                 if self.shared.log_text {
@@ -512,23 +435,26 @@ impl StreamTask {
                         "utterance text (redacted)"
                     );
                 }
-                if !self.live.contains_key(&id) {
-                    if ended_lately {
-                        return not_live(
-                            ended_rejection().for_utterance(&utterance, &self.shared.limits.input),
-                        );
-                    }
-                    if let Err(r) = self.open(&id, &ConversationStart::default()) {
-                        return not_live(r.for_utterance(&utterance, &self.shared.limits.input));
+                if !live {
+                    let shared = Arc::clone(&self.shared);
+                    let refused = match gone {
+                        Some(gone) => Err(not_live(gone)),
+                        // The first utterance of an unknown conversation opens it.
+                        None => self.open(&id, &ConversationStart::default()),
+                    };
+                    if let Err(r) = refused {
+                        return unanswered(&id, r.for_utterance(&utterance, &shared.limits.input));
                     }
                 }
                 Event::Utterance(utterance)
             }
             Payload::Signal(signal) => {
-                if !self.live.contains_key(&id) {
-                    return not_live(not_started(
-                        "unknown conversation; send start or an utterance first",
-                    ));
+                if !live {
+                    let r = gone.map_or_else(
+                        || unknown("unknown conversation; send start or an utterance first"),
+                        not_live,
+                    );
+                    return unanswered(&id, r);
                 }
                 match proto::signal_from_proto(&signal) {
                     Some(signal) => Event::Signal(signal),
@@ -545,8 +471,9 @@ impl StreamTask {
                 }
             }
             Payload::End(end) => {
-                if !self.live.contains_key(&id) {
-                    return not_live(not_started("unknown conversation"));
+                if !live {
+                    let r = gone.map_or_else(|| unknown("unknown conversation"), not_live);
+                    return unanswered(&id, r);
                 }
                 Event::End(
                     End {
@@ -557,11 +484,52 @@ impl StreamTask {
             }
         };
         let mut out = Vec::new();
-        let ended = self.observe(&id, event, &mut out);
-        if ended {
+        if let Some(limited) = self.over_rate(&id, offset) {
+            return vec![limited];
+        }
+        if self.observe(&id, event, &mut out) {
             self.close(&id, "completed");
         }
         out
+    }
+
+    /// A `start`: opens the conversation unless it is live or ended lately. A refused start is
+    /// remembered, so that the conversation's next messages do not open it with defaults.
+    fn on_start(
+        &mut self,
+        id: &str,
+        start: &ConversationStart,
+        live: bool,
+        gone: Option<Gone>,
+    ) -> Vec<StreamConversationsResponse> {
+        if live {
+            return self.reject_live(
+                id,
+                Rejected::new(
+                    RejectReason::FailedPrecondition,
+                    "start",
+                    "the conversation is already live",
+                ),
+            );
+        }
+        if gone == Some(Gone::Ended) {
+            return unanswered(id, not_live(Gone::Ended));
+        }
+        match self.open(id, start) {
+            Ok(()) => {
+                self.forget(id);
+                Vec::new()
+            }
+            Err(r) => {
+                // A cap that is full may have room later: only a start that is wrong in itself
+                // keeps the conversation from opening by its next utterance.
+                if r.reason != RejectReason::ResourceExhausted {
+                    self.forget(id);
+                    self.remember(id.to_owned(), Gone::StartRefused(r.field));
+                }
+                unanswered(id, r)
+            }
+        }
     }
 
     /// A rejection of a message for a live conversation: it takes the conversation's next seq.
@@ -571,8 +539,27 @@ impl StreamTask {
                 live.seq += 1;
                 vec![response(id, live.seq, rejection(&r))]
             }
-            None => vec![response(id, 0, rejection(&r))],
+            None => unanswered(id, r),
         }
+    }
+
+    /// The rejection of a client message over the conversation's rate, if it is. It takes no
+    /// `seq`: the message was not applied, and a client that resends it later gets the same
+    /// responses as if it had never been refused (a replay's de-duplication by `seq` can never
+    /// mistake it for data).
+    fn over_rate(&mut self, id: &str, offset: Option<i64>) -> Option<StreamConversationsResponse> {
+        let live = self.live.get_mut(id)?;
+        let wait = live.rate.admit(offset).err()?;
+        let rate = self.shared.limits.max_messages_per_second;
+        let mut r = Rejected::new(
+            RejectReason::ResourceExhausted,
+            "conversation_id",
+            format!(
+                "more than {rate} messages per second for this conversation (beyond what its call time allows); resend after the delay"
+            ),
+        );
+        r.retry_after_ms = Some(wait.as_millis().max(1) as i64);
+        Some(response(id, 0, rejection(&r)))
     }
 
     /// Applies an event to a live conversation; returns whether it ended.
@@ -582,21 +569,9 @@ impl StreamTask {
         event: Event,
         out: &mut Vec<StreamConversationsResponse>,
     ) -> bool {
-        let rate = self.shared.limits.max_messages_per_second;
         let Some(live) = self.live.get_mut(id) else {
             return false;
         };
-        if let Err(wait) = live.take_token(rate, Instant::now()) {
-            live.seq += 1;
-            let mut r = Rejected::new(
-                RejectReason::ResourceExhausted,
-                "conversation_id",
-                format!("more than {rate} messages per second for this conversation; retry later"),
-            );
-            r.retry_after_ms = Some(wait.as_millis().max(1) as i64);
-            out.push(response(id, live.seq, rejection(&r)));
-            return false;
-        }
         live.last_activity = Instant::now();
         let start_time = live.start_time;
         let alert_time = move |a: &engine::Alert| {
@@ -618,6 +593,7 @@ impl StreamTask {
                             let alert = proto::alert_to_proto(&a, alert_time(&a));
                             let _ = self.shared.alerts.send(PublishedAlert {
                                 conversation_id: Arc::from(id),
+                                tenant: self.caller.tenant.clone(),
                                 alert: alert.clone(),
                             });
                             stream_conversations_response::Payload::Alert(alert)
@@ -640,6 +616,7 @@ impl StreamTask {
         ended
     }
 
+    /// Ends `ids` as abandoned. The server's own end is never rate-limited.
     async fn abandon(&mut self, ids: Vec<String>) -> Result<(), Stop> {
         let mut out = Vec::new();
         for id in ids {
@@ -674,4 +651,32 @@ impl StreamTask {
         all.sort();
         self.abandon(all).await
     }
+}
+
+/// Why a message for a conversation that is not live, but was lately, is rejected.
+fn not_live(gone: Gone) -> Rejected {
+    match gone {
+        Gone::Ended => Rejected::new(
+            RejectReason::FailedPrecondition,
+            "conversation_id",
+            "the conversation has ended; use a new conversation_id",
+        ),
+        Gone::StartRefused(field) => Rejected::new(
+            RejectReason::FailedPrecondition,
+            "start",
+            format!(
+                "the conversation's start was rejected ({field}); it is not open: send a valid start first"
+            ),
+        ),
+    }
+}
+
+/// A signal or end for a conversation this stream does not know.
+fn unknown(hint: &'static str) -> Rejected {
+    Rejected::new(RejectReason::FailedPrecondition, "conversation_id", hint)
+}
+
+/// A rejection outside any conversation's sequence (`seq` 0).
+fn unanswered(id: &str, r: Rejected) -> Vec<StreamConversationsResponse> {
+    vec![response(id, 0, rejection(&r))]
 }
