@@ -219,3 +219,113 @@ fn a_jwks_with_unsupported_keys_is_refused_at_start() {
     assert!(JwtVerifier::from_jwks(&hmac, ISSUER, AUDIENCE, "tenant").is_err());
     assert!(JwtVerifier::from_jwks("{\"keys\": []}", ISSUER, AUDIENCE, "tenant").is_err());
 }
+
+/// With authentication on, a supervisor's `WatchAlerts` feed holds only its own tenant's alerts
+/// (before: every tenant's alerts and conversation ids).
+#[tokio::test]
+async fn watchers_see_only_their_own_tenants_alerts() {
+    use hearken::proto::v1::*;
+    let trusted = signer("k1");
+    let jwks = serde_json::json!({"keys": [trusted.jwk.clone()]}).to_string();
+    let verifier = JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "tenant").unwrap();
+    let running = TestServer::new()
+        .config(|c| c.jwt = Some(Arc::new(verifier)))
+        .start()
+        .await;
+    let bearer = |tenant: &str| -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
+        format!(
+            "Bearer {}",
+            token(
+                &trusted,
+                with(claims(), "tenant", serde_json::json!(tenant))
+            )
+        )
+        .parse()
+        .unwrap()
+    };
+    let mut client = ListeningServiceClient::new(running.channel().await);
+    let watch = |tenant: &str| {
+        let mut request = tonic::Request::new(WatchAlertsRequest::default());
+        request
+            .metadata_mut()
+            .insert("authorization", bearer(tenant));
+        request
+    };
+    let mut acme = client
+        .watch_alerts(watch("acme"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut globex = client
+        .watch_alerts(watch("globex"))
+        .await
+        .unwrap()
+        .into_inner();
+    // An acme call that raises alerts (an interruption, then dead air).
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request
+        .metadata_mut()
+        .insert("authorization", bearer("acme"));
+    let mut responses = client
+        .stream_conversations(request)
+        .await
+        .unwrap()
+        .into_inner();
+    for r in [
+        utterance(
+            "acme-1",
+            "u1",
+            Role::Customer,
+            "my router keeps dropping the connection every evening",
+            0,
+            6_000,
+        ),
+        utterance(
+            "acme-1",
+            "u2",
+            Role::Agent,
+            "have you tried turning it off and on",
+            3_000,
+            4_500,
+        ),
+        utterance(
+            "acme-1",
+            "u3",
+            Role::Agent,
+            "right I found it",
+            20_000,
+            21_000,
+        ),
+        end("acme-1"),
+    ] {
+        tx.send(r).await.unwrap();
+    }
+    let mut raised = 0;
+    loop {
+        let r = responses.message().await.unwrap().expect("a response");
+        match r.payload {
+            Some(stream_conversations_response::Payload::Alert(_)) => raised += 1,
+            Some(stream_conversations_response::Payload::Scorecard(_)) => break,
+            _ => {}
+        }
+    }
+    assert!(raised >= 1);
+    for _ in 0..raised {
+        let seen = tokio::time::timeout(WAIT, acme.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match seen.payload {
+            Some(watch_alerts_response::Payload::Alert(a)) => {
+                assert_eq!(a.conversation_id, "acme-1")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The other tenant's watcher saw nothing.
+    let nothing =
+        tokio::time::timeout(std::time::Duration::from_millis(300), globex.message()).await;
+    assert!(nothing.is_err(), "globex saw {nothing:?}");
+}

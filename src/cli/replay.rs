@@ -129,11 +129,6 @@ type Outgoing = (
     Option<(String, bool)>,
 );
 
-/// Without pacing, messages a call sends at once before spacing them out.
-const UNPACED_BURST: usize = 40;
-/// Without pacing, the spacing after the burst (40 a second).
-const UNPACED_INTERVAL: Duration = Duration::from_millis(25);
-
 /// Reconnect attempts per call before giving up.
 const MAX_ATTEMPTS: u32 = 10;
 
@@ -224,14 +219,8 @@ pub(super) async fn stream_call(
             tokio::spawn(async move {
                 let replay_upto = progress.load(std::sync::atomic::Ordering::SeqCst);
                 for (i, (due, payload, key)) in messages.iter().enumerate() {
-                    // As fast as possible still stays within the server's default rate of 50
-                    // messages per second per conversation: a burst of 40, then 40 a second.
-                    if i >= replay_upto && speed <= 0.0 && i >= UNPACED_BURST {
-                        tokio::time::sleep_until(
-                            origin + UNPACED_INTERVAL * (i - UNPACED_BURST) as u32,
-                        )
-                        .await;
-                    }
+                    // Without pacing, everything goes at once: the server's rate limit lets a
+                    // conversation send as many messages as its own call time allows.
                     if i >= replay_upto
                         && let (Some(offset), true) = (due, speed > 0.0)
                     {

@@ -182,11 +182,14 @@ fn handled_signals() -> Vec<(String, i32, OnSignal)> {
     signals
 }
 
-/// Handles signals until one asks for a drain; then resolves. SIGHUP notifies `reload` when the
-/// server has a rubric file, and otherwise only says so.
-async fn signals(reload: Option<Arc<tokio::sync::Notify>>) {
+/// Installs the signal handlers now (so none of these signals can kill the process once this
+/// returns) and returns a future that handles them until one asks for a drain. SIGHUP notifies
+/// `reload` when the server has a rubric file, and otherwise only says so.
+fn signals(
+    reload: Option<Arc<tokio::sync::Notify>>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let mut streams = {
         use tokio::signal::unix::{SignalKind, signal};
         use tokio_stream::StreamExt as _;
         let mut streams = tokio_stream::StreamMap::new();
@@ -201,33 +204,40 @@ async fn signals(reload: Option<Arc<tokio::sync::Notify>>) {
                 Err(error) => tracing::warn!(signal = %name, %error, "cannot handle this signal"),
             }
         }
-        while let Some((name, action)) = streams.next().await {
-            match action {
-                OnSignal::Drain => {
-                    tracing::info!(signal = %name, "{name} received");
-                    return;
-                }
-                OnSignal::Reload => match &reload {
-                    Some(reload) => {
-                        tracing::info!(signal = %name, "{name} received: reloading the rubric file");
-                        reload.notify_one();
+        streams
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            use tokio_stream::StreamExt as _;
+            while let Some((name, action)) = streams.next().await {
+                match action {
+                    OnSignal::Drain => {
+                        tracing::info!(signal = %name, "{name} received");
+                        return;
                     }
-                    None => tracing::info!(
-                        signal = %name,
-                        "{name} received: no --rubric file, nothing to reload; still serving"
-                    ),
-                },
-                OnSignal::Ignore => {
-                    tracing::info!(signal = %name, "{name} received and ignored; still serving")
+                    OnSignal::Reload => match &reload {
+                        Some(reload) => {
+                            tracing::info!(signal = %name, "{name} received: reloading the rubric file");
+                            reload.notify_one();
+                        }
+                        None => tracing::info!(
+                            signal = %name,
+                            "{name} received: no --rubric file, nothing to reload; still serving"
+                        ),
+                    },
+                    OnSignal::Ignore => {
+                        tracing::info!(signal = %name, "{name} received and ignored; still serving")
+                    }
                 }
             }
+            std::future::pending::<()>().await;
         }
-        std::future::pending::<()>().await;
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = reload;
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = reload;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -324,6 +334,11 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     );
     limits.stream_opens_per_second = args.stream_opens_per_second;
     limits.stream_open_burst = args.stream_open_burst.max(1);
+    let reload = config
+        .rubric_file
+        .is_some()
+        .then(|| Arc::clone(&config.reload));
+    let shutdown = signals(reload);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to listen on {}", args.addr))?;
@@ -348,11 +363,7 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
         None => None,
     };
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "hearken listening");
-    let reload = config
-        .rubric_file
-        .is_some()
-        .then(|| Arc::clone(&config.reload));
-    let result = server::run(listener, config, signals(reload)).await;
+    let result = server::run(listener, config, shutdown).await;
     let _ = stop_scrape.send(());
     if let Some(scrape) = scrape {
         let _ = tokio::time::timeout(Duration::from_secs(1), scrape).await;

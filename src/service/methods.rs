@@ -1,6 +1,11 @@
 //! The listening service as the server mounts it: one decoding limit per method, a concurrency
-//! limit on `ScoreTranscript` that holds before its request is read, and tonic's own size
-//! errors turned into the documented ones.
+//! limit on `ScoreTranscript` checked before its request is read, and tonic's own size errors
+//! turned into the documented ones.
+//!
+//! A `ScoreTranscript` call beyond `max_concurrent_transcripts` is refused at once with
+//! RESOURCE_EXHAUSTED (`TOO_MANY_CALLS`) and a `RetryInfo`, and its body is read and dropped.
+//! It is not queued: a queued call's body would sit in the connection's flow-control window,
+//! and enough of them would leave no window for the calls being served (a deadlock).
 //!
 //! tonic sets one decoding limit per service, so two copies of the generated service share
 //! the one [`Listening`]: `StreamConversations` and `WatchAlerts` requests are refused past
@@ -89,8 +94,14 @@ impl Service<http::Request<Body>> for PerMethod {
             let mut inner = self.transcripts.clone();
             let slots = Arc::clone(&self.transcript_slots);
             return Box::pin(async move {
-                // Waits its turn before the body is read: HTTP/2 flow control holds the rest.
-                let _slot = slots.acquire_owned().await;
+                let Ok(_slot) = slots.try_acquire_owned() else {
+                    discard(request.into_body());
+                    return Ok(tonic::Status::from(ServiceError::TooMany {
+                        what: "ScoreTranscript calls in progress on this server",
+                        limit: limits.max_concurrent_transcripts,
+                    })
+                    .into_http());
+                };
                 let response = inner.call(request).await?;
                 Ok(documented_size_error(
                     response.map(Body::new),
@@ -117,6 +128,20 @@ impl Service<http::Request<Body>> for PerMethod {
             Ok(documented_size_error(response.map(Body::new), what, limit))
         })
     }
+}
+
+/// Reads a refused call's body to its end (at most 10 s) and drops it, so that the refusal
+/// never resets the HTTP/2 stream from our side and holds none of it in memory.
+fn discard(mut body: Body) {
+    use http_body::Body as _;
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Some(Ok(_)) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {}
+        })
+        .await;
+    });
 }
 
 /// tonic refuses an over-size request with OUT_OF_RANGE ("decoded message length too large")

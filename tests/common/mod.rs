@@ -2,6 +2,8 @@
 //! build requests. The listener is bound before the server task starts, so no test sleeps.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -17,6 +17,12 @@ Checks:
   either answered (hyper answers pings cheaply) or closed; the server stays healthy;
 - black-holed client (R-KA-1): a client that opens a stream and then never answers the
   server's keepalive PINGs is disconnected within --keepalive-deadline seconds.
+- refusals (R-SEC-5, with --refusals, against a server that refuses all but the first stream
+  open: `--stream-open-rate-by-peer --stream-opens-per-second 0.001 --stream-open-burst 1`):
+  1 200 refused opens on one connection, each followed by a DATA frame sent after its refusal
+  arrived (as a busy gateway's in-flight messages arrive), never close the connection: an
+  admitted call on it still answers. h2 closes a connection after 1 024 streams it reset
+  itself; a refusal that reset the stream made every late frame such a reset.
 Prints one line per check and a summary; exits 1 if any check fails.
 """
 import argparse
@@ -30,7 +36,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
-from hyperframe.frame import ContinuationFrame, HeadersFrame
+from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame
 
 results = []
 
@@ -257,14 +263,117 @@ def black_hole(addr, deadline):
         sock.close()
 
 
+def grpc_message(payload):
+    return b"\x00" + struct.pack(">I", len(payload)) + payload
+
+
+def utterance_request(conversation, utterance, start_ms):
+    """A StreamConversationsRequest with one customer utterance, encoded by hand (protobuf)."""
+    def field(number, wire, value):
+        return bytes([number << 3 | wire]) + value
+    def text(number, s):
+        b = s.encode()
+        return field(number, 2, bytes([len(b)]) + b)
+    def varint(n):
+        out = b""
+        while True:
+            byte = n & 0x7F
+            n >>= 7
+            if n:
+                out += bytes([byte | 0x80])
+            else:
+                return out + bytes([byte])
+    inner = text(1, utterance) + field(2, 0, varint(2)) + text(4, "hello there") \
+        + field(5, 0, varint(start_ms)) + field(6, 0, varint(start_ms + 900))
+    return text(1, conversation) + field(3, 2, varint(len(inner)) + inner)
+
+
+def refusals(addr):
+    sock, conn = connect(addr)
+    try:
+        pump(sock, conn, 0.3)
+        kept = conn.get_next_available_stream_id()
+        conn.send_headers(kept, request_headers())
+        conn.send_data(kept, grpc_message(utterance_request("kept", "u1", 0)))
+        sock.sendall(conn.data_to_send())
+        events, closed = pump(sock, conn, 5, until=lambda ev: any(
+            isinstance(e, h2.events.DataReceived) and e.stream_id == kept for e in ev))
+        for e in events:
+            if isinstance(e, h2.events.DataReceived):
+                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        admitted = any(isinstance(e, h2.events.DataReceived) and e.stream_id == kept for e in events)
+        check("refusals: the first call is admitted", admitted)
+        refused, late, ended = 0, 0, closed
+        for _ in range(6):
+            if ended:
+                break
+            batch = []
+            for _ in range(200):
+                sid = conn.get_next_available_stream_id()
+                conn.send_headers(sid, request_headers())
+                batch.append(sid)
+            sock.sendall(conn.data_to_send())
+            done = set()
+            def answered(ev):
+                for e in ev:
+                    if isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) and e.stream_id in batch:
+                        done.add(e.stream_id)
+                return len(done) == len(batch) or any(isinstance(e, h2.events.ConnectionTerminated) for e in ev)
+            events, closed = pump(sock, conn, 10, until=answered)
+            ended = closed or any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+            refused += len(done)
+            # Each refused stream's in-flight message arrives after its refusal. Where the
+            # server reset the stream, the client's own HTTP/2 state would no longer send on it,
+            # so the frame is written raw, as a message already in flight would arrive.
+            for sid in batch:
+                message = grpc_message(utterance_request("refused", "u1", 0))
+                try:
+                    conn.send_data(sid, message, end_stream=True)
+                    out = conn.data_to_send()
+                except h2.exceptions.StreamClosedError:
+                    frame = DataFrame(sid)
+                    frame.data = message
+                    frame.flags = {"END_STREAM"}
+                    out = frame.serialize()
+                try:
+                    sock.sendall(out)
+                    late += 1
+                except (ConnectionResetError, BrokenPipeError):
+                    ended = True
+                    break
+            events, closed = pump(sock, conn, 0.2)
+            ended = ended or closed or any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+        check("refusals: 1 200 refused opens with late messages keep the connection", not ended,
+              f"{refused} refused, {late} late messages, connection {'closed' if ended else 'open'}")
+        if not ended:
+            conn.send_data(kept, grpc_message(utterance_request("kept", "u2", 1000)))
+            sock.sendall(conn.data_to_send())
+            events, closed = pump(sock, conn, 5, until=lambda ev: any(
+                isinstance(e, h2.events.DataReceived) and e.stream_id == kept for e in ev))
+            answered_kept = any(isinstance(e, h2.events.DataReceived) and e.stream_id == kept for e in events)
+        else:
+            answered_kept = False
+        check("refusals: the admitted call still answers", answered_kept)
+    finally:
+        sock.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--addr", required=True)
     parser.add_argument("--pid", required=True, type=int)
+    parser.add_argument("--refusals", action="store_true",
+                        help="only the refusals check (a server refusing all but the first open)")
     parser.add_argument("--keepalive-deadline", type=float, default=0,
                         help="run the black-hole check: the server must disconnect within this many seconds")
     args = parser.parse_args()
     check("server healthy at the start", healthy(args.addr))
+    if args.refusals:
+        refusals(args.addr)
+        check("healthy after the refusals", healthy(args.addr))
+        passed = sum(results)
+        print(f"h2 refusals: {passed} passed, {len(results) - passed} failed")
+        sys.exit(0 if passed == len(results) else 1)
     rapid_reset(args.addr, args.pid)
     check("healthy after the rapid reset", healthy(args.addr))
     continuation_flood(args.addr, args.pid)
