@@ -75,6 +75,11 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
     check(f"{label}: rolling update never drops below the wanted pods", deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": "25%"}, deployment["spec"]["strategy"])
     check(f"{label}: drain flags passed to the server", f"--drain-delay={merged['server']['drainDelay']}" in container["args"] and f"--drain-deadline={merged['server']['drainDeadline']}" in container["args"], container["args"])
     check(f"{label}: no preStop sleep doubling the in-process drain delay", "lifecycle" not in container)
+    check(f"{label}: admission flags passed (peer rate limiting only when asked)",
+          f"--max-concurrent-transcripts={merged['server']['maxConcurrentTranscripts']}" in container["args"]
+          and f"--max-watchers={merged['server']['maxWatchers']}" in container["args"]
+          and ("--stream-open-rate-by-peer" in container["args"]) == bool(merged["server"]["streamOpenRateByPeer"]),
+          container["args"])
     sc, psc = container["securityContext"], pod["securityContext"]
     check(f"{label}: non-root, read-only root, no privilege escalation, no capabilities", psc.get("runAsNonRoot") is True and sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False and sc["capabilities"]["drop"] == ["ALL"], (psc, sc))
     check(f"{label}: no service account token", pod.get("automountServiceAccountToken") is False)

@@ -432,3 +432,35 @@ fn loadgen_reconnects_when_streams_end_at_their_maximum_duration() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// `hearken replay` never exits 0 on a call the server rejected messages of, unless asked to.
+#[test]
+fn replay_exits_non_zero_when_the_server_rejected_messages() {
+    let (server, addr) = common::spawn_serve(&[], &[], Stdio::null());
+    let _server = common::KillOnDrop(Some(server));
+    let file = std::env::temp_dir().join(format!("hearken-rejected-{}.jsonl", std::process::id()));
+    let call = serde_json::json!({
+        "conversation_id": "r1",
+        "utterances": [
+            {"utterance_id": "u1", "role": "customer", "text": "hello", "start_ms": 0, "end_ms": 900},
+            {"utterance_id": "u2", "role": "agent", "text": "hi", "start_ms": 2000, "end_ms": 1000}
+        ]
+    });
+    std::fs::write(&file, format!("{call}\n")).unwrap();
+    common::wait_for_listener(&addr);
+    let run = |allow: bool| {
+        let mut c = hearken();
+        c.args(["replay", "--addr", &addr]).arg(&file);
+        if allow {
+            c.arg("--allow-rejections");
+        }
+        c.output().unwrap()
+    };
+    let out = run(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rejected 1 message(s)"), "{stderr}");
+    assert!(stderr.contains("--allow-rejections"), "{stderr}");
+    assert!(run(true).status.success());
+    std::fs::remove_file(&file).unwrap();
+}

@@ -43,6 +43,9 @@ pub(super) struct ReplayArgs {
     /// Print only alerts and scorecards.
     #[arg(long)]
     quiet: bool,
+    /// Exit 0 even when the server rejected messages (they are printed and counted either way).
+    #[arg(long)]
+    allow_rejections: bool,
 }
 
 /// What streaming one call gave.
@@ -364,10 +367,12 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let mut all = Vec::new();
     let mut skipped = 0;
+    let mut rejections = 0;
     for item in transcript::Reader::new(std::io::BufReader::new(file)) {
         match item {
             Ok(t) => {
                 let result = stream_call(&mut client, &t, args.speed, output).await?;
+                rejections += result.rejections;
                 all.extend(result.latencies);
             }
             Err(e) => {
@@ -377,9 +382,21 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("replay: {}", latency_summary(&all));
-    Ok(if skipped > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if rejections > 0 {
+        eprintln!(
+            "replay: the server rejected {rejections} message(s) (printed above with their field and reason){}",
+            if args.allow_rejections {
+                ""
+            } else {
+                "; exit code 1 (--allow-rejections to accept)"
+            }
+        );
+    }
+    Ok(
+        if skipped > 0 || (rejections > 0 && !args.allow_rejections) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
