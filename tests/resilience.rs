@@ -419,3 +419,41 @@ async fn a_health_watcher_sees_the_drain_and_does_not_hold_it() {
         .unwrap();
     assert!(stopping.elapsed() < Duration::from_secs(5));
 }
+
+/// The process-wide budget of request bytes read and not yet handled holds the readers back
+/// without losing or reordering anything, even when one message is larger than the budget.
+#[tokio::test]
+async fn a_tiny_process_wide_request_budget_slows_streams_but_loses_nothing() {
+    let server = TestServer::new()
+        .limits(|l| l.max_inflight_request_bytes = 64)
+        .start()
+        .await;
+    let mut client = server.client().await;
+    let mut calls = Vec::new();
+    for c in 0..3 {
+        let call = Call::open(&mut client).await;
+        for i in 0..50i64 {
+            call.send(utterance(
+                &format!("c{c}"),
+                &format!("u{i}"),
+                Role::Customer,
+                "a message larger than the whole budget of sixty-four bytes",
+                i * 1_000,
+                i * 1_000 + 900,
+            ))
+            .await;
+        }
+        calls.push(call);
+    }
+    for mut call in calls {
+        let mut ids = Vec::new();
+        while ids.len() < 50 {
+            match call.expect().await.payload {
+                Some(Payload::Update(u)) => ids.push(u.utterance_id),
+                Some(Payload::Alert(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(ids, (0..50).map(|i| format!("u{i}")).collect::<Vec<_>>());
+    }
+}

@@ -104,6 +104,10 @@ pub(super) struct ServeArgs {
     /// `ScoreTranscript` calls read and scored at once; more wait their turn unread.
     #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_CONCURRENT_TRANSCRIPTS)]
     max_concurrent_transcripts: usize,
+    /// Bytes of requests read off all streams and not yet scored: past it, streams are not read
+    /// until the engine catches up (HTTP/2 flow control holds the senders).
+    #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_INFLIGHT_REQUEST_BYTES)]
+    max_inflight_request_bytes: usize,
     /// `WatchAlerts` streams open at once.
     #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_WATCHERS)]
     max_watchers: usize,
@@ -318,6 +322,11 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     );
     limits.max_concurrent_transcripts = args.max_concurrent_transcripts;
     limits.max_watchers = args.max_watchers;
+    anyhow::ensure!(
+        args.max_inflight_request_bytes >= 1024,
+        "--max-inflight-request-bytes must be at least 1024"
+    );
+    limits.max_inflight_request_bytes = args.max_inflight_request_bytes;
     limits.stream_open_rate_by_peer = args.stream_open_rate_by_peer;
     limits.max_stream_duration = args.max_stream_duration;
     limits.stream_idle_timeout = args.stream_idle_timeout;

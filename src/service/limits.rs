@@ -34,6 +34,10 @@ pub struct Limits {
     pub inbound_queue: usize,
     /// Bytes of requests read off a stream and not yet handled.
     pub inbound_queue_bytes: usize,
+    /// Bytes of requests read off all streams of the process and not yet handled: past it,
+    /// streams are no longer read until the engine catches up (HTTP/2 flow control holds the
+    /// senders).
+    pub max_inflight_request_bytes: usize,
     /// Responses queued per stream before the server stops reading it (R-SLOW-1).
     pub outbound_queue: usize,
     /// A stream whose queue makes no progress for this long is ended (R-SLOW-2).
@@ -81,6 +85,8 @@ impl Limits {
     pub const DEFAULT_INBOUND_QUEUE: usize = 1_024;
     /// 1 MiB.
     pub const DEFAULT_INBOUND_QUEUE_BYTES: usize = 1024 * 1024;
+    /// 256 MiB.
+    pub const DEFAULT_MAX_INFLIGHT_REQUEST_BYTES: usize = 256 * 1024 * 1024;
 }
 
 impl Default for Limits {
@@ -98,6 +104,7 @@ impl Default for Limits {
             max_concurrent_transcripts: Self::DEFAULT_MAX_CONCURRENT_TRANSCRIPTS,
             inbound_queue: Self::DEFAULT_INBOUND_QUEUE,
             inbound_queue_bytes: Self::DEFAULT_INBOUND_QUEUE_BYTES,
+            max_inflight_request_bytes: Self::DEFAULT_MAX_INFLIGHT_REQUEST_BYTES,
             outbound_queue: 1_024,
             client_not_reading_timeout: Duration::from_secs(30),
             watch_buffer: 4_096,

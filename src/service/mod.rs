@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     live_conversations: AtomicUsize,
     /// `WatchAlerts` streams open now.
     watchers: AtomicUsize,
+    /// Request bytes read off all streams and not yet handled.
+    inflight_request_bytes: Arc<tokio::sync::Semaphore>,
     metrics: Arc<Metrics>,
     /// Log each utterance's text, redacted (`--log-text`; off by default).
     log_text: bool,
@@ -95,6 +97,11 @@ impl Listening {
             tenant::TenantConversations::new(limits.max_conversations_per_tenant);
         let stream_opens =
             tenant::OpenRate::new(limits.stream_opens_per_second, limits.stream_open_burst);
+        let inflight_request_bytes = Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .max_inflight_request_bytes
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         Listening {
             shared: Arc::new(Shared {
                 rubric: std::sync::RwLock::new(rubric),
@@ -103,6 +110,7 @@ impl Listening {
                 draining,
                 live_conversations: AtomicUsize::new(0),
                 watchers: AtomicUsize::new(0),
+                inflight_request_bytes,
                 metrics,
                 log_text: false,
                 stream_opens,

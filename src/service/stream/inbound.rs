@@ -6,7 +6,8 @@
 //! reads a message only after scoring the previous one and queuing its answers leaves a burst
 //! of small messages unread in h2. So a reader task takes each message off the connection as it
 //! arrives and parks it in the stream's own bounded queue (`inbound_queue` messages and
-//! `inbound_queue_bytes` bytes). Only when that queue is full does the reader stop, and then
+//! `inbound_queue_bytes` bytes, and within the process's `max_inflight_request_bytes` across
+//! all streams). Only when that queue is full does the reader stop, and then
 //! HTTP/2 flow control slows the sender with at most one stream window of data left unread
 //! (see `server.rs` for the window sizes and what they bound).
 //!
@@ -26,11 +27,12 @@ use crate::service::ServiceError;
 
 /// What the reader hands the stream task.
 pub(super) enum Received {
-    /// One request, when it arrived, and its share of the queue's byte budget.
+    /// One request, when it arrived, and its share of the stream's and the process's byte
+    /// budgets (given back when it is handled).
     Message {
         request: StreamConversationsRequest,
         at: Instant,
-        _bytes: Option<OwnedSemaphorePermit>,
+        _bytes: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
     },
     /// The client has sent everything (half-close).
     Finished,
@@ -40,16 +42,30 @@ pub(super) enum Received {
     Failed(ServiceError),
 }
 
-/// Starts reading `inbound` into a queue of at most `messages` messages and `bytes` bytes.
+/// What a stream may hold read and unhandled.
+pub(super) struct Budget {
+    /// Messages in the stream's queue.
+    pub(super) messages: usize,
+    /// Bytes in the stream's queue.
+    pub(super) bytes: usize,
+    /// Bytes across the process's streams (shared), and its size.
+    pub(super) process: Arc<Semaphore>,
+    pub(super) process_cap: usize,
+}
+
+/// Starts reading `inbound` into a queue within `budget`.
 pub(super) fn read(
     mut inbound: Streaming<StreamConversationsRequest>,
-    messages: usize,
-    bytes: usize,
+    budget: Budget,
     max_message_bytes: usize,
 ) -> mpsc::Receiver<Received> {
-    let (tx, rx) = mpsc::channel(messages.max(1));
-    let budget = Arc::new(Semaphore::new(bytes.clamp(1, Semaphore::MAX_PERMITS)));
-    let cap = bytes.clamp(1, Semaphore::MAX_PERMITS);
+    let (tx, rx) = mpsc::channel(budget.messages.max(1));
+    let cap = budget
+        .bytes
+        .min(budget.process_cap)
+        .clamp(1, Semaphore::MAX_PERMITS);
+    let stream_bytes = Arc::new(Semaphore::new(cap));
+    let process_bytes = budget.process;
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {
@@ -59,11 +75,16 @@ pub(super) fn read(
             let received = match next {
                 Ok(Some(request)) => {
                     let at = Instant::now();
-                    // A message takes its encoded size from the budget (all of it, if larger).
+                    // A message takes its encoded size from both budgets (all of the smaller
+                    // one, if larger).
                     let size = (request.encoded_len() as u32).min(cap as u32).max(1);
                     let permit = tokio::select! {
                         _ = tx.closed() => return,
-                        permit = Arc::clone(&budget).acquire_many_owned(size) => permit.ok(),
+                        permits = async {
+                            let stream = Arc::clone(&stream_bytes).acquire_many_owned(size).await.ok()?;
+                            let process = Arc::clone(&process_bytes).acquire_many_owned(size).await.ok()?;
+                            Some((stream, process))
+                        } => permits,
                     };
                     Received::Message {
                         request,

@@ -72,8 +72,12 @@ pub(super) fn start(
     let limits = &shared.limits;
     let inbound = inbound::read(
         inbound,
-        limits.inbound_queue,
-        limits.inbound_queue_bytes,
+        inbound::Budget {
+            messages: limits.inbound_queue,
+            bytes: limits.inbound_queue_bytes,
+            process: Arc::clone(&shared.inflight_request_bytes),
+            process_cap: limits.max_inflight_request_bytes,
+        },
         limits.max_stream_message_bytes,
     );
     let task = StreamTask {
