@@ -13,6 +13,15 @@ fn main() -> ExitCode {
     let cli = hearken::cli::Cli::parse();
     match hearken::cli::run(cli) {
         Ok(code) => code,
+        // A reader that closed the pipe (`hearken score … | head -1`) has all it wanted.
+        Err(error)
+            if error.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("hearken: {error:#}");
             ExitCode::FAILURE

@@ -178,6 +178,8 @@ pub struct Reader<R> {
     input: R,
     line: usize,
     buffer: Vec<u8>,
+    /// An I/O error ended the input: reported once, then nothing more is read.
+    failed: bool,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -187,6 +189,7 @@ impl<R: BufRead> Reader<R> {
             input,
             line: 0,
             buffer: Vec::new(),
+            failed: false,
         }
     }
 
@@ -227,16 +230,24 @@ impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<Transcript, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
         loop {
             let mut too_long = false;
             match self.next_line(&mut too_long) {
                 Ok(false) => return None,
                 Ok(true) => {}
-                Err(_) => {
+                Err(error) => {
+                    // Reading again would fail again (a directory, a device error): once.
+                    self.failed = true;
                     self.line += 1;
                     return Some(Err(LineError {
                         line: self.line,
-                        message: "could not be read".into(),
+                        message: format!(
+                            "could not be read ({}); the rest of the input is skipped",
+                            error.kind()
+                        ),
                     }));
                 }
             }

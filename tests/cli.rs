@@ -464,3 +464,82 @@ fn replay_exits_non_zero_when_the_server_rejected_messages() {
     assert!(run(true).status.success());
     std::fs::remove_file(&file).unwrap();
 }
+
+/// `replay --addr host:port` (the form `serve` takes) works; nothing listening says what to
+/// check, once; a reader that closes the pipe early ends `score` quietly.
+#[test]
+fn client_addresses_and_closed_pipes_are_handled_as_a_person_expects() {
+    let (server, url) = common::spawn_serve(&[], &[], Stdio::null());
+    let _server = common::KillOnDrop(Some(server));
+    common::wait_for_listener(&url);
+    let file = std::env::temp_dir().join(format!("hearken-hostport-{}.jsonl", std::process::id()));
+    std::fs::write(&file, hearken::samples::DEMO_CALLS).unwrap();
+    let host_port = url.trim_start_matches("http://");
+    let out = hearken()
+        .args(["replay", "--quiet", "--addr", host_port])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let nothing = format!("127.0.0.1:{}", common::free_port());
+    let out = hearken()
+        .args(["replay", "--addr", &nothing])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("is `hearken serve` running on {nothing}?")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A reader that takes one line and closes the pipe.
+    let mut child = hearken()
+        .args(["score", "--timeline"])
+        .args(std::iter::repeat_n(&file, 200))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(
+        !stderr.contains("Broken pipe") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&file).unwrap();
+}
+
+/// A directory is read as its files, never looped over (before: 1.2 million lines of
+/// `could not be read`, never ending); where a file is expected, one line says why.
+#[test]
+fn a_directory_is_read_as_its_files() {
+    let dir = std::env::temp_dir().join(format!("hearken-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.jsonl"), hearken::samples::DEMO_CALLS).unwrap();
+    std::fs::write(dir.join("b.jsonl"), hearken::samples::DEMO_CALLS).unwrap();
+    let out = hearken().arg("score").arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    let out = hearken().arg("eval").arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.lines().count() <= 3, "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::engine::{self, End, Event};
 use crate::proto::v1::listening_service_client::ListeningServiceClient;
@@ -320,11 +320,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         // One HTTP/2 connection each; warmed up by a health-free no-op: the connect itself.
-        let channel = Endpoint::from_shared(args.addr.clone())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .with_context(|| format!("failed to connect to {}", args.addr))?;
+        let channel = super::connect(&args.addr, |e| e.tcp_nodelay(true)).await?;
         channels.push(channel);
     }
     let counters = Arc::new(Counters::default());

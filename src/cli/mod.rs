@@ -71,6 +71,76 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
+/// The URL of a server given as `http://host:port`, `https://…`, or `host:port` as `serve`
+/// takes it (then plaintext `http://`).
+fn server_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// A channel to the server at `addr` (any form [`server_url`] takes); when nothing answers,
+/// the error says so and asks whether the server is running.
+async fn connect(
+    addr: &str,
+    configure: impl FnOnce(tonic::transport::Endpoint) -> tonic::transport::Endpoint,
+) -> anyhow::Result<tonic::transport::Channel> {
+    let url = server_url(addr);
+    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|e| anyhow::anyhow!("--addr {addr}: not a server address ({e})"))?;
+    configure(endpoint).connect().await.map_err(|e| {
+        use std::error::Error as _;
+        let mut cause: Option<&dyn std::error::Error> = e.source();
+        let mut refused = false;
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            }
+            cause = c.source();
+        }
+        if refused {
+            anyhow::anyhow!(
+                "nothing answers at {url}: is `hearken serve` running on {}?",
+                url.split("://").nth(1).unwrap_or(addr)
+            )
+        } else {
+            anyhow::anyhow!("failed to connect to {url}: {e}")
+        }
+    })
+}
+
+/// The files `paths` name: a directory stands for the files directly in it (sorted by name,
+/// hidden ones left out); `-` (standard input) and files stand for themselves.
+fn input_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the directory {}: {e}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            files.sort();
+            anyhow::ensure!(
+                !files.is_empty(),
+                "the directory {} holds no files",
+                path.display()
+            );
+            out.extend(files);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Loads the rubric: the embedded default, with `path` laid over it when given.
 fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<crate::engine::Rubric> {
     use anyhow::Context as _;

@@ -25,9 +25,9 @@ use crate::transcript::{self, Transcript};
 /// Flags of `hearken replay`.
 #[derive(Debug, clap::Args)]
 pub(super) struct ReplayArgs {
-    /// Transcript file (JSON Lines, one conversation per line).
+    /// Transcript file (JSON Lines, one conversation per line), or a directory of them.
     file: PathBuf,
-    /// The server.
+    /// The server: `http://host:port`, `https://host:port`, or `host:port` (plaintext).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     addr: String,
     /// Pace: 1 sends each utterance when it ends in real time, 10 ten times faster, 0 as fast
@@ -355,11 +355,7 @@ pub(super) fn latency_summary(latencies: &[Duration]) -> String {
 }
 
 pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("failed to open {}", args.file.display()))?;
-    let mut client = ListeningServiceClient::connect(args.addr.clone())
-        .await
-        .with_context(|| format!("failed to connect to {}", args.addr))?;
+    let mut client = ListeningServiceClient::new(super::connect(&args.addr, |e| e).await?);
     let output = Output {
         json: args.json,
         show_text: args.show_text,
@@ -368,16 +364,20 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     let mut skipped = 0;
     let mut rejections = 0;
-    for item in transcript::Reader::new(std::io::BufReader::new(file)) {
-        match item {
-            Ok(t) => {
-                let result = stream_call(&mut client, &t, args.speed, output).await?;
-                rejections += result.rejections;
-                all.extend(result.latencies);
-            }
-            Err(e) => {
-                skipped += 1;
-                eprintln!("{}: {e}", args.file.display());
+    for path in super::input_files(std::slice::from_ref(&args.file))? {
+        let file = std::fs::File::open(&path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        for item in transcript::Reader::new(std::io::BufReader::new(file)) {
+            match item {
+                Ok(t) => {
+                    let result = stream_call(&mut client, &t, args.speed, output).await?;
+                    rejections += result.rejections;
+                    all.extend(result.latencies);
+                }
+                Err(e) => {
+                    skipped += 1;
+                    eprintln!("{}: {e}", path.display());
+                }
             }
         }
     }

@@ -27,7 +27,7 @@ enum Format {
 /// Flags of `hearken score`.
 #[derive(Debug, clap::Args)]
 pub(super) struct ScoreArgs {
-    /// Transcript files (JSON Lines); `-` reads standard input.
+    /// Transcript files (JSON Lines) or directories of them; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Include the update after every utterance (JSON only).
@@ -46,7 +46,7 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let limits = InputLimits::default();
     let mut out = BufWriter::new(std::io::stdout().lock());
     let (mut scored, mut skipped) = (0usize, 0usize);
-    for path in &args.files {
+    for path in &super::input_files(&args.files)? {
         let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(BufReader::new(std::io::stdin()))
         } else {
