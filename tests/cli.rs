@@ -543,3 +543,49 @@ fn a_directory_is_read_as_its_files() {
     assert!(stderr.lines().count() <= 3, "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file whose utterances are all rejected is not a quiet 70.0 with exit 0: every rejection is
+/// printed (text on standard output, every format on standard error) and counted, exit 1.
+#[test]
+fn score_says_what_it_rejected_and_exits_non_zero() {
+    let file =
+        std::env::temp_dir().join(format!("hearken-allrejected-{}.jsonl", std::process::id()));
+    let call = serde_json::json!({
+        "conversation_id": "bad",
+        "utterances": [
+            {"utterance_id": "u1", "role": "customer", "text": "hello", "start_ms": 5000, "end_ms": 1000},
+            {"utterance_id": "u2", "role": "agent", "text": "x".repeat(20_000), "start_ms": 6000, "end_ms": 7000}
+        ]
+    });
+    std::fs::write(&file, format!("{call}\n")).unwrap();
+    for format in ["json", "text"] {
+        let out = hearken()
+            .args(["score", "--format", format])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        assert!(
+            stderr.contains("rejected utterance u1 utterance.end_ms"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("rejected utterance u2 utterance.text"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("2 message(s) rejected"), "{stderr}");
+        assert!(!stderr.contains("xxxx"), "text echoed: {stderr}");
+        if format == "text" {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("rejected u1 utterance.end_ms"), "{stdout}");
+        }
+    }
+    let out = hearken()
+        .args(["score", "--allow-rejections"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::remove_file(&file).unwrap();
+}

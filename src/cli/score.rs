@@ -39,13 +39,16 @@ pub(super) struct ScoreArgs {
     /// Rubric file (TOML) laid over the embedded default.
     #[arg(long, env = ENV_RUBRIC)]
     rubric: Option<PathBuf>,
+    /// Exit 0 even when utterances or signals were rejected (they are reported either way).
+    #[arg(long)]
+    allow_rejections: bool,
 }
 
 pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let limits = InputLimits::default();
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let (mut scored, mut skipped) = (0usize, 0usize);
+    let (mut scored, mut skipped, mut rejected) = (0usize, 0usize, 0usize);
     for path in &super::input_files(&args.files)? {
         let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(BufReader::new(std::io::stdin()))
@@ -84,6 +87,23 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             );
             let response =
                 proto::scored_to_response(t.conversation_id, &result, args.timeline, |_| None);
+            rejected += response.rejections.len();
+            // Every rejection on standard error, in every format (the JSON has them too).
+            for r in &response.rejections {
+                eprintln!(
+                    "{}: conversation {} ({}): rejected {}{}: {}",
+                    path.display(),
+                    i + 1,
+                    response.conversation_id,
+                    if r.utterance_id.is_empty() {
+                        String::new()
+                    } else {
+                        format!("utterance {} ", r.utterance_id)
+                    },
+                    r.field,
+                    r.description
+                );
+            }
             match args.format {
                 Format::Json => writeln!(out, "{}", serde_json::to_string(&response)?)?,
                 Format::Text => {
@@ -96,6 +116,13 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                         for a in &card.alerts {
                             write!(out, "{}", render::alert(a))?;
                         }
+                        for r in &response.rejections {
+                            writeln!(
+                                out,
+                                "  rejected {} {}: {}",
+                                r.utterance_id, r.field, r.description
+                            )?;
+                        }
                         writeln!(out)?;
                     }
                 }
@@ -104,8 +131,15 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    eprintln!("hearken score: {scored} conversation(s) scored, {skipped} skipped");
-    Ok(if skipped > 0 {
+    eprintln!(
+        "hearken score: {scored} conversation(s) scored, {skipped} skipped, {rejected} message(s) rejected{}",
+        if rejected > 0 && !args.allow_rejections {
+            " (exit code 1; --allow-rejections to accept)"
+        } else {
+            ""
+        }
+    );
+    Ok(if skipped > 0 || (rejected > 0 && !args.allow_rejections) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
