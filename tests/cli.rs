@@ -589,3 +589,47 @@ fn score_says_what_it_rejected_and_exits_non_zero() {
     assert!(out.status.success());
     std::fs::remove_file(&file).unwrap();
 }
+
+/// `replay` honours a stream-open refusal's `RetryInfo` instead of giving up (before: a file of
+/// 300 calls stopped after the tenant's burst of 50).
+#[test]
+fn replay_waits_out_stream_open_refusals() {
+    let (server, addr) = common::spawn_serve(
+        &[
+            "--stream-open-rate-by-peer",
+            "--stream-opens-per-second",
+            "5",
+            "--stream-open-burst",
+            "2",
+        ],
+        &[],
+        Stdio::null(),
+    );
+    let _server = common::KillOnDrop(Some(server));
+    common::wait_for_listener(&addr);
+    let file = std::env::temp_dir().join(format!("hearken-openrate-{}.jsonl", std::process::id()));
+    let mut calls = String::new();
+    for round in 0..4 {
+        for line in hearken::samples::DEMO_CALLS.lines() {
+            calls.push_str(&line.replacen("\"demo-", &format!("\"r{round}-demo-"), 1));
+            calls.push('\n');
+        }
+    }
+    std::fs::write(&file, calls).unwrap();
+    let out = hearken()
+        .args(["replay", "--quiet", "--json", "--addr", &addr])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let cards = String::from_utf8_lossy(&out.stdout)
+        .matches("\"scorecard\"")
+        .count();
+    assert_eq!(cards, 12, "{stderr}");
+    assert!(
+        stderr.contains("reconnecting"),
+        "no refusal was met: {stderr}"
+    );
+    std::fs::remove_file(&file).unwrap();
+}

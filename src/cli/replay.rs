@@ -92,15 +92,18 @@ fn request(
 
 /// Whether a failed stream is worth reconnecting and replaying (the client contract of
 /// docs/operations.md): the server drained or restarted, the stream hit its duration or idle
-/// limit, or the connection broke.
+/// limit, the connection broke, or the server refused for now and said when to retry
+/// (RESOURCE_EXHAUSTED with `RetryInfo`: a stream-open quota, a full server).
 pub(super) fn retryable(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
+    use tonic_types::StatusExt as _;
+    match status.code() {
         tonic::Code::Unavailable
-            | tonic::Code::OutOfRange
-            | tonic::Code::Unknown
-            | tonic::Code::Cancelled
-    )
+        | tonic::Code::OutOfRange
+        | tonic::Code::Unknown
+        | tonic::Code::Cancelled => true,
+        tonic::Code::ResourceExhausted => status.get_error_details().retry_info().is_some(),
+        _ => false,
+    }
 }
 
 /// Backoff before attempt `n` (1-based): 100 ms doubling up to 10 s, full jitter; a server's
