@@ -129,6 +129,16 @@ pub(super) struct ServeArgs {
 /// the process's cap, so no one tenant can fill a pod.
 const DEFAULT_TENANT_CAP_WITH_AUTHENTICATION: usize = 10_000;
 
+/// The per-tenant cap on live conversations: as given, else on by default when callers
+/// authenticate (tenants are then real), else none (0).
+fn tenant_cap(given: Option<usize>, authenticated: bool) -> usize {
+    given.unwrap_or(if authenticated {
+        DEFAULT_TENANT_CAP_WITH_AUTHENTICATION
+    } else {
+        0
+    })
+}
+
 /// Where `/metrics` is served, if anywhere.
 #[derive(Debug, Clone, Copy)]
 struct MetricsAddr(Option<SocketAddr>);
@@ -310,12 +320,7 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     limits.max_conversations_per_stream = args.max_conversations_per_stream;
     limits.max_conversations_per_process = args.max_conversations_per_process;
     limits.max_conversations_per_tenant =
-        args.max_conversations_per_tenant
-            .unwrap_or(if authenticated {
-                DEFAULT_TENANT_CAP_WITH_AUTHENTICATION
-            } else {
-                0
-            });
+        tenant_cap(args.max_conversations_per_tenant, authenticated);
     anyhow::ensure!(
         args.max_concurrent_transcripts > 0,
         "--max-concurrent-transcripts must be at least 1"
@@ -381,4 +386,42 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_are_capped_by_default_only_when_they_authenticate() {
+        assert_eq!(
+            tenant_cap(None, true),
+            DEFAULT_TENANT_CAP_WITH_AUTHENTICATION
+        );
+        assert_eq!(tenant_cap(None, false), 0);
+        assert_eq!(
+            tenant_cap(Some(0), true),
+            0,
+            "0 still means no cap when asked for"
+        );
+        assert_eq!(tenant_cap(Some(7), false), 7);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn every_catchable_terminating_signal_is_handled() {
+        let handled = handled_signals();
+        for (name, _, action) in &handled {
+            match name.as_str() {
+                "SIGTERM" | "SIGINT" | "SIGQUIT" => assert_eq!(*action, OnSignal::Drain),
+                "SIGHUP" => assert_eq!(*action, OnSignal::Reload),
+                _ => {}
+            }
+        }
+        for must in [
+            "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE", "SIGXCPU", "SIGPWR",
+        ] {
+            assert!(handled.iter().any(|(n, _, _)| n == must), "{must}");
+        }
+    }
 }
