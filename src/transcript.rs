@@ -25,6 +25,9 @@ pub struct Transcript {
     pub signals: Vec<Signal>,
     /// Per utterance: the `labels` object of a labelled file, if any.
     pub labels: Vec<Option<serde_json::Value>>,
+    /// What was guessed at or looks wrong but was kept (no text or values): every reader of a
+    /// file prints these.
+    pub warnings: Vec<String>,
 }
 
 /// A line that could not be read.
@@ -64,10 +67,11 @@ struct UtteranceLine {
     #[serde(default)]
     speaker: Option<String>,
     text: String,
+    /// Milliseconds; fractions are rounded.
     #[serde(default)]
-    start_ms: Option<i64>,
+    start_ms: Option<f64>,
     #[serde(default)]
-    end_ms: Option<i64>,
+    end_ms: Option<f64>,
     #[serde(default)]
     partial: bool,
     #[serde(default)]
@@ -79,64 +83,151 @@ struct UtteranceLine {
 #[derive(Deserialize)]
 struct SignalLine {
     kind: String,
-    offset_ms: i64,
+    offset_ms: f64,
 }
 
-fn describe(e: &serde_json::Error) -> String {
+fn describe(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
     use serde_json::error::Category;
-    let text = e.to_string();
-    match e.classify() {
+    let inner = e.inner();
+    let path = e.path().to_string();
+    let at = |what: String| {
+        if path == "." || path.is_empty() {
+            what
+        } else {
+            format!("{path}: {what}")
+        }
+    };
+    let text = inner.to_string();
+    match inner.classify() {
         // serde's "missing field `x`" names a field, never a value.
-        Category::Data if text.starts_with("missing field") => text
+        Category::Data if text.starts_with("missing field") => at(text
             .split(" at line")
             .next()
             .unwrap_or("missing field")
-            .to_string(),
-        Category::Data => format!(
-            "a field has the wrong type or value (column {})",
-            e.column()
-        ),
-        Category::Syntax => format!("malformed JSON (column {})", e.column()),
+            .to_string()),
+        // serde's own text would quote the value: the field's path and the column only.
+        Category::Data => at(format!("wrong type or value (column {})", inner.column())),
+        Category::Syntax => format!("malformed JSON (column {})", inner.column()),
         Category::Eof => "the line ends in the middle of a JSON value".into(),
         Category::Io => "could not be read".into(),
     }
 }
 
+/// Milliseconds from a JSON number, rounded; `field` names it in the error.
+fn millis(value: f64, field: impl FnOnce() -> String) -> Result<i64, String> {
+    if value.is_finite() && value.abs() < 9.0e15 {
+        Ok(value.round() as i64)
+    } else {
+        Err(format!("{}: not a number of milliseconds", field()))
+    }
+}
+
+/// Offsets at or beyond this (2001-09-09 in epoch milliseconds) are wall-clock times, not
+/// offsets from the call's start.
+const EPOCH_MS_FLOOR: i64 = 1_000_000_000_000;
+
+/// Rebases epoch-millisecond times to the call's first moment, and says what looks wrong.
+fn check_times(utterances: &mut [Utterance], signals: &mut [Signal], warnings: &mut Vec<String>) {
+    let starts = utterances
+        .iter()
+        .flat_map(|u| [u.start_ms, u.end_ms])
+        .flatten()
+        .chain(signals.iter().map(|s| s.offset_ms));
+    let Some(first) = starts.clone().min() else {
+        return;
+    };
+    if first >= EPOCH_MS_FLOOR {
+        for u in utterances.iter_mut() {
+            u.start_ms = u.start_ms.map(|t| t - first);
+            u.end_ms = u.end_ms.map(|t| t - first);
+        }
+        for s in signals.iter_mut() {
+            s.offset_ms -= first;
+        }
+        warnings.push(
+            "times look like epoch milliseconds (wall-clock), not offsets from the call's start: \
+             rebased to the earliest time in the conversation"
+                .into(),
+        );
+        return;
+    }
+    let last = starts.max().unwrap_or(first);
+    let words: usize = utterances
+        .iter()
+        .map(|u| u.text.split_whitespace().count())
+        .sum();
+    // Real speech runs at about 2–3 words a second; 20 words in under 2 "milliseconds" per
+    // word are times in seconds.
+    if utterances.len() >= 2 && words >= 20 && ((last - first) as usize) < words * 2 {
+        warnings.push(format!(
+            "times look like seconds, not milliseconds: {words} words in {} ms; the timing \
+             behaviours will be wrong (multiply the times by 1000)",
+            last - first
+        ));
+    }
+}
+
 fn convert(line: Line) -> Result<Transcript, String> {
-    let channel = match line.channel.as_deref() {
+    let channel = match line
+        .channel
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("") | Some("voice") => Channel::Voice,
         Some("chat") => Channel::Chat,
         Some(_) => return Err("channel: must be voice or chat".into()),
     };
     let mut utterances = Vec::with_capacity(line.utterances.len());
     let mut labels = Vec::with_capacity(line.utterances.len());
+    let mut warnings = Vec::new();
+    let mut without_role = 0;
     for (i, u) in line.utterances.into_iter().enumerate() {
-        let role = match u.role.as_deref() {
+        let role = match u.role.as_deref().map(str::to_ascii_lowercase).as_deref() {
             Some("agent") => Role::Agent,
             Some("customer") => Role::Customer,
             Some("other") => Role::Other,
-            None | Some("unknown") | Some("") => Role::Unknown,
+            Some("unknown") => Role::Unknown,
+            None | Some("") => {
+                without_role += 1;
+                Role::Unknown
+            }
             Some(_) => {
                 return Err(format!(
                     "utterances[{i}].role: must be agent, customer, other or unknown"
                 ));
             }
         };
+        let ms = |value: Option<f64>, field: &str| {
+            value
+                .map(|v| millis(v, || format!("utterances[{i}].{field}")))
+                .transpose()
+        };
         utterances.push(Utterance {
             utterance_id: u.utterance_id,
             role,
             participant_id: u.participant_id.or(u.speaker),
             text: u.text,
-            start_ms: u.start_ms,
-            end_ms: u.end_ms,
+            start_ms: ms(u.start_ms, "start_ms")?,
+            end_ms: ms(u.end_ms, "end_ms")?,
             partial: u.partial,
             confidence: u.confidence,
         });
         labels.push(u.labels);
     }
+    if without_role > 0 {
+        warnings.push(format!(
+            "{without_role} utterance(s) without a role, scored as unknown: nothing they say is \
+             judged as the agent's"
+        ));
+    }
+    if !utterances.is_empty() && !utterances.iter().any(|u| u.role == Role::Agent) {
+        warnings
+            .push("no utterance is the agent's: the listening score has nobody to judge".into());
+    }
     let mut signals = Vec::with_capacity(line.signals.len());
     for (i, s) in line.signals.into_iter().enumerate() {
-        let kind = match s.kind.as_str() {
+        let kind = match s.kind.to_ascii_lowercase().as_str() {
             "hold_started" => SignalKind::HoldStarted,
             "hold_ended" => SignalKind::HoldEnded,
             "transfer" => SignalKind::Transfer,
@@ -148,9 +239,10 @@ fn convert(line: Line) -> Result<Transcript, String> {
         };
         signals.push(Signal {
             kind,
-            offset_ms: s.offset_ms,
+            offset_ms: millis(s.offset_ms, || format!("signals[{i}].offset_ms"))?,
         });
     }
+    check_times(&mut utterances, &mut signals, &mut warnings);
     Ok(Transcript {
         conversation_id: line.conversation_id,
         start: Start {
@@ -162,12 +254,21 @@ fn convert(line: Line) -> Result<Transcript, String> {
         utterances,
         signals,
         labels,
+        warnings,
     })
 }
 
 /// Parses one line.
 pub fn parse_line(line: &[u8]) -> Result<Transcript, String> {
-    let parsed: Line = serde_json::from_slice(line).map_err(|e| describe(&e))?;
+    let mut deserializer = serde_json::Deserializer::from_slice(line);
+    let parsed: Line =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| describe(&e))?;
+    deserializer.end().map_err(|e| {
+        format!(
+            "malformed JSON after the conversation (column {})",
+            e.column()
+        )
+    })?;
     convert(parsed)
 }
 
@@ -325,5 +426,62 @@ mod tests {
     fn missing_fields_are_named() {
         let e = parse_line(br#"{"conversation_id": "c"}"#).unwrap_err();
         assert_eq!(e, "missing field `utterances`");
+        let e = parse_line(br#"{"conversation_id": "c", "utterances": [{"utterance_id": "u1"}]}"#)
+            .unwrap_err();
+        assert_eq!(e, "utterances[0]: missing field `text`");
+    }
+
+    #[test]
+    fn type_errors_name_the_field_never_the_value() {
+        let e = parse_line(
+            br#"{"conversation_id": "c", "utterances": [{"utterance_id": "u1", "text": "x"}, {"utterance_id": "u2", "text": "y", "start_ms": "SECRET12"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("utterances[1].start_ms: wrong type or value"),
+            "{e}"
+        );
+        assert!(!e.contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn upper_case_roles_and_channels_and_fractional_milliseconds_are_read() {
+        let t = parse_line(
+            br#"{"conversation_id": "c", "channel": "VOICE", "utterances": [{"utterance_id": "u1", "role": "AGENT", "text": "hi", "start_ms": 0.4, "end_ms": 1250.6}], "signals": [{"kind": "HOLD_STARTED", "offset_ms": 10.2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(t.start.channel, Channel::Voice);
+        assert_eq!(t.utterances[0].role, Role::Agent);
+        assert_eq!(
+            (t.utterances[0].start_ms, t.utterances[0].end_ms),
+            (Some(0), Some(1251))
+        );
+        assert_eq!(t.signals[0].offset_ms, 10);
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn guesses_and_suspicious_input_are_said() {
+        // Epoch milliseconds: rebased, and said.
+        let t = parse_line(
+            br#"{"conversation_id": "c", "utterances": [{"utterance_id": "u1", "role": "customer", "text": "hi", "start_ms": 1764000000000, "end_ms": 1764000002000}, {"utterance_id": "u2", "role": "agent", "text": "hello", "start_ms": 1764000003000, "end_ms": 1764000004000}]}"#,
+        )
+        .unwrap();
+        assert_eq!(t.utterances[0].start_ms, Some(0));
+        assert_eq!(t.utterances[1].end_ms, Some(4000));
+        assert!(
+            t.warnings[0].contains("epoch milliseconds"),
+            "{:?}",
+            t.warnings
+        );
+        // Seconds, a missing role, no agent.
+        let t = parse_line(
+            br#"{"conversation_id": "c", "utterances": [{"utterance_id": "u1", "text": "my internet keeps dropping out every single evening since last week", "start_ms": 0, "end_ms": 4}, {"utterance_id": "u2", "role": "customer", "text": "and nobody has called me back about it even once so far", "start_ms": 5, "end_ms": 9}]}"#,
+        )
+        .unwrap();
+        let all = t.warnings.join(" | ");
+        assert!(all.contains("1 utterance(s) without a role"), "{all}");
+        assert!(all.contains("no utterance is the agent's"), "{all}");
+        assert!(all.contains("look like seconds"), "{all}");
     }
 }

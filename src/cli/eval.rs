@@ -163,6 +163,8 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let mut examples: HashMap<(String, &'static str), Vec<String>> = HashMap::new();
     let (mut conversations, mut scored, mut skipped) = (0u64, 0u64, 0u64);
+    // Warnings (guessed or suspicious input), counted and reported once at the end.
+    let (mut warned, mut first_warning) = (0u64, None::<String>);
     for item in transcript::Reader::new(BufReader::new(file)) {
         let mut t = match item {
             Ok(t) => t,
@@ -172,6 +174,12 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        if !t.warnings.is_empty() {
+            warned += 1;
+            first_warning.get_or_insert_with(|| {
+                format!("conversation {}: {}", t.conversation_id, t.warnings[0])
+            });
+        }
         if args.strip_punctuation {
             for u in &mut t.utterances {
                 u.text = strip(&u.text);
@@ -322,6 +330,12 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         per_unit: args.per_unit,
         strip_punctuation: args.strip_punctuation,
     };
+    if let Some(first) = &first_warning {
+        eprintln!(
+            "{}: {warned} conversation(s) with warnings (the first: {first}); `hearken score` lists them",
+            args.file.display()
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

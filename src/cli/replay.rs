@@ -373,6 +373,9 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         for item in transcript::Reader::new(std::io::BufReader::new(file)) {
             match item {
                 Ok(t) => {
+                    for w in &t.warnings {
+                        eprintln!("{}: {}: warning: {w}", path.display(), t.conversation_id);
+                    }
                     let result = stream_call(&mut client, &t, args.speed, output).await?;
                     rejections += result.rejections;
                     all.extend(result.latencies);

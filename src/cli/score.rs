@@ -67,6 +67,14 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                     continue;
                 }
             };
+            for w in &t.warnings {
+                eprintln!(
+                    "{}: conversation {} ({}): warning: {w}",
+                    path.display(),
+                    i + 1,
+                    t.conversation_id
+                );
+            }
             let conversation = match engine::limits::check_id(
                 &t.conversation_id,
                 "conversation_id",
