@@ -118,3 +118,55 @@ async fn mutual_tls_needs_a_client_certificate_from_the_configured_ca() {
         "a client certificate from another CA"
     );
 }
+
+/// Under mutual TLS the client certificate names the tenant (its first URI or DNS name): two
+/// integrations behind one address each get their own per-tenant cap (before: both were the
+/// one peer IP).
+#[tokio::test]
+async fn the_client_certificate_names_the_tenant_for_its_caps() {
+    let server_ca = ca("hearken test server CA");
+    let client_ca = ca("contact centre client CA");
+    let (cert, key) = leaf(&server_ca, "localhost");
+    let running = TestServer::new()
+        .config(|c| {
+            c.tls = Some(Tls {
+                cert_pem: cert.into_bytes(),
+                key_pem: key.into_bytes(),
+                client_ca_pem: Some(client_ca.pem.clone().into_bytes()),
+            });
+            c.limits.max_conversations_per_tenant = 1;
+        })
+        .start()
+        .await;
+    let client_for = |name: &str| {
+        let (cert, key) = leaf(&client_ca, name);
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&server_ca.pem))
+            .domain_name("localhost")
+            .identity(Identity::from_pem(cert, key));
+        let endpoint = Endpoint::from_shared(format!("https://{}", running.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap();
+        async move { ListeningServiceClient::new(endpoint.connect().await.unwrap()) }
+    };
+    let mut first = client_for("platform-a.example").await;
+    let mut second = client_for("platform-b.example").await;
+    let mut a = Call::open(&mut first).await;
+    let mut b = Call::open(&mut second).await;
+    use hearken::proto::v1::Role;
+    a.send(utterance("a1", "u1", Role::Customer, "hello", 0, 900))
+        .await;
+    assert_eq!(kind(&a.expect().await), "update");
+    b.send(utterance("b1", "u1", Role::Customer, "hello", 0, 900))
+        .await;
+    assert_eq!(
+        kind(&b.expect().await),
+        "update",
+        "the other tenant has its own cap"
+    );
+    a.send(utterance("a2", "u1", Role::Customer, "hello", 0, 900))
+        .await;
+    let r = a.expect().await;
+    assert_eq!(kind(&r), "rejection", "{r:?}");
+}

@@ -43,17 +43,35 @@ pub(crate) fn rate_key<T>(request: &tonic::Request<T>, by_peer: bool) -> Option<
     by_peer.then(|| tenant_of(request))
 }
 
-/// The tenant a client certificate names: its subject's common name, else its whole subject;
+/// The tenant a client certificate names: its first URI subject alternative name (a mesh's
+/// SPIFFE id), else its first DNS name, else its subject's common name, else its whole subject;
 /// `None` when it cannot be read or names nothing usable.
 pub(crate) fn certificate_tenant(der: &[u8]) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
     let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = certificate
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| ext.value.general_names.clone())
+        .unwrap_or_default();
+    let uri = san.iter().find_map(|n| match n {
+        GeneralName::URI(u) => Some(u.to_string()),
+        _ => None,
+    });
+    let dns = san.iter().find_map(|n| match n {
+        GeneralName::DNSName(d) => Some(d.to_string()),
+        _ => None,
+    });
     let subject = certificate.subject();
-    let name = subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| subject.to_string());
+    let name = uri.or(dns).unwrap_or_else(|| {
+        subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| subject.to_string())
+    });
     (!name.is_empty() && name.len() <= 256 && !name.chars().any(char::is_control)).then_some(name)
 }
 
