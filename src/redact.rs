@@ -466,6 +466,18 @@ mod tests {
         digits
     }
 
+    /// The digits still readable in `text`.
+    fn digits_left(text: &str) -> Vec<u8> {
+        words(text)
+            .iter()
+            .flat_map(|w| {
+                let mut d = Vec::new();
+                digits_of(w, 0, &mut d);
+                d.into_iter().map(|d| d.value).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     const DIGIT_WORDS: [&str; 10] = [
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
     ];
@@ -505,14 +517,7 @@ mod tests {
             };
             let text = format!("{before} {written} {after}");
             let out = redact(&text);
-            let remaining: Vec<u8> = words(&out)
-                .iter()
-                .flat_map(|w| {
-                    let mut d = Vec::new();
-                    digits_of(w, 0, &mut d);
-                    d.into_iter().map(|d| d.value).collect::<Vec<_>>()
-                })
-                .collect();
+            let remaining = digits_left(&out);
             prop_assert_eq!(&remaining[..], &pan[pan.len() - 4..], "{} -> {}", text, out);
         }
 
@@ -531,14 +536,7 @@ mod tests {
                 .collect();
             let text = spoken.join(" ");
             let out = redact(&text);
-            let remaining: Vec<u8> = words(&out)
-                .iter()
-                .flat_map(|w| {
-                    let mut d = Vec::new();
-                    digits_of(w, 0, &mut d);
-                    d.into_iter().map(|d| d.value).collect::<Vec<_>>()
-                })
-                .collect();
+            let remaining = digits_left(&out);
             // At most the card's last four stay (a phone digit may be masked with the card).
             prop_assert!(remaining.len() <= 4 + phone.len(), "{} -> {}", text, out);
             prop_assert!(remaining.ends_with(&pan[pan.len() - 4..]), "{} -> {}", text, out);

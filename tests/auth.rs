@@ -65,6 +65,16 @@ fn with(mut base: serde_json::Value, key: &str, value: serde_json::Value) -> ser
     base
 }
 
+/// A server that accepts tokens signed by `trusted`, the tenant in the `tenant` claim.
+async fn server_trusting(trusted: &Signer) -> Running {
+    let jwks = serde_json::json!({"keys": [trusted.jwk.clone()]}).to_string();
+    let verifier = JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "tenant").unwrap();
+    TestServer::new()
+        .config(|c| c.jwt = Some(Arc::new(verifier)))
+        .start()
+        .await
+}
+
 async fn score(running: &Running, authorization: Option<String>) -> Result<(), tonic::Status> {
     let mut client = ListeningServiceClient::new(running.channel().await);
     let mut request = tonic::Request::new(one_utterance_transcript("c1", "hello"));
@@ -80,12 +90,7 @@ async fn score(running: &Running, authorization: Option<String>) -> Result<(), t
 async fn tokens_are_checked_and_errors_say_which_check_failed() {
     let trusted = signer("k1");
     let stranger = signer("k1"); // same kid, different key: a forged signature
-    let jwks = serde_json::json!({"keys": [trusted.jwk.clone()]}).to_string();
-    let verifier = JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "tenant").unwrap();
-    let running = TestServer::new()
-        .config(|c| c.jwt = Some(Arc::new(verifier)))
-        .start()
-        .await;
+    let running = server_trusting(&trusted).await;
 
     let bearer = |t: String| Some(format!("Bearer {t}"));
     let cases: Vec<(&str, Option<String>, tonic::Code, &str)> = vec![
@@ -226,12 +231,7 @@ fn a_jwks_with_unsupported_keys_is_refused_at_start() {
 async fn watchers_see_only_their_own_tenants_alerts() {
     use hearken::proto::v1::*;
     let trusted = signer("k1");
-    let jwks = serde_json::json!({"keys": [trusted.jwk.clone()]}).to_string();
-    let verifier = JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "tenant").unwrap();
-    let running = TestServer::new()
-        .config(|c| c.jwt = Some(Arc::new(verifier)))
-        .start()
-        .await;
+    let running = server_trusting(&trusted).await;
     let bearer = |tenant: &str| -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
         format!(
             "Bearer {}",

@@ -38,21 +38,7 @@ fn long_call_file(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn serve_on(port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hearken"))
-        .args([
-            "serve",
-            "--plaintext",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--drain-delay",
-            "0s",
-            "--drain-deadline",
-            "3s",
-        ])
-        .env("HEARKEN_METRICS_ADDR", "off")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    spawn_serve_on(port, &[], &[], Stdio::null()).0
 }
 
 /// The scorecard of a JSON object (a `ScoreTranscriptResponse` or a `StreamConversationsResponse`)

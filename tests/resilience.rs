@@ -381,8 +381,7 @@ async fn readiness_follows_the_conversation_cap() {
 /// NOT_SERVING, then its watch ends with UNAVAILABLE (DRAINING), and the server stops at once.
 #[tokio::test]
 async fn a_health_watcher_sees_the_drain_and_does_not_hold_it() {
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    use tonic_health::pb::health_check_response::ServingStatus;
     let mut server = TestServer::new()
         .config(|c| {
             c.drain_delay = Duration::from_millis(200);
@@ -390,14 +389,7 @@ async fn a_health_watcher_sees_the_drain_and_does_not_hold_it() {
         })
         .start()
         .await;
-    let mut health = HealthClient::new(server.channel().await);
-    let mut watch = health
-        .watch(HealthCheckRequest {
-            service: "hearken.v1.ListeningService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = server.watch_readiness().await;
     let first = within(watch.message()).await.unwrap().unwrap();
     assert_eq!(first.status, ServingStatus::Serving as i32);
     let stopping = std::time::Instant::now();
@@ -411,7 +403,6 @@ async fn a_health_watcher_sees_the_drain_and_does_not_hold_it() {
         "DRAINING"
     );
     drop(watch);
-    drop(health);
     tokio::time::timeout(Duration::from_secs(5), server.task)
         .await
         .expect("the server stops well before its 20 s deadline")

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hearken::proto::v1::*;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt as _;
 
 #[tokio::test]
@@ -22,14 +20,7 @@ async fn shutdown_with_50_open_streams_flips_health_then_ends_every_stream_with_
         .start()
         .await;
     let mut client = server.client().await;
-    let mut health = HealthClient::new(server.channel().await);
-    let mut watch = health
-        .watch(HealthCheckRequest {
-            service: "hearken.v1.ListeningService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = server.watch_readiness().await;
     assert_eq!(
         watch.message().await.unwrap().unwrap().status,
         ServingStatus::Serving as i32

@@ -83,6 +83,17 @@ impl Running {
         ListeningServiceClient::new(self.channel().await)
     }
 
+    /// A `Health/Watch` of the readiness service (`hearken.v1.ListeningService`).
+    pub async fn watch_readiness(&self) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+        tonic_health::pb::health_client::HealthClient::new(self.channel().await)
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: "hearken.v1.ListeningService".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Signals shutdown (as SIGTERM would).
     pub fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -242,7 +253,16 @@ pub fn spawn_serve(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> (std::process::Child, String) {
-    let port = free_port();
+    spawn_serve_on(free_port(), extra, env, stderr)
+}
+
+/// `hearken serve` as [`spawn_serve`] does, on a given port (a restart on the same address).
+pub fn spawn_serve_on(
+    port: u16,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hearken"))
         .args([
             "serve",
