@@ -120,11 +120,8 @@ pub(super) fn backoff(n: u32, status: &tonic::Status) -> Duration {
     let cap = Duration::from_millis(100)
         .saturating_mul(1 << n.min(7))
         .min(Duration::from_secs(10));
-    // Full jitter from the clock's low bits: enough to spread reconnecting clients.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    cap.mul_f64(f64::from(nanos % 1000) / 1000.0)
+    // Full jitter, so that clients reconnecting after one drain spread out.
+    cap.mul_f64(rand::random::<f64>())
 }
 
 /// One message of a call: the offset it is due at, what it carries, and for an utterance the
@@ -333,27 +330,22 @@ pub(super) async fn stream_call(
     }
 }
 
-/// Percentile of sorted durations.
-pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 /// `p50 … p99 … max` of latencies, for people.
 pub(super) fn latency_summary(latencies: &[Duration]) -> String {
-    let mut sorted = latencies.to_vec();
-    sorted.sort();
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    // 1 µs to 10 minutes at 3 significant figures; longer waits count as 10 minutes.
+    let mut histogram =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+    for l in latencies {
+        histogram.saturating_record(l.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+    let at = |q: f64| histogram.value_at_quantile(q);
     format!(
-        "{} updates, latency p50 {:.0} µs, p90 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
-        sorted.len(),
-        us(percentile(&sorted, 50.0)),
-        us(percentile(&sorted, 90.0)),
-        us(percentile(&sorted, 99.0)),
-        us(sorted.last().copied().unwrap_or_default())
+        "{} updates, latency p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
+        histogram.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        histogram.max()
     )
 }
 
@@ -405,4 +397,21 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_summary_reads_the_recorded_durations() {
+        let latencies: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let summary = latency_summary(&latencies);
+        assert!(
+            summary.starts_with("100 updates, latency p50 50"),
+            "{summary}"
+        );
+        assert!(summary.contains("p99 99"), "{summary}");
+        assert!(summary.contains("max 100"), "{summary}");
+    }
 }
