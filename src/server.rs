@@ -144,7 +144,7 @@ pub async fn run(
     let listening = Listening::new(
         Arc::clone(&config.rubric),
         config.limits.clone(),
-        drain_rx,
+        drain_rx.clone(),
         Arc::clone(&config.metrics),
         Arc::clone(&readiness),
     )
@@ -178,7 +178,7 @@ pub async fn run(
     });
     // The rubric is loaded and validated before we get here: ready to serve.
     readiness.ready();
-    let health = HealthService(Arc::clone(&readiness));
+    let health = HealthService::new(Arc::clone(&readiness), drain_rx.clone());
 
     let (deadline_tx, deadline_rx) = oneshot::channel::<()>();
     let drain_delay = config.drain_delay;
@@ -194,7 +194,6 @@ pub async fn run(
         tracing::info!("draining: ending open streams and health watchers with UNAVAILABLE");
         // Receivers check the current value first, so `true` stays visible after the sender drops.
         let _ = drain_tx.send(true);
-        readiness.end_watchers();
     };
 
     let mut builder = tonic::transport::Server::builder();

@@ -376,11 +376,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if skipped > 0 {
         eprintln!("hearken eval: {skipped} line(s) skipped");
     }
-    Ok(if skipped > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::outcome(skipped as usize, 0, true).0)
 }
 
 #[cfg(test)]

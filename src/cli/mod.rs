@@ -141,6 +141,38 @@ fn input_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::Pa
     Ok(out)
 }
 
+/// The exit code of a command that read transcripts: 1 when any line was skipped, or any
+/// message rejected unless `allow_rejections`; and what its summary adds about that.
+fn outcome(
+    skipped: usize,
+    rejected: usize,
+    allow_rejections: bool,
+) -> (std::process::ExitCode, &'static str) {
+    let refused = rejected > 0 && !allow_rejections;
+    let hint = if refused {
+        " (exit code 1; --allow-rejections to accept)"
+    } else {
+        ""
+    };
+    let code = if skipped > 0 || refused {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    };
+    (code, hint)
+}
+
+/// Says on standard error what was guessed at or looks wrong in conversation `number` of `path`.
+fn warn_about(path: &std::path::Path, number: usize, t: &crate::transcript::Transcript) {
+    for w in &t.warnings {
+        eprintln!(
+            "{}: conversation {number} ({}): warning: {w}",
+            path.display(),
+            t.conversation_id
+        );
+    }
+}
+
 /// Loads the rubric: the embedded default, with `path` laid over it when given.
 fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<crate::engine::Rubric> {
     use anyhow::Context as _;

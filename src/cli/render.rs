@@ -95,16 +95,18 @@ pub(super) fn response(
         }
         Some(Payload::Alert(a)) => out.push_str(&alert(a)),
         Some(Payload::Scorecard(card)) => out.push_str(&scorecard(&r.conversation_id, card)),
-        Some(Payload::Rejection(rej)) => {
-            let _ = writeln!(
-                out,
-                "  rejected {} {}: {}",
-                rej.utterance_id, rej.field, rej.description
-            );
-        }
+        Some(Payload::Rejection(rej)) => out.push_str(&rejection(rej)),
         _ => {}
     }
     out
+}
+
+/// One line for a rejected message: its utterance, field and why (never its text).
+pub(super) fn rejection(r: &Rejection) -> String {
+    format!(
+        "  rejected {} {}: {}\n",
+        r.utterance_id, r.field, r.description
+    )
 }
 
 pub(super) fn alert(a: &Alert) -> String {

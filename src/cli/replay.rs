@@ -362,12 +362,10 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for path in super::input_files(std::slice::from_ref(&args.file))? {
         let file = std::fs::File::open(&path)
             .with_context(|| format!("failed to open {}", path.display()))?;
-        for item in transcript::Reader::new(std::io::BufReader::new(file)) {
+        for (i, item) in transcript::Reader::new(std::io::BufReader::new(file)).enumerate() {
             match item {
                 Ok(t) => {
-                    for w in &t.warnings {
-                        eprintln!("{}: {}: warning: {w}", path.display(), t.conversation_id);
-                    }
+                    super::warn_about(&path, i + 1, &t);
                     let result = stream_call(&mut client, &t, args.speed, output).await?;
                     rejections += result.rejections;
                     all.extend(result.latencies);
@@ -380,23 +378,13 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("replay: {}", latency_summary(&all));
+    let (code, hint) = super::outcome(skipped, rejections, args.allow_rejections);
     if rejections > 0 {
         eprintln!(
-            "replay: the server rejected {rejections} message(s) (printed above with their field and reason){}",
-            if args.allow_rejections {
-                ""
-            } else {
-                "; exit code 1 (--allow-rejections to accept)"
-            }
+            "replay: the server rejected {rejections} message(s) (printed above with their field and reason){hint}"
         );
     }
-    Ok(
-        if skipped > 0 || (rejections > 0 && !args.allow_rejections) {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -67,14 +67,7 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                     continue;
                 }
             };
-            for w in &t.warnings {
-                eprintln!(
-                    "{}: conversation {} ({}): warning: {w}",
-                    path.display(),
-                    i + 1,
-                    t.conversation_id
-                );
-            }
+            super::warn_about(path, i + 1, &t);
             let conversation = match engine::limits::check_id(
                 &t.conversation_id,
                 "conversation_id",
@@ -125,11 +118,7 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                             write!(out, "{}", render::alert(a))?;
                         }
                         for r in &response.rejections {
-                            writeln!(
-                                out,
-                                "  rejected {} {}: {}",
-                                r.utterance_id, r.field, r.description
-                            )?;
+                            write!(out, "{}", render::rejection(r))?;
                         }
                         writeln!(out)?;
                     }
@@ -139,17 +128,9 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
+    let (code, hint) = super::outcome(skipped, rejected, args.allow_rejections);
     eprintln!(
-        "hearken score: {scored} conversation(s) scored, {skipped} skipped, {rejected} message(s) rejected{}",
-        if rejected > 0 && !args.allow_rejections {
-            " (exit code 1; --allow-rejections to accept)"
-        } else {
-            ""
-        }
+        "hearken score: {scored} conversation(s) scored, {skipped} skipped, {rejected} message(s) rejected{hint}"
     );
-    Ok(if skipped > 0 || (rejected > 0 && !args.allow_rejections) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }

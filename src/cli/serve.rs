@@ -101,7 +101,8 @@ pub(super) struct ServeArgs {
     /// behind a media gateway, a proxy or a mesh sidecar every call comes from one address.
     #[arg(long)]
     stream_open_rate_by_peer: bool,
-    /// `ScoreTranscript` calls read and scored at once; more wait their turn unread.
+    /// `ScoreTranscript` calls read and scored at once; more are refused at once with
+    /// RESOURCE_EXHAUSTED and a retry delay.
     #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_CONCURRENT_TRANSCRIPTS)]
     max_concurrent_transcripts: usize,
     /// Bytes of requests read off all streams and not yet scored: past it, streams are not read

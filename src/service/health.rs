@@ -30,7 +30,6 @@ pub struct Readiness {
     readiness: watch::Sender<ServingStatus>,
     draining: AtomicBool,
     at_cap: AtomicBool,
-    ended: watch::Sender<bool>,
 }
 
 impl Default for Readiness {
@@ -40,7 +39,6 @@ impl Default for Readiness {
             readiness: watch::Sender::new(ServingStatus::NotServing),
             draining: AtomicBool::new(false),
             at_cap: AtomicBool::new(false),
-            ended: watch::Sender::new(false),
         }
     }
 }
@@ -56,11 +54,6 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
         self.liveness.send_replace(ServingStatus::NotServing);
         self.update();
-    }
-
-    /// Streams are being told to go: `Watch` streams end too.
-    pub fn end_watchers(&self) {
-        self.ended.send_replace(true);
     }
 
     /// The process now holds `live` conversations of at most `cap`.
@@ -109,11 +102,23 @@ impl Readiness {
     }
 }
 
-/// The `grpc.health.v1.Health` service over a [`Readiness`].
+/// The `grpc.health.v1.Health` service over a [`Readiness`]; its `Watch` streams end when
+/// `draining` turns true (the signal that tells every stream to go).
 #[derive(Debug, Clone)]
-pub struct HealthService(pub std::sync::Arc<Readiness>);
+pub struct HealthService {
+    readiness: std::sync::Arc<Readiness>,
+    draining: watch::Receiver<bool>,
+}
 
 impl HealthService {
+    /// Health over `readiness`, watchers ended by `draining`.
+    pub fn new(readiness: std::sync::Arc<Readiness>, draining: watch::Receiver<bool>) -> Self {
+        HealthService {
+            readiness,
+            draining,
+        }
+    }
+
     /// As a tonic service.
     pub fn server(self) -> HealthServer<HealthService> {
         HealthServer::new(self)
@@ -135,7 +140,7 @@ impl Health for HealthService {
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
         let status = self
-            .0
+            .readiness
             .status_of(&request.get_ref().service)
             .ok_or_else(|| Status::not_found("service not registered"))?;
         Ok(Response::new(answer(*status.borrow())))
@@ -148,11 +153,11 @@ impl Health for HealthService {
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let mut statuses = self
-            .0
+            .readiness
             .status_of(&request.get_ref().service)
             .ok_or_else(|| Status::not_found("service not registered"))?
             .subscribe();
-        let mut ended = self.0.ended.subscribe();
+        let mut ended = self.draining.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         // The current status, each change, and once the drain ends watchers, UNAVAILABLE.
         tokio::spawn(async move {
@@ -174,7 +179,12 @@ impl Health for HealthService {
                         }
                         Err(_) => return,
                     },
-                    ended = ended.wait_for(|e| *e) => ended.is_ok(),
+                    // A server that stops without draining drops the sender: no end then.
+                    () = async {
+                        if ended.wait_for(|e| *e).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => true,
                     _ = tx.closed() => return,
                 };
                 if drained {

@@ -26,8 +26,9 @@ pub struct Limits {
     pub max_watch_filter_ids: usize,
     /// `WatchAlerts` streams open at once in the process.
     pub max_watchers: usize,
-    /// `ScoreTranscript` calls decoded and scored at once; more wait their turn before their
-    /// request is read (so a burst of large transcripts cannot pin memory).
+    /// `ScoreTranscript` calls decoded and scored at once; more are refused at once with a
+    /// retry delay, before their request is read (a burst of large transcripts cannot pin
+    /// memory).
     pub max_concurrent_transcripts: usize,
     /// Requests read off a stream and not yet handled: the reader takes messages off the
     /// connection promptly (so HTTP/2's connection-wide budgets never end a call) up to this.

@@ -35,14 +35,38 @@ type Inner = InterceptedService<ListeningServiceServer<Listening>, Authenticate>
 const SCORE_TRANSCRIPT: &str = "/hearken.v1.ListeningService/ScoreTranscript";
 const WATCH_ALERTS: &str = "/hearken.v1.ListeningService/WatchAlerts";
 
+/// One method's copy of the service, with the size limit it decodes under and how its
+/// requests are named in a size error.
+#[derive(Clone)]
+struct Method {
+    service: Inner,
+    what: &'static str,
+    limit: usize,
+}
+
+impl Method {
+    /// Serves `request` and turns tonic's size error into the documented one.
+    async fn call(
+        mut self,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, Infallible> {
+        let response = self.service.call(request).await?;
+        Ok(documented_size_error(
+            response.map(Body::new),
+            self.what,
+            self.limit,
+        ))
+    }
+}
+
 /// `hearken.v1.ListeningService` with per-method limits.
 #[derive(Clone)]
 pub struct PerMethod {
-    streams: Inner,
-    watchers: Inner,
-    transcripts: Inner,
+    streams: Method,
+    watchers: Method,
+    transcripts: Method,
     transcript_slots: Arc<Semaphore>,
-    limits: Arc<Limits>,
+    max_transcripts: usize,
 }
 
 impl std::fmt::Debug for PerMethod {
@@ -55,20 +79,29 @@ impl PerMethod {
     /// Mounts `listening` under `limits`, authenticating with `auth`.
     pub fn new(listening: Listening, limits: &Limits, auth: Authenticate) -> Self {
         let encoding = Limits::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES;
-        let with_limit = |bytes: usize| {
-            InterceptedService::new(
+        let method = |what: &'static str, limit: usize| Method {
+            service: InterceptedService::new(
                 ListeningServiceServer::new(listening.clone())
-                    .max_decoding_message_size(bytes)
+                    .max_decoding_message_size(limit)
                     .max_encoding_message_size(encoding),
                 auth.clone(),
-            )
+            ),
+            what,
+            limit,
         };
+        let max_transcripts = limits.max_concurrent_transcripts.max(1);
         PerMethod {
-            streams: with_limit(limits.max_stream_message_bytes),
-            watchers: with_limit(limits.max_watch_request_bytes),
-            transcripts: with_limit(limits.max_transcript_message_bytes),
-            transcript_slots: Arc::new(Semaphore::new(limits.max_concurrent_transcripts.max(1))),
-            limits: Arc::new(limits.clone()),
+            streams: method(
+                "a StreamConversations request",
+                limits.max_stream_message_bytes,
+            ),
+            watchers: method("a WatchAlerts request", limits.max_watch_request_bytes),
+            transcripts: method(
+                "a ScoreTranscript request",
+                limits.max_transcript_message_bytes,
+            ),
+            transcript_slots: Arc::new(Semaphore::new(max_transcripts)),
+            max_transcripts,
         }
     }
 }
@@ -88,45 +121,26 @@ impl Service<http::Request<Body>> for PerMethod {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let path = request.uri().path();
-        let limits = Arc::clone(&self.limits);
-        if path == SCORE_TRANSCRIPT {
-            let mut inner = self.transcripts.clone();
-            let slots = Arc::clone(&self.transcript_slots);
-            return Box::pin(async move {
-                let Ok(_slot) = slots.try_acquire_owned() else {
+        match request.uri().path() {
+            SCORE_TRANSCRIPT => {
+                let Ok(slot) = Arc::clone(&self.transcript_slots).try_acquire_owned() else {
                     discard(request.into_body());
-                    return Ok(tonic::Status::from(ServiceError::TooMany {
+                    let refusal = tonic::Status::from(ServiceError::TooMany {
                         what: "ScoreTranscript calls in progress on this server",
-                        limit: limits.max_concurrent_transcripts,
-                    })
-                    .into_http());
+                        limit: self.max_transcripts,
+                    });
+                    return Box::pin(std::future::ready(Ok(refusal.into_http())));
                 };
-                let response = inner.call(request).await?;
-                Ok(documented_size_error(
-                    response.map(Body::new),
-                    "a ScoreTranscript request",
-                    limits.max_transcript_message_bytes,
-                ))
-            });
+                let call = self.transcripts.clone().call(request);
+                Box::pin(async move {
+                    let response = call.await;
+                    drop(slot);
+                    response
+                })
+            }
+            WATCH_ALERTS => Box::pin(self.watchers.clone().call(request)),
+            _ => Box::pin(self.streams.clone().call(request)),
         }
-        let (mut inner, what, limit) = if path == WATCH_ALERTS {
-            (
-                self.watchers.clone(),
-                "a WatchAlerts request",
-                limits.max_watch_request_bytes,
-            )
-        } else {
-            (
-                self.streams.clone(),
-                "a StreamConversations request",
-                limits.max_stream_message_bytes,
-            )
-        };
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            Ok(documented_size_error(response.map(Body::new), what, limit))
-        })
     }
 }
 
@@ -135,7 +149,7 @@ impl Service<http::Request<Body>> for PerMethod {
 fn discard(mut body: Body) {
     use http_body::Body as _;
     tokio::spawn(async move {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let _ = tokio::time::timeout(super::REFUSED_LINGER, async {
             while let Some(Ok(_)) =
                 std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
             {}

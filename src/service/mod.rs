@@ -154,15 +154,15 @@ fn set_parent(span: &tracing::Span, parent: Option<opentelemetry::Context>) {
 }
 
 impl Shared {
-    /// Whether the request's tenant may open a stream now, within its stream-open rate
-    /// (R-SEC-5); the refusal, with when to retry, if not.
-    fn admit_stream<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Whether `caller` may open a stream now, within its tenant's stream-open rate (R-SEC-5);
+    /// the refusal, with when to retry, if not.
+    fn admit_stream(&self, caller: &tenant::Caller) -> Result<(), Status> {
         match (
             &self.stream_opens,
-            tenant::rate_key(request, self.limits.stream_open_rate_by_peer),
+            caller.rate_key(self.limits.stream_open_rate_by_peer),
         ) {
             (Some(rate), Some(key)) => rate
-                .admit(&key)
+                .admit(key)
                 .map_err(|wait| ServiceError::StreamOpenRate(wait).into()),
             _ => Ok(()),
         }
@@ -176,9 +176,10 @@ fn trace_parent<T>(request: &Request<T>) -> Option<opentelemetry::Context> {
         .cloned()
 }
 
-/// How long a refused stream's messages are still read (and dropped) so that the refusal never
-/// resets the HTTP/2 stream from our side.
-const REFUSED_LINGER: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a refused call's messages are still read (and dropped) so that the refusal never
+/// resets the HTTP/2 stream from our side (refused stream opens, `ScoreTranscript` beyond its
+/// concurrency).
+pub(super) const REFUSED_LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -192,14 +193,8 @@ impl ListeningService for Listening {
         request: Request<Streaming<StreamConversationsRequest>>,
     ) -> Result<Response<Self::StreamConversationsStream>, Status> {
         let parent = trace_parent(&request);
-        let caller = stream::Caller {
-            key: Arc::from(tenant::tenant_of(&request)),
-            tenant: request
-                .extensions()
-                .get::<tenant::Tenant>()
-                .map(|t| Arc::from(t.0.as_str())),
-        };
-        let admitted = self.shared.admit_stream(&request);
+        let caller = tenant::Caller::of(&request);
+        let admitted = self.shared.admit_stream(&caller);
         let inbound = request.into_inner();
         Ok(Response::new(match admitted {
             Ok(()) => stream::start(Arc::clone(&self.shared), inbound, parent, caller),
@@ -230,9 +225,9 @@ impl ListeningService for Listening {
         &self,
         request: Request<WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
-        self.shared.admit_stream(&request)?;
-        let tenant = request.extensions().get::<tenant::Tenant>().cloned();
-        watch::start(&self.shared, request.into_inner(), tenant)
+        let caller = tenant::Caller::of(&request);
+        self.shared.admit_stream(&caller)?;
+        watch::start(&self.shared, request.into_inner(), caller.tenant)
             .map(Response::new)
             .map_err(Status::from)
     }

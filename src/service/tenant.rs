@@ -13,6 +13,7 @@
 //! (`--stream-open-rate-by-peer` turns peer limiting on where clients connect directly).
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,24 +24,40 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tenant(pub String);
 
-/// The rate-limit key of a request: its tenant, else its peer address, else `unknown`.
-pub(crate) fn tenant_of<T>(request: &tonic::Request<T>) -> String {
-    if let Some(Tenant(tenant)) = request.extensions().get::<Tenant>() {
-        return tenant.clone();
-    }
-    match request.remote_addr() {
-        Some(addr) => addr.ip().to_string(),
-        None => "unknown".to_owned(),
-    }
+/// Who is calling, read once from a request: the authenticated tenant, if any, and the key
+/// of the per-tenant limits (that tenant, else the peer's IP address, else `unknown`). Never
+/// logged.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The per-tenant key.
+    pub(crate) key: Arc<str>,
+    /// The tenant its credentials name; alerts and watchers are scoped to it.
+    pub(crate) tenant: Option<Arc<str>>,
 }
 
-/// The key a request's stream opens are rate-limited by: its authenticated tenant, else (only
-/// when `by_peer`) its peer's IP address; `None` when it is not limited.
-pub(crate) fn rate_key<T>(request: &tonic::Request<T>, by_peer: bool) -> Option<String> {
-    if let Some(Tenant(tenant)) = request.extensions().get::<Tenant>() {
-        return Some(tenant.clone());
+impl Caller {
+    /// The caller of `request`.
+    pub(crate) fn of<T>(request: &tonic::Request<T>) -> Caller {
+        let tenant: Option<Arc<str>> = request
+            .extensions()
+            .get::<Tenant>()
+            .map(|Tenant(t)| Arc::from(t.as_str()));
+        let key = match (&tenant, request.remote_addr()) {
+            (Some(tenant), _) => Arc::clone(tenant),
+            (None, Some(addr)) => Arc::from(addr.ip().to_string()),
+            (None, None) => Arc::from("unknown"),
+        };
+        Caller { key, tenant }
     }
-    by_peer.then(|| tenant_of(request))
+
+    /// The key its stream opens are rate-limited by: its authenticated tenant, else (only when
+    /// `by_peer`) its address; `None` when they are not limited.
+    pub(crate) fn rate_key(&self, by_peer: bool) -> Option<&str> {
+        match &self.tenant {
+            Some(tenant) => Some(tenant),
+            None => by_peer.then_some(&*self.key),
+        }
+    }
 }
 
 /// The tenant a client certificate names: its first URI subject alternative name (a mesh's

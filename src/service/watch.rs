@@ -49,7 +49,7 @@ impl Drop for WatcherSlot {
 pub(super) fn start(
     shared: &Arc<Shared>,
     request: WatchAlertsRequest,
-    tenant: Option<super::tenant::Tenant>,
+    tenant: Option<Arc<str>>,
 ) -> Result<ResponseStream<WatchAlertsResponse>, ServiceError> {
     let invalid = |field: &str, description: &str| ServiceError::InvalidArgument {
         field: field.into(),
@@ -85,7 +85,7 @@ pub(super) fn start(
     }
     let slot = WatcherSlot(Arc::clone(shared));
     let filter = Filter {
-        tenant: tenant.map(|t| Arc::from(t.0.as_str())),
+        tenant,
         conversations: request.conversation_ids.into_iter().collect(),
         kinds: request.kinds.into_iter().collect(),
         min_severity: request.min_severity,

@@ -32,20 +32,13 @@ use self::admission::{MessageRate, Slot};
 use self::inbound::Received;
 use self::outbound::{Outbound, Queued};
 use super::error::ServiceError;
+use super::tenant::Caller;
 use super::{PublishedAlert, ResponseStream, Shared};
 use crate::engine::{self, Conversation, Emitted, End, EndReason, Event, RejectReason, Rejected};
 use crate::proto::{self, v1::*};
 use crate::telemetry::metrics::Direction;
 
 static STREAM_IDS: AtomicU64 = AtomicU64::new(1);
-
-/// Who opened a stream: the key of the per-tenant caps (never logged), and the authenticated
-/// tenant, if any, that its alerts are scoped to.
-#[derive(Debug, Clone)]
-pub(super) struct Caller {
-    pub(super) key: Arc<str>,
-    pub(super) tenant: Option<Arc<str>>,
-}
 
 /// Starts the task serving one stream and returns the stream of its responses. `parent` is
 /// the caller's trace context, if it sent one.
@@ -402,7 +395,8 @@ impl StreamTask {
         }
     }
 
-    /// Answers one request: one lookup of its conversation, then one handler per payload.
+    /// Answers one request: its conversation looked up once (and once more to apply it), then
+    /// one handler per payload.
     fn handle(&mut self, request: StreamConversationsRequest) -> Vec<StreamConversationsResponse> {
         use stream_conversations_request::Payload;
         let StreamConversationsRequest {
@@ -419,12 +413,8 @@ impl StreamTask {
         ) {
             return vec![response("", 0, rejection(&r))];
         }
-        let gone = if self.live.contains_key(&id) {
-            None
-        } else {
-            self.gone_lately(&id)
-        };
         let live = self.live.contains_key(&id);
+        let gone = if live { None } else { self.gone_lately(&id) };
         let offset = offset_of(&payload);
         let event = match payload {
             Payload::Start(start) => return self.on_start(&id, &start, live, gone),
@@ -440,14 +430,14 @@ impl StreamTask {
                     );
                 }
                 if !live {
-                    let shared = Arc::clone(&self.shared);
                     let refused = match gone {
                         Some(gone) => Err(not_live(gone)),
                         // The first utterance of an unknown conversation opens it.
                         None => self.open(&id, &ConversationStart::default()),
                     };
                     if let Err(r) = refused {
-                        return unanswered(&id, r.for_utterance(&utterance, &shared.limits.input));
+                        let r = r.for_utterance(&utterance, &self.shared.limits.input);
+                        return unanswered(&id, r);
                     }
                 }
                 Event::Utterance(utterance)
@@ -487,11 +477,20 @@ impl StreamTask {
                 )
             }
         };
-        let mut out = Vec::new();
-        if let Some(limited) = self.over_rate(&id, offset) {
-            return vec![limited];
+        // The conversation is live here (opened above if it was not).
+        let Some(live) = self.live.get_mut(&id) else {
+            return Vec::new();
+        };
+        if let Err(wait) = live.rate.admit(offset) {
+            return vec![over_rate(
+                &id,
+                wait,
+                self.shared.limits.max_messages_per_second,
+            )];
         }
-        if self.observe(&id, event, &mut out) {
+        let mut out = Vec::new();
+        let tenant = self.caller.tenant.as_ref();
+        if observe(live, &id, event, &self.shared, tenant, &mut out) {
             self.close(&id, "completed");
         }
         out
@@ -519,16 +518,17 @@ impl StreamTask {
         if gone == Some(Gone::Ended) {
             return unanswered(id, not_live(Gone::Ended));
         }
+        // A start refused before is forgotten once this one is judged (a scan of the recent
+        // list, so only when there is something to forget).
+        if gone.is_some() {
+            self.forget(id);
+        }
         match self.open(id, start) {
-            Ok(()) => {
-                self.forget(id);
-                Vec::new()
-            }
+            Ok(()) => Vec::new(),
             Err(r) => {
                 // A cap that is full may have room later: only a start that is wrong in itself
                 // keeps the conversation from opening by its next utterance.
                 if r.reason != RejectReason::ResourceExhausted {
-                    self.forget(id);
                     self.remember(id.to_owned(), Gone::StartRefused(r.field));
                 }
                 unanswered(id, r)
@@ -547,88 +547,15 @@ impl StreamTask {
         }
     }
 
-    /// The rejection of a client message over the conversation's rate, if it is. It takes no
-    /// `seq`: the message was not applied, and a client that resends it later gets the same
-    /// responses as if it had never been refused (a replay's de-duplication by `seq` can never
-    /// mistake it for data).
-    fn over_rate(&mut self, id: &str, offset: Option<i64>) -> Option<StreamConversationsResponse> {
-        let live = self.live.get_mut(id)?;
-        let wait = live.rate.admit(offset).err()?;
-        let rate = self.shared.limits.max_messages_per_second;
-        let mut r = Rejected::new(
-            RejectReason::ResourceExhausted,
-            "conversation_id",
-            format!(
-                "more than {rate} messages per second for this conversation (beyond what its call time allows); resend after the delay"
-            ),
-        );
-        r.retry_after_ms = Some(wait.as_millis().max(1) as i64);
-        Some(response(id, 0, rejection(&r)))
-    }
-
-    /// Applies an event to a live conversation; returns whether it ended.
-    fn observe(
-        &mut self,
-        id: &str,
-        event: Event,
-        out: &mut Vec<StreamConversationsResponse>,
-    ) -> bool {
-        let Some(live) = self.live.get_mut(id) else {
-            return false;
-        };
-        live.last_activity = Instant::now();
-        let start_time = live.start_time;
-        let alert_time = move |a: &engine::Alert| {
-            Some(match start_time {
-                Some(t) => t + Duration::from_millis(a.offset_ms.max(0) as u64),
-                None => SystemTime::now(),
-            })
-        };
-        let mut ended = false;
-        match live.conversation.observe(event) {
-            Ok(emitted) => {
-                for e in emitted {
-                    live.seq += 1;
-                    let payload = match e {
-                        Emitted::Update(u) => stream_conversations_response::Payload::Update(
-                            proto::update_to_proto(&u),
-                        ),
-                        Emitted::Alert(a) => {
-                            let alert = proto::alert_to_proto(&a, alert_time(&a));
-                            let _ = self.shared.alerts.send(PublishedAlert {
-                                conversation_id: Arc::from(id),
-                                tenant: self.caller.tenant.clone(),
-                                alert: alert.clone(),
-                            });
-                            stream_conversations_response::Payload::Alert(alert)
-                        }
-                        Emitted::Scorecard(card) => {
-                            ended = true;
-                            stream_conversations_response::Payload::Scorecard(
-                                proto::scorecard_to_proto(&card, alert_time),
-                            )
-                        }
-                    };
-                    out.push(response(id, live.seq, payload));
-                }
-            }
-            Err(r) => {
-                live.seq += 1;
-                out.push(response(id, live.seq, rejection(&r)));
-            }
-        }
-        ended
-    }
-
     /// Ends `ids` as abandoned. The server's own end is never rate-limited.
     async fn abandon(&mut self, ids: Vec<String>) -> Result<(), Stop> {
         let mut out = Vec::new();
         for id in ids {
-            self.observe(
-                &id,
-                Event::End(End::default(), EndReason::Abandoned),
-                &mut out,
-            );
+            if let Some(live) = self.live.get_mut(&id) {
+                let end = Event::End(End::default(), EndReason::Abandoned);
+                let tenant = self.caller.tenant.as_ref();
+                observe(live, &id, end, &self.shared, tenant, &mut out);
+            }
             self.close(&id, "abandoned");
         }
         if !out.is_empty() {
@@ -655,6 +582,76 @@ impl StreamTask {
         all.sort();
         self.abandon(all).await
     }
+}
+
+/// The rejection of a client message over its conversation's `rate` (`wait` until the next
+/// one may come). It takes no `seq`: the message was not applied, and a client that resends it
+/// later gets the same responses as if it had never been refused (a replay's de-duplication
+/// by `seq` can never mistake it for data).
+fn over_rate(id: &str, wait: Duration, rate: f64) -> StreamConversationsResponse {
+    let mut r = Rejected::new(
+        RejectReason::ResourceExhausted,
+        "conversation_id",
+        format!(
+            "more than {rate} messages per second for this conversation (beyond what its call time allows); resend after the delay"
+        ),
+    );
+    r.retry_after_ms = Some(wait.as_millis().max(1) as i64);
+    response(id, 0, rejection(&r))
+}
+
+/// Applies an event to a live conversation, answering into `out` and publishing its alerts
+/// (scoped to `tenant`) to watchers; returns whether it ended.
+fn observe(
+    live: &mut Live,
+    id: &str,
+    event: Event,
+    shared: &Shared,
+    tenant: Option<&Arc<str>>,
+    out: &mut Vec<StreamConversationsResponse>,
+) -> bool {
+    live.last_activity = Instant::now();
+    let start_time = live.start_time;
+    let alert_time = move |a: &engine::Alert| {
+        Some(match start_time {
+            Some(t) => t + Duration::from_millis(a.offset_ms.max(0) as u64),
+            None => SystemTime::now(),
+        })
+    };
+    let mut ended = false;
+    match live.conversation.observe(event) {
+        Ok(emitted) => {
+            for e in emitted {
+                live.seq += 1;
+                let payload = match e {
+                    Emitted::Update(u) => {
+                        stream_conversations_response::Payload::Update(proto::update_to_proto(&u))
+                    }
+                    Emitted::Alert(a) => {
+                        let alert = proto::alert_to_proto(&a, alert_time(&a));
+                        let _ = shared.alerts.send(PublishedAlert {
+                            conversation_id: Arc::from(id),
+                            tenant: tenant.cloned(),
+                            alert: alert.clone(),
+                        });
+                        stream_conversations_response::Payload::Alert(alert)
+                    }
+                    Emitted::Scorecard(card) => {
+                        ended = true;
+                        stream_conversations_response::Payload::Scorecard(
+                            proto::scorecard_to_proto(&card, alert_time),
+                        )
+                    }
+                };
+                out.push(response(id, live.seq, payload));
+            }
+        }
+        Err(r) => {
+            live.seq += 1;
+            out.push(response(id, live.seq, rejection(&r)));
+        }
+    }
+    ended
 }
 
 /// Why a message for a conversation that is not live, but was lately, is rejected.
