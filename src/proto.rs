@@ -234,6 +234,7 @@ fn metrics_to_proto(m: &engine::Metrics) -> Metrics {
         sentence_completions: m.sentence_completions,
         long_customer_turns: m.long_customer_turns,
         long_turns_acknowledged: m.long_turns_acknowledged,
+        start_only_utterances: m.start_only_utterances,
     }
 }
 

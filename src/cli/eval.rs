@@ -114,6 +114,38 @@ struct Report {
     skipped_lines: u64,
     per_unit: bool,
     strip_punctuation: bool,
+    /// When conversations carry a session quality label (`labels.mi_quality`: `high`/`low`):
+    /// how well the final listening score separates them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quality: Option<Quality>,
+}
+
+/// The final listening score against a session quality label.
+#[derive(Debug, Serialize)]
+struct Quality {
+    /// Probability that a high-quality session scores above a low-quality one (ties count
+    /// half); 0.5 is chance.
+    auc: f64,
+    high: usize,
+    low: usize,
+    /// Every labelled session: id, final score, label (for pooling across folds).
+    sessions: Vec<(String, f64, String)>,
+}
+
+/// The area under the ROC curve of `score` for telling `high` from `low` sessions.
+fn auc(sessions: &[(String, f64, String)]) -> f64 {
+    let high: Vec<f64> = sessions.iter().filter(|s| s.2 == "high").map(|s| s.1).collect();
+    let low: Vec<f64> = sessions.iter().filter(|s| s.2 == "low").map(|s| s.1).collect();
+    if high.is_empty() || low.is_empty() {
+        return 0.5;
+    }
+    let mut wins = 0.0;
+    for h in &high {
+        for l in &low {
+            wins += if h > l { 1.0 } else if h == l { 0.5 } else { 0.0 };
+        }
+    }
+    wins / (high.len() * low.len()) as f64
 }
 
 /// One scored item (an utterance, or a unit).
@@ -135,7 +167,7 @@ fn strings(v: Option<&serde_json::Value>) -> Option<BTreeSet<String>> {
     })
 }
 
-fn strip(text: &str) -> String {
+pub(super) fn strip(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     for (i, c) in chars.iter().enumerate() {
@@ -163,6 +195,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let mut examples: HashMap<(String, &'static str), Vec<String>> = HashMap::new();
     let (mut conversations, mut scored, mut skipped) = (0u64, 0u64, 0u64);
+    let mut sessions: Vec<(String, f64, String)> = Vec::new();
     // Warnings (guessed or suspicious input), counted and reported once at the end.
     let (mut warned, mut first_warning) = (0u64, None::<String>);
     for item in transcript::Reader::new(BufReader::new(file)) {
@@ -225,6 +258,14 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             conversation,
             engine::transcript_events(t.utterances, t.signals, End::default()),
         );
+        let quality = t
+            .labels
+            .iter()
+            .flatten()
+            .find_map(|l| l.get("mi_quality").and_then(|q| q.as_str()).map(str::to_string));
+        if let Some(q) = quality.filter(|q| q == "high" || q == "low") {
+            sessions.push((t.conversation_id.clone(), result.scorecard.score.overall, q));
+        }
         let mut detected: HashMap<&str, BTreeSet<String>> = HashMap::new();
         for update in &result.timeline {
             let set = detected.entry(update.utterance_id.as_str()).or_default();
@@ -329,6 +370,12 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         skipped_lines: skipped,
         per_unit: args.per_unit,
         strip_punctuation: args.strip_punctuation,
+        quality: (!sessions.is_empty()).then(|| Quality {
+            auc: auc(&sessions),
+            high: sessions.iter().filter(|s| s.2 == "high").count(),
+            low: sessions.iter().filter(|s| s.2 == "low").count(),
+            sessions,
+        }),
     };
     if let Some(first) = &first_warning {
         eprintln!(
@@ -364,6 +411,13 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 name, c.tp, c.fp, c.fn_, c.precision, c.recall, c.f1
             )?;
         }
+        if let Some(q) = &report.quality {
+            writeln!(
+                out,
+                "session quality: AUC {:.3} of the final score ({} high, {} low sessions)",
+                q.auc, q.high, q.low
+            )?;
+        }
         let mut keys: Vec<_> = examples.keys().cloned().collect();
         keys.sort();
         for key in keys {
@@ -381,7 +435,18 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::strip;
+    use super::{auc, strip};
+
+    #[test]
+    fn auc_counts_pairs_in_order_and_ties_as_half() {
+        let s = |v: &[(f64, &str)]| -> Vec<(String, f64, String)> {
+            v.iter().map(|(x, q)| (String::new(), *x, q.to_string())).collect()
+        };
+        assert_eq!(auc(&s(&[(80.0, "high"), (60.0, "low")])), 1.0);
+        assert_eq!(auc(&s(&[(50.0, "high"), (60.0, "low")])), 0.0);
+        assert_eq!(auc(&s(&[(60.0, "high"), (60.0, "low"), (70.0, "high")])), 0.75);
+        assert_eq!(auc(&s(&[(60.0, "high")])), 0.5);
+    }
 
     #[test]
     fn strip_keeps_words_and_inner_joiners() {

@@ -2,6 +2,7 @@
 
 mod demo;
 pub mod eval;
+mod features;
 mod loadgen;
 mod render;
 mod replay;
@@ -19,6 +20,9 @@ pub struct Cli {
     /// Log format on standard error.
     #[arg(long, global = true, env = crate::config::ENV_LOG_FORMAT, value_enum, default_value = "plain")]
     log_format: LogFormat,
+    /// Listening model file (safetensors, as `models/build.sh` writes) instead of the embedded one.
+    #[arg(long, global = true, env = "HEARKEN_MODEL", value_name = "FILE")]
+    model: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     command: Command,
@@ -38,6 +42,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Load-test a running server: N calls over M connections, throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
+    /// The learned layer's features of each utterance of labelled files (for `models/build.py`).
+    #[command(hide = true)]
+    Features(features::FeaturesArgs),
 }
 
 /// Runs the command; returns the process exit code.
@@ -51,9 +58,17 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         telemetry::init_logging(cli.log_format, default_filter);
     }
     let log_format = cli.log_format;
+    if let Some(path) = &cli.model {
+        let bytes = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("--model {}: {e}", path.display()))?;
+        let model = crate::engine::learned::model::Model::from_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("--model {}: {e}", path.display()))?;
+        crate::engine::learned::model::install(model)?;
+    }
     match cli.command {
         Command::Score(args) => score::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Features(args) => features::run(args),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -64,7 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Command::Demo(args) => demo::run(args).await,
                     Command::Replay(args) => replay::run(args).await,
                     Command::Loadgen(args) => loadgen::run(args).await,
-                    Command::Score(_) | Command::Eval(_) => unreachable!("handled above"),
+                    Command::Score(_) | Command::Eval(_) | Command::Features(_) => unreachable!("handled above"),
                 }
             })
         }

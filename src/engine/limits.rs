@@ -184,11 +184,15 @@ impl InputLimits {
                     ));
                 }
             }
-            (Some(_), None) => {
-                return Err(invalid(
-                    "utterance.end_ms",
-                    "must be set when start_ms is".into(),
-                ));
+            // Start-only timing (AnnoMI, CCAI Insights, chat platforms): scored; behaviours
+            // that need an end are not computed for it (`Metrics::start_only_utterances`).
+            (Some(start), None) => {
+                if !(0..=self.max_offset_ms).contains(&start) {
+                    return Err(out_of_range(
+                        "utterance.start_ms",
+                        format!("must be within [0, {}]", self.max_offset_ms),
+                    ));
+                }
             }
             (None, Some(_)) => {
                 return Err(invalid(

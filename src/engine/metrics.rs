@@ -86,6 +86,10 @@ pub struct Metrics {
     pub sentence_completions: u32,
     /// Closed-question streaks.
     pub closed_question_streaks: u32,
+    /// Final utterances timed by their start only (no `end_ms`): their language behaviours are
+    /// scored, the behaviours that need an end (talk time, overtalk, interruption, response
+    /// gaps, pace, monologue) are not computed for them. Non-zero means timing was partial.
+    pub start_only_utterances: u32,
 }
 
 impl Metrics {

@@ -15,6 +15,7 @@ pub mod detectors;
 pub mod event;
 pub mod followups;
 pub mod language;
+pub mod learned;
 pub mod limits;
 pub mod metrics;
 pub mod rubric;
@@ -183,6 +184,10 @@ pub struct Conversation {
     /// Final utterances seen: hash of id → hash of content (repeats are ignored or rejected).
     finals: HashMap<u64, u64>,
     ended: bool,
+    /// The learned layer's context (the latest turn of each party).
+    learned: learned::Memory,
+    /// When set, the learned layer's features of the latest utterance (for `hearken features`).
+    features: Option<Option<learned::features::Features>>,
 }
 
 fn stable_hash(value: impl Hash) -> u64 {
@@ -248,6 +253,8 @@ impl Conversation {
             followups: followups::FollowUps::default(),
             finals: HashMap::new(),
             ended: false,
+            learned: learned::Memory::default(),
+            features: None,
         }
     }
 
@@ -310,6 +317,16 @@ impl Conversation {
         }
     }
 
+    /// Keeps the learned layer's features of each final utterance, for [`Self::take_features`].
+    pub(crate) fn record_features(&mut self) {
+        self.features = Some(None);
+    }
+
+    /// The learned layer's features of the latest final utterance, when it judged one.
+    pub(crate) fn take_features(&mut self) -> Option<learned::features::Features> {
+        self.features.as_mut().and_then(Option::take)
+    }
+
     fn observe_utterance(&mut self, u: Utterance) -> Result<Vec<Emitted>, Rejected> {
         self.limits
             .check_utterance(&u)
@@ -370,6 +387,7 @@ impl Conversation {
         let profile = Arc::clone(&self.profile);
         let tokens = text::tokenize(&u.text);
         let duration = u.interval().map(|(s, e)| e - s);
+        let start_only = u.start_ms.is_some() && u.end_ms.is_none();
         let backchannel = detectors::is_backchannel(&tokens, duration, &profile);
         let analysis =
             language::analyse(&u.text, &tokens, &profile.compiled.fillers, profile.lang());
@@ -399,6 +417,22 @@ impl Conversation {
             cues: Default::default(),
         };
         let mut found = detectors::detect_all(segment, &context);
+        let recorded = learned::revise(
+            &profile,
+            &mut self.learned,
+            &learned::Input {
+                text: &segment.text,
+                role: segment.role,
+                participant: segment.participant_id.as_deref(),
+                backchannel: segment.backchannel,
+                utterance_id: &segment.utterance_id,
+            },
+            &mut found,
+            self.features.is_some(),
+        );
+        if let Some(slot) = &mut self.features {
+            *slot = recorded;
+        }
         let (utterance_id, role, start_ms, words) = (
             segment.utterance_id.clone(),
             segment.role,
@@ -407,6 +441,9 @@ impl Conversation {
         );
 
         self.count(&found, &placement, role, words, duration, backchannel);
+        if start_only {
+            self.metrics.start_only_utterances += 1;
+        }
         for d in found
             .iter()
             .filter(|d| d.behaviour == Behaviour::Interruption)

@@ -18,7 +18,7 @@ mod interruption;
 mod monologue;
 mod overtalk;
 mod premature_solution;
-mod questions;
+pub(crate) mod questions;
 mod reflection;
 mod sentence_completion;
 mod side_issue;

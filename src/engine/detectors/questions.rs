@@ -14,7 +14,7 @@ use crate::engine::state::Segment;
 pub(super) struct QuestionDetector;
 
 /// Open or closed, with a confidence; `None` for what is not a question of either kind.
-pub(super) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behaviour, f32)> {
+pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behaviour, f32)> {
     use Behaviour::{ClosedQuestion as Closed, OpenQuestion as Open};
     let form = a.question?;
     let head = a.head()?;

@@ -1,0 +1,285 @@
+//! The features the heads read, for one utterance. The training script reads them from
+//! `hearken features`, so training and scoring share this code and cannot drift apart.
+//!
+//! Dense: the utterance's embedding, its last sentence's, its last question's (zeros when it
+//! asks none), the product of the utterance's with the other party's latest turn (zeros when
+//! there is none), then [`SCALARS`] numbers. Hashed (FNV-1a into `buckets`): words and word
+//! pairs, the first words of each sentence and of each question (after discourse markers),
+//! question words present, and counts.
+
+use super::model::Model;
+use super::sentences::{self, Sentence};
+
+/// Scalars after the four embeddings.
+pub const SCALARS: usize = 15;
+
+/// Length of the dense part for an embedding width.
+pub fn dense_len(dim: usize) -> usize {
+    4 * dim + SCALARS
+}
+
+/// What the rules found in the utterance, given to the heads as features.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuleFlags {
+    /// An open question by the question rules.
+    pub open: bool,
+    /// A closed question.
+    pub closed: bool,
+    /// A reflection by the reflection rules.
+    pub reflection: bool,
+    /// A clarifying question.
+    pub clarifying: bool,
+    /// An acknowledgement or backchannel.
+    pub acknowledgement: bool,
+    /// Empathy.
+    pub empathy: bool,
+    /// The question rules, sentence by sentence: some sentence is an open question.
+    pub sentence_open: bool,
+    /// Some sentence is a closed question.
+    pub sentence_closed: bool,
+    /// Sentences the rules read as questions of either kind.
+    pub question_sentences: u32,
+}
+
+/// One utterance's features.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Features {
+    /// Dense part, [`dense_len`] long.
+    pub dense: Vec<f32>,
+    /// Hashed part: (bucket, value), buckets unique, in first-seen order.
+    pub sparse: Vec<(u32, f32)>,
+    /// The utterance's sentences.
+    pub sentences: Vec<Sentence>,
+    /// Index of the last question sentence.
+    pub last_question: Option<usize>,
+    /// Index of the sentence most like the other party's latest turn.
+    pub closest_to_other: Option<usize>,
+    /// Whether the text has sentence punctuation (else the heads for speech recognition's
+    /// unpunctuated text are used, when the model has them).
+    pub punctuated: bool,
+    /// Whether the question heads judge this utterance (see `learned::decide`); set by the layer.
+    pub question_candidate: bool,
+}
+
+const LEADS: &[&str] = &[
+    "so", "and", "okay", "ok", "well", "um", "uh", "yeah", "but", "now", "alright", "all",
+    "right", "oh", "then", "mm", "hmm",
+];
+const OPENERS: &[&str] = &[
+    "what", "how", "why", "where", "when", "who", "which", "can", "could", "would", "do", "does",
+    "did", "is", "are", "was", "were", "have", "has", "will", "should", "may", "tell",
+];
+const MARKED: &[&str] = &[
+    "what", "how", "why", "where", "when", "who", "which", "tell", "describe", "or", "anything",
+    "any", "you", "sounds", "feel", "hear", "seems",
+];
+
+/// Words as the hashed features see them: lower-case runs of letters, digits and apostrophes;
+/// `?` is a word of its own.
+fn words(text: &str, out: &mut Vec<String>) {
+    out.clear();
+    let mut w = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let c = if c == '’' { '\'' } else { c };
+        if c.is_alphanumeric() || c == '\'' {
+            w.push(c);
+        } else {
+            if !w.is_empty() {
+                out.push(std::mem::take(&mut w));
+            }
+            if c == '?' {
+                out.push("?".into());
+            }
+        }
+    }
+    if !w.is_empty() {
+        out.push(w);
+    }
+}
+
+struct Hashed<'m> {
+    buckets: u64,
+    out: Vec<(u32, f32)>,
+    key: String,
+    _m: std::marker::PhantomData<&'m ()>,
+}
+
+impl Hashed<'_> {
+    fn add(&mut self, parts: &[&str], value: f32) {
+        self.key.clear();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                self.key.push(' ');
+            }
+            self.key.push_str(p);
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.key.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let bucket = (h % self.buckets) as u32;
+        match self.out.iter_mut().find(|(b, _)| *b == bucket) {
+            Some((_, v)) => *v += value,
+            None => self.out.push((bucket, value)),
+        }
+    }
+}
+
+fn is_question(words: &[String], raw: &str) -> bool {
+    raw.trim_end().ends_with('?')
+        || (!raw.trim_end().ends_with(['.', '!', ';'])
+            && core(words).first().is_some_and(|w| OPENERS.contains(&w.as_str())))
+}
+
+fn core(words: &[String]) -> &[String] {
+    let k = words
+        .iter()
+        .take_while(|w| LEADS.contains(&w.as_str()))
+        .count();
+    &words[k..]
+}
+
+/// Computes the features of `text`. `other` is the embedding of the other party's latest turn
+/// and `other_words` its words (for the overlap), when there is one.
+pub fn compute(
+    model: &Model,
+    text: &str,
+    other: Option<&[f32]>,
+    other_words: &[String],
+    rules: RuleFlags,
+    unknown_role: bool,
+) -> Features {
+    let dim = model.dim();
+    let mut dense = vec![0.0f32; dense_len(dim)];
+    let sentences = sentences::split(text);
+    let (e, rest) = dense.split_at_mut(dim);
+    let (el, rest) = rest.split_at_mut(dim);
+    let (eq, rest) = rest.split_at_mut(dim);
+    let (ep, scalars) = rest.split_at_mut(dim);
+    model.embed(text, e);
+    let mut hashed = Hashed {
+        buckets: model.buckets as u64,
+        out: Vec::with_capacity(96),
+        key: String::new(),
+        _m: std::marker::PhantomData,
+    };
+    let mut all = Vec::new();
+    words(text, &mut all);
+    for (i, w) in all.iter().enumerate() {
+        hashed.add(&["u", w], 1.0);
+        if let Some(next) = all.get(i + 1) {
+            hashed.add(&["b", w, next], 1.0);
+        }
+    }
+    let mut sw = Vec::new();
+    let mut last_question = None;
+    let mut questions = 0usize;
+    let mut closest = None;
+    let mut best = f32::MIN;
+    let mut scratch = vec![0.0f32; dim];
+    for (si, s) in sentences.iter().enumerate() {
+        let raw = s.text(text);
+        words(raw, &mut sw);
+        let tag = if si + 1 == sentences.len() { "L" } else { "S" };
+        if let Some(first) = sw.first() {
+            hashed.add(&[tag, "1", first], 1.0);
+        }
+        if sw.len() > 1 {
+            hashed.add(&[tag, "2", &sw[0], &sw[1]], 1.0);
+        }
+        if raw.trim_end().ends_with('?') {
+            hashed.add(&[tag, "?"], 1.0);
+        }
+        hashed.add(&[tag, "len"], sw.len().min(40) as f32 / 40.0);
+        if is_question(&sw, raw) {
+            questions += 1;
+            last_question = Some(si);
+        }
+        if let Some(other) = other {
+            model.embed(raw, &mut scratch);
+            let sim: f32 = scratch.iter().zip(other).map(|(a, b)| a * b).sum();
+            if sim > best {
+                best = sim;
+                closest = Some(si);
+            }
+        }
+    }
+    if let Some(last) = sentences.last() {
+        model.embed(last.text(text), el);
+    }
+    // Features of each question, the last one marked apart.
+    let mut qn = 0;
+    for (si, s) in sentences.iter().enumerate() {
+        let raw = s.text(text);
+        words(raw, &mut sw);
+        if !is_question(&sw, raw) {
+            continue;
+        }
+        qn += 1;
+        let tag = if qn == questions { "QL" } else { "Q" };
+        let c: Vec<&str> = core(&sw).iter().filter(|w| *w != "?").map(String::as_str).collect();
+        if let Some(first) = c.first() {
+            hashed.add(&[tag, "c1", first], 1.0);
+        }
+        if c.len() > 1 {
+            hashed.add(&[tag, "c2", c[0], c[1]], 1.0);
+        }
+        let mut seen: Vec<&str> = c.iter().copied().filter(|w| MARKED.contains(w)).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for w in seen {
+            hashed.add(&[tag, "has", w], 1.0);
+        }
+        if Some(si) == last_question {
+            model.embed(raw, eq);
+        }
+    }
+    hashed.add(&["nq"], questions as f32 / 3.0);
+    let mut overlap = 0.0;
+    if let Some(other) = other {
+        for (p, (a, b)) in ep.iter_mut().zip(e.iter().zip(other)) {
+            *p = a * b;
+        }
+        scalars[0] = e.iter().zip(other).map(|(a, b)| a * b).sum();
+        scalars[1] = el.iter().zip(other).map(|(a, b)| a * b).sum();
+        let content: Vec<&String> = all.iter().filter(|w| w.chars().count() > 3).collect();
+        if !content.is_empty() {
+            let shared = content.iter().filter(|w| other_words.binary_search(w).is_ok()).count();
+            overlap = shared as f32 / content.len() as f32;
+        }
+    }
+    scalars[2] = overlap;
+    scalars[3] = all.len().min(100) as f32 / 100.0;
+    scalars[4] = sentences.len() as f32 / 5.0;
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    scalars[5] = flag(rules.open);
+    scalars[6] = flag(rules.closed);
+    scalars[7] = flag(rules.reflection);
+    scalars[8] = flag(rules.clarifying);
+    scalars[9] = flag(rules.acknowledgement);
+    scalars[10] = flag(rules.empathy);
+    scalars[11] = flag(other.is_some()) - flag(unknown_role) * 0.5;
+    scalars[12] = flag(rules.sentence_open);
+    scalars[13] = flag(rules.sentence_closed);
+    scalars[14] = rules.question_sentences.min(4) as f32 / 4.0;
+    Features {
+        dense,
+        sparse: hashed.out,
+        sentences,
+        last_question,
+        closest_to_other: closest,
+        punctuated: text.contains(['.', '?', '!', ',']),
+        question_candidate: false,
+    }
+}
+
+/// The words `compute` compares with for overlap, of the other party's turn.
+pub fn overlap_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    words(text, &mut out);
+    out.retain(|w| w.chars().count() > 3);
+    out.sort_unstable();
+    out.dedup();
+    out
+}

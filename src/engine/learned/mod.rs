@@ -1,0 +1,218 @@
+//! The learned listening layer: decides open questions, closed questions and reflections from
+//! sentence embeddings, the context (the other party's latest turn) and the rules' own findings,
+//! with small linear heads (`model.rs`, built by `models/build.sh`). The rules stay the source
+//! of every other behaviour and are features here; each head's decision replaces the rules' for
+//! its behaviour, with the head's probability as the confidence and the sentence that carries it
+//! as the evidence span.
+
+pub mod features;
+pub mod model;
+pub mod sentences;
+
+use super::detectors::{Behaviour, Detection, questions};
+use super::event::Role;
+use super::rubric::Profile;
+use super::{language, text};
+use features::{Features, RuleFlags};
+use model::Model;
+
+/// Words of the other party's turn kept for the overlap feature.
+const MAX_OTHER_WORDS: usize = 64;
+
+/// The behaviours the heads decide, with their head names.
+pub const DECIDED: [(Behaviour, &str); 3] = [
+    (Behaviour::OpenQuestion, "open_question"),
+    (Behaviour::ClosedQuestion, "closed_question"),
+    (Behaviour::Reflection, "reflection"),
+];
+
+/// What the layer remembers of a conversation: the latest turn of each party, as context for
+/// the next turn of the other.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    latest: Vec<Turn>,
+}
+
+#[derive(Debug, Clone)]
+struct Turn {
+    utterance_id: String,
+    role: Role,
+    participant: Option<String>,
+    embedding: Box<[f32]>,
+    words: Vec<String>,
+}
+
+impl Memory {
+    fn other_than(&self, role: Role, participant: Option<&str>) -> Option<&Turn> {
+        self.latest.iter().rev().find(|t| match (role, t.role) {
+            (Role::Unknown, Role::Unknown) => t.participant.as_deref() != participant,
+            (a, b) => a != b,
+        })
+    }
+
+    /// Remembers a turn (at most the latest two parties are kept).
+    fn remember(
+        &mut self,
+        model: &Model,
+        utterance_id: &str,
+        role: Role,
+        participant: Option<&str>,
+        text: &str,
+    ) {
+        let mut embedding = vec![0.0; model.dim()].into_boxed_slice();
+        model.embed(text, &mut embedding);
+        let mut words = features::overlap_words(text);
+        words.truncate(MAX_OTHER_WORDS);
+        self.latest
+            .retain(|t| !(t.role == role && t.participant.as_deref() == participant));
+        self.latest.push(Turn {
+            utterance_id: utterance_id.to_string(),
+            role,
+            participant: participant.map(str::to_string),
+            embedding,
+            words,
+        });
+        if self.latest.len() > 2 {
+            self.latest.remove(0);
+        }
+    }
+}
+
+/// One utterance, as the layer sees it.
+#[derive(Debug)]
+pub struct Input<'a> {
+    /// Its text.
+    pub text: &'a str,
+    /// Who spoke.
+    pub role: Role,
+    /// Which participant.
+    pub participant: Option<&'a str>,
+    /// A backchannel ("mm-hmm"): never a question or a reflection.
+    pub backchannel: bool,
+    /// Its id.
+    pub utterance_id: &'a str,
+}
+
+/// Revises the rules' detections of the decided behaviours for one utterance of a speaker who
+/// may be the agent, and remembers the turn as context. Returns the features when `record`.
+pub fn revise(
+    profile: &Profile,
+    memory: &mut Memory,
+    input: &Input<'_>,
+    found: &mut Vec<Detection>,
+    record: bool,
+) -> Option<Features> {
+    let model = model::get();
+    let may_be_agent = matches!(input.role, Role::Agent | Role::Unknown);
+    let mut out = None;
+    if may_be_agent && !input.backchannel && input.text.chars().any(char::is_alphanumeric) {
+        let has = |b: Behaviour| found.iter().any(|d| d.behaviour == b);
+        let mut rules = RuleFlags {
+            open: has(Behaviour::OpenQuestion),
+            closed: has(Behaviour::ClosedQuestion),
+            reflection: has(Behaviour::Reflection),
+            clarifying: has(Behaviour::ClarifyingQuestion),
+            acknowledgement: has(Behaviour::Acknowledgement) || has(Behaviour::Backchannel),
+            empathy: has(Behaviour::Empathy),
+            ..RuleFlags::default()
+        };
+        // The question rules read each sentence of a multi-sentence turn on its own.
+        let parts = sentences::split(input.text);
+        if parts.len() > 1 {
+            for part in &parts {
+                let raw = part.text(input.text);
+                let tokens = text::tokenize(raw);
+                let a = language::analyse(raw, &tokens, &profile.compiled.fillers, profile.lang());
+                match questions::classify(&a, profile.lang()) {
+                    Some((Behaviour::OpenQuestion, _)) => rules.sentence_open = true,
+                    Some((Behaviour::ClosedQuestion, _)) => rules.sentence_closed = true,
+                    _ => continue,
+                }
+                rules.question_sentences += 1;
+            }
+        } else {
+            rules.sentence_open = rules.open;
+            rules.sentence_closed = rules.closed;
+            rules.question_sentences = u32::from(rules.open || rules.closed);
+        }
+        let other = memory.other_than(input.role, input.participant);
+        let mut f = features::compute(
+            model,
+            input.text,
+            other.map(|t| &*t.embedding),
+            other.map_or(&[][..], |t| &t.words),
+            rules,
+            input.role == Role::Unknown,
+        );
+        let has = |b: Behaviour| found.iter().any(|d| d.behaviour == b);
+        f.question_candidate = has(Behaviour::OpenQuestion)
+            || has(Behaviour::ClosedQuestion)
+            || rules.question_sentences > 0
+            || f.sentences.iter().any(|s| s.text(input.text).trim_end().ends_with('?'));
+        decide(model, &f, input, other.map(|t| t.utterance_id.as_str()), found);
+        if record {
+            out = Some(f);
+        }
+    }
+    memory.remember(model, input.utterance_id, input.role, input.participant, input.text);
+    out
+}
+
+/// Applies the heads. They revise the rules rather than replace them where the rules are
+/// strong: an utterance is a question candidate when the rules found an open or closed question
+/// in it or a sentence of it ends with `?`, and only then do the question heads decide open,
+/// closed (the likelier when both pass) or neither. The reflection head decides for an agent;
+/// for a speaker of unknown role (peers, meetings) it only confirms or removes a reflection the
+/// rules found, since a restatement between peers is rarer than between agent and customer.
+fn decide(
+    model: &Model,
+    f: &Features,
+    input: &Input<'_>,
+    other: Option<&str>,
+    found: &mut Vec<Detection>,
+) {
+    let mut verdicts: Vec<(Behaviour, f32, f32)> = Vec::new(); // behaviour, margin, probability
+    let question = f.question_candidate;
+    for (behaviour, name) in DECIDED {
+        let asr = if f.punctuated { None } else { model.head(&format!("{name}.asr")) };
+        let Some(head) = asr.or_else(|| model.head(name)) else {
+            continue; // no head: the rules decide
+        };
+        let rule = found.iter().position(|d| d.behaviour == behaviour);
+        let eligible = match behaviour {
+            Behaviour::Reflection => input.role == Role::Agent || rule.is_some(),
+            _ => question,
+        };
+        if !eligible {
+            continue;
+        }
+        let z = head.logit(&f.dense, &f.sparse);
+        if z >= head.threshold {
+            verdicts.push((behaviour, z - head.threshold, model::sigmoid(z)));
+        }
+        if let Some(i) = rule {
+            found.remove(i);
+        }
+    }
+    let open = verdicts.iter().position(|v| v.0 == Behaviour::OpenQuestion);
+    let closed = verdicts.iter().position(|v| v.0 == Behaviour::ClosedQuestion);
+    if let (Some(o), Some(c)) = (open, closed) {
+        verdicts.remove(if verdicts[o].1 >= verdicts[c].1 { c } else { o });
+    }
+    for (behaviour, _, p) in verdicts {
+        let sentence = match behaviour {
+            Behaviour::Reflection => f.closest_to_other.or(f.sentences.len().checked_sub(1)),
+            _ => f.last_question.or(f.sentences.len().checked_sub(1)),
+        };
+        found.push(Detection {
+            behaviour,
+            confidence: p,
+            span: sentence.map(|i| f.sentences[i].chars),
+            related_utterance_ids: match (behaviour, other) {
+                (Behaviour::Reflection, Some(id)) => vec![id.to_string()],
+                _ => Vec::new(),
+            },
+            duration_ms: 0,
+        });
+    }
+}

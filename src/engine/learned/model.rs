@@ -1,0 +1,267 @@
+//! The listening model: a static token-embedding table distilled from a sentence encoder, and
+//! small linear heads over features of an utterance (see `features.rs`). Read from a
+//! safetensors file: the one built by `models/build.sh` is embedded in the binary, and
+//! `--model FILE` loads another.
+//!
+//! Every number is computed with IEEE additions, multiplications, divisions and square roots in
+//! a fixed order, and the logistic function comes from `libm` (pure Rust), so a model gives the
+//! same bits for the same input on every machine.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use safetensors::{Dtype, SafeTensors};
+
+/// The model built from `models/`, embedded.
+static EMBEDDED: &[u8] = include_bytes!("../../../models/listening.safetensors");
+/// The format name a model file must declare in its metadata.
+pub const FORMAT: &str = "hearken-listening-1";
+/// Sanity caps for a model file (the embedded one is far below them).
+const MAX_VOCAB: usize = 200_000;
+const MAX_DIM: usize = 1024;
+const MAX_BUCKETS: usize = 1 << 22;
+
+/// Why a model file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("listening model: {0}")]
+pub struct ModelError(String);
+
+fn bad(what: impl Into<String>) -> ModelError {
+    ModelError(what.into())
+}
+
+/// One head: a logistic regression over the dense and hashed features.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// Behaviour name (`open_question`, `closed_question`, `reflection`, ...).
+    pub name: String,
+    bias: f32,
+    dense: Vec<f32>,
+    sparse: Vec<f32>,
+    /// Decision threshold on the logit (chosen by cross-validation when the head was built).
+    pub threshold: f32,
+}
+
+impl Head {
+    /// The head's logit for a feature vector.
+    pub fn logit(&self, dense: &[f32], sparse: &[(u32, f32)]) -> f32 {
+        let mut z = self.bias;
+        for (w, x) in self.dense.iter().zip(dense) {
+            z += w * x;
+        }
+        for &(i, x) in sparse {
+            z += self.sparse[i as usize] * x;
+        }
+        z
+    }
+}
+
+/// The logistic function, the same bits everywhere.
+pub fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-z))
+}
+
+/// A loaded model.
+#[derive(Debug)]
+pub struct Model {
+    vocab: HashMap<Box<str>, u32>,
+    dim: usize,
+    table: Vec<f32>,
+    /// Hash buckets of the lexical features.
+    pub buckets: usize,
+    heads: Vec<Head>,
+    /// SHA-256-free identity for logs: the file's size and its declared version.
+    pub version: String,
+}
+
+impl Model {
+    /// Reads a model file's bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let get = |key: &str| meta.get(key).ok_or_else(|| bad(format!("metadata `{key}` missing")));
+        if get("format")? != FORMAT {
+            return Err(bad(format!("metadata `format` is not {FORMAT}")));
+        }
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let tokens: Vec<&str> = get("vocab")?.split('\n').collect();
+        if tokens.len() > MAX_VOCAB {
+            return Err(bad("vocabulary too large"));
+        }
+        let q = st.tensor("embeddings").map_err(|e| bad(e.to_string()))?;
+        let scales = f32s(&st, "scales")?;
+        let [rows, dim] = q.shape() else {
+            return Err(bad("`embeddings` must be two-dimensional"));
+        };
+        let (rows, dim) = (*rows, *dim);
+        if q.dtype() != Dtype::I8 || rows != tokens.len() || scales.len() != rows || dim > MAX_DIM || dim == 0 {
+            return Err(bad("`embeddings` must be i8 [vocab, dim] with one scale per row"));
+        }
+        let table: Vec<f32> = q
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| f32::from(b as i8) * scales[i / dim])
+            .collect();
+        let vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (Box::<str>::from(*t), i as u32))
+            .collect();
+        let buckets: usize = get("buckets")?.parse().map_err(|_| bad("`buckets` is not a number"))?;
+        if !(1..=MAX_BUCKETS).contains(&buckets) {
+            return Err(bad("`buckets` out of range"));
+        }
+        let mut heads = Vec::new();
+        let names = get("heads")?;
+        for name in names.split(',').filter(|n| !n.is_empty()) {
+            let dense = f32s(&st, &format!("head.{name}.dense"))?;
+            let sparse = f32s(&st, &format!("head.{name}.sparse"))?;
+            let bias = f32s(&st, &format!("head.{name}.bias"))?;
+            let threshold: f32 = get(&format!("threshold.{name}"))?
+                .parse()
+                .map_err(|_| bad(format!("`threshold.{name}` is not a number")))?;
+            if dense.len() != super::features::dense_len(dim) || sparse.len() != buckets || bias.len() != 1 {
+                return Err(bad(format!("head `{name}` has the wrong shape")));
+            }
+            heads.push(Head { name: name.to_string(), bias: bias[0], dense, sparse, threshold });
+        }
+        Ok(Model {
+            vocab,
+            dim,
+            table,
+            buckets,
+            heads,
+            version: meta.get("version").cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Embedding width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The head for a behaviour, if the model has one.
+    pub fn head(&self, name: &str) -> Option<&Head> {
+        self.heads.iter().find(|h| h.name == name)
+    }
+
+    /// Mean of the token vectors of `text`, L2-normalised, into `out` (zeros when no token is
+    /// known). Tokens: lower-cased words split at punctuation, then greedy longest-match word
+    /// pieces (`##` continues a word) as in BERT's tokenizer; unknown words are skipped.
+    pub fn embed(&self, text: &str, out: &mut [f32]) {
+        out.fill(0.0);
+        let mut n = 0u32;
+        let mut word = String::new();
+        let mut piece = String::new();
+        let mut flush = |word: &mut String, out: &mut [f32], n: &mut u32| {
+            if word.is_empty() {
+                return;
+            }
+            self.pieces(word, &mut piece, |id| {
+                let row = &self.table[id as usize * self.dim..(id as usize + 1) * self.dim];
+                for (o, v) in out.iter_mut().zip(row) {
+                    *o += v;
+                }
+                *n += 1;
+            });
+            word.clear();
+        };
+        for c in text.chars().flat_map(char::to_lowercase) {
+            let c = if c == '’' { '\'' } else { c };
+            if c.is_whitespace() {
+                flush(&mut word, out, &mut n);
+            } else if c.is_alphanumeric() {
+                word.push(c);
+            } else {
+                flush(&mut word, out, &mut n);
+                word.push(c);
+                flush(&mut word, out, &mut n);
+            }
+        }
+        flush(&mut word, out, &mut n);
+        if n > 0 {
+            let inv = 1.0 / n as f32;
+            out.iter_mut().for_each(|o| *o *= inv);
+            let norm = out.iter().map(|o| o * o).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                out.iter_mut().for_each(|o| *o /= norm);
+            }
+        }
+    }
+
+    /// Calls `each` with the word-piece ids of one word; none when a piece is unknown.
+    fn pieces(&self, word: &str, buf: &mut String, mut each: impl FnMut(u32)) {
+        if let Some(&id) = self.vocab.get(word) {
+            return each(id);
+        }
+        if word.len() > 100 {
+            return;
+        }
+        let mut ids = [0u32; 32];
+        let mut count = 0;
+        let mut start = 0;
+        while start < word.len() {
+            let mut end = word.len();
+            let mut found = None;
+            while end > start {
+                if word.is_char_boundary(end) {
+                    buf.clear();
+                    if start > 0 {
+                        buf.push_str("##");
+                    }
+                    buf.push_str(&word[start..end]);
+                    if let Some(&id) = self.vocab.get(buf.as_str()) {
+                        found = Some(id);
+                        break;
+                    }
+                }
+                end -= 1;
+            }
+            match found {
+                Some(id) if count < ids.len() => {
+                    ids[count] = id;
+                    count += 1;
+                    start = end;
+                }
+                _ => return,
+            }
+        }
+        ids[..count].iter().for_each(|&id| each(id));
+    }
+}
+
+fn f32s(st: &SafeTensors<'_>, name: &str) -> Result<Vec<f32>, ModelError> {
+    let t = st.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(bad(format!("`{name}` must be f32")));
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+static MODEL: OnceLock<Model> = OnceLock::new();
+
+/// Installs the model every conversation of this process uses, instead of the embedded one.
+/// Must be called before the first conversation; fails if a model is already in use.
+pub fn install(model: Model) -> Result<(), ModelError> {
+    MODEL
+        .set(model)
+        .map_err(|_| bad("a model is already in use in this process"))
+}
+
+/// The process's model: the installed one, else the embedded one.
+pub fn get() -> &'static Model {
+    MODEL.get_or_init(|| match Model::from_bytes(EMBEDDED) {
+        Ok(m) => m,
+        // The embedded file is checked by `cargo test`; a broken build must not score quietly.
+        Err(e) => panic!("the embedded listening model is unusable: {e}"),
+    })
+}
+
+/// The embedded model file's bytes (for `hearken` to report its checksum).
+pub fn embedded_bytes() -> &'static [u8] {
+    EMBEDDED
+}
