@@ -15,7 +15,6 @@ import argparse, hashlib, json, os, re, subprocess, sys, zipfile
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from scipy.sparse import csr_matrix, hstack
@@ -91,7 +90,27 @@ def write(path, vocab, q, scale, heads, thresholds, version):
         tensors[f"head.{name}.sparse"] = sparse.astype(np.float32)
         tensors[f"head.{name}.bias"] = np.array([bias], np.float32)
         meta[f"threshold.{name}"] = repr(float(thresholds[name]))
-    save_file(tensors, str(path), metadata=meta)
+    save_sorted(tensors, path, meta)
+
+
+def save_sorted(tensors, path, meta):
+    """A safetensors file whose header is written in sorted order (the library's writer orders
+    the metadata by a hash map, so the same model would not give the same bytes twice)."""
+    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int8): "I8"}
+    header, blobs, offset = {"__metadata__": dict(sorted(meta.items()))}, [], 0
+    for name in sorted(tensors):
+        t = np.ascontiguousarray(tensors[name])
+        data = t.astype(t.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":"), sort_keys=False).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
 
 
 def features(model, files, strip):
@@ -121,7 +140,8 @@ def f1(y, p):
 
 
 def train(X, rows, groups, strip, src, dense_len, inner=5):
-    cand = np.array([r["question_candidate"] for r in rows])
+    qcand = np.array([r["question_candidate"] for r in rows])
+    rcand = np.array([r["reflection_candidate"] for r in rows])
     """One head per behaviour and text kind; thresholds by cross-validation by conversation."""
     heads, thresholds, report = {}, {}, {}
     for name in HEADS:
@@ -130,10 +150,15 @@ def train(X, rows, groups, strip, src, dense_len, inner=5):
         question = name != "reflection"
         for asr in (False, True):
             # The question heads judge only question candidates (as the engine applies them).
-            part = (strip == asr) & (cand if question else True)
+            part = (strip == asr) & (qcand if question else rcand)
             Xp, yp, gp, sp = X[part], y[part], groups[part], src[part]
+            if len(set(yp)) < 2 or yp.sum() < 5:
+                print(f"{name} (asr={asr}): too few examples among candidates; the rules decide", file=sys.stderr)
+                continue
             z = np.zeros(len(yp))
             for tr, te in GroupKFold(inner).split(Xp, yp, gp):
+                if len(set(yp[tr])) < 2:
+                    continue
                 m = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(Xp[tr], yp[tr])
                 z[te] = m.decision_function(Xp[te])
             grid = np.arange(-2.0, 2.01, 0.1)

@@ -67,6 +67,7 @@ pub(super) fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                     "dense": f.dense,
                     "sparse": f.sparse,
                     "question_candidate": f.question_candidate,
+                    "reflection_candidate": f.reflection_candidate,
                 });
                 writeln!(out, "{line}")?;
             }

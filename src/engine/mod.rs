@@ -517,10 +517,16 @@ impl Conversation {
         }
 
         // Score and its explanation.
-        let before = std::mem::replace(
-            &mut self.score,
-            scorer::score_with_mood(&profile, &self.metrics, self.customer.frustration),
-        );
+        // The live score moves on what the agent does: a customer's turn (their emotion, a
+        // question, a repeat) is counted, and judged when the agent answers or fails to.
+        let before = if role == Role::Customer {
+            self.score.clone()
+        } else {
+            std::mem::replace(
+                &mut self.score,
+                scorer::score_with_mood(&profile, &self.metrics, self.customer.frustration),
+            )
+        };
         let contributions = explain(&before, &self.score, &found, &utterance_id);
 
         let mut emitted = Vec::with_capacity(1 + alerts_due.len());

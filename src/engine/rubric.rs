@@ -133,6 +133,7 @@ pub struct UnderstandingRules {
     pub half_confidence_agent_turns: f64,
     pub base: f64,
     pub reflection_bonus: f64,
+    pub reflections_per_question: f64,
     pub premature_penalty: f64,
     pub dismissive_penalty: f64,
     pub completion_penalty: f64,

@@ -245,7 +245,10 @@ fn understanding(profile: &Profile, m: &Metrics) -> Option<Raw> {
     if m.agent_turns == 0 {
         return None;
     }
-    let score = r.base + r.reflection_bonus * f64::from(m.reflections.min(2))
+    // Two reflections earn the full points early in a call; later, one per
+    // `1 / reflections_per_question` questions as well.
+    let wanted = (f64::from(m.questions) * r.reflections_per_question).max(2.0);
+    let score = r.base + 2.0 * r.reflection_bonus * (f64::from(m.reflections) / wanted).min(1.0)
         - r.premature_penalty * f64::from(m.premature_solutions)
         - r.dismissive_penalty * f64::from(m.dismissive)
         - r.completion_penalty * f64::from(m.sentence_completions);

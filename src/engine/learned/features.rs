@@ -59,6 +59,8 @@ pub struct Features {
     pub punctuated: bool,
     /// Whether the question heads judge this utterance (see `learned::decide`); set by the layer.
     pub question_candidate: bool,
+    /// Whether the reflection head judges it; set by the layer.
+    pub reflection_candidate: bool,
 }
 
 const LEADS: &[&str] = &[
@@ -271,6 +273,7 @@ pub fn compute(
         closest_to_other: closest,
         punctuated: text.contains(['.', '?', '!', ',']),
         question_candidate: false,
+        reflection_candidate: false,
     }
 }
 

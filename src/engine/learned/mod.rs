@@ -144,12 +144,21 @@ pub fn revise(
             rules,
             input.role == Role::Unknown,
         );
-        let has = |b: Behaviour| found.iter().any(|d| d.behaviour == b);
-        f.question_candidate = has(Behaviour::OpenQuestion)
-            || has(Behaviour::ClosedQuestion)
+        // Which utterances the heads judge. The rubric's question rules stay in charge of a
+        // one-sentence question they classify (they encode the rubric's definition: "how long"
+        // asks for a fact), and of a request to repeat ("sorry, what?" is clarifying); the heads
+        // judge questions the rules cannot place: multi-sentence turns, a question mark the
+        // rules read no form in. A one-sentence expression of empathy is not a reflection
+        // unless the reflection rules say so.
+        let single = f.sentences.len() <= 1;
+        let ruled_question = rules.open || rules.closed;
+        f.question_candidate = (ruled_question
             || rules.question_sentences > 0
-            || f.sentences.iter().any(|s| s.text(input.text).trim_end().ends_with('?'));
-        decide(model, &f, input, other.map(|t| t.utterance_id.as_str()), found);
+            || f.sentences.iter().any(|s| s.text(input.text).trim_end().ends_with('?')))
+            && !(single && (rules.clarifying || ruled_question));
+        f.reflection_candidate = (input.role == Role::Agent || rules.reflection)
+            && !(single && rules.empathy && !rules.reflection);
+        decide(model, &f, other.map(|t| t.utterance_id.as_str()), found);
         if record {
             out = Some(f);
         }
@@ -158,29 +167,26 @@ pub fn revise(
     out
 }
 
-/// Applies the heads. They revise the rules rather than replace them where the rules are
-/// strong: an utterance is a question candidate when the rules found an open or closed question
-/// in it or a sentence of it ends with `?`, and only then do the question heads decide open,
-/// closed (the likelier when both pass) or neither. The reflection head decides for an agent;
-/// for a speaker of unknown role (peers, meetings) it only confirms or removes a reflection the
-/// rules found, since a restatement between peers is rarer than between agent and customer.
+/// Applies the heads to the candidates `revise` chose. The question heads decide open, closed
+/// (the likelier when both pass) or neither; the reflection head decides for an agent, and for
+/// a speaker of unknown role (peers, meetings) only confirms or removes a reflection the rules
+/// found, since a restatement between peers is rarer than between agent and customer. Text
+/// without punctuation uses the model's heads for speech recognition's text when it has them.
 fn decide(
     model: &Model,
     f: &Features,
-    input: &Input<'_>,
     other: Option<&str>,
     found: &mut Vec<Detection>,
 ) {
     let mut verdicts: Vec<(Behaviour, f32, f32)> = Vec::new(); // behaviour, margin, probability
     let question = f.question_candidate;
     for (behaviour, name) in DECIDED {
-        let asr = if f.punctuated { None } else { model.head(&format!("{name}.asr")) };
-        let Some(head) = asr.or_else(|| model.head(name)) else {
+        let Some(head) = model.head_for(name, !f.punctuated) else {
             continue; // no head: the rules decide
         };
         let rule = found.iter().position(|d| d.behaviour == behaviour);
         let eligible = match behaviour {
-            Behaviour::Reflection => input.role == Role::Agent || rule.is_some(),
+            Behaviour::Reflection => f.reflection_candidate,
             _ => question,
         };
         if !eligible {

@@ -141,9 +141,17 @@ impl Model {
         self.dim
     }
 
-    /// The head for a behaviour, if the model has one.
-    pub fn head(&self, name: &str) -> Option<&Head> {
-        self.heads.iter().find(|h| h.name == name)
+    /// The head for a behaviour, if the model has one; for unpunctuated text (`asr`), its
+    /// `<name>.asr` head when it has one.
+    pub fn head_for(&self, name: &str, asr: bool) -> Option<&Head> {
+        let asr_head = || {
+            self.heads
+                .iter()
+                .find(|h| h.name.strip_suffix(".asr") == Some(name))
+        };
+        asr.then(asr_head)
+            .flatten()
+            .or_else(|| self.heads.iter().find(|h| h.name == name))
     }
 
     /// Mean of the token vectors of `text`, L2-normalised, into `out` (zeros when no token is
