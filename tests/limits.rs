@@ -226,7 +226,7 @@ async fn score_transcript_maps_whole_call_problems_to_statuses() {
     assert_eq!(ok.scorecard.unwrap().rubric_profile, "chat");
     // A bad utterance inside is reported and the rest is scored.
     let mut bad = (0..3).map(u).collect::<Vec<_>>();
-    bad[1].start_ms = Some(10);
+    bad[1].end_ms = Some(10); // an end without a start (a start without an end is scored)
     let partial = client
         .score_transcript(request(bad, ""))
         .await

@@ -61,6 +61,15 @@ pub struct Features {
     pub question_candidate: bool,
     /// Whether the reflection head judges it; set by the layer.
     pub reflection_candidate: bool,
+    /// Whether it speaks of "you" ("you", "your", "you're", ...).
+    pub addresses_you: bool,
+}
+
+impl Features {
+    /// Share of its longer words found in the other party's latest turn.
+    pub fn overlap(&self) -> f32 {
+        self.dense[self.dense.len() - SCALARS + 2]
+    }
 }
 
 const LEADS: &[&str] = &[
@@ -274,6 +283,12 @@ pub fn compute(
         punctuated: text.contains(['.', '?', '!', ',']),
         question_candidate: false,
         reflection_candidate: false,
+        addresses_you: all.iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "you" | "your" | "you're" | "you've" | "you'd" | "you'll" | "yours" | "yourself"
+            )
+        }),
     }
 }
 

@@ -152,11 +152,28 @@ pub fn revise(
         // unless the reflection rules say so.
         let single = f.sentences.len() <= 1;
         let ruled_question = rules.open || rules.closed;
-        f.question_candidate = (ruled_question
-            || rules.question_sentences > 0
-            || f.sentences.iter().any(|s| s.text(input.text).trim_end().ends_with('?')))
-            && !(single && (rules.clarifying || ruled_question));
-        f.reflection_candidate = (input.role == Role::Agent || rules.reflection)
+        let known_role = input.role != Role::Unknown;
+        f.question_candidate = if known_role {
+            (ruled_question
+                || rules.question_sentences > 0
+                || f.sentences.iter().any(|s| s.text(input.text).trim_end().ends_with('?')))
+                && !(single && (rules.clarifying || ruled_question))
+        } else {
+            // Heads learned on agents' turns only revise what the rules found between peers.
+            ruled_question && !single
+        };
+        // A reflection says back what the other party said: there must be something to say back.
+        // and it is about them: it shares their words or speaks of "you".
+        // It lets them finish and takes them seriously: not while cutting in, finishing their
+        // sentence or brushing them off.
+        let brushing_off = has(Behaviour::Interruption)
+            || has(Behaviour::CutOff)
+            || has(Behaviour::SentenceCompletion)
+            || has(Behaviour::DismissiveLanguage);
+        f.reflection_candidate = other.is_some()
+            && !brushing_off
+            && (rules.reflection
+                || (input.role == Role::Agent && (f.overlap() > 0.0 || f.addresses_you)))
             && !(single && rules.empathy && !rules.reflection);
         decide(model, &f, other.map(|t| t.utterance_id.as_str()), found);
         if record {

@@ -273,3 +273,70 @@ pub fn get() -> &'static Model {
 pub fn embedded_bytes() -> &'static [u8] {
     EMBEDDED
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded() -> Model {
+        Model::from_bytes(EMBEDDED).expect("the embedded model loads")
+    }
+
+    #[test]
+    fn the_embedded_model_loads_with_its_heads() {
+        let m = embedded();
+        assert_eq!(m.dim(), 64);
+        for name in ["open_question", "closed_question", "reflection"] {
+            assert!(m.head_for(name, false).is_some(), "{name}");
+            assert!(m.head_for(name, true).is_some(), "{name} for unpunctuated text");
+        }
+        assert!(m.head_for("empathy", false).is_none());
+    }
+
+    #[test]
+    fn embeddings_are_unit_length_deterministic_and_meaningful() {
+        let (a, b) = (embedded(), embedded());
+        let mut x = vec![0.0; 64];
+        let mut y = vec![0.0; 64];
+        a.embed("My router keeps disconnecting every evening.", &mut x);
+        b.embed("My router keeps disconnecting every evening.", &mut y);
+        assert_eq!(
+            x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "same bits from two loads"
+        );
+        let norm: f32 = x.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        let cos = |p: &str, q: &str| {
+            let (mut u, mut v) = (vec![0.0; 64], vec![0.0; 64]);
+            a.embed(p, &mut u);
+            a.embed(q, &mut v);
+            u.iter().zip(&v).map(|(s, t)| s * t).sum::<f32>()
+        };
+        let near = cos("the internet connection keeps dropping", "my wifi disconnects all the time");
+        let far = cos("the internet connection keeps dropping", "I'd like to book a flight to Madrid");
+        assert!(near > far, "{near} vs {far}");
+        // Words the vocabulary lacks are read in pieces; text with no known piece is zeros.
+        a.embed("unpluggable", &mut x);
+        assert!(x.iter().any(|v| *v != 0.0));
+        a.embed("   ", &mut x);
+        assert!(x.iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn a_broken_model_file_is_an_error_not_a_panic() {
+        assert!(Model::from_bytes(b"").is_err());
+        assert!(Model::from_bytes(&EMBEDDED[..EMBEDDED.len() / 2]).is_err());
+        let mut wrong = EMBEDDED.to_vec();
+        let at = wrong.windows(19).position(|w| w == b"hearken-listening-1").unwrap();
+        wrong[at + 18] = b'9';
+        let e = Model::from_bytes(&wrong).unwrap_err();
+        assert!(e.to_string().contains("format"), "{e}");
+    }
+
+    #[test]
+    fn the_logistic_function_is_exact_at_known_points() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!(sigmoid(20.0) > 0.999_999 && sigmoid(-20.0) < 1e-6);
+    }
+}

@@ -5,10 +5,12 @@
 //! With punctuation, a sentence ends at `.`, `?`, `!` or `;` followed by a space (not after a
 //! title such as "Mr."). Without it (speech recognition), a long stretch is cut before a
 //! discourse cue that opens a new clause ("so", "okay", "alright", "anyway", "now") once the
-//! clause so far has [`MIN_WORDS_BEFORE_CUE`] words, and every [`MAX_WORDS`] words at the latest.
+//! clause so far has [`MIN_WORDS_BEFORE_CUE`] words and [`MIN_WORDS_AFTER_CUE`] follow, and every [`MAX_WORDS`] words at the latest.
 
 /// A cue only opens a new clause after this many words of the current one.
 pub const MIN_WORDS_BEFORE_CUE: usize = 8;
+/// Words a cue must have after it (itself not counted) to open a clause.
+pub const MIN_WORDS_AFTER_CUE: usize = 3;
 /// An unpunctuated clause is cut after this many words.
 pub const MAX_WORDS: usize = 40;
 
@@ -65,7 +67,11 @@ pub fn split(text: &str) -> Vec<Sentence> {
                 && words >= MIN_WORDS_BEFORE_CUE
             {
                 let word = word_at(text, b);
-                if CUES.contains(&word.as_str()) || words >= MAX_WORDS {
+                // A cue opens a clause of some length ("so far" at the end opens nothing).
+                let opens = CUES.contains(&word.as_str())
+                    && text[b..].split_whitespace().take(MIN_WORDS_AFTER_CUE + 1).count()
+                        > MIN_WORDS_AFTER_CUE;
+                if opens || words >= MAX_WORDS {
                     push(&mut out, s, last_end);
                     start = None;
                     words = 0;
@@ -135,8 +141,10 @@ mod tests {
             texts(asr),
             ["i can see the charge on your statement from the twelfth", "so what happened after that"]
         );
-        // Too early for a cue: one clause.
+        // Too early for a cue, or too little after it: one clause.
         assert_eq!(texts("okay so what happened"), ["okay so what happened"]);
+        let far = "no problem at all can you walk me through what you've tried so far";
+        assert_eq!(texts(far), [far]);
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! The learned listening layer and start-only timing, through the public engine API: the heads
+//! on hand-written contact-centre turns and traps, evidence spans on the sentence that carries a
+//! behaviour, and utterances with a start time and no end.
+
+use hearken::engine::*;
+
+fn conversation() -> Conversation {
+    Conversation::open(Start::default(), &Rubric::embedded(), InputLimits::default())
+        .unwrap()
+}
+
+fn u(id: &str, role: Role, text: &str) -> Utterance {
+    Utterance {
+        utterance_id: id.into(),
+        role,
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+/// The behaviours found in the last utterance of a script, with their evidence text.
+fn found(script: &[(Role, &str)]) -> Vec<(Behaviour, String)> {
+    let mut c = conversation();
+    let mut last = Vec::new();
+    for (i, (role, text)) in script.iter().enumerate() {
+        let out = c
+            .observe(Event::Utterance(u(&format!("u{i}"), *role, text)))
+            .unwrap();
+        last = out
+            .into_iter()
+            .filter_map(|e| match e {
+                Emitted::Update(up) => Some(up.behaviours),
+                _ => None,
+            })
+            .flatten()
+            .map(|d| {
+                let span = d.span.map_or(String::new(), |(s, e)| {
+                    text.chars().skip(s as usize).take((e - s) as usize).collect()
+                });
+                (d.behaviour, span)
+            })
+            .collect();
+    }
+    last
+}
+
+fn has(found: &[(Behaviour, String)], b: Behaviour) -> bool {
+    found.iter().any(|(x, _)| *x == b)
+}
+
+#[test]
+fn a_question_after_an_introduction_is_found_on_its_own_sentence() {
+    let f = found(&[(Role::Agent, "My name is Adam. What seems to be the problem with the router?")]);
+    let open = f.iter().find(|(b, _)| *b == Behaviour::OpenQuestion);
+    assert_eq!(
+        open.map(|(_, s)| s.as_str()),
+        Some("What seems to be the problem with the router?"),
+        "{f:?}"
+    );
+    assert!(!has(&f, Behaviour::ClosedQuestion), "{f:?}");
+}
+
+#[test]
+fn fact_questions_are_closed_whatever_comes_before() {
+    for text in [
+        "what's your account number",
+        "Thanks for holding. Can I take your account number?",
+        "how long has this been going on",
+    ] {
+        let f = found(&[(Role::Customer, "my bill is wrong again"), (Role::Agent, text)]);
+        assert!(has(&f, Behaviour::ClosedQuestion), "{text}: {f:?}");
+        assert!(!has(&f, Behaviour::OpenQuestion), "{text}: {f:?}");
+    }
+}
+
+#[test]
+fn a_reflection_after_a_first_sentence_of_something_else_is_found() {
+    let f = found(&[
+        (
+            Role::Customer,
+            "My internet keeps dropping out every evening around eight and I've restarted the router five times this week.",
+        ),
+        (
+            Role::Agent,
+            "Okay, thanks for bearing with me. So the connection drops most evenings around eight, even after restarting the router.",
+        ),
+    ]);
+    let r = f.iter().find(|(b, _)| *b == Behaviour::Reflection);
+    assert_eq!(
+        r.map(|(_, s)| s.as_str()),
+        Some("So the connection drops most evenings around eight, even after restarting the router."),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn traps_clarifying_is_not_a_question_type_and_empathy_is_not_a_reflection() {
+    let f = found(&[
+        (Role::Customer, "i've been without a proper connection for a week"),
+        (Role::Agent, "I'm sorry, what?"),
+    ]);
+    assert!(has(&f, Behaviour::ClarifyingQuestion), "{f:?}");
+    assert!(!has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::ClosedQuestion), "{f:?}");
+    assert!(!has(&f, Behaviour::Empathy), "{f:?}");
+    let f = found(&[
+        (Role::Customer, "i said i've been without a proper connection for a week"),
+        (Role::Agent, "i understand that must be really stressful"),
+    ]);
+    assert!(has(&f, Behaviour::Empathy), "{f:?}");
+    assert!(!has(&f, Behaviour::Reflection), "{f:?}");
+}
+
+#[test]
+fn statements_and_instructions_are_neither_questions_nor_reflections() {
+    for text in [
+        "I've started a refund for the duplicate payment.",
+        "Could you unplug it and plug it back in firmly, then wait two minutes.",
+        "Your policy includes a courtesy car so I'll arrange one.",
+    ] {
+        let f = found(&[(Role::Customer, "the router light is orange"), (Role::Agent, text)]);
+        assert!(
+            !has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::Reflection),
+            "{text}: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn the_customer_asking_is_not_the_agent_asking() {
+    let f = found(&[(Role::Customer, "So what are you going to do about it? How long will it take?")]);
+    assert!(!has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::ClosedQuestion), "{f:?}");
+}
+
+#[test]
+fn the_same_turns_give_the_same_bits() {
+    let script = [
+        (Role::Customer, "I was charged twice this month and I can't afford that right now."),
+        (Role::Agent, "I'm sorry. So you've been billed twice and that's a strain. How did you notice?"),
+    ];
+    let run = || {
+        let mut c = conversation();
+        let mut out = Vec::new();
+        for (i, (role, text)) in script.iter().enumerate() {
+            for e in c.observe(Event::Utterance(u(&format!("u{i}"), *role, text))).unwrap() {
+                if let Emitted::Update(up) = e {
+                    out.extend(up.behaviours.iter().map(|d| (d.behaviour, d.confidence.to_bits(), d.span)));
+                    out.push((Behaviour::Reflection, up.score.overall.to_bits() as u32, None));
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn start_only_timing_is_scored_and_said_to_be_partial() {
+    let s = |id: &str, role, start: i64, text: &str| Utterance {
+        start_ms: Some(start),
+        ..u(id, role, text)
+    };
+    let scored = score_events(
+        conversation(),
+        transcript_events(
+            vec![
+                s("1", Role::Customer, 0, "My order never arrived and I need it for tomorrow."),
+                s("2", Role::Agent, 5_000, "I'm sorry to hear that. What happened when you tracked it?"),
+                s("3", Role::Customer, 9_000, "It says delivered but nothing came."),
+            ],
+            vec![],
+            End::default(),
+        ),
+    );
+    assert!(scored.rejections.is_empty(), "{:?}", scored.rejections);
+    let m = &scored.scorecard.metrics;
+    assert_eq!(m.start_only_utterances, 3);
+    assert_eq!(m.utterances, 3);
+    assert_eq!((m.agent_talk_ms, m.interruptions, m.overtalk_ms), (0, 0, 0));
+    assert_eq!(m.open_questions, 1, "language behaviours are scored");
+    // An end without a start is still refused.
+    let mut c = conversation();
+    let r = c
+        .observe(Event::Utterance(Utterance { end_ms: Some(10), ..u("x", Role::Agent, "hi") }))
+        .unwrap_err();
+    assert_eq!(r.field, "utterance.start_ms");
+}
+
+#[test]
+fn the_live_score_does_not_move_on_the_customers_turn() {
+    let mut c = conversation();
+    let score = |out: Vec<Emitted>| {
+        out.into_iter()
+            .find_map(|e| match e {
+                Emitted::Update(up) => Some(up.score.overall),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let a = score(c.observe(Event::Utterance(u("1", Role::Agent, "Hello, how can I help?"))).unwrap());
+    let b = score(
+        c.observe(Event::Utterance(u(
+            "2",
+            Role::Customer,
+            "This is ridiculous, I'm furious, I've called four times and nobody helps!",
+        )))
+        .unwrap(),
+    );
+    assert_eq!(a, b, "the customer's anger alone does not move the agent's score");
+    let after = score(
+        c.observe(Event::Utterance(u("3", Role::Agent, "Calm down, that's not my problem."))).unwrap(),
+    );
+    assert!(after < b, "the agent's answer moves it: {b} -> {after}");
+}
