@@ -167,6 +167,7 @@ pub fn alert_kind_to_proto(k: engine::AlertKind) -> AlertKind {
         E::EmpathyMissed => AlertKind::EmpathyMissed,
         E::FrustrationRising => AlertKind::FrustrationRising,
         E::EscalationRisk => AlertKind::EscalationRisk,
+        E::DismissiveLanguage => AlertKind::DismissiveLanguage,
         E::PrematureSolution => AlertKind::PrematureSolution,
         E::ClosedQuestionStreak => AlertKind::ClosedQuestionStreak,
         E::UnansweredQuestion => AlertKind::UnansweredQuestion,

@@ -23,11 +23,12 @@ pub enum AlertKind {
     UnansweredQuestion,
     SideIssueDropped,
     FastSpeech,
+    DismissiveLanguage,
 }
 
 impl AlertKind {
     /// Every kind, in declaration order.
-    pub const ALL: [AlertKind; 13] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::Interruption,
         AlertKind::Overtalk,
         AlertKind::LongMonologue,
@@ -41,6 +42,7 @@ impl AlertKind {
         AlertKind::UnansweredQuestion,
         AlertKind::SideIssueDropped,
         AlertKind::FastSpeech,
+        AlertKind::DismissiveLanguage,
     ];
 
     /// The rubric's snake_case name.
@@ -59,6 +61,7 @@ impl AlertKind {
             AlertKind::UnansweredQuestion => "unanswered_question",
             AlertKind::SideIssueDropped => "side_issue_dropped",
             AlertKind::FastSpeech => "fast_speech",
+            AlertKind::DismissiveLanguage => "dismissive_language",
         }
     }
 

@@ -48,6 +48,9 @@ pub struct LanguageRules {
     pub weak_reflection_openings: Vec<String>,
     pub courtesies: Vec<String>,
     pub solutions: Vec<String>,
+    /// The agent saying what they will do or have done ("I'll transfer you", "let me check"):
+    /// informing or acting, not saying back what the customer said.
+    pub agent_actions: Vec<String>,
     pub dismissive: Vec<String>,
     pub repeat_markers: Vec<String>,
     pub frustration: Vec<String>,
@@ -156,6 +159,8 @@ pub struct CompiledLanguage {
     pub courtesies: PhraseSet,
     #[allow(missing_docs)]
     pub solutions: PhraseSet,
+    /// See `LanguageRules::agent_actions`.
+    pub agent_actions: PhraseSet,
     #[allow(missing_docs)]
     pub dismissive: PhraseSet,
     #[allow(missing_docs)]
@@ -289,6 +294,7 @@ impl CompiledLanguage {
             weak_reflection_openings: phrases.add(&rules.weak_reflection_openings),
             courtesies: phrases.add(&rules.courtesies),
             solutions: phrases.add(&rules.solutions),
+            agent_actions: phrases.add(&rules.agent_actions),
             dismissive: phrases.add(&rules.dismissive),
             repeat_markers: phrases.add(&rules.repeat_markers),
             frustration: phrases.add(&rules.frustration),

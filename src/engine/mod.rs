@@ -208,6 +208,7 @@ fn alert_kind_of(behaviour: Behaviour) -> Option<AlertKind> {
         Behaviour::EscalationRequest => AlertKind::EscalationRisk,
         Behaviour::PrematureSolution => AlertKind::PrematureSolution,
         Behaviour::UnansweredQuestion => AlertKind::UnansweredQuestion,
+        Behaviour::DismissiveLanguage => AlertKind::DismissiveLanguage,
         _ => return None,
     })
 }
@@ -426,6 +427,7 @@ impl Conversation {
                 participant: segment.participant_id.as_deref(),
                 backchannel: segment.backchannel,
                 utterance_id: &segment.utterance_id,
+                words: &segment.analysis.words,
             },
             &mut found,
             self.features.is_some(),

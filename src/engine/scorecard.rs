@@ -57,7 +57,7 @@ pub fn component_of(kind: AlertKind) -> Option<Component> {
         AlertKind::LongMonologue | AlertKind::FastSpeech => Component::TalkBalance,
         AlertKind::ClosedQuestionStreak => Component::Inquiry,
         AlertKind::EmpathyMissed => Component::Empathy,
-        AlertKind::PrematureSolution => Component::Understanding,
+        AlertKind::PrematureSolution | AlertKind::DismissiveLanguage => Component::Understanding,
         AlertKind::CustomerRepeating
         | AlertKind::FrustrationRising
         | AlertKind::EscalationRisk
@@ -93,7 +93,8 @@ pub fn build(
             continue;
         }
         let text = &profile.coaching[&c.component];
-        if c.score >= STRENGTH_AT {
+        // A component the call raised alerts about is never praised, whatever its score.
+        if c.score >= STRENGTH_AT && evidence(c.component).is_empty() {
             strengths.push(CoachingPoint {
                 component: c.component,
                 text: text.strength.clone(),

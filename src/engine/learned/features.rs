@@ -124,11 +124,7 @@ impl Hashed<'_> {
             }
             self.key.push_str(p);
         }
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.key.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        let h = word_key(&self.key);
         let bucket = (h % self.buckets) as u32;
         match self.out.iter_mut().find(|(b, _)| *b == bucket) {
             Some((_, v)) => *v += value,
@@ -157,7 +153,7 @@ pub fn compute(
     model: &Model,
     text: &str,
     other: Option<&[f32]>,
-    other_words: &[String],
+    other_words: &[u64],
     rules: RuleFlags,
     unknown_role: bool,
 ) -> Features {
@@ -256,7 +252,10 @@ pub fn compute(
         scalars[1] = el.iter().zip(other).map(|(a, b)| a * b).sum();
         let content: Vec<&String> = all.iter().filter(|w| w.chars().count() > 3).collect();
         if !content.is_empty() {
-            let shared = content.iter().filter(|w| other_words.binary_search(w).is_ok()).count();
+            let shared = content
+                .iter()
+                .filter(|w| other_words.binary_search(&word_key(w)).is_ok())
+                .count();
             overlap = shared as f32 / content.len() as f32;
         }
     }
@@ -292,11 +291,27 @@ pub fn compute(
     }
 }
 
-/// The words `compute` compares with for overlap, of the other party's turn.
-pub fn overlap_words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    words(text, &mut out);
-    out.retain(|w| w.chars().count() > 3);
+/// A word's key for the overlap feature (FNV-1a; a collision only adds a shared word).
+fn word_key(word: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in word.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The words `compute` compares with for overlap, of the other party's turn: keys of its
+/// first `max` longer words, sorted, without repeats (8 bytes a word).
+pub fn overlap_words(text: &str, max: usize) -> Vec<u64> {
+    let mut all = Vec::new();
+    words(text, &mut all);
+    let mut out: Vec<u64> = all
+        .iter()
+        .filter(|w| w.chars().count() > 3)
+        .take(max)
+        .map(|w| word_key(w))
+        .collect();
     out.sort_unstable();
     out.dedup();
     out

@@ -39,7 +39,7 @@ struct Turn {
     role: Role,
     participant: Option<String>,
     embedding: Box<[f32]>,
-    words: Vec<String>,
+    words: Vec<u64>,
 }
 
 impl Memory {
@@ -61,8 +61,8 @@ impl Memory {
     ) {
         let mut embedding = vec![0.0; model.dim()].into_boxed_slice();
         model.embed(text, &mut embedding);
-        let mut words = features::overlap_words(text);
-        words.truncate(MAX_OTHER_WORDS);
+        let mut words = features::overlap_words(text, MAX_OTHER_WORDS);
+        words.shrink_to_fit();
         self.latest
             .retain(|t| !(t.role == role && t.participant.as_deref() == participant));
         self.latest.push(Turn {
@@ -91,6 +91,8 @@ pub struct Input<'a> {
     pub backchannel: bool,
     /// Its id.
     pub utterance_id: &'a str,
+    /// Its words as the rules read them.
+    pub words: &'a super::text::Words,
 }
 
 /// Revises the rules' detections of the decided behaviours for one utterance of a speaker who
@@ -170,11 +172,16 @@ pub fn revise(
             || has(Behaviour::CutOff)
             || has(Behaviour::SentenceCompletion)
             || has(Behaviour::DismissiveLanguage);
+        // Informing, acting or sympathising is not saying back (the rubric's `agent_actions`;
+        // empathy is its own behaviour) unless the reflection rules say so.
+        let acting = profile.lang().agent_actions.find(input.words).is_some();
         f.reflection_candidate = other.is_some()
             && !brushing_off
             && (rules.reflection
-                || (input.role == Role::Agent && (f.overlap() > 0.0 || f.addresses_you)))
-            && !(single && rules.empathy && !rules.reflection);
+                || (input.role == Role::Agent
+                    && (f.overlap() > 0.0 || f.addresses_you)
+                    && !acting
+                    && !rules.empathy));
         decide(model, &f, other.map(|t| t.utterance_id.as_str()), found);
         if record {
             out = Some(f);

@@ -66,7 +66,10 @@ pub fn sigmoid(z: f32) -> f32 {
 pub struct Model {
     vocab: HashMap<Box<str>, u32>,
     dim: usize,
-    table: Vec<f32>,
+    /// Token vectors, int8 per component, one scale per token (1.9 MB for the embedded model;
+    /// a component's value is `i8 × scale`, computed the same way on every use).
+    table: Vec<i8>,
+    scales: Vec<f32>,
     /// Hash buckets of the lexical features.
     pub buckets: usize,
     heads: Vec<Head>,
@@ -97,12 +100,7 @@ impl Model {
         if q.dtype() != Dtype::I8 || rows != tokens.len() || scales.len() != rows || dim > MAX_DIM || dim == 0 {
             return Err(bad("`embeddings` must be i8 [vocab, dim] with one scale per row"));
         }
-        let table: Vec<f32> = q
-            .data()
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| f32::from(b as i8) * scales[i / dim])
-            .collect();
+        let table: Vec<i8> = q.data().iter().map(|&b| b as i8).collect();
         let vocab = tokens
             .iter()
             .enumerate()
@@ -130,6 +128,7 @@ impl Model {
             vocab,
             dim,
             table,
+            scales,
             buckets,
             heads,
             version: meta.get("version").cloned().unwrap_or_default(),
@@ -168,8 +167,9 @@ impl Model {
             }
             self.pieces(word, &mut piece, |id| {
                 let row = &self.table[id as usize * self.dim..(id as usize + 1) * self.dim];
+                let scale = self.scales[id as usize];
                 for (o, v) in out.iter_mut().zip(row) {
-                    *o += v;
+                    *o += f32::from(*v) * scale;
                 }
                 *n += 1;
             });
