@@ -211,3 +211,33 @@ fn the_live_score_does_not_move_on_the_customers_turn() {
     );
     assert!(after < b, "the agent's answer moves it: {b} -> {after}");
 }
+
+#[test]
+fn the_customer_saying_they_were_cut_off_or_repeating_is_heard_in_the_words() {
+    let f = found(&[
+        (Role::Customer, "I've been waiting three weeks for my refund and every time someone"),
+        (Role::Agent, "What's your order number?"),
+        (Role::Customer, "Can I just finish? Every time they promise and nothing happens."),
+    ]);
+    assert!(has(&f, Behaviour::Interruption), "{f:?}");
+    let f = found(&[
+        (Role::Customer, "The router light is orange."),
+        (Role::Agent, "Have you restarted it?"),
+        (Role::Customer, "That's what I'm telling you, it's orange and I restarted it."),
+    ]);
+    assert!(has(&f, Behaviour::CustomerRepeat), "{f:?}");
+}
+
+#[test]
+fn dismissive_language_raises_an_alert() {
+    let mut c = conversation();
+    c.observe(Event::Utterance(u("1", Role::Customer, "This is the third time my internet has gone down this month!")))
+        .unwrap();
+    let out = c
+        .observe(Event::Utterance(u("2", Role::Agent, "Calm down, that's not my problem.")))
+        .unwrap();
+    assert!(
+        out.iter().any(|e| matches!(e, Emitted::Alert(a) if a.kind == AlertKind::DismissiveLanguage)),
+        "{out:?}"
+    );
+}

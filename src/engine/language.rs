@@ -53,6 +53,9 @@ pub struct LanguageRules {
     pub agent_actions: Vec<String>,
     pub dismissive: Vec<String>,
     pub repeat_markers: Vec<String>,
+    /// The customer saying they were cut off ("can I just finish"): an interruption by the
+    /// agent's latest turn, heard in the words when there is no timing to show it.
+    pub cut_off_complaints: Vec<String>,
     pub frustration: Vec<String>,
     pub escalation: Vec<String>,
     pub side_issue_markers: Vec<String>,
@@ -165,6 +168,8 @@ pub struct CompiledLanguage {
     pub dismissive: PhraseSet,
     #[allow(missing_docs)]
     pub repeat_markers: PhraseSet,
+    /// See `LanguageRules::cut_off_complaints`.
+    pub cut_off_complaints: PhraseSet,
     #[allow(missing_docs)]
     pub frustration: PhraseSet,
     #[allow(missing_docs)]
@@ -297,6 +302,7 @@ impl CompiledLanguage {
             agent_actions: phrases.add(&rules.agent_actions),
             dismissive: phrases.add(&rules.dismissive),
             repeat_markers: phrases.add(&rules.repeat_markers),
+            cut_off_complaints: phrases.add(&rules.cut_off_complaints),
             frustration: phrases.add(&rules.frustration),
             escalation: phrases.add(&rules.escalation),
             side_issue_markers: phrases.add(&rules.side_issue_markers),

@@ -55,6 +55,37 @@ impl Detector for InterruptionDetector {
     }
 
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+        let before = found.len();
+        self.detect_timed(utterance, context, found);
+        if found.len() == before && utterance.role == Role::Customer {
+            said_cut_off(utterance, context, found);
+        }
+    }
+}
+
+/// "Can I just finish": the customer says the agent's latest turn cut them off. Reported as an
+/// interruption by that turn when timing did not already show one.
+fn said_cut_off(utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+    let lang = context.profile.lang();
+    let Some(m) = lang.cut_off_complaints.find(&utterance.analysis.words) else {
+        return;
+    };
+    let Some(agent) = context
+        .state
+        .recent
+        .iter()
+        .rev()
+        .find(|s| s.role == Role::Agent && !s.backchannel && s.ordinal < utterance.ordinal)
+    else {
+        return;
+    };
+    let mut d = Detection::words(Behaviour::Interruption, 0.7, utterance, m.start, m.end);
+    d.related_utterance_ids = vec![agent.utterance_id.clone()];
+    found.push(d);
+}
+
+impl InterruptionDetector {
+    fn detect_timed(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !context.profile.timing.speech_timing || utterance.backchannel {
             return;
         }
