@@ -79,6 +79,15 @@ fn said_cut_off(utterance: &Segment, context: &Context<'_>, found: &mut Vec<Dete
     else {
         return;
     };
+    // Already counted from the timing (the agent's own turn reported it).
+    if context
+        .state
+        .timeline
+        .iter()
+        .any(|t| t.utterance_id == agent.utterance_id && t.interrupting)
+    {
+        return;
+    }
     let mut d = Detection::words(Behaviour::Interruption, 0.7, utterance, m.start, m.end);
     d.related_utterance_ids = vec![agent.utterance_id.clone()];
     found.push(d);

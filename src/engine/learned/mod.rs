@@ -172,9 +172,12 @@ pub fn revise(
             || has(Behaviour::CutOff)
             || has(Behaviour::SentenceCompletion)
             || has(Behaviour::DismissiveLanguage);
-        // Informing, acting or sympathising is not saying back (the rubric's `agent_actions`;
+        // Informing, acting, proposing a fix or sympathising is not saying back (the rubric's
+        // `agent_actions` and `solutions`;
         // empathy is its own behaviour) unless the reflection rules say so.
-        let acting = profile.lang().agent_actions.find(input.words).is_some();
+        let lang = profile.lang();
+        let acting = lang.agent_actions.find(input.words).is_some()
+            || lang.solutions.find(input.words).is_some();
         f.reflection_candidate = other.is_some()
             && !brushing_off
             && (rules.reflection
