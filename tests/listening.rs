@@ -5,8 +5,12 @@
 use hearken::engine::*;
 
 fn conversation() -> Conversation {
-    Conversation::open(Start::default(), &Rubric::embedded(), InputLimits::default())
-        .unwrap()
+    Conversation::open(
+        Start::default(),
+        &Rubric::embedded(),
+        InputLimits::default(),
+    )
+    .unwrap()
 }
 
 fn u(id: &str, role: Role, text: &str) -> Utterance {
@@ -35,7 +39,10 @@ fn found(script: &[(Role, &str)]) -> Vec<(Behaviour, String)> {
             .flatten()
             .map(|d| {
                 let span = d.span.map_or(String::new(), |(s, e)| {
-                    text.chars().skip(s as usize).take((e - s) as usize).collect()
+                    text.chars()
+                        .skip(s as usize)
+                        .take((e - s) as usize)
+                        .collect()
                 });
                 (d.behaviour, span)
             })
@@ -50,7 +57,10 @@ fn has(found: &[(Behaviour, String)], b: Behaviour) -> bool {
 
 #[test]
 fn a_question_after_an_introduction_is_found_on_its_own_sentence() {
-    let f = found(&[(Role::Agent, "My name is Adam. What seems to be the problem with the router?")]);
+    let f = found(&[(
+        Role::Agent,
+        "My name is Adam. What seems to be the problem with the router?",
+    )]);
     let open = f.iter().find(|(b, _)| *b == Behaviour::OpenQuestion);
     assert_eq!(
         open.map(|(_, s)| s.as_str()),
@@ -67,7 +77,10 @@ fn fact_questions_are_closed_whatever_comes_before() {
         "Thanks for holding. Can I take your account number?",
         "how long has this been going on",
     ] {
-        let f = found(&[(Role::Customer, "my bill is wrong again"), (Role::Agent, text)]);
+        let f = found(&[
+            (Role::Customer, "my bill is wrong again"),
+            (Role::Agent, text),
+        ]);
         assert!(has(&f, Behaviour::ClosedQuestion), "{text}: {f:?}");
         assert!(!has(&f, Behaviour::OpenQuestion), "{text}: {f:?}");
     }
@@ -88,7 +101,9 @@ fn a_reflection_after_a_first_sentence_of_something_else_is_found() {
     let r = f.iter().find(|(b, _)| *b == Behaviour::Reflection);
     assert_eq!(
         r.map(|(_, s)| s.as_str()),
-        Some("So the connection drops most evenings around eight, even after restarting the router."),
+        Some(
+            "So the connection drops most evenings around eight, even after restarting the router."
+        ),
         "{f:?}"
     );
 }
@@ -96,14 +111,23 @@ fn a_reflection_after_a_first_sentence_of_something_else_is_found() {
 #[test]
 fn traps_clarifying_is_not_a_question_type_and_empathy_is_not_a_reflection() {
     let f = found(&[
-        (Role::Customer, "i've been without a proper connection for a week"),
+        (
+            Role::Customer,
+            "i've been without a proper connection for a week",
+        ),
         (Role::Agent, "I'm sorry, what?"),
     ]);
     assert!(has(&f, Behaviour::ClarifyingQuestion), "{f:?}");
-    assert!(!has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::ClosedQuestion), "{f:?}");
+    assert!(
+        !has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::ClosedQuestion),
+        "{f:?}"
+    );
     assert!(!has(&f, Behaviour::Empathy), "{f:?}");
     let f = found(&[
-        (Role::Customer, "i said i've been without a proper connection for a week"),
+        (
+            Role::Customer,
+            "i said i've been without a proper connection for a week",
+        ),
         (Role::Agent, "i understand that must be really stressful"),
     ]);
     assert!(has(&f, Behaviour::Empathy), "{f:?}");
@@ -117,7 +141,10 @@ fn statements_and_instructions_are_neither_questions_nor_reflections() {
         "Could you unplug it and plug it back in firmly, then wait two minutes.",
         "Your policy includes a courtesy car so I'll arrange one.",
     ] {
-        let f = found(&[(Role::Customer, "the router light is orange"), (Role::Agent, text)]);
+        let f = found(&[
+            (Role::Customer, "the router light is orange"),
+            (Role::Agent, text),
+        ]);
         assert!(
             !has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::Reflection),
             "{text}: {f:?}"
@@ -127,24 +154,47 @@ fn statements_and_instructions_are_neither_questions_nor_reflections() {
 
 #[test]
 fn the_customer_asking_is_not_the_agent_asking() {
-    let f = found(&[(Role::Customer, "So what are you going to do about it? How long will it take?")]);
-    assert!(!has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::ClosedQuestion), "{f:?}");
+    let f = found(&[(
+        Role::Customer,
+        "So what are you going to do about it? How long will it take?",
+    )]);
+    assert!(
+        !has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::ClosedQuestion),
+        "{f:?}"
+    );
 }
 
 #[test]
 fn the_same_turns_give_the_same_bits() {
     let script = [
-        (Role::Customer, "I was charged twice this month and I can't afford that right now."),
-        (Role::Agent, "I'm sorry. So you've been billed twice and that's a strain. How did you notice?"),
+        (
+            Role::Customer,
+            "I was charged twice this month and I can't afford that right now.",
+        ),
+        (
+            Role::Agent,
+            "I'm sorry. So you've been billed twice and that's a strain. How did you notice?",
+        ),
     ];
     let run = || {
         let mut c = conversation();
         let mut out = Vec::new();
         for (i, (role, text)) in script.iter().enumerate() {
-            for e in c.observe(Event::Utterance(u(&format!("u{i}"), *role, text))).unwrap() {
+            for e in c
+                .observe(Event::Utterance(u(&format!("u{i}"), *role, text)))
+                .unwrap()
+            {
                 if let Emitted::Update(up) = e {
-                    out.extend(up.behaviours.iter().map(|d| (d.behaviour, d.confidence.to_bits(), d.span)));
-                    out.push((Behaviour::Reflection, up.score.overall.to_bits() as u32, None));
+                    out.extend(
+                        up.behaviours
+                            .iter()
+                            .map(|d| (d.behaviour, d.confidence.to_bits(), d.span)),
+                    );
+                    out.push((
+                        Behaviour::Reflection,
+                        up.score.overall.to_bits() as u32,
+                        None,
+                    ));
                 }
             }
         }
@@ -163,9 +213,24 @@ fn start_only_timing_is_scored_and_said_to_be_partial() {
         conversation(),
         transcript_events(
             vec![
-                s("1", Role::Customer, 0, "My order never arrived and I need it for tomorrow."),
-                s("2", Role::Agent, 5_000, "I'm sorry to hear that. What happened when you tracked it?"),
-                s("3", Role::Customer, 9_000, "It says delivered but nothing came."),
+                s(
+                    "1",
+                    Role::Customer,
+                    0,
+                    "My order never arrived and I need it for tomorrow.",
+                ),
+                s(
+                    "2",
+                    Role::Agent,
+                    5_000,
+                    "I'm sorry to hear that. What happened when you tracked it?",
+                ),
+                s(
+                    "3",
+                    Role::Customer,
+                    9_000,
+                    "It says delivered but nothing came.",
+                ),
             ],
             vec![],
             End::default(),
@@ -180,7 +245,10 @@ fn start_only_timing_is_scored_and_said_to_be_partial() {
     // An end without a start is still refused.
     let mut c = conversation();
     let r = c
-        .observe(Event::Utterance(Utterance { end_ms: Some(10), ..u("x", Role::Agent, "hi") }))
+        .observe(Event::Utterance(Utterance {
+            end_ms: Some(10),
+            ..u("x", Role::Agent, "hi")
+        }))
         .unwrap_err();
     assert_eq!(r.field, "utterance.start_ms");
 }
@@ -196,7 +264,14 @@ fn the_live_score_does_not_move_on_the_customers_turn() {
             })
             .unwrap()
     };
-    let a = score(c.observe(Event::Utterance(u("1", Role::Agent, "Hello, how can I help?"))).unwrap());
+    let a = score(
+        c.observe(Event::Utterance(u(
+            "1",
+            Role::Agent,
+            "Hello, how can I help?",
+        )))
+        .unwrap(),
+    );
     let b = score(
         c.observe(Event::Utterance(u(
             "2",
@@ -205,9 +280,17 @@ fn the_live_score_does_not_move_on_the_customers_turn() {
         )))
         .unwrap(),
     );
-    assert_eq!(a, b, "the customer's anger alone does not move the agent's score");
+    assert_eq!(
+        a, b,
+        "the customer's anger alone does not move the agent's score"
+    );
     let after = score(
-        c.observe(Event::Utterance(u("3", Role::Agent, "Calm down, that's not my problem."))).unwrap(),
+        c.observe(Event::Utterance(u(
+            "3",
+            Role::Agent,
+            "Calm down, that's not my problem.",
+        )))
+        .unwrap(),
     );
     assert!(after < b, "the agent's answer moves it: {b} -> {after}");
 }
@@ -215,15 +298,24 @@ fn the_live_score_does_not_move_on_the_customers_turn() {
 #[test]
 fn the_customer_saying_they_were_cut_off_or_repeating_is_heard_in_the_words() {
     let f = found(&[
-        (Role::Customer, "I've been waiting three weeks for my refund and every time someone"),
+        (
+            Role::Customer,
+            "I've been waiting three weeks for my refund and every time someone",
+        ),
         (Role::Agent, "What's your order number?"),
-        (Role::Customer, "Can I just finish? Every time they promise and nothing happens."),
+        (
+            Role::Customer,
+            "Can I just finish? Every time they promise and nothing happens.",
+        ),
     ]);
     assert!(has(&f, Behaviour::Interruption), "{f:?}");
     let f = found(&[
         (Role::Customer, "The router light is orange."),
         (Role::Agent, "Have you restarted it?"),
-        (Role::Customer, "That's what I'm telling you, it's orange and I restarted it."),
+        (
+            Role::Customer,
+            "That's what I'm telling you, it's orange and I restarted it.",
+        ),
     ]);
     assert!(has(&f, Behaviour::CustomerRepeat), "{f:?}");
 }
@@ -231,13 +323,22 @@ fn the_customer_saying_they_were_cut_off_or_repeating_is_heard_in_the_words() {
 #[test]
 fn dismissive_language_raises_an_alert() {
     let mut c = conversation();
-    c.observe(Event::Utterance(u("1", Role::Customer, "This is the third time my internet has gone down this month!")))
-        .unwrap();
+    c.observe(Event::Utterance(u(
+        "1",
+        Role::Customer,
+        "This is the third time my internet has gone down this month!",
+    )))
+    .unwrap();
     let out = c
-        .observe(Event::Utterance(u("2", Role::Agent, "Calm down, that's not my problem.")))
+        .observe(Event::Utterance(u(
+            "2",
+            Role::Agent,
+            "Calm down, that's not my problem.",
+        )))
         .unwrap();
     assert!(
-        out.iter().any(|e| matches!(e, Emitted::Alert(a) if a.kind == AlertKind::DismissiveLanguage)),
+        out.iter()
+            .any(|e| matches!(e, Emitted::Alert(a) if a.kind == AlertKind::DismissiveLanguage)),
         "{out:?}"
     );
 }

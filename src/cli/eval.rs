@@ -134,15 +134,29 @@ struct Quality {
 
 /// The area under the ROC curve of `score` for telling `high` from `low` sessions.
 fn auc(sessions: &[(String, f64, String)]) -> f64 {
-    let high: Vec<f64> = sessions.iter().filter(|s| s.2 == "high").map(|s| s.1).collect();
-    let low: Vec<f64> = sessions.iter().filter(|s| s.2 == "low").map(|s| s.1).collect();
+    let high: Vec<f64> = sessions
+        .iter()
+        .filter(|s| s.2 == "high")
+        .map(|s| s.1)
+        .collect();
+    let low: Vec<f64> = sessions
+        .iter()
+        .filter(|s| s.2 == "low")
+        .map(|s| s.1)
+        .collect();
     if high.is_empty() || low.is_empty() {
         return 0.5;
     }
     let mut wins = 0.0;
     for h in &high {
         for l in &low {
-            wins += if h > l { 1.0 } else if h == l { 0.5 } else { 0.0 };
+            wins += if h > l {
+                1.0
+            } else if h == l {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     wins / (high.len() * low.len()) as f64
@@ -258,11 +272,11 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             conversation,
             engine::transcript_events(t.utterances, t.signals, End::default()),
         );
-        let quality = t
-            .labels
-            .iter()
-            .flatten()
-            .find_map(|l| l.get("mi_quality").and_then(|q| q.as_str()).map(str::to_string));
+        let quality = t.labels.iter().flatten().find_map(|l| {
+            l.get("mi_quality")
+                .and_then(|q| q.as_str())
+                .map(str::to_string)
+        });
         if let Some(q) = quality.filter(|q| q == "high" || q == "low") {
             sessions.push((t.conversation_id.clone(), result.scorecard.score.overall, q));
         }
@@ -440,11 +454,16 @@ mod tests {
     #[test]
     fn auc_counts_pairs_in_order_and_ties_as_half() {
         let s = |v: &[(f64, &str)]| -> Vec<(String, f64, String)> {
-            v.iter().map(|(x, q)| (String::new(), *x, q.to_string())).collect()
+            v.iter()
+                .map(|(x, q)| (String::new(), *x, q.to_string()))
+                .collect()
         };
         assert_eq!(auc(&s(&[(80.0, "high"), (60.0, "low")])), 1.0);
         assert_eq!(auc(&s(&[(50.0, "high"), (60.0, "low")])), 0.0);
-        assert_eq!(auc(&s(&[(60.0, "high"), (60.0, "low"), (70.0, "high")])), 0.75);
+        assert_eq!(
+            auc(&s(&[(60.0, "high"), (60.0, "low"), (70.0, "high")])),
+            0.75
+        );
         assert_eq!(auc(&s(&[(60.0, "high")])), 0.5);
     }
 

@@ -43,7 +43,11 @@ pub(super) fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(e) => {
                     dropped += 1;
-                    eprintln!("{}: conversation {}: {e}", path.display(), t.conversation_id);
+                    eprintln!(
+                        "{}: conversation {}: {e}",
+                        path.display(),
+                        t.conversation_id
+                    );
                     continue;
                 }
             };

@@ -59,8 +59,8 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
     let log_format = cli.log_format;
     if let Some(path) = &cli.model {
-        let bytes = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("--model {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("--model {}: {e}", path.display()))?;
         let model = crate::engine::learned::model::Model::from_bytes(&bytes)
             .map_err(|e| anyhow::anyhow!("--model {}: {e}", path.display()))?;
         crate::engine::learned::model::install(model)?;
@@ -79,7 +79,9 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Command::Demo(args) => demo::run(args).await,
                     Command::Replay(args) => replay::run(args).await,
                     Command::Loadgen(args) => loadgen::run(args).await,
-                    Command::Score(_) | Command::Eval(_) | Command::Features(_) => unreachable!("handled above"),
+                    Command::Score(_) | Command::Eval(_) | Command::Features(_) => {
+                        unreachable!("handled above")
+                    }
                 }
             })
         }

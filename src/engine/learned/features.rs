@@ -73,8 +73,8 @@ impl Features {
 }
 
 const LEADS: &[&str] = &[
-    "so", "and", "okay", "ok", "well", "um", "uh", "yeah", "but", "now", "alright", "all",
-    "right", "oh", "then", "mm", "hmm",
+    "so", "and", "okay", "ok", "well", "um", "uh", "yeah", "but", "now", "alright", "all", "right",
+    "oh", "then", "mm", "hmm",
 ];
 const OPENERS: &[&str] = &[
     "what", "how", "why", "where", "when", "who", "which", "can", "could", "would", "do", "does",
@@ -136,7 +136,9 @@ impl Hashed<'_> {
 fn is_question(words: &[String], raw: &str) -> bool {
     raw.trim_end().ends_with('?')
         || (!raw.trim_end().ends_with(['.', '!', ';'])
-            && core(words).first().is_some_and(|w| OPENERS.contains(&w.as_str())))
+            && core(words)
+                .first()
+                .is_some_and(|w| OPENERS.contains(&w.as_str())))
 }
 
 fn core(words: &[String]) -> &[String] {
@@ -225,7 +227,11 @@ pub fn compute(
         }
         qn += 1;
         let tag = if qn == questions { "QL" } else { "Q" };
-        let c: Vec<&str> = core(&sw).iter().filter(|w| *w != "?").map(String::as_str).collect();
+        let c: Vec<&str> = core(&sw)
+            .iter()
+            .filter(|w| *w != "?")
+            .map(String::as_str)
+            .collect();
         if let Some(first) = c.first() {
             hashed.add(&[tag, "c1", first], 1.0);
         }

@@ -158,7 +158,9 @@ pub fn revise(
         f.question_candidate = if known_role {
             (ruled_question
                 || rules.question_sentences > 0
-                || f.sentences.iter().any(|s| s.text(input.text).trim_end().ends_with('?')))
+                || f.sentences
+                    .iter()
+                    .any(|s| s.text(input.text).trim_end().ends_with('?')))
                 && !(single && (rules.clarifying || ruled_question))
         } else {
             // Heads learned on agents' turns only revise what the rules found between peers.
@@ -190,7 +192,13 @@ pub fn revise(
             out = Some(f);
         }
     }
-    memory.remember(model, input.utterance_id, input.role, input.participant, input.text);
+    memory.remember(
+        model,
+        input.utterance_id,
+        input.role,
+        input.participant,
+        input.text,
+    );
     out
 }
 
@@ -199,12 +207,7 @@ pub fn revise(
 /// a speaker of unknown role (peers, meetings) only confirms or removes a reflection the rules
 /// found, since a restatement between peers is rarer than between agent and customer. Text
 /// without punctuation uses the model's heads for speech recognition's text when it has them.
-fn decide(
-    model: &Model,
-    f: &Features,
-    other: Option<&str>,
-    found: &mut Vec<Detection>,
-) {
+fn decide(model: &Model, f: &Features, other: Option<&str>, found: &mut Vec<Detection>) {
     let mut verdicts: Vec<(Behaviour, f32, f32)> = Vec::new(); // behaviour, margin, probability
     let question = f.question_candidate;
     for (behaviour, name) in DECIDED {
@@ -228,7 +231,9 @@ fn decide(
         }
     }
     let open = verdicts.iter().position(|v| v.0 == Behaviour::OpenQuestion);
-    let closed = verdicts.iter().position(|v| v.0 == Behaviour::ClosedQuestion);
+    let closed = verdicts
+        .iter()
+        .position(|v| v.0 == Behaviour::ClosedQuestion);
     if let (Some(o), Some(c)) = (open, closed) {
         verdicts.remove(if verdicts[o].1 >= verdicts[c].1 { c } else { o });
     }

@@ -82,7 +82,10 @@ impl Model {
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
-        let get = |key: &str| meta.get(key).ok_or_else(|| bad(format!("metadata `{key}` missing")));
+        let get = |key: &str| {
+            meta.get(key)
+                .ok_or_else(|| bad(format!("metadata `{key}` missing")))
+        };
         if get("format")? != FORMAT {
             return Err(bad(format!("metadata `format` is not {FORMAT}")));
         }
@@ -97,8 +100,15 @@ impl Model {
             return Err(bad("`embeddings` must be two-dimensional"));
         };
         let (rows, dim) = (*rows, *dim);
-        if q.dtype() != Dtype::I8 || rows != tokens.len() || scales.len() != rows || dim > MAX_DIM || dim == 0 {
-            return Err(bad("`embeddings` must be i8 [vocab, dim] with one scale per row"));
+        if q.dtype() != Dtype::I8
+            || rows != tokens.len()
+            || scales.len() != rows
+            || dim > MAX_DIM
+            || dim == 0
+        {
+            return Err(bad(
+                "`embeddings` must be i8 [vocab, dim] with one scale per row",
+            ));
         }
         let table: Vec<i8> = q.data().iter().map(|&b| b as i8).collect();
         let vocab = tokens
@@ -106,7 +116,9 @@ impl Model {
             .enumerate()
             .map(|(i, t)| (Box::<str>::from(*t), i as u32))
             .collect();
-        let buckets: usize = get("buckets")?.parse().map_err(|_| bad("`buckets` is not a number"))?;
+        let buckets: usize = get("buckets")?
+            .parse()
+            .map_err(|_| bad("`buckets` is not a number"))?;
         if !(1..=MAX_BUCKETS).contains(&buckets) {
             return Err(bad("`buckets` out of range"));
         }
@@ -119,10 +131,19 @@ impl Model {
             let threshold: f32 = get(&format!("threshold.{name}"))?
                 .parse()
                 .map_err(|_| bad(format!("`threshold.{name}` is not a number")))?;
-            if dense.len() != super::features::dense_len(dim) || sparse.len() != buckets || bias.len() != 1 {
+            if dense.len() != super::features::dense_len(dim)
+                || sparse.len() != buckets
+                || bias.len() != 1
+            {
                 return Err(bad(format!("head `{name}` has the wrong shape")));
             }
-            heads.push(Head { name: name.to_string(), bias: bias[0], dense, sparse, threshold });
+            heads.push(Head {
+                name: name.to_string(),
+                bias: bias[0],
+                dense,
+                sparse,
+                threshold,
+            });
         }
         Ok(Model {
             vocab,
@@ -288,7 +309,10 @@ mod tests {
         assert_eq!(m.dim(), 64);
         for name in ["open_question", "closed_question", "reflection"] {
             assert!(m.head_for(name, false).is_some(), "{name}");
-            assert!(m.head_for(name, true).is_some(), "{name} for unpunctuated text");
+            assert!(
+                m.head_for(name, true).is_some(),
+                "{name} for unpunctuated text"
+            );
         }
         assert!(m.head_for("empathy", false).is_none());
     }
@@ -313,8 +337,14 @@ mod tests {
             a.embed(q, &mut v);
             u.iter().zip(&v).map(|(s, t)| s * t).sum::<f32>()
         };
-        let near = cos("the internet connection keeps dropping", "my wifi disconnects all the time");
-        let far = cos("the internet connection keeps dropping", "I'd like to book a flight to Madrid");
+        let near = cos(
+            "the internet connection keeps dropping",
+            "my wifi disconnects all the time",
+        );
+        let far = cos(
+            "the internet connection keeps dropping",
+            "I'd like to book a flight to Madrid",
+        );
         assert!(near > far, "{near} vs {far}");
         // Words the vocabulary lacks are read in pieces; text with no known piece is zeros.
         a.embed("unpluggable", &mut x);
@@ -328,7 +358,10 @@ mod tests {
         assert!(Model::from_bytes(b"").is_err());
         assert!(Model::from_bytes(&EMBEDDED[..EMBEDDED.len() / 2]).is_err());
         let mut wrong = EMBEDDED.to_vec();
-        let at = wrong.windows(19).position(|w| w == b"hearken-listening-1").unwrap();
+        let at = wrong
+            .windows(19)
+            .position(|w| w == b"hearken-listening-1")
+            .unwrap();
         wrong[at + 18] = b'9';
         let e = Model::from_bytes(&wrong).unwrap_err();
         assert!(e.to_string().contains("format"), "{e}");

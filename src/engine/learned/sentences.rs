@@ -15,7 +15,9 @@ pub const MIN_WORDS_AFTER_CUE: usize = 3;
 pub const MAX_WORDS: usize = 40;
 
 const CUES: &[&str] = &["so", "okay", "ok", "alright", "anyway", "now"];
-const TITLES: &[&str] = &["mr", "mrs", "ms", "dr", "st", "no", "vs", "etc", "e.g", "i.e"];
+const TITLES: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "st", "no", "vs", "etc", "e.g", "i.e",
+];
 
 /// One sentence: byte range in the text, and its Unicode-scalar range (for evidence spans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,10 @@ pub fn split(text: &str) -> Vec<Sentence> {
                 let word = word_at(text, b);
                 // A cue opens a clause of some length ("so far" at the end opens nothing).
                 let opens = CUES.contains(&word.as_str())
-                    && text[b..].split_whitespace().take(MIN_WORDS_AFTER_CUE + 1).count()
+                    && text[b..]
+                        .split_whitespace()
+                        .take(MIN_WORDS_AFTER_CUE + 1)
+                        .count()
                         > MIN_WORDS_AFTER_CUE;
                 if opens || words >= MAX_WORDS {
                     push(&mut out, s, last_end);
@@ -124,22 +129,35 @@ mod tests {
             texts("My name is Adam. How can I help you?"),
             ["My name is Adam.", "How can I help you?"]
         );
-        assert_eq!(texts("  Right!  So what happened?  "), ["Right!", "So what happened?"]);
-        assert_eq!(texts("It costs 2.50 a month; is that okay?"), ["It costs 2.50 a month;", "is that okay?"]);
+        assert_eq!(
+            texts("  Right!  So what happened?  "),
+            ["Right!", "So what happened?"]
+        );
+        assert_eq!(
+            texts("It costs 2.50 a month; is that okay?"),
+            ["It costs 2.50 a month;", "is that okay?"]
+        );
     }
 
     #[test]
     fn titles_and_unfinished_words_do_not_end_a_sentence() {
-        assert_eq!(texts("I spoke to Mr. Jones yesterday."), ["I spoke to Mr. Jones yesterday."]);
+        assert_eq!(
+            texts("I spoke to Mr. Jones yesterday."),
+            ["I spoke to Mr. Jones yesterday."]
+        );
         assert_eq!(texts("what...?"), ["what...?"]);
     }
 
     #[test]
     fn unpunctuated_text_is_cut_at_cues_after_enough_words() {
-        let asr = "i can see the charge on your statement from the twelfth so what happened after that";
+        let asr =
+            "i can see the charge on your statement from the twelfth so what happened after that";
         assert_eq!(
             texts(asr),
-            ["i can see the charge on your statement from the twelfth", "so what happened after that"]
+            [
+                "i can see the charge on your statement from the twelfth",
+                "so what happened after that"
+            ]
         );
         // Too early for a cue, or too little after it: one clause.
         assert_eq!(texts("okay so what happened"), ["okay so what happened"]);
@@ -152,7 +170,11 @@ mod tests {
         let long = vec!["word"; 100].join(" ");
         let parts = split(&long);
         assert_eq!(parts.len(), 3);
-        assert!(parts.iter().all(|s| s.text(&long).split(' ').count() <= MAX_WORDS));
+        assert!(
+            parts
+                .iter()
+                .all(|s| s.text(&long).split(' ').count() <= MAX_WORDS)
+        );
     }
 
     #[test]
