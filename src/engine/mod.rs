@@ -186,8 +186,10 @@ pub struct Conversation {
     ended: bool,
     /// The learned layer's context (the latest turn of each party).
     learned: learned::Memory,
-    /// When set, the learned layer's features of the latest utterance (for `hearken features`).
-    features: Option<Option<learned::features::Features>>,
+    /// Whether to keep the learned layer's features (for `hearken features`).
+    record_features: bool,
+    /// The learned layer's features of the latest final utterance it judged, when recording.
+    features: Option<learned::features::Features>,
 }
 
 fn stable_hash(value: impl Hash) -> u64 {
@@ -255,6 +257,7 @@ impl Conversation {
             finals: HashMap::new(),
             ended: false,
             learned: learned::Memory::default(),
+            record_features: false,
             features: None,
         }
     }
@@ -320,12 +323,12 @@ impl Conversation {
 
     /// Keeps the learned layer's features of each final utterance, for [`Self::take_features`].
     pub(crate) fn record_features(&mut self) {
-        self.features = Some(None);
+        self.record_features = true;
     }
 
     /// The learned layer's features of the latest final utterance, when it judged one.
     pub(crate) fn take_features(&mut self) -> Option<learned::features::Features> {
-        self.features.as_mut().and_then(Option::take)
+        self.features.take()
     }
 
     fn observe_utterance(&mut self, u: Utterance) -> Result<Vec<Emitted>, Rejected> {
@@ -388,7 +391,7 @@ impl Conversation {
         let profile = Arc::clone(&self.profile);
         let tokens = text::tokenize(&u.text);
         let duration = u.interval().map(|(s, e)| e - s);
-        let start_only = u.start_ms.is_some() && u.end_ms.is_none();
+        let times = (u.start_ms, u.end_ms);
         let backchannel = detectors::is_backchannel(&tokens, duration, &profile);
         let analysis =
             language::analyse(&u.text, &tokens, &profile.compiled.fillers, profile.lang());
@@ -430,11 +433,9 @@ impl Conversation {
                 words: &segment.analysis.words,
             },
             &mut found,
-            self.features.is_some(),
+            self.record_features,
         );
-        if let Some(slot) = &mut self.features {
-            *slot = recorded;
-        }
+        self.features = recorded;
         let (utterance_id, role, start_ms, words) = (
             segment.utterance_id.clone(),
             segment.role,
@@ -442,10 +443,7 @@ impl Conversation {
             segment.tokens.len() as u64,
         );
 
-        self.count(&found, &placement, role, words, duration, backchannel);
-        if start_only {
-            self.metrics.start_only_utterances += 1;
-        }
+        self.count(&found, &placement, role, words, times, backchannel);
         for d in found
             .iter()
             .filter(|d| d.behaviour == Behaviour::Interruption)
@@ -566,12 +564,16 @@ impl Conversation {
         placement: &state::Placement,
         role: Role,
         words: u64,
-        duration: Option<i64>,
+        (start_ms, end_ms): (Option<i64>, Option<i64>),
         backchannel: bool,
     ) {
         let timing = &self.profile.timing;
         let m = &mut self.metrics;
         m.utterances += 1;
+        let duration = start_ms.zip(end_ms).map(|(s, e)| e - s);
+        if start_ms.is_some() && end_ms.is_none() {
+            m.start_only_utterances += 1;
+        }
         match role {
             Role::Agent => {
                 m.agent_talk_ms += placement.new_talk_ms;

@@ -94,7 +94,10 @@ pub fn build(
         }
         let text = &profile.coaching[&c.component];
         // A component the call raised alerts about is never praised, whatever its score.
-        if c.score >= STRENGTH_AT && evidence(c.component).is_empty() {
+        let alerted = alerts
+            .iter()
+            .any(|a| component_of(a.kind) == Some(c.component));
+        if c.score >= STRENGTH_AT && !alerted {
             strengths.push(CoachingPoint {
                 component: c.component,
                 text: text.strength.clone(),

@@ -8,7 +8,7 @@
 //! question words present, and counts.
 
 use super::model::Model;
-use super::sentences::{self, Sentence};
+use super::sentences::Sentence;
 
 /// Scalars after the four embeddings.
 pub const SCALARS: usize = 15;
@@ -57,6 +57,8 @@ pub struct Features {
     /// Whether the text has sentence punctuation (else the heads for speech recognition's
     /// unpunctuated text are used, when the model has them).
     pub punctuated: bool,
+    /// Whether a sentence of it ends with a question mark.
+    pub question_mark: bool,
     /// Whether the question heads judge this utterance (see `learned::decide`); set by the layer.
     pub question_candidate: bool,
     /// Whether the reflection head judges it; set by the layer.
@@ -108,14 +110,16 @@ fn words(text: &str, out: &mut Vec<String>) {
     }
 }
 
-struct Hashed<'m> {
+/// Hashed features in first-seen order (the order the heads sum them in), with an index so that
+/// a repeated feature is found without scanning the list.
+struct Hashed {
     buckets: u64,
     out: Vec<(u32, f32)>,
+    at: foldhash::HashMap<u32, usize>,
     key: String,
-    _m: std::marker::PhantomData<&'m ()>,
 }
 
-impl Hashed<'_> {
+impl Hashed {
     fn add(&mut self, parts: &[&str], value: f32) {
         self.key.clear();
         for (i, p) in parts.iter().enumerate() {
@@ -126,9 +130,12 @@ impl Hashed<'_> {
         }
         let h = word_key(&self.key);
         let bucket = (h % self.buckets) as u32;
-        match self.out.iter_mut().find(|(b, _)| *b == bucket) {
-            Some((_, v)) => *v += value,
-            None => self.out.push((bucket, value)),
+        match self.at.entry(bucket) {
+            std::collections::hash_map::Entry::Occupied(i) => self.out[*i.get()].1 += value,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.out.len());
+                self.out.push((bucket, value));
+            }
         }
     }
 }
@@ -154,6 +161,7 @@ fn core(words: &[String]) -> &[String] {
 pub fn compute(
     model: &Model,
     text: &str,
+    sentences: Vec<Sentence>,
     other: Option<&[f32]>,
     other_words: &[u64],
     rules: RuleFlags,
@@ -161,7 +169,6 @@ pub fn compute(
 ) -> Features {
     let dim = model.dim();
     let mut dense = vec![0.0f32; dense_len(dim)];
-    let sentences = sentences::split(text);
     let (e, rest) = dense.split_at_mut(dim);
     let (el, rest) = rest.split_at_mut(dim);
     let (eq, rest) = rest.split_at_mut(dim);
@@ -170,8 +177,8 @@ pub fn compute(
     let mut hashed = Hashed {
         buckets: model.buckets as u64,
         out: Vec::with_capacity(96),
+        at: foldhash::HashMap::with_capacity_and_hasher(96, Default::default()),
         key: String::new(),
-        _m: std::marker::PhantomData,
     };
     let mut all = Vec::new();
     words(text, &mut all);
@@ -181,14 +188,24 @@ pub fn compute(
             hashed.add(&["b", w, next], 1.0);
         }
     }
-    let mut sw = Vec::new();
+    // Each sentence's words, whether it asks, and (with another turn to compare) its embedding:
+    // computed once, read by both passes below.
+    let mut per: Vec<(Vec<String>, bool)> = Vec::with_capacity(sentences.len());
+    let mut embedded = vec![
+        0.0f32;
+        if other.is_some() {
+            sentences.len() * dim
+        } else {
+            0
+        }
+    ];
     let mut last_question = None;
     let mut questions = 0usize;
     let mut closest = None;
     let mut best = f32::MIN;
-    let mut scratch = vec![0.0f32; dim];
     for (si, s) in sentences.iter().enumerate() {
         let raw = s.text(text);
+        let mut sw = Vec::new();
         words(raw, &mut sw);
         let tag = if si + 1 == sentences.len() { "L" } else { "S" };
         if let Some(first) = sw.first() {
@@ -201,33 +218,42 @@ pub fn compute(
             hashed.add(&[tag, "?"], 1.0);
         }
         hashed.add(&[tag, "len"], sw.len().min(40) as f32 / 40.0);
-        if is_question(&sw, raw) {
+        let asks = is_question(&sw, raw);
+        if asks {
             questions += 1;
             last_question = Some(si);
         }
         if let Some(other) = other {
-            model.embed(raw, &mut scratch);
-            let sim: f32 = scratch.iter().zip(other).map(|(a, b)| a * b).sum();
+            let own = &mut embedded[si * dim..(si + 1) * dim];
+            model.embed(raw, own);
+            let sim: f32 = own.iter().zip(other).map(|(a, b)| a * b).sum();
             if sim > best {
                 best = sim;
                 closest = Some(si);
             }
         }
+        per.push((sw, asks));
     }
-    if let Some(last) = sentences.last() {
-        model.embed(last.text(text), el);
+    // A sentence's embedding: the one computed above, else computed now.
+    let sentence_embedding = |si: usize, out: &mut [f32]| {
+        if embedded.is_empty() {
+            model.embed(sentences[si].text(text), out);
+        } else {
+            out.copy_from_slice(&embedded[si * dim..(si + 1) * dim]);
+        }
+    };
+    if !sentences.is_empty() {
+        sentence_embedding(sentences.len() - 1, el);
     }
     // Features of each question, the last one marked apart.
     let mut qn = 0;
-    for (si, s) in sentences.iter().enumerate() {
-        let raw = s.text(text);
-        words(raw, &mut sw);
-        if !is_question(&sw, raw) {
+    for (si, (sw, asks)) in per.iter().enumerate() {
+        if !asks {
             continue;
         }
         qn += 1;
         let tag = if qn == questions { "QL" } else { "Q" };
-        let c: Vec<&str> = core(&sw)
+        let c: Vec<&str> = core(sw)
             .iter()
             .filter(|w| *w != "?")
             .map(String::as_str)
@@ -245,7 +271,7 @@ pub fn compute(
             hashed.add(&[tag, "has", w], 1.0);
         }
         if Some(si) == last_question {
-            model.embed(raw, eq);
+            sentence_embedding(si, eq);
         }
     }
     hashed.add(&["nq"], questions as f32 / 3.0);
@@ -279,7 +305,11 @@ pub fn compute(
     scalars[12] = flag(rules.sentence_open);
     scalars[13] = flag(rules.sentence_closed);
     scalars[14] = rules.question_sentences.min(4) as f32 / 4.0;
+    let question_mark = sentences
+        .iter()
+        .any(|s| s.text(text).trim_end().ends_with('?'));
     Features {
+        question_mark,
         dense,
         sparse: hashed.out,
         sentences,

@@ -58,9 +58,15 @@ impl Memory {
         role: Role,
         participant: Option<&str>,
         text: &str,
+        embedding: Option<Box<[f32]>>,
     ) {
-        let mut embedding = vec![0.0; model.dim()].into_boxed_slice();
-        model.embed(text, &mut embedding);
+        // The turn's embedding, when the features already computed it (the same function of the
+        // same text, so the same bits).
+        let embedding = embedding.unwrap_or_else(|| {
+            let mut e = vec![0.0; model.dim()].into_boxed_slice();
+            model.embed(text, &mut e);
+            e
+        });
         let mut words = features::overlap_words(text, MAX_OTHER_WORDS);
         words.shrink_to_fit();
         self.latest
@@ -107,6 +113,7 @@ pub fn revise(
     let model = model::get();
     let may_be_agent = matches!(input.role, Role::Agent | Role::Unknown);
     let mut out = None;
+    let mut embedding = None;
     if may_be_agent && !input.backchannel && input.text.chars().any(char::is_alphanumeric) {
         let has = |b: Behaviour| found.iter().any(|d| d.behaviour == b);
         let mut rules = RuleFlags {
@@ -141,6 +148,7 @@ pub fn revise(
         let mut f = features::compute(
             model,
             input.text,
+            parts,
             other.map(|t| &*t.embedding),
             other.map_or(&[][..], |t| &t.words),
             rules,
@@ -150,26 +158,21 @@ pub fn revise(
         // one-sentence question they classify (they encode the rubric's definition: "how long"
         // asks for a fact), and of a request to repeat ("sorry, what?" is clarifying); the heads
         // judge questions the rules cannot place: multi-sentence turns, a question mark the
-        // rules read no form in. A one-sentence expression of empathy is not a reflection
-        // unless the reflection rules say so.
+        // rules read no form in.
         let single = f.sentences.len() <= 1;
         let ruled_question = rules.open || rules.closed;
         let known_role = input.role != Role::Unknown;
         f.question_candidate = if known_role {
-            (ruled_question
-                || rules.question_sentences > 0
-                || f.sentences
-                    .iter()
-                    .any(|s| s.text(input.text).trim_end().ends_with('?')))
+            (ruled_question || rules.question_sentences > 0 || f.question_mark)
                 && !(single && (rules.clarifying || ruled_question))
         } else {
             // Heads learned on agents' turns only revise what the rules found between peers.
             ruled_question && !single
         };
-        // A reflection says back what the other party said: there must be something to say back.
-        // and it is about them: it shares their words or speaks of "you".
-        // It lets them finish and takes them seriously: not while cutting in, finishing their
-        // sentence or brushing them off.
+        // A reflection says back what the other party said: there must be something to say
+        // back, and it is about them (it shares their words or speaks of "you"). It lets them
+        // finish and takes them seriously: not while cutting in, finishing their sentence or
+        // brushing them off.
         let brushing_off = has(Behaviour::Interruption)
             || has(Behaviour::CutOff)
             || has(Behaviour::SentenceCompletion)
@@ -188,6 +191,7 @@ pub fn revise(
                     && !acting
                     && !rules.empathy));
         decide(model, &f, other.map(|t| t.utterance_id.as_str()), found);
+        embedding = Some(f.dense[..model.dim()].into());
         if record {
             out = Some(f);
         }
@@ -198,6 +202,7 @@ pub fn revise(
         input.role,
         input.participant,
         input.text,
+        embedding,
     );
     out
 }

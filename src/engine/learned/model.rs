@@ -34,7 +34,7 @@ fn bad(what: impl Into<String>) -> ModelError {
 #[derive(Debug, Clone)]
 pub struct Head {
     /// Behaviour name (`open_question`, `closed_question`, `reflection`, ...).
-    pub name: String,
+    name: String,
     bias: f32,
     dense: Vec<f32>,
     sparse: Vec<f32>,
@@ -73,8 +73,6 @@ pub struct Model {
     /// Hash buckets of the lexical features.
     pub buckets: usize,
     heads: Vec<Head>,
-    /// SHA-256-free identity for logs: the file's size and its declared version.
-    pub version: String,
 }
 
 impl Model {
@@ -152,7 +150,6 @@ impl Model {
             scales,
             buckets,
             heads,
-            version: meta.get("version").cloned().unwrap_or_default(),
         })
     }
 
@@ -288,11 +285,6 @@ pub fn get() -> &'static Model {
         // The embedded file is checked by `cargo test`; a broken build must not score quietly.
         Err(e) => panic!("the embedded listening model is unusable: {e}"),
     })
-}
-
-/// The embedded model file's bytes (for `hearken` to report its checksum).
-pub fn embedded_bytes() -> &'static [u8] {
-    EMBEDDED
 }
 
 #[cfg(test)]
