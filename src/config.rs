@@ -31,3 +31,8 @@ pub const ENV_LOG_FORMAT: &str = "HEARKEN_LOG_FORMAT";
 pub const ENV_DRAIN_DELAY: &str = "HEARKEN_DRAIN_DELAY";
 /// Deadline after the shutdown signal.
 pub const ENV_DRAIN_DEADLINE: &str = "HEARKEN_DRAIN_DEADLINE";
+
+/// Address of the supervisor's floor page, or `off` (`--ui-addr`).
+pub const ENV_UI_ADDR: &str = "HEARKEN_UI_ADDR";
+/// Show utterance text (masked) on the floor page (`--ui-show-text`).
+pub const ENV_UI_SHOW_TEXT: &str = "HEARKEN_UI_SHOW_TEXT";

@@ -8,12 +8,15 @@
 //! - [`redact`]: best-effort masking of card data in text that is echoed (opt-in text log).
 //! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts.
 //! - [`server`]: building and running the gRPC server — health, reflection, draining.
+//! - [`floor`]: the supervisor's live floor — a view of every live conversation and the page
+//!   that shows it (`--ui-addr`).
 //! - [`cli`]: the `hearken` command's verbs.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod floor;
 pub mod proto;
 pub mod redact;
 pub mod samples;

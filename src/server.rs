@@ -79,6 +79,8 @@ pub struct ServerConfig {
     pub tls: Option<Tls>,
     /// Bearer-token verification for the listening service, or `None` for no authentication.
     pub jwt: Option<Arc<crate::service::auth::JwtVerifier>>,
+    /// The supervisor's floor that live conversations are shown on, when the page is served.
+    pub floor: Option<Arc<crate::floor::Floor>>,
 }
 
 impl ServerConfig {
@@ -104,6 +106,7 @@ impl ServerConfig {
             log_text: false,
             tls: None,
             jwt: None,
+            floor: None,
         }
     }
 }
@@ -148,7 +151,8 @@ pub async fn run(
         Arc::clone(&config.metrics),
         Arc::clone(&readiness),
     )
-    .with_text_log(config.log_text);
+    .with_text_log(config.log_text)
+    .with_floor(config.floor.clone());
     if config.log_text {
         tracing::warn!(
             "the text log is on: utterance text is logged after best-effort masking of card data; \

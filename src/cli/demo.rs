@@ -1,6 +1,10 @@
 //! `hearken demo`: the first thing to run. Starts an in-process server on a loopback port,
 //! streams the bundled sample calls through it over real gRPC at an accelerated pace, and shows
 //! live scores, alerts and a scorecard per call.
+//!
+//! `hearken demo --ui` serves the supervisor's floor page as well and keeps a small floor of
+//! calls playing (the sample calls, several at once, with fictional agents and queues) until
+//! Ctrl-C, so a newcomer can watch the page.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,7 +29,27 @@ pub(super) struct DemoArgs {
     /// Show only alerts and scorecards.
     #[arg(long)]
     quiet: bool,
+    /// Serve the supervisor's floor page and keep calls playing on it until Ctrl-C.
+    #[arg(long)]
+    ui: bool,
+    /// Where the floor page is served (with --ui).
+    #[arg(long, default_value = "127.0.0.1:8080", requires = "ui")]
+    ui_addr: std::net::SocketAddr,
+    /// Show the (fictional) calls' text on the page, masked by the redactor (with --ui).
+    #[arg(long, requires = "ui")]
+    ui_show_text: bool,
+    /// Rounds of calls to play on the floor (with --ui); 0 plays until Ctrl-C.
+    #[arg(long, default_value_t = 0, requires = "ui")]
+    rounds: u32,
 }
+
+/// Fictional agents and queues for the floor demo.
+const AGENTS: [&str; 8] = [
+    "Priya", "Marcus", "Lena", "Tomás", "Aiko", "Sam", "Noor", "Jonas",
+];
+const QUEUES: [&str; 3] = ["billing", "internet", "delivery"];
+/// Copies of each sample call per round on the floor.
+const COPIES: usize = 4;
 
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let calls: Vec<_> = transcript::Reader::new(DEMO_CALLS.as_bytes())
@@ -37,6 +61,9 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let mut config = ServerConfig::new(Arc::new(Rubric::embedded()));
     config.drain_delay = Duration::ZERO;
+    if args.ui {
+        return floor_demo(args, calls, listener, config).await;
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, config, async move {
         let _ = stop_rx.await;
@@ -64,6 +91,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             json: false,
             show_text: true,
             quiet: args.quiet,
+            silent: false,
         };
         let result = replay::stream_call(&mut client, call, args.speed, output).await?;
         println!("     {}\n", replay::latency_summary(&result.latencies));
@@ -112,4 +140,125 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_tx.send(());
     server.await??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `demo --ui`: the server and the floor page, with rounds of sample calls playing at once.
+async fn floor_demo(
+    args: DemoArgs,
+    calls: Vec<transcript::Transcript>,
+    listener: tokio::net::TcpListener,
+    mut config: ServerConfig,
+) -> anyhow::Result<ExitCode> {
+    let addr = listener.local_addr()?;
+    let ui_listener = tokio::net::TcpListener::bind(args.ui_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to listen on {} for the floor page (choose another with --ui-addr)",
+                args.ui_addr
+            )
+        })?;
+    let ui_addr = ui_listener.local_addr()?;
+    let floor = crate::floor::Floor::new(crate::floor::FloorConfig {
+        show_text: args.ui_show_text,
+        ..crate::floor::FloorConfig::default()
+    });
+    config.floor = Some(Arc::clone(&floor));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(server::run(listener, config, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    let mut ui_stop = stop_rx.clone();
+    let ui = tokio::spawn(crate::floor::serve(
+        ui_listener,
+        floor,
+        None,
+        None,
+        async move {
+            let _ = ui_stop.wait_for(|s| *s).await;
+        },
+    ));
+    let client = ListeningServiceClient::connect(format!("http://{addr}"))
+        .await
+        .context("failed to connect to the in-process server")?;
+    // Speed 25 is for reading a terminal; a floor is watched nearer real time.
+    let speed = if args.speed == 25.0 { 2.0 } else { args.speed };
+    println!("hearken demo: the supervisor's floor is at  http://{ui_addr}/");
+    println!(
+        "  {} calls at a time ({} sample calls × {COPIES}) streamed over gRPC to {addr} at {speed}× real time; {}",
+        calls.len() * COPIES,
+        calls.len(),
+        if args.rounds == 0 {
+            "Ctrl-C to stop".to_string()
+        } else {
+            format!("{} round(s)", args.rounds)
+        }
+    );
+    println!(
+        "  text is {} (fictional calls; --ui-show-text shows it masked)\n",
+        if args.ui_show_text { "shown" } else { "hidden" }
+    );
+    let mut round = 0u32;
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    let mut failed = 0usize;
+    'rounds: while args.rounds == 0 || round < args.rounds {
+        round += 1;
+        let mut tasks = tokio::task::JoinSet::new();
+        for copy in 0..COPIES {
+            for (i, call) in calls.iter().enumerate() {
+                let n = copy * calls.len() + i;
+                let mut call = call.clone();
+                call.conversation_id = format!("{}-{round}-{}", call.conversation_id, copy + 1);
+                let agent = AGENTS[(n + round as usize) % AGENTS.len()];
+                call.start.metadata.insert("agent".into(), agent.into());
+                call.start
+                    .metadata
+                    .insert("queue".into(), QUEUES[i % QUEUES.len()].into());
+                let mut client = client.clone();
+                // Staggered, so the floor does not move in step.
+                let delay = Duration::from_millis((n as u64 * 2_500) % 20_000);
+                tasks.spawn(async move {
+                    tokio::time::sleep(delay.div_f64(speed.max(0.1))).await;
+                    let output = Output {
+                        json: false,
+                        show_text: false,
+                        quiet: true,
+                        silent: true,
+                    };
+                    let result = replay::stream_call(&mut client, &call, speed, output).await;
+                    (call.conversation_id, agent, result)
+                });
+            }
+        }
+        loop {
+            tokio::select! {
+                _ = &mut stop => break 'rounds,
+                next = tasks.join_next() => match next {
+                    None => break,
+                    Some(Ok((id, agent, Ok(result)))) => {
+                        let (score, alerts) = result.scorecard.as_ref().map_or((f64::NAN, 0), |c| {
+                            (c.score.as_ref().map_or(f64::NAN, |s| s.overall), c.alerts.len())
+                        });
+                        println!("  {id:<36} agent {agent:<7} score {score:>5.1}  {alerts} alert(s)");
+                    }
+                    Some(Ok((id, _, Err(error)))) => {
+                        failed += 1;
+                        eprintln!("  {id}: {error:#}");
+                    }
+                    Some(Err(error)) => anyhow::bail!("a demo call failed: {error}"),
+                },
+            }
+        }
+    }
+    println!("\nstopping: the floor page closes with the server");
+    let _ = stop_tx.send(true);
+    server.await??;
+    ui.await??;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -69,6 +69,8 @@ pub(super) struct Output {
     pub(super) json: bool,
     pub(super) show_text: bool,
     pub(super) quiet: bool,
+    /// Print nothing per response (the caller reports the result).
+    pub(super) silent: bool,
 }
 
 fn role_name(role: engine::Role) -> &'static str {
@@ -209,7 +211,6 @@ pub(super) async fn stream_call(
     let mut result = CallResult::default();
     let mut last_seq = 0i64;
     let mut attempt = 0u32;
-    let mut stdout = std::io::stdout().lock();
     loop {
         let (tx, rx) = mpsc::channel(64);
         let sender = {
@@ -277,11 +278,17 @@ pub(super) async fn stream_call(
                                 Some(Out::Scorecard(card)) => result.scorecard = Some(card.clone()),
                                 None => {}
                             }
-                            if output.json {
-                                writeln!(stdout, "{}", serde_json::to_string(&response)?)?;
+                            if output.silent {
+                                // Reported by the caller.
+                            } else if output.json {
+                                writeln!(
+                                    std::io::stdout(),
+                                    "{}",
+                                    serde_json::to_string(&response)?
+                                )?;
                             } else {
                                 write!(
-                                    stdout,
+                                    std::io::stdout(),
                                     "{}",
                                     render::response(&response, &sent, output.quiet)
                                 )?;
@@ -355,6 +362,7 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         json: args.json,
         show_text: args.show_text,
         quiet: args.quiet,
+        silent: false,
     };
     let mut all = Vec::new();
     let mut skipped = 0;

@@ -124,6 +124,61 @@ pub(super) struct ServeArgs {
     /// Connections older than this are asked to reconnect, so load re-spreads after scaling.
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     max_connection_age: Duration,
+    #[command(flatten)]
+    ui: UiArgs,
+}
+
+/// Flags of the supervisor's floor page (`docs/ui.md`).
+#[derive(Debug, clap::Args)]
+pub(super) struct UiArgs {
+    /// Address of the supervisor's floor page (read-only; the gRPC port's TLS and JWT apply),
+    /// or `off`.
+    #[arg(long, env = crate::config::ENV_UI_ADDR, default_value = "off", value_parser = parse_metrics_addr)]
+    ui_addr: MetricsAddr,
+    /// Show utterance text on the floor page, masked by the redactor (card numbers, security
+    /// codes, expiry dates; best effort). Off by default: the text may hold personal data.
+    #[arg(long, env = crate::config::ENV_UI_SHOW_TEXT)]
+    ui_show_text: bool,
+    /// A browser gets at most one update per conversation this often.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    ui_update_interval: Duration,
+    /// Browsers that may watch the floor at once.
+    #[arg(long, default_value_t = 100)]
+    ui_max_viewers: usize,
+    /// Score points and utterances kept per conversation for its view on the page.
+    #[arg(long, default_value_t = 200)]
+    ui_history: usize,
+}
+
+impl UiArgs {
+    /// The floor's address and configuration, or `None` when the page is off.
+    pub(super) fn floor(&self) -> anyhow::Result<Option<(SocketAddr, crate::floor::FloorConfig)>> {
+        let Some(addr) = self.ui_addr.0 else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            self.ui_update_interval >= Duration::from_millis(50),
+            "--ui-update-interval must be at least 50ms"
+        );
+        anyhow::ensure!(
+            self.ui_max_viewers >= 1,
+            "--ui-max-viewers must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.ui_history),
+            "--ui-history must be between 1 and 10000"
+        );
+        Ok(Some((
+            addr,
+            crate::floor::FloorConfig {
+                show_text: self.ui_show_text,
+                update_interval: self.ui_update_interval,
+                max_viewers: self.ui_max_viewers,
+                history: self.ui_history,
+                ..crate::floor::FloorConfig::default()
+            },
+        )))
+    }
 }
 
 /// Live conversations per tenant when callers authenticate and no cap is given: a fifth of
@@ -377,11 +432,42 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
         }
         None => None,
     };
+    let (stop_ui, ui_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ui = match args.ui.floor()? {
+        Some((ui_addr, floor_config)) => {
+            let ui_listener = tokio::net::TcpListener::bind(ui_addr)
+                .await
+                .with_context(|| format!("failed to listen on {ui_addr} for the floor page"))?;
+            let ui_addr = ui_listener.local_addr()?;
+            if floor_config.show_text {
+                tracing::warn!(
+                    "the floor page shows utterance text (masked for card data, best effort);                      it may still hold personal data"
+                );
+            }
+            let floor = crate::floor::Floor::new(floor_config);
+            config.floor = Some(Arc::clone(&floor));
+            tracing::info!(addr = %ui_addr, tls = config.tls.is_some(), "floor page");
+            Some(tokio::spawn(crate::floor::serve(
+                ui_listener,
+                floor,
+                config.tls.clone(),
+                config.jwt.clone(),
+                async move {
+                    let _ = ui_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "hearken listening");
     let result = server::run(listener, config, shutdown).await;
     let _ = stop_scrape.send(());
+    let _ = stop_ui.send(());
     if let Some(scrape) = scrape {
         let _ = tokio::time::timeout(Duration::from_secs(1), scrape).await;
+    }
+    if let Some(ui) = ui {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ui).await;
     }
     // The exporters flush with blocking calls: off the runtime's worker threads.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;

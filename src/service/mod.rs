@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     tenant_conversations: Option<tenant::TenantConversations>,
     /// Health: readiness follows the process's conversation cap.
     readiness: Arc<Readiness>,
+    /// The supervisor's floor, when the page is served (`--ui-addr`).
+    floor: Option<Arc<crate::floor::Floor>>,
 }
 
 /// The listening service.
@@ -116,6 +118,7 @@ impl Listening {
                 stream_opens,
                 tenant_conversations,
                 readiness,
+                floor: None,
             }),
         }
     }
@@ -126,6 +129,15 @@ impl Listening {
         match Arc::get_mut(&mut self.shared) {
             Some(shared) => shared.log_text = on,
             None => tracing::warn!("the text log can only be set before the service is shared"),
+        }
+        self
+    }
+
+    /// Shows every live conversation on `floor` (the supervisor's page).
+    pub fn with_floor(mut self, floor: Option<Arc<crate::floor::Floor>>) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.floor = floor,
+            None => tracing::warn!("the floor can only be set before the service is shared"),
         }
         self
     }

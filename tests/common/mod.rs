@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod raw;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<anyhow::Result<()>>,
+    /// The floor page's address, when the server was started with a floor.
+    pub ui: Option<std::net::SocketAddr>,
+    ui_stop: Option<oneshot::Sender<()>>,
+    pub ui_task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
@@ -49,11 +54,38 @@ impl TestServer {
         self
     }
 
+    /// Serves the supervisor's floor page too, on its own loopback port, with the gRPC
+    /// port's TLS and JWT settings.
+    pub fn floor(mut self, config: hearken::floor::FloorConfig) -> Self {
+        self.config.floor = Some(hearken::floor::Floor::new(config));
+        self
+    }
+
     pub async fn start(self) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().unwrap();
+        let (ui, ui_stop, ui_task) = match &self.config.floor {
+            Some(floor) => {
+                let ui_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind loopback");
+                let ui = ui_listener.local_addr().unwrap();
+                let (ui_stop, ui_stopped) = oneshot::channel::<()>();
+                let task = tokio::spawn(hearken::floor::serve(
+                    ui_listener,
+                    Arc::clone(floor),
+                    self.config.tls.clone(),
+                    self.config.jwt.clone(),
+                    async move {
+                        let _ = ui_stopped.await;
+                    },
+                ));
+                (Some(ui), Some(ui_stop), Some(task))
+            }
+            None => (None, None, None),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(listener, self.config, async move {
             let _ = stopped.await;
@@ -62,6 +94,9 @@ impl TestServer {
             addr,
             stop: Some(stop),
             task,
+            ui,
+            ui_stop,
+            ui_task,
         }
     }
 }
@@ -97,6 +132,13 @@ impl Running {
     /// Signals shutdown (as SIGTERM would).
     pub fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Stops the floor page (as `hearken serve` does once the server has drained).
+    pub fn stop_ui(&mut self) {
+        if let Some(stop) = self.ui_stop.take() {
             let _ = stop.send(());
         }
     }

@@ -120,6 +120,8 @@ struct Live {
     last_activity: Instant,
     start_time: Option<SystemTime>,
     rate: MessageRate,
+    /// Its place on the supervisor's floor, when the page is served.
+    floor: Option<crate::floor::CallHandle>,
 }
 
 /// A conversation that is not live on this stream but was lately.
@@ -364,6 +366,11 @@ impl StreamTask {
         let slot = Slot::take(&self.shared, &self.caller.key)
             .map_err(|(what, cap)| exhausted(what, cap))?;
         let start_time = start.start_time.as_ref().and_then(proto::system_time);
+        let floor = self
+            .shared
+            .floor
+            .as_ref()
+            .map(|f| f.open(conversation_id, self.caller.tenant.clone(), start));
         self.conversations_opened += 1;
         let span = tracing::info_span!(
             parent: &self.span,
@@ -381,6 +388,7 @@ impl StreamTask {
                 last_activity: Instant::now(),
                 start_time,
                 rate: MessageRate::new(limits.max_messages_per_second),
+                floor,
             },
         );
         Ok(())
@@ -619,16 +627,26 @@ fn observe(
         })
     };
     let mut ended = false;
+    if let (Some(floor), Event::Utterance(u)) = (&live.floor, &event) {
+        floor.utterance(u);
+    }
     match live.conversation.observe(event) {
         Ok(emitted) => {
             for e in emitted {
                 live.seq += 1;
                 let payload = match e {
                     Emitted::Update(u) => {
-                        stream_conversations_response::Payload::Update(proto::update_to_proto(&u))
+                        let update = proto::update_to_proto(&u);
+                        if let Some(floor) = &live.floor {
+                            floor.update(&update);
+                        }
+                        stream_conversations_response::Payload::Update(update)
                     }
                     Emitted::Alert(a) => {
                         let alert = proto::alert_to_proto(&a, alert_time(&a));
+                        if let Some(floor) = &live.floor {
+                            floor.alert(&alert);
+                        }
                         let _ = shared.alerts.send(PublishedAlert {
                             conversation_id: Arc::from(id),
                             tenant: tenant.cloned(),
@@ -638,9 +656,11 @@ fn observe(
                     }
                     Emitted::Scorecard(card) => {
                         ended = true;
-                        stream_conversations_response::Payload::Scorecard(
-                            proto::scorecard_to_proto(&card, alert_time),
-                        )
+                        let card = proto::scorecard_to_proto(&card, alert_time);
+                        if let Some(floor) = &live.floor {
+                            floor.scorecard(&card);
+                        }
+                        stream_conversations_response::Payload::Scorecard(card)
                     }
                 };
                 out.push(response(id, live.seq, payload));

@@ -1,0 +1,510 @@
+//! The floor's web server (`hearken serve --ui-addr`): the page, its assets (embedded), and the
+//! read-only JSON and Server-Sent Events it reads. Documented in `docs/ui.md`.
+//!
+//! - `GET /`: the page; `GET /assets/…`: its script, style sheet and the vendored chart library.
+//! - `GET /api/floor`: every conversation on the floor as a row, and the latest alerts.
+//! - `GET /api/conversations/{key}`: one conversation's score history, utterances with their
+//!   behaviours, and alerts.
+//! - `GET /api/events`: Server-Sent Events. First `floor` (as `/api/floor`), then at most one
+//!   `batch` per `update_interval`: the rows of the conversations that changed, the keys that
+//!   left the floor, the alerts raised since the last batch. A browser that takes no batch for
+//!   `slow_viewer_timeout` gets a `notice` and is let go, as is every browser when the server
+//!   shuts down; one that falls behind the floor's changes gets a fresh `floor`.
+//!
+//! With `--jwt-jwks`, every `/api/` request needs `authorization: Bearer <JWT>` (the page asks
+//! for the token and keeps it for the tab); a viewer sees only its tenant's conversations, as a
+//! `WatchAlerts` watcher does. Under mutual TLS without JWT, the client certificate names the
+//! tenant.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::Stream;
+
+use super::listener::{Peer, UiListener};
+use super::{Change, FeedAlert, Floor, Row};
+use crate::server::Tls;
+use crate::service::auth::JwtVerifier;
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const APP_CSS: &str = include_str!("assets/app.css");
+const UPLOT_JS: &str = include_str!("assets/vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("assets/vendor/uPlot.min.css");
+const UPLOT_LICENSE: &str = include_str!("assets/vendor/uPlot.LICENSE");
+
+/// What the floor's handlers share.
+#[derive(Debug, Clone)]
+struct App {
+    floor: Arc<Floor>,
+    jwt: Option<Arc<JwtVerifier>>,
+}
+
+/// Serves the floor on `listener` until `shutdown` resolves (then viewers are let go), with
+/// TLS and bearer tokens as the gRPC port has them.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    floor: Arc<Floor>,
+    tls: Option<Tls>,
+    jwt: Option<Arc<JwtVerifier>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = UiListener::new(listener, tls.as_ref())?;
+    let app = App {
+        floor: Arc::clone(&floor),
+        jwt,
+    };
+    let router = router(app);
+    let closing = async move {
+        shutdown.await;
+        floor.close();
+    };
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(closing)
+    .await?;
+    Ok(())
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/assets/vendor/uPlot.iife.min.js",
+            get(|| async { asset(UPLOT_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/vendor/uPlot.min.css",
+            get(|| async { asset(UPLOT_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/assets/vendor/uPlot.LICENSE",
+            get(|| async { asset(UPLOT_LICENSE, "text/plain; charset=utf-8") }),
+        )
+        .route("/api/floor", get(floor_snapshot))
+        .route("/api/conversations/{key}", get(conversation))
+        .route("/api/events", get(events))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such page") })
+        .with_state(app)
+}
+
+/// Headers every response carries: the page loads only its own assets, is never framed, and
+/// nothing is cached (the data is live and may be personal).
+fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    secure(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => secure(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "cannot encode",
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct ApiError<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+/// An error as JSON: a stable `error` code and a message (never request content).
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::to_vec(&ApiError {
+        error: code,
+        message,
+    })
+    .unwrap_or_default();
+    secure((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Who is looking: the tenant whose conversations they may see (`None`: all).
+struct Viewer {
+    tenant: Option<Arc<str>>,
+}
+
+/// Why a request was not authorised: status, stable code, message.
+struct Refused(StatusCode, &'static str, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, self.1, self.2)
+    }
+}
+
+impl App {
+    fn authorize(&self, headers: &HeaderMap, peer: &Peer) -> Result<Viewer, Refused> {
+        let Some(verifier) = &self.jwt else {
+            return Ok(Viewer {
+                tenant: peer.tenant.clone(),
+            });
+        };
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or(Refused(
+                StatusCode::UNAUTHORIZED,
+                "TOKEN_MISSING",
+                "this server needs a bearer token",
+            ))?;
+        match verifier.verify(token.trim()) {
+            Ok(tenant) => Ok(Viewer {
+                tenant: Some(Arc::from(tenant.0)),
+            }),
+            Err(e) => {
+                let (status, code) = match e {
+                    crate::service::ServiceError::PermissionDenied(code) => {
+                        (StatusCode::FORBIDDEN, code)
+                    }
+                    crate::service::ServiceError::Unauthenticated(code) => {
+                        (StatusCode::UNAUTHORIZED, code)
+                    }
+                    _ => (StatusCode::UNAUTHORIZED, "TOKEN_INVALID"),
+                };
+                Err(Refused(status, code, "the bearer token was not accepted"))
+            }
+        }
+    }
+}
+
+/// `GET /api/floor` and the first event of `/api/events`.
+#[derive(Serialize)]
+struct Snapshot {
+    /// Transcript text is shown (`--ui-show-text`).
+    show_text: bool,
+    /// How often a browser gets updates (ms).
+    update_interval_ms: u64,
+    /// Conversations on the floor that have not ended (all tenants).
+    live: usize,
+    /// The rows this viewer may see.
+    rows: Vec<Row>,
+    /// The latest alerts this viewer may see, oldest first.
+    alerts: Vec<Arc<FeedAlert>>,
+}
+
+fn snapshot(floor: &Floor, tenant: Option<&str>) -> Snapshot {
+    Snapshot {
+        show_text: floor.config.show_text,
+        update_interval_ms: floor.config.update_interval.as_millis() as u64,
+        live: floor.live_calls(),
+        rows: floor.rows(tenant),
+        alerts: floor.feed(tenant),
+    }
+}
+
+async fn floor_snapshot(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    match app.authorize(&headers, &peer) {
+        Ok(viewer) => json(&snapshot(&app.floor, viewer.tenant.as_deref())),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+async fn conversation(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    let viewer = match app.authorize(&headers, &peer) {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused.into_response(),
+    };
+    let Ok(key) = key.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_KEY",
+            "a conversation key is a number from /api/floor",
+        );
+    };
+    match app.floor.detail(key, viewer.tenant.as_deref()) {
+        Some(detail) => json(&detail),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "NOT_ON_FLOOR",
+            "no such conversation on the floor (it may have ended a while ago)",
+        ),
+    }
+}
+
+/// A viewer's place under `max_viewers`, given back when its stream is dropped.
+struct ViewerSlot(Arc<Floor>);
+
+impl Drop for ViewerSlot {
+    fn drop(&mut self) {
+        self.0.viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The events of one browser, holding its viewer slot until the response is dropped.
+struct Events {
+    rx: mpsc::Receiver<Event>,
+    _slot: ViewerSlot,
+}
+
+impl Stream for Events {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|e| e.map(Ok))
+    }
+}
+
+/// Batches queued per browser before it counts as slow (each holds at most one batch of rows).
+const VIEWER_QUEUE: usize = 4;
+
+async fn events(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let viewer = match app.authorize(&headers, &peer) {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused.into_response(),
+    };
+    let floor = &app.floor;
+    if floor.viewers.fetch_add(1, Ordering::Relaxed) >= floor.config.max_viewers {
+        floor.viewers.fetch_sub(1, Ordering::Relaxed);
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_VIEWERS",
+            &format!(
+                "this server already has the maximum of {} floor viewers",
+                floor.config.max_viewers
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        return response;
+    }
+    let slot = ViewerSlot(Arc::clone(floor));
+    let (tx, rx) = mpsc::channel(VIEWER_QUEUE);
+    // Subscribed before the snapshot is read: nothing that changes after it is missed.
+    let changes = floor.changes.subscribe();
+    tokio::spawn(watch_floor(Arc::clone(floor), viewer, changes, tx));
+    let mut response = Sse::new(Events { rx, _slot: slot })
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    // Tell proxies (nginx) not to buffer the stream.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    secure(response)
+}
+
+fn event<T: Serialize>(name: &str, data: &T) -> Option<Event> {
+    serde_json::to_string(data)
+        .ok()
+        .map(|data| Event::default().event(name).data(data))
+}
+
+/// Alerts sent to one browser per batch; more are counted in the batch's `skipped`.
+const ALERTS_PER_BATCH: usize = 50;
+
+#[derive(Serialize)]
+struct AlertBatch<'a> {
+    alerts: &'a [Arc<FeedAlert>],
+    /// Alerts raised since the last batch that this batch leaves out.
+    skipped: u64,
+}
+
+#[derive(Serialize)]
+struct Notice<'a> {
+    reason: &'a str,
+    message: &'a str,
+}
+
+/// One browser's feed: coalesces the floor's changes and sends at most one batch per
+/// `update_interval`. A browser whose queue stays full for `slow_viewer_timeout` is let go
+/// with a notice; one that falls behind the floor's announcements gets the whole floor again.
+async fn watch_floor(
+    floor: Arc<Floor>,
+    viewer: Viewer,
+    mut changes: broadcast::Receiver<Change>,
+    tx: mpsc::Sender<Event>,
+) {
+    let tenant = viewer.tenant.as_deref();
+    let mut closing = floor.closing.subscribe();
+    let first = event("floor", &snapshot(&floor, tenant));
+    if let Some(first) = first
+        && tx.send(first).await.is_err()
+    {
+        return;
+    }
+    let config = floor.config.clone();
+    let mut tick = tokio::time::interval(config.update_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut dirty: HashSet<u64> = HashSet::new();
+    let mut alerts: Vec<Arc<FeedAlert>> = Vec::new();
+    let mut skipped_alerts = 0u64;
+    let mut resync = false;
+    let mut full_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = async { let _ = closing.wait_for(|c| *c).await; } => {
+                let notice = Notice { reason: "SHUTTING_DOWN", message: "the server is shutting down; reconnect to another" };
+                if let Some(e) = event("notice", &notice) {
+                    let _ = tx.try_send(e);
+                }
+                return;
+            }
+            () = tx.closed() => return,
+            change = changes.recv() => match change {
+                Ok(Change::Call(key)) => { dirty.insert(key); }
+                Ok(Change::Alert(alert)) => {
+                    if tenant.is_none() || alert.tenant.as_deref() == tenant {
+                        if alerts.len() < ALERTS_PER_BATCH {
+                            alerts.push(alert);
+                        } else {
+                            skipped_alerts += 1;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => resync = true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                if !resync && dirty.is_empty() && alerts.is_empty() {
+                    continue;
+                }
+                let permit = match tx.try_reserve() {
+                    Ok(permit) => permit,
+                    Err(mpsc::error::TrySendError::Closed(())) => return,
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        // Not taking updates: keep coalescing (the dirty set is bounded by
+                        // the floor), and let it go if this lasts.
+                        let since = *full_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= config.slow_viewer_timeout {
+                            floor.dropped_viewers.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!("a floor viewer was not reading; let go");
+                            // Sent once the browser reads what it has queued, if it ever does.
+                            let notice = Notice { reason: "TOO_SLOW", message: "this browser did not keep up with the floor's updates; reload to reconnect" };
+                            if let Some(e) = event("notice", &notice) {
+                                let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(e)).await;
+                            }
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                full_since = None;
+                let batch = if resync {
+                    resync = false;
+                    dirty.clear();
+                    alerts.clear();
+                    skipped_alerts = 0;
+                    event("floor", &snapshot(&floor, tenant))
+                } else {
+                    batch(&floor, tenant, &mut dirty, &mut alerts, &mut skipped_alerts)
+                };
+                if let Some(batch) = batch {
+                    permit.send(batch);
+                }
+            }
+        }
+    }
+}
+
+/// One update for a browser: the rows that changed, the keys that left, the alerts raised,
+/// as one `batch` event.
+fn batch(
+    floor: &Floor,
+    tenant: Option<&str>,
+    dirty: &mut HashSet<u64>,
+    alerts: &mut Vec<Arc<FeedAlert>>,
+    skipped: &mut u64,
+) -> Option<Event> {
+    #[derive(Serialize)]
+    struct Batch<'a> {
+        rows: Vec<Row>,
+        removed: Vec<u64>,
+        #[serde(flatten)]
+        alerts: AlertBatch<'a>,
+        live: usize,
+    }
+    let mut rows = Vec::with_capacity(dirty.len());
+    let mut removed = Vec::new();
+    let mut keys: Vec<u64> = dirty.drain().collect();
+    keys.sort_unstable();
+    for key in keys {
+        match floor.row(key, tenant) {
+            Some(row) => rows.push(row),
+            None => removed.push(key),
+        }
+    }
+    let batch = Batch {
+        rows,
+        removed,
+        alerts: AlertBatch {
+            alerts,
+            skipped: *skipped,
+        },
+        live: floor.live_calls(),
+    };
+    let e = event("batch", &batch);
+    alerts.clear();
+    *skipped = 0;
+    e
+}

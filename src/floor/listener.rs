@@ -1,0 +1,240 @@
+//! The floor's listener: plain TCP or TLS (the gRPC port's certificate, key and client CA),
+//! with handshakes off the accept loop and bounded in time, and every connection's writes
+//! bounded in time too: a browser that stops reading is disconnected instead of holding a
+//! connection and its buffers for ever.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Sleep;
+
+use crate::server::{TLS_HANDSHAKE_TIMEOUT, Tls};
+
+/// A write that makes no progress for this long fails, closing the connection.
+const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// Who connected: the address, and the tenant a client certificate names (mutual TLS).
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    #[allow(dead_code)] // kept for debugging output; never logged with data
+    pub(crate) addr: SocketAddr,
+    pub(crate) tenant: Option<Arc<str>>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UiListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, UiListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// An accepted connection, plain or TLS, whose writes may not stall for ever.
+pub(crate) struct Connection {
+    inner: Box<dyn Io>,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl Connection {
+    fn new(inner: Box<dyn Io>) -> Self {
+        Connection {
+            inner,
+            stalled: None,
+        }
+    }
+
+    /// `Pending` from a write: starts (or checks) the stall timer.
+    fn stall<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Pending => {
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the browser stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.stall(cx, poll)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.stall(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+use std::future::Future as _;
+
+/// Accepts connections in a task of its own (TLS handshakes each in their own, within
+/// [`TLS_HANDSHAKE_TIMEOUT`]) and hands the finished ones to axum.
+pub(crate) struct UiListener {
+    ready: mpsc::Receiver<(Connection, Peer)>,
+    local: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for UiListener {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl UiListener {
+    pub(crate) fn new(listener: TcpListener, tls: Option<&Tls>) -> anyhow::Result<Self> {
+        let local = listener.local_addr()?;
+        let acceptor = tls.map(acceptor).transpose()?;
+        let (tx, ready) = mpsc::channel(64);
+        let accept = tokio::spawn(async move {
+            loop {
+                let (tcp, addr) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait, then go on.
+                        tracing::warn!(%error, "floor: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                match &acceptor {
+                    None => {
+                        let peer = Peer { addr, tenant: None };
+                        if tx
+                            .send((Connection::new(Box::new(tcp)), peer))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let handshake =
+                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                            let Ok(Ok(tls)) = handshake.await else {
+                                return;
+                            };
+                            let tenant = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| crate::service::tenant::certificate_tenant(c))
+                                .map(Arc::from);
+                            let peer = Peer { addr, tenant };
+                            let _ = tx.send((Connection::new(Box::new(tls)), peer)).await;
+                        });
+                    }
+                }
+            }
+        });
+        Ok(UiListener {
+            ready,
+            local,
+            accept,
+        })
+    }
+}
+
+impl axum::serve::Listener for UiListener {
+    type Io = Connection;
+    type Addr = Peer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accept task ended (it does not, short of a panic): accept nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(Peer {
+            addr: self.local,
+            tenant: None,
+        })
+    }
+}
+
+/// The TLS acceptor for the floor: the gRPC port's certificate and key, HTTP/1.1, and with a
+/// client CA, mutual TLS.
+fn acceptor(tls: &Tls) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&tls.cert_pem)
+        .collect::<Result<_, _>>()
+        .context("the TLS certificate is not valid PEM")?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&tls.key_pem).context("the TLS key is not valid PEM")?;
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let builder = match &tls.client_ca_pem {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca) {
+                roots
+                    .add(cert.context("the client CA is not valid PEM")?)
+                    .context("the client CA is not a usable certificate")?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .context("the client CA cannot verify certificates")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not go together")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,880 @@
+//! The supervisor's live floor: what every live conversation looks like now, kept for the page
+//! that `hearken serve --ui-addr` serves ([`http`]).
+//!
+//! The stream task owns a [`CallHandle`] per live conversation and tells it what the engine
+//! emitted (the same `ScoreUpdate`s, alerts and scorecards the client gets); the handle keeps a
+//! bounded view of the call (latest score, a short trend, the last `history` points and
+//! utterances, the last alerts) and announces the change on a broadcast. Viewers coalesce those
+//! announcements (at most one update per conversation per `update_interval` per browser) and
+//! read the views when they send, so a floor of many calls costs each viewer a bounded amount.
+//!
+//! Nothing here holds transcript text unless `show_text` is on, and then only after
+//! [`crate::redact::redact`]. Calls that end stay on the floor for `ended_linger` (at most
+//! `max_ended` of them), so a supervisor sees how a call finished.
+
+pub mod http;
+mod listener;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::proto::v1::{
+    Alert, Behaviour, Component, ConversationStart, EndReason, ScoreUpdate, Scorecard, Severity,
+};
+
+pub use http::serve;
+
+/// How the floor behaves; the defaults are `hearken serve`'s.
+#[derive(Debug, Clone)]
+pub struct FloorConfig {
+    /// Keep utterance text (masked by the redactor) and show it on the page.
+    pub show_text: bool,
+    /// A browser gets at most one update per conversation this often.
+    pub update_interval: Duration,
+    /// Score points and utterances kept per conversation for its view (the latest ones).
+    pub history: usize,
+    /// Ended conversations stay on the floor this long.
+    pub ended_linger: Duration,
+    /// At most this many ended conversations stay on the floor.
+    pub max_ended: usize,
+    /// Browsers watching at once.
+    pub max_viewers: usize,
+    /// A browser that has not taken an update for this long is dropped with a notice.
+    pub slow_viewer_timeout: Duration,
+}
+
+impl Default for FloorConfig {
+    fn default() -> Self {
+        FloorConfig {
+            show_text: false,
+            update_interval: Duration::from_millis(500),
+            history: 200,
+            ended_linger: Duration::from_secs(120),
+            max_ended: 1_000,
+            max_viewers: 100,
+            slow_viewer_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Points of the small trend line on the floor.
+const TREND_POINTS: usize = 40;
+/// Alerts kept per conversation for its view.
+const ALERTS_PER_CALL: usize = 50;
+/// Alerts kept for the feed of a browser that connects.
+const FEED: usize = 100;
+/// Announcements a viewer may fall behind by before it re-reads the whole floor.
+const CHANGES_BUFFER: usize = 16_384;
+
+/// The seven components, in the order of the `Component` enum.
+pub const COMPONENTS: [&str; 7] = [
+    "patience",
+    "talk_balance",
+    "inquiry",
+    "acknowledgement",
+    "empathy",
+    "understanding",
+    "customer_experience",
+];
+
+/// What a viewer is told changed.
+#[derive(Debug, Clone)]
+enum Change {
+    /// The conversation with this key changed (or left the floor).
+    Call(u64),
+    /// An alert was raised.
+    Alert(Arc<FeedAlert>),
+}
+
+/// The floor: every live (and lately ended) conversation of this process.
+#[derive(Debug)]
+pub struct Floor {
+    config: FloorConfig,
+    calls: RwLock<BTreeMap<u64, Arc<Mutex<Call>>>>,
+    /// Ended conversations, oldest first, with when they ended.
+    ended: Mutex<VecDeque<(u64, Instant)>>,
+    feed: Mutex<VecDeque<Arc<FeedAlert>>>,
+    changes: broadcast::Sender<Change>,
+    next_key: AtomicU64,
+    viewers: AtomicUsize,
+    /// Conversations on the floor that have not ended.
+    live: AtomicUsize,
+    /// Browsers dropped because they did not keep up.
+    dropped_viewers: AtomicU64,
+    /// Turns true when the server shuts down: viewers are told and let go.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Floor {
+    /// An empty floor.
+    pub fn new(config: FloorConfig) -> Arc<Floor> {
+        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+        Arc::new(Floor {
+            config,
+            calls: RwLock::default(),
+            ended: Mutex::default(),
+            feed: Mutex::default(),
+            changes,
+            next_key: AtomicU64::new(1),
+            viewers: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            dropped_viewers: AtomicU64::new(0),
+            closing: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// How the floor behaves.
+    pub fn config(&self) -> &FloorConfig {
+        &self.config
+    }
+
+    /// Puts a conversation that just opened on the floor; it stays until the handle drops
+    /// (then as ended, for a while).
+    pub fn open(
+        self: &Arc<Self>,
+        conversation_id: &str,
+        tenant: Option<Arc<str>>,
+        start: &ConversationStart,
+    ) -> CallHandle {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let pick = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| start.metadata.get(*n))
+                .map(|v| bounded(v, 128))
+                .unwrap_or_default()
+        };
+        let call = Call {
+            key,
+            conversation_id: bounded(conversation_id, 256),
+            tenant,
+            agent: pick(&["agent", "agent_id", "agent_name", "agentId"]),
+            queue: pick(&["queue", "queue_name", "queueName", "skill"]),
+            channel: start.channel().as_str_name().trim_start_matches("CHANNEL_"),
+            profile: bounded(&start.rubric_profile, 64),
+            opened_at: SystemTime::now(),
+            ended: None,
+            score: None,
+            customer: None,
+            trend: VecDeque::new(),
+            history: VecDeque::new(),
+            utterances: VecDeque::new(),
+            pending: None,
+            alerts: VecDeque::new(),
+            alert_count: 0,
+            alert_kinds: BTreeMap::new(),
+            utterance_count: 0,
+            offset_ms: 0,
+        };
+        let call = Arc::new(Mutex::new(call));
+        self.write_calls().insert(key, Arc::clone(&call));
+        self.live.fetch_add(1, Ordering::Relaxed);
+        self.announce(Change::Call(key));
+        CallHandle {
+            floor: Arc::clone(self),
+            call,
+            key,
+        }
+    }
+
+    fn write_calls(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, Arc<Mutex<Call>>>> {
+        self.calls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_calls(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Arc<Mutex<Call>>>> {
+        self.calls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn announce(&self, change: Change) {
+        // No receiver: no viewer; nothing to do.
+        let _ = self.changes.send(change);
+    }
+
+    /// Marks a call ended and lets old ended calls leave the floor.
+    fn ended(&self, key: u64) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        {
+            let mut ended = lock(&self.ended);
+            ended.push_back((key, now));
+            while ended.len() > self.config.max_ended
+                || ended
+                    .front()
+                    .is_some_and(|(_, at)| now.duration_since(*at) > self.config.ended_linger)
+            {
+                if let Some((key, _)) = ended.pop_front() {
+                    gone.push(key);
+                }
+            }
+        }
+        if !gone.is_empty() {
+            let mut calls = self.write_calls();
+            for key in &gone {
+                calls.remove(key);
+            }
+        }
+        self.announce(Change::Call(key));
+        for key in gone {
+            self.announce(Change::Call(key));
+        }
+    }
+
+    /// Lets ended calls past their linger leave the floor (also done whenever a call ends).
+    fn prune(&self) {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        {
+            let mut ended = lock(&self.ended);
+            while ended
+                .front()
+                .is_some_and(|(_, at)| now.duration_since(*at) > self.config.ended_linger)
+            {
+                if let Some((key, _)) = ended.pop_front() {
+                    gone.push(key);
+                }
+            }
+        }
+        if !gone.is_empty() {
+            let mut calls = self.write_calls();
+            for key in &gone {
+                calls.remove(key);
+            }
+        }
+        for key in gone {
+            self.announce(Change::Call(key));
+        }
+    }
+
+    /// The rows of the floor a viewer of `tenant` may see (`None`: every tenant).
+    pub fn rows(&self, tenant: Option<&str>) -> Vec<Row> {
+        self.prune();
+        let calls: Vec<_> = self.read_calls().values().cloned().collect();
+        calls
+            .iter()
+            .filter_map(|c| {
+                let call = lock(c);
+                call.visible_to(tenant).then(|| call.row())
+            })
+            .collect()
+    }
+
+    /// The row of one call, if it is on the floor and visible to `tenant`.
+    fn row(&self, key: u64, tenant: Option<&str>) -> Option<Row> {
+        let call = self.read_calls().get(&key).cloned()?;
+        let call = lock(&call);
+        call.visible_to(tenant).then(|| call.row())
+    }
+
+    /// The full view of one call, if it is on the floor and visible to `tenant`.
+    pub fn detail(&self, key: u64, tenant: Option<&str>) -> Option<Detail> {
+        let call = self.read_calls().get(&key).cloned()?;
+        let call = lock(&call);
+        call.visible_to(tenant).then(|| call.detail())
+    }
+
+    /// The latest alerts a viewer of `tenant` may see, oldest first.
+    pub fn feed(&self, tenant: Option<&str>) -> Vec<Arc<FeedAlert>> {
+        lock(&self.feed)
+            .iter()
+            .filter(|a| tenant.is_none() || a.tenant.as_deref() == tenant)
+            .cloned()
+            .collect()
+    }
+
+    /// Live calls on the floor now (ended ones excluded).
+    pub fn live_calls(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Tells every viewer the server is shutting down and ends their streams.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Browsers watching now.
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// Browsers dropped because they did not keep up.
+    pub fn dropped_viewers(&self) -> u64 {
+        self.dropped_viewers.load(Ordering::Relaxed)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn enum_name(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_ascii_lowercase()
+}
+
+/// One conversation's view. Everything in it is bounded: `history` points and utterances,
+/// `ALERTS_PER_CALL` alerts, `TREND_POINTS` trend points.
+#[derive(Debug)]
+struct Call {
+    key: u64,
+    conversation_id: String,
+    tenant: Option<Arc<str>>,
+    agent: String,
+    queue: String,
+    channel: &'static str,
+    profile: String,
+    opened_at: SystemTime,
+    /// Why it ended, once it has.
+    ended: Option<String>,
+    score: Option<ScoreView>,
+    customer: Option<CustomerView>,
+    trend: VecDeque<f64>,
+    history: VecDeque<Point>,
+    utterances: VecDeque<UtteranceView>,
+    /// The utterance being scored: its role, and its text when text is shown.
+    pending: Option<Pending>,
+    alerts: VecDeque<Arc<FeedAlert>>,
+    alert_count: u64,
+    /// Each alert kind raised, with its highest severity (at most one entry per kind).
+    alert_kinds: BTreeMap<String, Severity>,
+    utterance_count: u64,
+    /// The latest call time heard (ms from the start).
+    offset_ms: i64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    utterance_id: String,
+    role: &'static str,
+    offset_ms: Option<i64>,
+    text: Option<String>,
+}
+
+impl Call {
+    fn visible_to(&self, tenant: Option<&str>) -> bool {
+        tenant.is_none() || self.tenant.as_deref() == tenant
+    }
+
+    fn row(&self) -> Row {
+        Row {
+            key: self.key,
+            conversation_id: self.conversation_id.clone(),
+            agent: self.agent.clone(),
+            queue: self.queue.clone(),
+            channel: self.channel,
+            profile: self.profile.clone(),
+            opened_at_ms: epoch_ms(self.opened_at),
+            offset_ms: self.offset_ms,
+            state: if self.ended.is_some() {
+                "ended"
+            } else {
+                "live"
+            },
+            end_reason: self.ended.clone(),
+            score: self.score.clone(),
+            customer: self.customer.clone(),
+            trend: self.trend.iter().copied().collect(),
+            latest_alert: self.alerts.back().cloned(),
+            alerts: self.alert_count,
+            alert_kinds: self
+                .alert_kinds
+                .iter()
+                .map(|(kind, severity)| {
+                    (kind.clone(), enum_name(severity.as_str_name(), "SEVERITY_"))
+                })
+                .collect(),
+            utterances: self.utterance_count,
+        }
+    }
+
+    fn detail(&self) -> Detail {
+        Detail {
+            row: self.row(),
+            history: self.history.iter().cloned().collect(),
+            utterances: self.utterances.iter().cloned().collect(),
+            alerts: self.alerts.iter().cloned().collect(),
+        }
+    }
+}
+
+fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A conversation on the floor, as a row (`GET /api/floor`, the `rows` event).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The floor's key for the conversation (unique in the process; `conversation_id` may repeat
+    /// across streams and tenants).
+    pub key: u64,
+    /// The client's conversation id.
+    pub conversation_id: String,
+    /// `metadata.agent` (or `agent_id`, `agent_name`, `agentId`) of the start; empty if none.
+    pub agent: String,
+    /// `metadata.queue` (or `queue_name`, `queueName`, `skill`) of the start; empty if none.
+    pub queue: String,
+    /// `VOICE`, `CHAT` or `UNSPECIFIED`.
+    pub channel: &'static str,
+    /// The rubric profile it was opened with (empty: the default).
+    pub profile: String,
+    /// When it opened (ms since the Unix epoch, server clock).
+    pub opened_at_ms: i64,
+    /// The latest call time heard, ms from the conversation's start.
+    pub offset_ms: i64,
+    /// `live` or `ended`.
+    pub state: &'static str,
+    /// `completed`, `abandoned` or `freed` (its stream went away) once ended.
+    pub end_reason: Option<String>,
+    /// The latest score; `None` before the first.
+    pub score: Option<ScoreView>,
+    /// The customer's state, once known.
+    pub customer: Option<CustomerView>,
+    /// The latest overall scores, oldest first.
+    pub trend: Vec<f64>,
+    /// The latest alert.
+    pub latest_alert: Option<Arc<FeedAlert>>,
+    /// Alerts raised so far.
+    pub alerts: u64,
+    /// Each alert kind raised so far, with the highest severity it was raised at.
+    pub alert_kinds: BTreeMap<String, String>,
+    /// Final utterances scored so far.
+    pub utterances: u64,
+}
+
+/// A score: overall and per component (0–100), with confidences (0–1).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreView {
+    /// Overall score.
+    pub overall: f64,
+    /// Confidence of the overall score.
+    pub confidence: f64,
+    /// Per component, in [`COMPONENTS`] order: name, score, confidence.
+    pub components: Vec<ComponentView>,
+}
+
+/// One component's score.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentView {
+    /// One of [`COMPONENTS`].
+    pub component: &'static str,
+    /// 0–100.
+    pub score: f64,
+    /// 0–1; 0 means no evidence yet.
+    pub confidence: f64,
+}
+
+/// The customer's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerView {
+    /// -1 (negative) to 1 (positive).
+    pub sentiment: f64,
+    /// 0 to 1.
+    pub frustration: f64,
+    /// `improving`, `steady`, `worsening` or `unspecified`.
+    pub trend: String,
+}
+
+/// A point of a conversation's score history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// The utterance the score followed.
+    pub utterance_id: String,
+    /// Call time, ms from the start (the latest heard).
+    pub offset_ms: i64,
+    /// Overall score.
+    pub overall: f64,
+    /// Component scores in [`COMPONENTS`] order.
+    pub components: [f64; 7],
+}
+
+/// An utterance of a conversation's view: who spoke, what was found in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UtteranceView {
+    /// The client's utterance id.
+    pub utterance_id: String,
+    /// `agent`, `customer`, `other` or `unknown`.
+    pub role: &'static str,
+    /// Start (or end) in ms from the conversation's start, when timed.
+    pub offset_ms: Option<i64>,
+    /// The text, masked by the redactor; only with `--ui-show-text`.
+    pub text: Option<String>,
+    /// Behaviours found in it.
+    pub behaviours: Vec<BehaviourView>,
+}
+
+/// A behaviour found in an utterance.
+#[derive(Debug, Clone, Serialize)]
+pub struct BehaviourView {
+    /// Lower-case behaviour name (`interruption`, `open_question`, …).
+    pub behaviour: String,
+    /// 0–1.
+    pub confidence: f32,
+    /// The words that carry it, masked by the redactor; only with `--ui-show-text`.
+    pub evidence: Option<String>,
+    /// How long it lasted, for timed behaviours (ms).
+    pub duration_ms: i64,
+}
+
+/// An alert, as the feed and the views show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedAlert {
+    /// The conversation's floor key.
+    pub key: u64,
+    /// The client's conversation id.
+    pub conversation_id: String,
+    /// The agent (start metadata), if given.
+    pub agent: String,
+    /// The alert's id.
+    pub alert_id: String,
+    /// Lower-case kind (`interruption`, `dead_air`, …).
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// What happened.
+    pub message: String,
+    /// What the agent can do.
+    pub coaching_tip: String,
+    /// Call time of the alert, ms from the start.
+    pub offset_ms: i64,
+    /// When it was raised (ms since the Unix epoch, server clock).
+    pub raised_at_ms: i64,
+    /// The utterances that show it.
+    pub evidence_utterance_ids: Vec<String>,
+    #[serde(skip)]
+    tenant: Option<Arc<str>>,
+}
+
+/// Everything the conversation view shows (`GET /api/conversations/{key}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Detail {
+    /// The floor row.
+    #[serde(flatten)]
+    pub row: Row,
+    /// Score after each final utterance (the latest `history`).
+    pub history: Vec<Point>,
+    /// The utterances with their behaviours (the latest `history`).
+    pub utterances: Vec<UtteranceView>,
+    /// Its alerts (the latest 50).
+    pub alerts: Vec<Arc<FeedAlert>>,
+}
+
+/// A live conversation's place on the floor, owned by its stream task. Dropping it marks the
+/// conversation ended (`freed` unless a scorecard said why).
+#[derive(Debug)]
+pub struct CallHandle {
+    floor: Arc<Floor>,
+    call: Arc<Mutex<Call>>,
+    key: u64,
+}
+
+impl CallHandle {
+    /// The utterance about to be scored: its role, and its text if the floor shows text.
+    pub fn utterance(&self, u: &crate::engine::Utterance) {
+        let text = self.floor.config.show_text.then(|| u.text.clone());
+        let role = match u.role {
+            crate::engine::Role::Agent => "agent",
+            crate::engine::Role::Customer => "customer",
+            crate::engine::Role::Other => "other",
+            crate::engine::Role::Unknown => "unknown",
+        };
+        lock(&self.call).pending = Some(Pending {
+            utterance_id: bounded(&u.utterance_id, 256),
+            role,
+            offset_ms: u.start_ms.or(u.end_ms),
+            text,
+        });
+        if let Some(offset) = u.end_ms.or(u.start_ms) {
+            let mut call = lock(&self.call);
+            call.offset_ms = call.offset_ms.max(offset);
+        }
+    }
+
+    /// A score update the engine emitted.
+    pub fn update(&self, update: &ScoreUpdate) {
+        let history = self.floor.config.history;
+        {
+            let mut call = lock(&self.call);
+            if let Some(score) = &update.score {
+                let view = score_view(score);
+                if !update.partial {
+                    let mut components = [0.0; 7];
+                    for (slot, c) in components.iter_mut().zip(&view.components) {
+                        *slot = c.score;
+                    }
+                    push_bounded(
+                        &mut call.trend,
+                        (view.overall * 10.0).round() / 10.0,
+                        TREND_POINTS,
+                    );
+                    let offset_ms = call.offset_ms;
+                    push_bounded(
+                        &mut call.history,
+                        Point {
+                            utterance_id: bounded(&update.utterance_id, 256),
+                            offset_ms,
+                            overall: view.overall,
+                            components,
+                        },
+                        history,
+                    );
+                }
+                call.score = Some(view);
+            }
+            if let Some(c) = &update.customer {
+                call.customer = Some(CustomerView {
+                    sentiment: c.sentiment,
+                    frustration: c.frustration,
+                    trend: enum_name(c.trend().as_str_name(), "TREND_"),
+                });
+            }
+            if !update.partial {
+                let pending = call
+                    .pending
+                    .take_if(|p| p.utterance_id == update.utterance_id);
+                let text = pending.as_ref().and_then(|p| p.text.as_deref());
+                let behaviours = update
+                    .behaviours
+                    .iter()
+                    .map(|b| BehaviourView {
+                        behaviour: enum_name(
+                            Behaviour::try_from(b.behaviour)
+                                .unwrap_or_default()
+                                .as_str_name(),
+                            "BEHAVIOUR_",
+                        ),
+                        confidence: b.confidence,
+                        evidence: text.and_then(|t| {
+                            t.get(b.span_start as usize..b.span_end as usize)
+                                .filter(|s| !s.is_empty())
+                                .map(crate::redact::redact)
+                        }),
+                        duration_ms: b.duration_ms,
+                    })
+                    .collect();
+                let view = UtteranceView {
+                    utterance_id: bounded(&update.utterance_id, 256),
+                    role: pending.as_ref().map_or("unknown", |p| p.role),
+                    offset_ms: pending.as_ref().and_then(|p| p.offset_ms),
+                    text: text.map(crate::redact::redact),
+                    behaviours,
+                };
+                // A final utterance that was sent again replaces its row.
+                if call
+                    .utterances
+                    .back()
+                    .is_some_and(|u| u.utterance_id == view.utterance_id)
+                {
+                    call.utterances.pop_back();
+                } else {
+                    call.utterance_count += 1;
+                }
+                push_bounded(&mut call.utterances, view, history);
+            }
+        }
+        self.floor.announce(Change::Call(self.key));
+    }
+
+    /// An alert the engine raised.
+    pub fn alert(&self, alert: &Alert) {
+        let feed = {
+            let mut call = lock(&self.call);
+            let feed = Arc::new(FeedAlert {
+                key: self.key,
+                conversation_id: call.conversation_id.clone(),
+                agent: call.agent.clone(),
+                alert_id: alert.alert_id.clone(),
+                kind: enum_name(alert.kind().as_str_name(), "ALERT_KIND_"),
+                severity: enum_name(
+                    Severity::try_from(alert.severity)
+                        .unwrap_or_default()
+                        .as_str_name(),
+                    "SEVERITY_",
+                ),
+                message: alert.message.clone(),
+                coaching_tip: alert.coaching_tip.clone(),
+                offset_ms: alert.offset_ms,
+                raised_at_ms: epoch_ms(SystemTime::now()),
+                evidence_utterance_ids: alert.evidence_utterance_ids.clone(),
+                tenant: call.tenant.clone(),
+            });
+            call.alert_count += 1;
+            let severity = Severity::try_from(alert.severity).unwrap_or_default();
+            let highest = call
+                .alert_kinds
+                .entry(feed.kind.clone())
+                .or_insert(severity);
+            *highest = (*highest).max(severity);
+            push_bounded(&mut call.alerts, Arc::clone(&feed), ALERTS_PER_CALL);
+            feed
+        };
+        push_bounded(&mut lock(&self.floor.feed), Arc::clone(&feed), FEED);
+        self.floor.announce(Change::Alert(feed));
+        self.floor.announce(Change::Call(self.key));
+    }
+
+    /// The scorecard: the conversation ended.
+    pub fn scorecard(&self, card: &Scorecard) {
+        let mut call = lock(&self.call);
+        if let Some(score) = &card.score {
+            call.score = Some(score_view(score));
+        }
+        call.ended = Some(enum_name(
+            EndReason::try_from(card.end_reason)
+                .unwrap_or_default()
+                .as_str_name(),
+            "END_REASON_",
+        ));
+    }
+}
+
+impl Drop for CallHandle {
+    fn drop(&mut self) {
+        lock(&self.call).ended.get_or_insert_with(|| "freed".into());
+        self.floor.ended(self.key);
+    }
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, item: T, cap: usize) {
+    if cap == 0 {
+        return;
+    }
+    while q.len() >= cap {
+        q.pop_front();
+    }
+    q.push_back(item);
+}
+
+fn score_view(score: &crate::proto::v1::Score) -> ScoreView {
+    let mut components: Vec<ComponentView> = COMPONENTS
+        .iter()
+        .map(|name| ComponentView {
+            component: name,
+            score: 0.0,
+            confidence: 0.0,
+        })
+        .collect();
+    for c in &score.components {
+        let i = Component::try_from(c.component).map_or(0, |c| c as usize);
+        if let Some(slot) = i.checked_sub(1).and_then(|i| components.get_mut(i)) {
+            slot.score = c.score;
+            slot.confidence = c.confidence;
+        }
+    }
+    ScoreView {
+        overall: score.overall,
+        confidence: score.confidence,
+        components,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::{ComponentScore, Score};
+
+    fn update(id: &str, overall: f64) -> ScoreUpdate {
+        ScoreUpdate {
+            utterance_id: id.into(),
+            score: Some(Score {
+                overall,
+                confidence: 0.5,
+                components: vec![ComponentScore {
+                    component: Component::Empathy as i32,
+                    score: 40.0,
+                    confidence: 0.3,
+                    weight: 1.0,
+                }],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_call_is_bounded_and_leaves_after_it_ends() {
+        let floor = Floor::new(FloorConfig {
+            history: 5,
+            ended_linger: Duration::ZERO,
+            ..FloorConfig::default()
+        });
+        let handle = floor.open("c1", None, &ConversationStart::default());
+        for i in 0..100 {
+            handle.update(&update(&format!("u{i}"), i as f64));
+        }
+        let key = handle.key;
+        let detail = floor.detail(key, None).expect("on the floor");
+        assert_eq!(detail.history.len(), 5);
+        assert_eq!(detail.utterances.len(), 5);
+        assert_eq!(detail.row.utterances, 100);
+        assert_eq!(detail.row.trend.len(), TREND_POINTS);
+        assert_eq!(detail.row.score.as_ref().unwrap().components[4].score, 40.0);
+        assert_eq!(floor.live_calls(), 1);
+        drop(handle);
+        // Linger zero: it leaves at the next read.
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(floor.rows(None).is_empty());
+        assert_eq!(floor.live_calls(), 0);
+    }
+
+    #[test]
+    fn text_is_kept_only_when_shown_and_then_masked() {
+        let utterance = crate::engine::Utterance {
+            utterance_id: "u1".into(),
+            role: crate::engine::Role::Customer,
+            participant_id: None,
+            text: "my card is 4111 1111 1111 1111 please".into(),
+            start_ms: None,
+            end_ms: None,
+            partial: false,
+            confidence: None,
+        };
+        for show_text in [false, true] {
+            let floor = Floor::new(FloorConfig {
+                show_text,
+                ..FloorConfig::default()
+            });
+            let handle = floor.open("c1", None, &ConversationStart::default());
+            handle.utterance(&utterance);
+            handle.update(&update("u1", 70.0));
+            let detail = floor.detail(handle.key, None).unwrap();
+            let json = serde_json::to_string(&detail).unwrap();
+            assert!(!json.contains("4111"), "{json}");
+            assert_eq!(detail.utterances[0].role, "customer");
+            assert_eq!(
+                json.contains("my card is"),
+                show_text,
+                "text only when shown: {json}"
+            );
+        }
+    }
+
+    #[test]
+    fn tenants_see_only_their_calls() {
+        let floor = Floor::new(FloorConfig::default());
+        let a = floor.open("c1", Some(Arc::from("a")), &ConversationStart::default());
+        let _b = floor.open("c1", Some(Arc::from("b")), &ConversationStart::default());
+        assert_eq!(floor.rows(None).len(), 2);
+        assert_eq!(floor.rows(Some("a")).len(), 1);
+        assert!(floor.detail(a.key, Some("b")).is_none());
+    }
+}

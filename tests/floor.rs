@@ -1,0 +1,380 @@
+//! The supervisor's floor page over real sockets: calls streamed over gRPC appear in
+//! `/api/floor` and `/api/events` with the scores the client got, the conversation view holds
+//! the history and behaviours, text is hidden unless shown (then masked), viewers are capped,
+//! and a viewer is told when the server shuts down. (The page itself in a browser:
+//! tests/floor_browser.rs.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::web;
+use common::*;
+use hearken::floor::FloorConfig;
+use hearken::proto::v1::stream_conversations_response::Payload;
+use hearken::proto::v1::*;
+
+fn start_with(conversation: &str, agent: &str) -> StreamConversationsRequest {
+    let mut request = start(conversation);
+    if let Some(stream_conversations_request::Payload::Start(s)) = &mut request.payload {
+        s.metadata.insert("agent".into(), agent.into());
+        s.metadata.insert("queue".into(), "billing".into());
+    }
+    request
+}
+
+/// A short call; the agent talks over the customer at u3 (an interruption alert).
+fn interrupted_call(id: &str) -> Vec<StreamConversationsRequest> {
+    vec![
+        start_with(id, "Marcus"),
+        utterance(
+            id,
+            "u1",
+            Role::Agent,
+            "thanks for calling, how can I help",
+            0,
+            2_000,
+        ),
+        utterance(
+            id,
+            "u2",
+            Role::Customer,
+            "my card 4111 1111 1111 1111 was charged twice and I am really upset about it",
+            2_500,
+            9_000,
+        ),
+        utterance(
+            id,
+            "u3",
+            Role::Agent,
+            "have you tried turning the router off and on",
+            6_000,
+            7_500,
+        ),
+    ]
+}
+
+/// Sends `requests` and reads responses until every final utterance has its update and the
+/// alerts that follow; returns the responses.
+async fn play(
+    call: &mut Call,
+    requests: Vec<StreamConversationsRequest>,
+) -> Vec<StreamConversationsResponse> {
+    let mut updates = 0;
+    for r in &requests {
+        if matches!(
+            r.payload,
+            Some(stream_conversations_request::Payload::Utterance(_))
+        ) {
+            updates += 1;
+        }
+    }
+    for r in requests {
+        call.send(r).await;
+    }
+    let mut out = Vec::new();
+    while updates > 0 {
+        let r = call.expect().await;
+        if matches!(r.payload, Some(Payload::Update(_))) {
+            updates -= 1;
+        }
+        out.push(r);
+    }
+    // Alerts follow the update of the utterance that raised them.
+    while let Ok(Ok(Some(r))) =
+        tokio::time::timeout(Duration::from_millis(300), call.rx.message()).await
+    {
+        out.push(r);
+    }
+    out
+}
+
+fn last_score(responses: &[StreamConversationsResponse]) -> f64 {
+    responses
+        .iter()
+        .rev()
+        .find_map(|r| match &r.payload {
+            Some(Payload::Update(u)) => u.score.as_ref().map(|s| s.overall),
+            _ => None,
+        })
+        .expect("an update")
+}
+
+fn row<'a>(floor: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    floor["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["conversation_id"] == id)
+        .unwrap_or_else(|| panic!("{id} on the floor: {floor}"))
+}
+
+#[tokio::test]
+async fn streamed_calls_are_on_the_floor_with_the_scores_the_client_got() {
+    let running = TestServer::new()
+        .floor(FloorConfig::default())
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let mut client = running.client().await;
+    let mut call = Call::open(&mut client).await;
+    let responses = play(&mut call, interrupted_call("c-floor-1")).await;
+    let score = last_score(&responses);
+    assert!(
+        responses.iter().any(
+            |r| matches!(&r.payload, Some(Payload::Alert(a)) if a.kind() == AlertKind::Interruption)
+        ),
+        "the call raises an interruption alert"
+    );
+
+    let floor = web::get(ui, "/api/floor", None).await;
+    assert_eq!(floor.status, 200);
+    assert_eq!(floor.header("content-type"), Some("application/json"));
+    assert_eq!(floor.header("cache-control"), Some("no-store"));
+    let floor = floor.json();
+    assert_eq!(floor["live"], 1);
+    assert_eq!(floor["show_text"], false);
+    let r = row(&floor, "c-floor-1");
+    assert_eq!(r["agent"], "Marcus");
+    assert_eq!(r["queue"], "billing");
+    assert_eq!(r["state"], "live");
+    assert_eq!(r["utterances"], 3);
+    assert!((r["score"]["overall"].as_f64().unwrap() - score).abs() < 1e-9);
+    assert_eq!(r["score"]["components"].as_array().unwrap().len(), 7);
+    assert_eq!(r["latest_alert"]["kind"], "interruption");
+    assert!(r["latest_alert"]["coaching_tip"].as_str().unwrap().len() > 10);
+    assert!(r["alert_kinds"]["interruption"].is_string());
+    assert_eq!(r["trend"].as_array().unwrap().len(), 3);
+    assert!(
+        floor["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "interruption" && a["conversation_id"] == "c-floor-1")
+    );
+
+    let key = r["key"].as_u64().unwrap();
+    let detail = web::get(ui, &format!("/api/conversations/{key}"), None).await;
+    assert_eq!(detail.status, 200);
+    let text = detail.body.clone();
+    let detail = detail.json();
+    assert_eq!(detail["history"].as_array().unwrap().len(), 3);
+    let utterances = detail["utterances"].as_array().unwrap();
+    assert_eq!(utterances.len(), 3);
+    assert_eq!(utterances[2]["role"], "agent");
+    assert!(
+        utterances[2]["behaviours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["behaviour"] == "interruption"),
+        "{detail}"
+    );
+    assert!(utterances.iter().all(|u| u["text"].is_null()));
+    // Text is not on the page unless the operator turns it on.
+    for words in ["charged twice", "4111", "turning the router"] {
+        assert!(!text.contains(words), "{words} in {text}");
+        assert!(!floor.to_string().contains(words));
+    }
+    assert_eq!(
+        web::get(ui, "/api/conversations/999999", None).await.status,
+        404
+    );
+    assert_eq!(
+        web::get(ui, "/api/conversations/abc", None).await.status,
+        400
+    );
+
+    // The page and its assets are embedded, with a strict content security policy.
+    let page = web::get(ui, "/", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/assets/app.js"));
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    for asset in [
+        "/assets/app.js",
+        "/assets/app.css",
+        "/assets/vendor/uPlot.iife.min.js",
+        "/assets/vendor/uPlot.LICENSE",
+    ] {
+        assert_eq!(web::get(ui, asset, None).await.status, 200, "{asset}");
+    }
+
+    // Ended: on the floor as ended, with its end reason.
+    call.send(end("c-floor-1")).await;
+    call.until_scorecards(1).await;
+    let floor = web::get(ui, "/api/floor", None).await.json();
+    assert_eq!(floor["live"], 0);
+    let r = row(&floor, "c-floor-1");
+    assert_eq!(r["state"], "ended");
+    assert_eq!(r["end_reason"], "completed");
+}
+
+#[tokio::test]
+async fn text_is_shown_only_when_turned_on_and_then_masked() {
+    let running = TestServer::new()
+        .floor(FloorConfig {
+            show_text: true,
+            ..FloorConfig::default()
+        })
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let mut client = running.client().await;
+    let mut call = Call::open(&mut client).await;
+    play(&mut call, interrupted_call("c-text")).await;
+    let floor = web::get(ui, "/api/floor", None).await.json();
+    assert_eq!(floor["show_text"], true);
+    let key = row(&floor, "c-text")["key"].as_u64().unwrap();
+    let detail = web::get(ui, &format!("/api/conversations/{key}"), None).await;
+    assert!(detail.body.contains("charged twice"), "{}", detail.body);
+    assert!(
+        !detail.body.contains("4111"),
+        "card numbers are masked: {}",
+        detail.body
+    );
+    let detail = detail.json();
+    let interruption = detail["utterances"][2]["behaviours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["behaviour"] == "interruption")
+        .cloned()
+        .unwrap();
+    assert!(interruption["duration_ms"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn events_stream_a_snapshot_then_coalesced_batches_and_end_on_shutdown() {
+    let mut running = TestServer::new()
+        .floor(FloorConfig {
+            update_interval: Duration::from_millis(100),
+            ..FloorConfig::default()
+        })
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let mut events = web::events(ui, None).await;
+    assert_eq!(events.status, 200);
+    let first = events
+        .until("floor", WAIT)
+        .await
+        .expect("a floor snapshot first");
+    assert_eq!(first["rows"].as_array().unwrap().len(), 0);
+
+    let mut client = running.client().await;
+    let mut call = Call::open(&mut client).await;
+    let responses = play(&mut call, interrupted_call("c-live")).await;
+    let score = last_score(&responses);
+    // Batches until the row shows the last score and the alert has come through.
+    let mut seen_alert = false;
+    let mut seen_score = false;
+    let mut batches = 0;
+    while !(seen_alert && seen_score) {
+        let batch = events
+            .until("batch", WAIT)
+            .await
+            .expect("batches keep coming");
+        batches += 1;
+        seen_alert |= batch["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "interruption" && a["conversation_id"] == "c-live");
+        for r in batch["rows"].as_array().unwrap() {
+            if r["conversation_id"] == "c-live" && r["utterances"] == 3 {
+                assert!((r["score"]["overall"].as_f64().unwrap() - score).abs() < 1e-9);
+                seen_score = true;
+            }
+        }
+    }
+    // Three utterances and an alert, coalesced: no more batches than there were changes.
+    assert!(batches <= 6, "{batches} batches");
+
+    // Shutting the page down tells the viewer and ends its stream.
+    running.stop_ui();
+    let notice = events
+        .until("notice", WAIT)
+        .await
+        .expect("a notice at shutdown");
+    assert_eq!(notice["reason"], "SHUTTING_DOWN");
+    assert!(events.next_within(WAIT).await.is_none(), "the stream ends");
+    tokio::time::timeout(WAIT, running.ui_task.take().unwrap())
+        .await
+        .expect("the page stops")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn viewers_are_capped_and_a_refused_one_is_told_when_to_retry() {
+    let running = TestServer::new()
+        .floor(FloorConfig {
+            max_viewers: 1,
+            ..FloorConfig::default()
+        })
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let mut first = web::events(ui, None).await;
+    assert_eq!(first.status, 200);
+    first.until("floor", WAIT).await.unwrap();
+    let second = web::events(ui, None).await;
+    assert_eq!(second.status, 429);
+    drop(first);
+    // The slot comes back once the first viewer's connection is gone.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let again = web::events(ui, None).await;
+        if again.status == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the viewer slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Only reads: anything else is refused.
+    let mut io = tokio::net::TcpStream::connect(ui).await.unwrap();
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    io.write_all(
+        b"POST /api/floor HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    io.read_to_string(&mut raw).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
+}
+
+#[tokio::test]
+async fn a_call_whose_stream_goes_away_ends_on_the_floor_as_freed() {
+    let running = TestServer::new()
+        .floor(FloorConfig::default())
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let mut client = running.client().await;
+    let mut call = Call::open(&mut client).await;
+    play(&mut call, interrupted_call("c-gone")).await;
+    drop(call);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let floor = web::get(ui, "/api/floor", None).await.json();
+        let r = row(&floor, "c-gone").clone();
+        if r["state"] == "ended" {
+            assert_eq!(floor["live"], 0);
+            assert!(
+                r["end_reason"] == "freed" || r["end_reason"] == "abandoned",
+                "{r}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still live: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
