@@ -395,7 +395,7 @@ impl Call {
             customer: self.customer.clone(),
             trend: self.trend.iter().copied().collect(),
             latest_alert: self.alerts.back().cloned(),
-            alerts: self.alert_count,
+            alert_count: self.alert_count,
             alert_kinds: self
                 .alert_kinds
                 .iter()
@@ -403,7 +403,7 @@ impl Call {
                     (kind.clone(), enum_name(severity.as_str_name(), "SEVERITY_"))
                 })
                 .collect(),
-            utterances: self.utterance_count,
+            utterance_count: self.utterance_count,
         }
     }
 
@@ -455,11 +455,11 @@ pub struct Row {
     /// The latest alert.
     pub latest_alert: Option<Arc<FeedAlert>>,
     /// Alerts raised so far.
-    pub alerts: u64,
+    pub alert_count: u64,
     /// Each alert kind raised so far, with the highest severity it was raised at.
     pub alert_kinds: BTreeMap<String, String>,
     /// Final utterances scored so far.
-    pub utterances: u64,
+    pub utterance_count: u64,
 }
 
 /// A score: overall and per component (0–100), with confidences (0–1).
@@ -825,7 +825,7 @@ mod tests {
         let detail = floor.detail(key, None).expect("on the floor");
         assert_eq!(detail.history.len(), 5);
         assert_eq!(detail.utterances.len(), 5);
-        assert_eq!(detail.row.utterances, 100);
+        assert_eq!(detail.row.utterance_count, 100);
         assert_eq!(detail.row.trend.len(), TREND_POINTS);
         assert_eq!(detail.row.score.as_ref().unwrap().components[4].score, 40.0);
         assert_eq!(floor.live_calls(), 1);

@@ -192,7 +192,7 @@
       h("td", null,
         h("div", { class: "cid", text: r.conversation_id }),
         h("div", { class: "sub", text: [r.agent && `agent ${r.agent}`, r.queue && `queue ${r.queue}`].filter(Boolean).join(" · ") || "no agent or queue given" }),
-        h("div", { class: "sub", text: `${r.channel.toLowerCase()} · ${clock(r.offset_ms)} · ${r.utterances} utt.${r.state === "ended" ? ` · ENDED (${r.end_reason})` : ""}` })),
+        h("div", { class: "sub", text: `${r.channel.toLowerCase()} · ${clock(r.offset_ms)} · ${r.utterance_count} utt.${r.state === "ended" ? ` · ENDED (${r.end_reason})` : ""}` })),
       h("td", null,
         h("div", { class: "score" },
           h("span", { class: "score-value", text: r.score ? r.score.overall.toFixed(1) : "–" }),
@@ -202,8 +202,8 @@
       h("td", null, componentBars(r.score)),
       customerCell(r.customer),
       h("td", { class: "latest-alert" },
-        a ? h("div", { class: "alert-msg", "data-kind": a.kind, "data-severity": a.severity }, sevBadge(a.severity), label(a.kind), h("div", { class: "sub", text: a.message })) : h("span", { class: "muted", text: "none" }),
-        r.alerts > 1 ? h("div", { class: "sub", text: `${r.alerts} alerts in all` }) : null)
+        a ? h("div", { class: "alert-msg", "data-kind": a.kind, "data-severity": a.severity, title: `${a.message}. Tip: ${a.coaching_tip}` }, sevBadge(a.severity), label(a.kind), h("span", { class: "sub", text: ` at ${clock(a.offset_ms)}` })) : h("span", { class: "muted", text: "none" }),
+        r.alert_count > 1 ? h("div", { class: "sub", text: `${r.alert_count} alerts in all` }) : null)
     );
     tr.addEventListener("click", () => openConversation(r.key));
     tr.addEventListener("keydown", (e) => {
@@ -339,7 +339,7 @@
     }
     if (openKey !== key) return;
     $("detail-title").textContent = `${d.conversation_id} — ${d.score ? d.score.overall.toFixed(1) : "no score yet"} (${band(d.score)[1]})`;
-    $("detail-meta").textContent = [d.agent && `agent ${d.agent}`, d.queue && `queue ${d.queue}`, d.channel.toLowerCase(), clock(d.offset_ms), d.state === "ended" ? `ended (${d.end_reason})` : "live", `${d.utterances} utterances`, `${d.alerts} alerts`].filter(Boolean).join(" · ");
+    $("detail-meta").textContent = [d.agent && `agent ${d.agent}`, d.queue && `queue ${d.queue}`, d.channel.toLowerCase(), clock(d.offset_ms), d.state === "ended" ? `ended (${d.end_reason})` : "live", `${d.utterance_count} utterances`, `${d.alert_count} alerts`].filter(Boolean).join(" · ");
     $("text-note").textContent = showText ? "(text masked for card data)" : "(text hidden: the server runs without --ui-show-text)";
     drawCharts(d);
     drawUtterances(d);
@@ -381,14 +381,17 @@
             ctx.stroke();
             ctx.setLineDash([]);
             ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui`;
-            ctx.fillText(`${m.a.severity.toUpperCase()} ${label(m.a.kind)}`, x + 4, u.bbox.top + 12 * devicePixelRatio);
+            const text = `${m.a.severity.toUpperCase()} ${label(m.a.kind)}`;
+            const width = ctx.measureText(text).width;
+            const left = x + 4 + width > u.bbox.left + u.bbox.width ? x - 4 - width : x + 4;
+            ctx.fillText(text, left, u.bbox.top + 12 * devicePixelRatio * (1 + (alertAt.indexOf(m) % 4)));
           }
           ctx.restore();
         }],
       },
     };
     const axes = [
-      { label: "utterance", stroke: "#9aa8c2", grid: { stroke: "#24324f" }, ticks: { stroke: "#24324f" } },
+      { label: "utterance", stroke: "#9aa8c2", grid: { stroke: "#24324f" }, ticks: { stroke: "#24324f" }, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] },
       { label: "score", stroke: "#9aa8c2", grid: { stroke: "#24324f" }, ticks: { stroke: "#24324f" } },
     ];
     const scoreEl = $("chart-score");
@@ -397,7 +400,7 @@
     charts.push(new uPlot({
       width: chartWidth(scoreEl), height: 240,
       scales: { x: { time: false }, y: { range: [0, 100] } },
-      axes, plugins: [markers],
+      axes, plugins: [markers], legend: { live: false },
       series: [{ label: "utterance" }, { label: "overall", stroke: "#60a5fa", width: 2 }],
     }, [xs, d.history.map((p) => p.overall)], scoreEl));
     const compEl = $("chart-components");
@@ -406,7 +409,7 @@
     charts.push(new uPlot({
       width: chartWidth(compEl), height: 240,
       scales: { x: { time: false }, y: { range: [0, 100] } },
-      axes,
+      axes, legend: { live: false },
       series: [{ label: "utterance" }, ...COMPONENTS.map(([, , long], i) => ({ label: long, stroke: palette[i], width: 1.5 }))],
     }, [xs, ...COMPONENTS.map((_, i) => d.history.map((p) => p.components[i]))], compEl));
   }
@@ -414,7 +417,7 @@
   function drawUtterances(d) {
     const body = $("utterance-rows");
     body.replaceChildren(...d.utterances.map((u, i) => h("tr", { "data-utterance-id": u.utterance_id },
-      h("td", { text: String(d.utterances.length - d.utterances.length + i + 1) }),
+      h("td", { text: String(d.utterance_count - d.utterances.length + i + 1) }),
       h("td", { text: clock(u.offset_ms) }),
       h("td", { class: `role-${u.role}`, text: u.role }),
       h("td", null, ...(u.behaviours.length ? u.behaviours.map((b) => h("span", { class: "chip", "data-behaviour": b.behaviour, title: `confidence ${b.confidence.toFixed(2)}` },
@@ -523,7 +526,10 @@
     const kind = $("kind");
     for (const k of KINDS) kind.append(h("option", { value: k, text: label(k) }));
     for (const id of ["sort", "kind", "severity", "show-ended"]) $(id).addEventListener("change", scheduleRender);
-    for (const id of ["agent", "queue", "search"]) $(id).addEventListener("input", scheduleRender);
+    for (const id of ["agent", "queue", "search"]) {
+      $(id).addEventListener("input", scheduleRender);
+      $(id).addEventListener("change", scheduleRender);
+    }
     $("detail-close").addEventListener("click", closeConversation);
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && openKey !== null) { e.preventDefault(); closeConversation(); }
