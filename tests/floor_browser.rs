@@ -286,14 +286,14 @@ async fn the_floor_in_a_real_browser() {
             break Instant::now();
         }
     };
-    let feed_item = format!("#feed li[data-kind=\"interruption\"]");
+    let feed_item = "#feed li[data-kind=\"interruption\"]";
     let row_alert =
         format!("tr[data-conversation-id=\"{rude}\"] .latest-alert [data-kind=\"interruption\"]");
     eventually(
         Duration::from_secs(5),
         "the interruption alert on the page",
         || async {
-            (count(c, &feed_item).await > 0 && count(c, &row_alert).await > 0).then_some(())
+            (count(c, feed_item).await > 0 && count(c, &row_alert).await > 0).then_some(())
         },
     )
     .await;
