@@ -329,3 +329,107 @@ async fn watchers_see_only_their_own_tenants_alerts() {
         tokio::time::timeout(std::time::Duration::from_millis(300), globex.message()).await;
     assert!(nothing.is_err(), "globex saw {nothing:?}");
 }
+
+/// The floor page under bearer tokens: `/api/` needs a token, and a viewer sees only its own
+/// tenant's conversations and alerts, as a watcher does.
+#[tokio::test]
+async fn the_floor_needs_a_token_and_shows_each_tenant_only_its_calls() {
+    use common::web;
+    use hearken::proto::v1::*;
+    let trusted = signer("k1");
+    let jwks = serde_json::json!({"keys": [trusted.jwk.clone()]}).to_string();
+    let verifier = JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "tenant").unwrap();
+    let running = TestServer::new()
+        .config(|c| c.jwt = Some(Arc::new(verifier)))
+        .floor(hearken::floor::FloorConfig::default())
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let token_of = |tenant: &str| {
+        token(
+            &trusted,
+            with(claims(), "tenant", serde_json::json!(tenant)),
+        )
+    };
+    let mut client = ListeningServiceClient::new(running.channel().await);
+    let mut streams = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", token_of(tenant)).parse().unwrap(),
+        );
+        let mut responses = client
+            .stream_conversations(request)
+            .await
+            .unwrap()
+            .into_inner();
+        let id = format!("{tenant}-call");
+        tx.send(utterance(
+            &id,
+            "u1",
+            Role::Customer,
+            "my bill is wrong",
+            0,
+            3_000,
+        ))
+        .await
+        .unwrap();
+        let r = tokio::time::timeout(WAIT, responses.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(kind(&r), "update");
+        streams.push((tx, responses));
+    }
+
+    let missing = web::get(ui, "/api/floor", None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.json()["error"], "TOKEN_MISSING");
+    let other_signer = signer("k1");
+    let forged = token(&other_signer, claims());
+    let refused = web::get(ui, "/api/floor", Some(&forged)).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["error"], "TOKEN_SIGNATURE");
+    assert!(!refused.body.contains(&forged), "the token is never echoed");
+    let no_tenant = token(&trusted, with(claims(), "tenant", serde_json::Value::Null));
+    assert_eq!(
+        web::get(ui, "/api/floor", Some(&no_tenant)).await.status,
+        403
+    );
+    assert_eq!(web::events(ui, None).await.status, 401);
+    // The page itself holds no data and loads without a token (it asks for one).
+    assert_eq!(web::get(ui, "/", None).await.status, 200);
+
+    let mut keys = std::collections::HashMap::new();
+    for tenant in ["acme", "globex"] {
+        let floor = web::get(ui, "/api/floor", Some(&token_of(tenant))).await;
+        assert_eq!(floor.status, 200);
+        let floor = floor.json();
+        let rows = floor["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{tenant}: {floor}");
+        assert_eq!(rows[0]["conversation_id"], format!("{tenant}-call"));
+        keys.insert(tenant, rows[0]["key"].as_u64().unwrap());
+        let mut events = web::events(ui, Some(&token_of(tenant))).await;
+        assert_eq!(events.status, 200);
+        let first = events.until("floor", WAIT).await.unwrap();
+        assert_eq!(first["rows"].as_array().unwrap().len(), 1);
+    }
+    let acme_key = keys["acme"];
+    let acme_view = format!("/api/conversations/{acme_key}");
+    assert_eq!(
+        web::get(ui, &acme_view, Some(&token_of("acme")))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        web::get(ui, &acme_view, Some(&token_of("globex")))
+            .await
+            .status,
+        404,
+        "another tenant's conversation is not there for globex"
+    );
+}

@@ -378,3 +378,92 @@ async fn a_call_whose_stream_goes_away_ends_on_the_floor_as_freed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A browser that stops reading is let go (counted), while the floor goes on for everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_stops_reading_is_let_go() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let running = TestServer::new()
+        .floor(FloorConfig {
+            update_interval: Duration::from_millis(50),
+            slow_viewer_timeout: Duration::from_millis(300),
+            ..FloorConfig::default()
+        })
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let floor = running.floor.clone().unwrap();
+    // A small receive window, and nothing read after the headers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(ui).await.unwrap();
+    stalled
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = stalled.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+    // A healthy viewer alongside it.
+    let mut healthy = web::events(ui, None).await;
+    healthy.until("floor", WAIT).await.unwrap();
+
+    let mut client = running.client().await;
+    let call = Call::open(&mut client).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut sent = 0i64;
+    while floor.dropped_viewers() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled viewer was never let go"
+        );
+        for c in 0..200 {
+            let at = sent * 3_000;
+            call.send(utterance(
+                &format!("busy-{c}"),
+                &format!("u{sent}"),
+                if sent % 2 == 0 {
+                    Role::Customer
+                } else {
+                    Role::Agent
+                },
+                "I would like to know why my bill went up this month",
+                at,
+                at + 2_500,
+            ))
+            .await;
+        }
+        sent += 1;
+        // Keep the healthy viewer reading.
+        while healthy
+            .next_within(Duration::from_millis(20))
+            .await
+            .is_some()
+        {}
+    }
+    assert_eq!(floor.dropped_viewers(), 1, "only the stalled viewer");
+    // The healthy viewer still gets batches.
+    while healthy
+        .next_within(Duration::from_millis(100))
+        .await
+        .is_some()
+    {}
+    call.send(utterance(
+        "after",
+        "u1",
+        Role::Customer,
+        "hello again",
+        0,
+        1_000,
+    ))
+    .await;
+    let batch = healthy.until("batch", WAIT).await.expect("batches go on");
+    assert!(
+        batch["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["conversation_id"] == "after"),
+        "{batch}"
+    );
+}

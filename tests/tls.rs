@@ -170,3 +170,119 @@ async fn the_client_certificate_names_the_tenant_for_its_caps() {
     let r = a.expect().await;
     assert_eq!(kind(&r), "rejection", "{r:?}");
 }
+
+/// The floor page is served over TLS with the gRPC port's certificate; under mutual TLS a
+/// browser needs a client certificate from the same CA, and it names the tenant whose calls
+/// the viewer sees.
+#[tokio::test]
+async fn the_floor_page_uses_the_grpc_ports_tls_and_client_certificates() {
+    use std::sync::Arc;
+    let server_ca = ca("hearken test server CA");
+    let client_ca = ca("contact centre client CA");
+    let (cert, key) = leaf(&server_ca, "localhost");
+    let running = TestServer::new()
+        .config(|c| {
+            c.tls = Some(Tls {
+                cert_pem: cert.into_bytes(),
+                key_pem: key.into_bytes(),
+                client_ca_pem: Some(client_ca.pem.clone().into_bytes()),
+            })
+        })
+        .floor(hearken::floor::FloorConfig::default())
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    let connector = |identity: Option<(String, String)>| {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(server_ca.pem.as_bytes()).unwrap())
+            .unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match identity {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    };
+    let get = |identity: Option<(String, String)>| {
+        let connector = connector(identity);
+        async move {
+            let tcp = tokio::net::TcpStream::connect(ui).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+                .await
+                .unwrap()
+                .map_err(|e| e.to_string())?;
+            common::web::try_get_on(tls, "/api/floor", None)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    // A plaintext request to the TLS port gets no page.
+    let plain = tokio::time::timeout(WAIT, async {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut io = tokio::net::TcpStream::connect(ui).await.unwrap();
+        io.write_all(b"GET /api/floor HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = io.read_to_end(&mut raw).await;
+        raw
+    })
+    .await
+    .unwrap();
+    assert!(!String::from_utf8_lossy(&plain).contains("\"rows\""));
+
+    // A call streamed by the globex platform, over mutual TLS.
+    let platform = leaf(&client_ca, "platform.globex");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&server_ca.pem))
+        .domain_name("localhost")
+        .identity(Identity::from_pem(platform.0.clone(), platform.1.clone()));
+    let channel = Endpoint::from_shared(format!("https://{}", running.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ListeningServiceClient::new(channel);
+    let mut call = Call::open(&mut client).await;
+    call.send(utterance(
+        "globex-call",
+        "u1",
+        hearken::proto::v1::Role::Customer,
+        "my bill is wrong",
+        0,
+        3_000,
+    ))
+    .await;
+    assert_eq!(kind(&call.expect().await), "update");
+
+    // A client certificate from the client CA is needed; with it, the viewer's tenant is the
+    // certificate's name: acme's supervisors do not see globex's call, globex's do.
+    match get(None).await {
+        Err(e) => assert!(e.contains("CertificateRequired"), "{e}"),
+        Ok(r) => panic!("served without a client certificate: {}", r.status),
+    }
+    let acme = get(Some(leaf(&client_ca, "supervisors.acme")))
+        .await
+        .expect("TLS with a client certificate");
+    assert_eq!(acme.status, 200);
+    assert_eq!(acme.json()["rows"].as_array().unwrap().len(), 0);
+    let globex = get(Some(platform)).await.unwrap().json();
+    assert_eq!(globex["rows"].as_array().unwrap().len(), 1, "{globex}");
+    assert_eq!(globex["rows"][0]["conversation_id"], "globex-call");
+}

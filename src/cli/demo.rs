@@ -159,10 +159,13 @@ async fn floor_demo(
             )
         })?;
     let ui_addr = ui_listener.local_addr()?;
-    let floor = crate::floor::Floor::new(crate::floor::FloorConfig {
-        show_text: args.ui_show_text,
-        ..crate::floor::FloorConfig::default()
-    });
+    let floor = crate::floor::Floor::new(
+        crate::floor::FloorConfig {
+            show_text: args.ui_show_text,
+            ..crate::floor::FloorConfig::default()
+        },
+        Arc::clone(&config.metrics),
+    );
     config.floor = Some(Arc::clone(&floor));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();

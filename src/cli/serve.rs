@@ -444,7 +444,7 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
                     "the floor page shows utterance text (masked for card data, best effort);                      it may still hold personal data"
                 );
             }
-            let floor = crate::floor::Floor::new(floor_config);
+            let floor = crate::floor::Floor::new(floor_config, Arc::clone(&config.metrics));
             config.floor = Some(Arc::clone(&floor));
             tracing::info!(addr = %ui_addr, tls = config.tls.is_some(), "floor page");
             Some(tokio::spawn(crate::floor::serve(

@@ -290,6 +290,7 @@ struct ViewerSlot(Arc<Floor>);
 impl Drop for ViewerSlot {
     fn drop(&mut self) {
         self.0.viewers.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.floor_viewers_changed(-1);
     }
 }
 
@@ -338,11 +339,16 @@ async fn events(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
         return response;
     }
+    floor.metrics.floor_viewers_changed(1);
     let slot = ViewerSlot(Arc::clone(floor));
     let (tx, rx) = mpsc::channel(VIEWER_QUEUE);
     // Subscribed before the snapshot is read: nothing that changes after it is missed.
     let changes = floor.changes.subscribe();
-    tokio::spawn(watch_floor(Arc::clone(floor), viewer, changes, tx));
+    let floor_for_task = Arc::clone(floor);
+    tokio::spawn(async move {
+        let reason = watch_floor(Arc::clone(&floor_for_task), viewer, changes, tx).await;
+        floor_for_task.metrics.floor_viewer_ended(reason);
+    });
     let mut response = Sse::new(Events { rx, _slot: slot })
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
@@ -378,19 +384,21 @@ struct Notice<'a> {
 /// One browser's feed: coalesces the floor's changes and sends at most one batch per
 /// `update_interval`. A browser whose queue stays full for `slow_viewer_timeout` is let go
 /// with a notice; one that falls behind the floor's announcements gets the whole floor again.
+/// Returns why it stopped: `left`, `too_slow` or `shutting_down`.
 async fn watch_floor(
     floor: Arc<Floor>,
     viewer: Viewer,
     mut changes: broadcast::Receiver<Change>,
     tx: mpsc::Sender<Event>,
-) {
+) -> &'static str {
     let tenant = viewer.tenant.as_deref();
     let mut closing = floor.closing.subscribe();
     let first = event("floor", &snapshot(&floor, tenant));
-    if let Some(first) = first
-        && tx.send(first).await.is_err()
-    {
-        return;
+    if let Some(first) = first {
+        floor.metrics.floor_event("floor");
+        if tx.send(first).await.is_err() {
+            return "left";
+        }
     }
     let config = floor.config.clone();
     let mut tick = tokio::time::interval(config.update_interval);
@@ -406,11 +414,12 @@ async fn watch_floor(
             () = async { let _ = closing.wait_for(|c| *c).await; } => {
                 let notice = Notice { reason: "SHUTTING_DOWN", message: "the server is shutting down; reconnect to another" };
                 if let Some(e) = event("notice", &notice) {
+                    floor.metrics.floor_event("notice");
                     let _ = tx.try_send(e);
                 }
-                return;
+                return "shutting_down";
             }
-            () = tx.closed() => return,
+            () = tx.closed() => return "left",
             change = changes.recv() => match change {
                 Ok(Change::Call(key)) => { dirty.insert(key); }
                 Ok(Change::Alert(alert)) => {
@@ -423,7 +432,7 @@ async fn watch_floor(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => resync = true,
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => return "shutting_down",
             },
             _ = tick.tick() => {
                 if !resync && dirty.is_empty() && alerts.is_empty() {
@@ -431,7 +440,7 @@ async fn watch_floor(
                 }
                 let permit = match tx.try_reserve() {
                     Ok(permit) => permit,
-                    Err(mpsc::error::TrySendError::Closed(())) => return,
+                    Err(mpsc::error::TrySendError::Closed(())) => return "left",
                     Err(mpsc::error::TrySendError::Full(())) => {
                         // Not taking updates: keep coalescing (the dirty set is bounded by
                         // the floor), and let it go if this lasts.
@@ -442,24 +451,26 @@ async fn watch_floor(
                             // Sent once the browser reads what it has queued, if it ever does.
                             let notice = Notice { reason: "TOO_SLOW", message: "this browser did not keep up with the floor's updates; reload to reconnect" };
                             if let Some(e) = event("notice", &notice) {
+                                floor.metrics.floor_event("notice");
                                 let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(e)).await;
                             }
-                            return;
+                            return "too_slow";
                         }
                         continue;
                     }
                 };
                 full_since = None;
-                let batch = if resync {
+                let (name, batch) = if resync {
                     resync = false;
                     dirty.clear();
                     alerts.clear();
                     skipped_alerts = 0;
-                    event("floor", &snapshot(&floor, tenant))
+                    ("floor", event("floor", &snapshot(&floor, tenant)))
                 } else {
-                    batch(&floor, tenant, &mut dirty, &mut alerts, &mut skipped_alerts)
+                    ("batch", batch(&floor, tenant, &mut dirty, &mut alerts, &mut skipped_alerts))
                 };
                 if let Some(batch) = batch {
+                    floor.metrics.floor_event(name);
                     permit.send(batch);
                 }
             }

@@ -108,11 +108,12 @@ pub struct Floor {
     dropped_viewers: AtomicU64,
     /// Turns true when the server shuts down: viewers are told and let go.
     closing: tokio::sync::watch::Sender<bool>,
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Floor {
-    /// An empty floor.
-    pub fn new(config: FloorConfig) -> Arc<Floor> {
+    /// An empty floor, recording its viewers and events into `metrics`.
+    pub fn new(config: FloorConfig, metrics: Arc<crate::telemetry::Metrics>) -> Arc<Floor> {
         let (changes, _) = broadcast::channel(CHANGES_BUFFER);
         Arc::new(Floor {
             config,
@@ -125,6 +126,7 @@ impl Floor {
             live: AtomicUsize::new(0),
             dropped_viewers: AtomicU64::new(0),
             closing: tokio::sync::watch::Sender::new(false),
+            metrics,
         })
     }
 
@@ -810,13 +812,20 @@ mod tests {
         }
     }
 
+    fn noop() -> Arc<crate::telemetry::Metrics> {
+        Arc::new(crate::telemetry::Metrics::noop())
+    }
+
     #[test]
     fn a_call_is_bounded_and_leaves_after_it_ends() {
-        let floor = Floor::new(FloorConfig {
-            history: 5,
-            ended_linger: Duration::ZERO,
-            ..FloorConfig::default()
-        });
+        let floor = Floor::new(
+            FloorConfig {
+                history: 5,
+                ended_linger: Duration::ZERO,
+                ..FloorConfig::default()
+            },
+            noop(),
+        );
         let handle = floor.open("c1", None, &ConversationStart::default());
         for i in 0..100 {
             handle.update(&update(&format!("u{i}"), i as f64));
@@ -849,10 +858,13 @@ mod tests {
             confidence: None,
         };
         for show_text in [false, true] {
-            let floor = Floor::new(FloorConfig {
-                show_text,
-                ..FloorConfig::default()
-            });
+            let floor = Floor::new(
+                FloorConfig {
+                    show_text,
+                    ..FloorConfig::default()
+                },
+                noop(),
+            );
             let handle = floor.open("c1", None, &ConversationStart::default());
             handle.utterance(&utterance);
             handle.update(&update("u1", 70.0));
@@ -870,7 +882,7 @@ mod tests {
 
     #[test]
     fn tenants_see_only_their_calls() {
-        let floor = Floor::new(FloorConfig::default());
+        let floor = Floor::new(FloorConfig::default(), noop());
         let a = floor.open("c1", Some(Arc::from("a")), &ConversationStart::default());
         let _b = floor.open("c1", Some(Arc::from("b")), &ConversationStart::default());
         assert_eq!(floor.rows(None).len(), 2);

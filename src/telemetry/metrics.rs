@@ -44,6 +44,9 @@ pub struct Metrics {
     alerts: Counter<u64>,
     stream_messages: Counter<u64>,
     rpc_duration: Histogram<f64>,
+    floor_viewers: UpDownCounter<i64>,
+    floor_viewers_ended: Counter<u64>,
+    floor_events: Counter<u64>,
 }
 
 impl Metrics {
@@ -94,7 +97,40 @@ impl Metrics {
                 .with_description("Duration of RPCs handled by the server")
                 .with_boundaries(RPC_BUCKETS.to_vec())
                 .build(),
+            floor_viewers: meter
+                .i64_up_down_counter("hearken.floor.viewers")
+                .with_unit("{viewer}")
+                .with_description("Browsers watching the floor page's live events")
+                .build(),
+            floor_viewers_ended: meter
+                .u64_counter("hearken.floor.viewers.ended")
+                .with_unit("{viewer}")
+                .with_description(
+                    "Floor viewers that stopped, by reason (left, too_slow, shutting_down)",
+                )
+                .build(),
+            floor_events: meter
+                .u64_counter("hearken.floor.events")
+                .with_unit("{event}")
+                .with_description("Server-Sent Events sent to floor viewers, by event")
+                .build(),
         }
+    }
+
+    /// A floor viewer connected (+1) or went (-1).
+    pub fn floor_viewers_changed(&self, delta: i64) {
+        self.floor_viewers.add(delta, &[]);
+    }
+
+    /// A floor viewer's feed stopped: `left`, `too_slow` or `shutting_down`.
+    pub fn floor_viewer_ended(&self, reason: &'static str) {
+        self.floor_viewers_ended
+            .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// An event (`floor`, `batch`, `notice`) was queued for a floor viewer.
+    pub fn floor_event(&self, event: &'static str) {
+        self.floor_events.add(1, &[KeyValue::new("event", event)]);
     }
 
     /// Instruments that record nothing (tests, tools).

@@ -33,6 +33,8 @@ pub struct Running {
     pub ui: Option<std::net::SocketAddr>,
     ui_stop: Option<oneshot::Sender<()>>,
     pub ui_task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The floor, when the server was started with one.
+    pub floor: Option<Arc<hearken::floor::Floor>>,
 }
 
 impl TestServer {
@@ -57,7 +59,10 @@ impl TestServer {
     /// Serves the supervisor's floor page too, on its own loopback port, with the gRPC
     /// port's TLS and JWT settings.
     pub fn floor(mut self, config: hearken::floor::FloorConfig) -> Self {
-        self.config.floor = Some(hearken::floor::Floor::new(config));
+        self.config.floor = Some(hearken::floor::Floor::new(
+            config,
+            Arc::clone(&self.config.metrics),
+        ));
         self
     }
 
@@ -86,6 +91,7 @@ impl TestServer {
             }
             None => (None, None, None),
         };
+        let floor = self.config.floor.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(listener, self.config, async move {
             let _ = stopped.await;
@@ -97,6 +103,7 @@ impl TestServer {
             ui,
             ui_stop,
             ui_task,
+            floor,
         }
     }
 }

@@ -44,19 +44,25 @@ fn request(path: &str, token: Option<&str>, close: bool) -> String {
 
 /// `GET path` on `io`, read to the end.
 pub async fn get_on<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
+    io: S,
     path: &str,
     token: Option<&str>,
 ) -> Response {
-    io.write_all(request(path, token, true).as_bytes())
-        .await
-        .unwrap();
+    try_get_on(io, path, token).await.unwrap()
+}
+
+/// `GET path` on `io`, read to the end; the I/O error if the connection fails (a TLS alert).
+pub async fn try_get_on<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<Response> {
+    io.write_all(request(path, token, true).as_bytes()).await?;
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, io.read_to_end(&mut raw))
         .await
-        .expect("a response within the wait")
-        .unwrap();
-    parse(&raw)
+        .expect("a response within the wait")?;
+    Ok(parse(&raw))
 }
 
 /// `GET path` on the plain-HTTP server at `addr`.
