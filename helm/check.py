@@ -88,6 +88,19 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
     check(f"{label}: gRPC ports speak gRPC (appProtocol)", all(p.get("appProtocol") == "grpc" for s in services for p in s["spec"]["ports"] if p["name"] == "grpc"), services)
     main = [s for s in services if s["spec"].get("clusterIP") != "None"][0]
     check(f"{label}: the metrics port is served and passed to the server", any(p["name"] == "metrics" and p["port"] == merged["service"]["metricsPort"] for p in main["spec"]["ports"]) and f"--metrics-addr=0.0.0.0:{merged['service']['metricsPort']}" in container["args"] and any(p["name"] == "metrics" for p in container["ports"]), (main, container["args"]))
+    ui_services = [s for s in services if s["metadata"]["name"].endswith("-ui")]
+    if merged["ui"]["enabled"]:
+        ok = (len(ui_services) == 1 and ui_services[0]["spec"]["sessionAffinity"] == "ClientIP"
+              and ui_services[0]["spec"]["ports"][0]["port"] == merged["ui"]["port"]
+              and f"--ui-addr=0.0.0.0:{merged['ui']['port']}" in container["args"]
+              and ("--ui-show-text" in container["args"]) == bool(merged["ui"]["showText"])
+              and any(p["name"] == "ui" for p in container["ports"]))
+        check(f"{label}: the floor page is served on its own sticky Service", ok, (ui_services, container["args"]))
+        if merged["networkPolicy"]["enabled"]:
+            rules = by_kind["NetworkPolicy"][0]["spec"]["ingress"]
+            check(f"{label}: the network policy admits the floor page's port", any(r["ports"][0]["port"] == merged["ui"]["port"] for r in rules), rules)
+    else:
+        check(f"{label}: no floor page unless enabled", not ui_services and not any(a.startswith("--ui") for a in container["args"]) and not any(p["name"] == "ui" for p in container["ports"]), container["args"])
     monitors = by_kind.get("ServiceMonitor", [])
     if merged["serviceMonitor"]["enabled"]:
         ok = len(monitors) == 1 and monitors[0]["spec"]["endpoints"][0]["port"] == "metrics" and monitors[0]["spec"]["endpoints"][0]["path"] == "/metrics" and all(main["metadata"]["labels"].get(k) == v for k, v in monitors[0]["spec"]["selector"]["matchLabels"].items()) and all(monitors[0]["metadata"]["labels"].get(k) == v for k, v in merged["serviceMonitor"]["labels"].items())

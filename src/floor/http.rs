@@ -228,8 +228,9 @@ struct Snapshot {
     show_text: bool,
     /// How often a browser gets updates (ms).
     update_interval_ms: u64,
-    /// Conversations on the floor that have not ended (all tenants).
-    live: usize,
+    /// Conversations of the process that have not ended; `None` for a viewer scoped to a
+    /// tenant (other tenants' numbers are not theirs to see).
+    live: Option<usize>,
     /// The rows this viewer may see.
     rows: Vec<Row>,
     /// The latest alerts this viewer may see, oldest first.
@@ -240,7 +241,7 @@ fn snapshot(floor: &Floor, tenant: Option<&str>) -> Snapshot {
     Snapshot {
         show_text: floor.config.show_text,
         update_interval_ms: floor.config.update_interval.as_millis() as u64,
-        live: floor.live_calls(),
+        live: tenant.is_none().then(|| floor.live_calls()),
         rows: floor.rows(tenant),
         alerts: floor.feed(tenant),
     }
@@ -493,7 +494,7 @@ fn batch(
         removed: Vec<u64>,
         #[serde(flatten)]
         alerts: AlertBatch<'a>,
-        live: usize,
+        live: Option<usize>,
     }
     let mut rows = Vec::with_capacity(dirty.len());
     let mut removed = Vec::new();
@@ -512,7 +513,7 @@ fn batch(
             alerts,
             skipped: *skipped,
         },
-        live: floor.live_calls(),
+        live: tenant.is_none().then(|| floor.live_calls()),
     };
     let e = event("batch", &batch);
     alerts.clear();

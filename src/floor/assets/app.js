@@ -247,7 +247,7 @@
     wanted.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null); });
     if (focusedKey !== undefined) { const f = rowEls.get(Number(focusedKey)); if (f && document.activeElement !== f && f.isConnected) f.focus({ preventScroll: true }); }
 
-    $("stat-live").textContent = totalLive;
+    $("stat-live").textContent = totalLive === null || totalLive === undefined ? all.filter((r) => r.state === "live").length : totalLive;
     $("stat-shown").textContent = shown.length;
     $("empty").hidden = all.length > 0;
     $("floor-caption").textContent = shown.length > MAX_ROWS ? `Showing the first ${MAX_ROWS} of ${shown.length}: filter to narrow.` : "";
