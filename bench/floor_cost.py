@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The floor page's own cost (issue: 10 viewers over 1 000 live calls): `hearken serve
 --ui-addr` under `hearken loadgen` (1 000 calls sharing a fixed utterance rate), sampling the
-server's CPU time and RSS from /proc, first with no browser watching, then with N viewers
-reading `/api/events` (plain HTTP clients that read every event, as a browser does). Prints
-one JSON object: CPU (cores) and RSS in each phase, and per viewer the events and bytes
-received per second and the largest batch.
+server's CPU time and RSS from /proc and loadgen's latency, first with no browser watching,
+then (a second round of calls) with N viewers reading `/api/events` (plain HTTP clients that
+read every event, as a browser does). Prints one JSON object: CPU (cores), RSS and update
+latency in each phase, and per viewer the events, bytes and rows received per second and the
+largest event.
 
     python3 bench/floor_cost.py [--hearken target/release/hearken] [--viewers 10] [--calls 1000]
 """
@@ -104,42 +105,53 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        duration = 10 + 2 * args.phase + 5
-        load = subprocess.Popen(
-            [args.hearken, "loadgen", "--addr", f"http://127.0.0.1:{port}", "--calls", str(args.calls),
-             "--rate", str(args.rate), "--duration", str(duration), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(10)  # warm-up: every call open
+        def loadgen():
+            return subprocess.Popen(
+                [args.hearken, "loadgen", "--addr", f"http://127.0.0.1:{port}", "--calls", str(args.calls),
+                 "--rate", str(args.rate), "--duration", str(10 + args.phase), "--json"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+        def report(load):
+            out, _ = load.communicate(timeout=120)
+            r = json.loads(out)
+            return {"utterances_per_s": round(r["throughput"], 1), "latency_us": r["latency_us"], "errors": r["errors"]}
+
+        # Without viewers: 10 s to open every call, then a measured phase.
+        load = loadgen()
+        time.sleep(10)
         without = phase(server.pid, args.phase)
+        without["loadgen"] = report(load)
+        # With viewers, connected before a second round of calls (the first round's calls are
+        # on the floor as ended).
         viewers = [Viewer(ui) for _ in range(args.viewers)]
         for v in viewers:
             v.start()
-        time.sleep(2)
+        load = loadgen()
+        time.sleep(10)
         counted = [(v.events, v.bytes, v.rows) for v in viewers]
         t0 = time.monotonic()
-        with_viewers = phase(server.pid, args.phase - 2)
+        with_viewers = phase(server.pid, args.phase)
         elapsed = time.monotonic() - t0
         per_viewer = [{"events_per_s": round((v.events - e) / elapsed, 2),
                        "kib_per_s": round((v.bytes - b) / elapsed / 1024, 1),
                        "rows_per_s": round((v.rows - r) / elapsed, 1),
                        "largest_event_kib": round(v.largest / 1024, 1)}
                       for v, (e, b, r) in zip(viewers, counted)]
+        with_viewers["loadgen"] = report(load)
         for v in viewers:
             v.stop = True
-        out, _ = load.communicate(timeout=120)
-        loadgen = json.loads(out)
         result = {
             "calls": args.calls, "rate": args.rate, "viewers": args.viewers,
             "without_viewers": without, "with_viewers": with_viewers,
             "per_viewer_mean": {k: round(sum(v[k] for v in per_viewer) / len(per_viewer), 2) for k in per_viewer[0]},
-            "loadgen": loadgen,
         }
         print(json.dumps(result, indent=2))
         starved = [i for i, v in enumerate(per_viewer) if v["events_per_s"] <= 0]
         if starved:
             raise SystemExit(f"viewers {starved} received no events")
-        if loadgen.get("errors", 0):
-            raise SystemExit(f"loadgen saw {loadgen['errors']} errors")
+        errors = without["loadgen"]["errors"] + with_viewers["loadgen"]["errors"]
+        if errors:
+            raise SystemExit(f"loadgen saw {errors} errors")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -410,7 +410,10 @@ async fn the_floor_needs_a_token_and_shows_each_tenant_only_its_calls() {
         let floor = floor.json();
         let rows = floor["rows"].as_array().unwrap();
         assert_eq!(rows.len(), 1, "{tenant}: {floor}");
-        assert!(floor["live"].is_null(), "the process's count is not a tenant's to see");
+        assert!(
+            floor["live"].is_null(),
+            "the process's count is not a tenant's to see"
+        );
         assert_eq!(rows[0]["conversation_id"], format!("{tenant}-call"));
         keys.insert(tenant, rows[0]["key"].as_u64().unwrap());
         let mut events = web::events(ui, Some(&token_of(tenant))).await;

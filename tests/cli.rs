@@ -36,6 +36,38 @@ fn demo_runs_with_no_arguments_beyond_pace_and_shows_scores_alerts_and_scorecard
 }
 
 #[test]
+fn demo_with_the_floor_page_plays_its_rounds_and_says_where_the_page_is() {
+    let out = hearken()
+        .args([
+            "demo",
+            "--ui",
+            "--ui-addr",
+            "127.0.0.1:0",
+            "--rounds",
+            "1",
+            "--speed",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("floor is at  http://127.0.0.1:"),
+        "{stdout}"
+    );
+    let calls = stdout
+        .lines()
+        .filter(|l| l.contains(" agent ") && l.contains(" score "))
+        .count();
+    assert_eq!(calls, 12, "{stdout}");
+}
+
+#[test]
 fn score_writes_one_json_scorecard_per_conversation_and_skips_malformed_lines() {
     let dir = std::env::temp_dir().join(format!("hearken-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

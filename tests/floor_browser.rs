@@ -7,6 +7,7 @@
 //! Needs `chromedriver` and Chromium (Debian: `chromium`, `chromium-driver`). Without them the
 //! test says so and passes; with `HEARKEN_BROWSER_TESTS=required` (as `.ci/run` sets) it fails.
 //! Screenshots go to `target/floor-screenshots/`, or to `HEARKEN_SCREENSHOTS_DIR`.
+#![cfg(unix)]
 
 mod common;
 
@@ -55,18 +56,33 @@ fn browser() -> Result<(PathBuf, PathBuf), String> {
 
 struct Browser {
     client: Client,
-    _driver: KillOnDrop,
+    _driver: Driver,
+}
+
+/// chromedriver in a process group of its own: dropping it (also when the test fails) kills the
+/// driver and the browsers it started.
+struct Driver(std::process::Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 async fn launch(driver: &PathBuf, chrome: &PathBuf) -> Browser {
     let port = free_port();
+    use std::os::unix::process::CommandExt as _;
     let child = std::process::Command::new(driver)
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("start chromedriver");
-    let guard = KillOnDrop(Some(child));
+    let guard = Driver(child);
     let deadline = Instant::now() + WAIT;
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -257,7 +273,7 @@ async fn the_floor_in_a_real_browser() {
     let scores = seen.scores.clone();
     for (id, score) in &scores {
         let css = format!("tr[data-conversation-id=\"{id}\"] .score-value");
-        let want = format!("{score:.1}");
+        let want = format!("{:.1}", (score * 10.0).round() / 10.0);
         eventually(WAIT, &format!("{id} showing {want}"), || async {
             (text_of(c, &css).await.as_deref() == Some(want.as_str())).then_some(())
         })

@@ -223,7 +223,9 @@ async fn floor_demo(
                 // Staggered, so the floor does not move in step.
                 let delay = Duration::from_millis((n as u64 * 2_500) % 20_000);
                 tasks.spawn(async move {
-                    tokio::time::sleep(delay.div_f64(speed.max(0.1))).await;
+                    if speed > 0.0 {
+                        tokio::time::sleep(delay.div_f64(speed)).await;
+                    }
                     let output = Output {
                         json: false,
                         show_text: false,

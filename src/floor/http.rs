@@ -16,7 +16,7 @@
 //! `WatchAlerts` watcher does. Under mutual TLS without JWT, the client certificate names the
 //! tenant.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::Stream;
 
 use super::listener::{Peer, UiListener};
-use super::{Change, FeedAlert, Floor, Row};
+use super::{Floor, Tick};
 use crate::server::Tls;
 use crate::service::auth::JwtVerifier;
 
@@ -68,6 +68,7 @@ pub async fn serve(
         jwt,
     };
     let router = router(app);
+    let publisher = tokio::spawn(publish(Arc::clone(&floor)));
     let closing = async move {
         shutdown.await;
         floor.close();
@@ -78,6 +79,7 @@ pub async fn serve(
     )
     .with_graceful_shutdown(closing)
     .await?;
+    publisher.abort();
     Ok(())
 }
 
@@ -221,29 +223,44 @@ impl App {
     }
 }
 
-/// `GET /api/floor` and the first event of `/api/events`.
-#[derive(Serialize)]
-struct Snapshot {
-    /// Transcript text is shown (`--ui-show-text`).
-    show_text: bool,
-    /// How often a browser gets updates (ms).
-    update_interval_ms: u64,
-    /// Conversations of the process that have not ended; `None` for a viewer scoped to a
-    /// tenant (other tenants' numbers are not theirs to see).
-    live: Option<usize>,
-    /// The rows this viewer may see.
-    rows: Vec<Row>,
-    /// The latest alerts this viewer may see, oldest first.
-    alerts: Vec<Arc<FeedAlert>>,
+/// `GET /api/floor` and the first event of `/api/events`, as JSON: the rows as each was last
+/// serialised, joined.
+fn snapshot(floor: &Floor, tenant: Option<&str>) -> String {
+    let rows = floor.rows_json(tenant);
+    let alerts: Vec<String> = floor
+        .feed(tenant)
+        .iter()
+        .filter_map(|a| serde_json::to_string(&**a).ok())
+        .collect();
+    let mut out = String::with_capacity(64 + rows.iter().map(|r| r.len() + 1).sum::<usize>());
+    out.push_str(&format!(
+        "{{\"show_text\":{},\"update_interval_ms\":{},\"live\":{},\"rows\":[",
+        floor.config.show_text,
+        floor.config.update_interval.as_millis(),
+        live(floor, tenant),
+    ));
+    join(&mut out, rows.iter().map(|r| &**r));
+    out.push_str("],\"alerts\":[");
+    join(&mut out, alerts.iter().map(String::as_str));
+    out.push_str("]}");
+    out
 }
 
-fn snapshot(floor: &Floor, tenant: Option<&str>) -> Snapshot {
-    Snapshot {
-        show_text: floor.config.show_text,
-        update_interval_ms: floor.config.update_interval.as_millis() as u64,
-        live: tenant.is_none().then(|| floor.live_calls()),
-        rows: floor.rows(tenant),
-        alerts: floor.feed(tenant),
+/// The process's live conversations, or `null` for a viewer scoped to a tenant (other
+/// tenants' numbers are not theirs to see).
+fn live(floor: &Floor, tenant: Option<&str>) -> String {
+    match tenant {
+        None => floor.live_calls().to_string(),
+        Some(_) => "null".into(),
+    }
+}
+
+fn join<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
     }
 }
 
@@ -253,7 +270,13 @@ async fn floor_snapshot(
     headers: HeaderMap,
 ) -> Response {
     match app.authorize(&headers, &peer) {
-        Ok(viewer) => json(&snapshot(&app.floor, viewer.tenant.as_deref())),
+        Ok(viewer) => secure(
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                snapshot(&app.floor, viewer.tenant.as_deref()),
+            )
+                .into_response(),
+        ),
         Err(refused) => refused.into_response(),
     }
 }
@@ -344,10 +367,10 @@ async fn events(
     let slot = ViewerSlot(Arc::clone(floor));
     let (tx, rx) = mpsc::channel(VIEWER_QUEUE);
     // Subscribed before the snapshot is read: nothing that changes after it is missed.
-    let changes = floor.changes.subscribe();
+    let ticks = floor.subscribe();
     let floor_for_task = Arc::clone(floor);
     tokio::spawn(async move {
-        let reason = watch_floor(Arc::clone(&floor_for_task), viewer, changes, tx).await;
+        let reason = watch_floor(Arc::clone(&floor_for_task), viewer, ticks, tx).await;
         floor_for_task.metrics.floor_viewer_ended(reason);
     });
     let mut response = Sse::new(Events { rx, _slot: slot })
@@ -360,21 +383,8 @@ async fn events(
     secure(response)
 }
 
-fn event<T: Serialize>(name: &str, data: &T) -> Option<Event> {
-    serde_json::to_string(data)
-        .ok()
-        .map(|data| Event::default().event(name).data(data))
-}
-
 /// Alerts sent to one browser per batch; more are counted in the batch's `skipped`.
 const ALERTS_PER_BATCH: usize = 50;
-
-#[derive(Serialize)]
-struct AlertBatch<'a> {
-    alerts: &'a [Arc<FeedAlert>],
-    /// Alerts raised since the last batch that this batch leaves out.
-    skipped: u64,
-}
 
 #[derive(Serialize)]
 struct Notice<'a> {
@@ -382,141 +392,175 @@ struct Notice<'a> {
     message: &'a str,
 }
 
-/// One browser's feed: coalesces the floor's changes and sends at most one batch per
-/// `update_interval`. A browser whose queue stays full for `slow_viewer_timeout` is let go
-/// with a notice; one that falls behind the floor's announcements gets the whole floor again.
-/// Returns why it stopped: `left`, `too_slow` or `shutting_down`.
+fn notice(reason: &str, message: &str) -> Event {
+    Event::default()
+        .event("notice")
+        .json_data(Notice { reason, message })
+        .unwrap_or_default()
+}
+
+/// What one browser has not been sent yet: the latest row of each conversation that changed
+/// (or `None`: it left), the alerts, and how many alerts were left out.
+#[derive(Default)]
+struct Unsent {
+    rows: BTreeMap<u64, Option<Arc<str>>>,
+    alerts: Vec<Arc<str>>,
+    skipped: u64,
+    /// Fell behind the floor's ticks: send the whole floor instead.
+    resync: bool,
+}
+
+impl Unsent {
+    fn is_empty(&self) -> bool {
+        !self.resync && self.rows.is_empty() && self.alerts.is_empty() && self.skipped == 0
+    }
+
+    /// Takes what a viewer of `tenant` may see from `tick`.
+    fn add(&mut self, tick: &Tick, tenant: Option<&str>) {
+        let visible = |t: &Option<Arc<str>>| tenant.is_none() || t.as_deref() == tenant;
+        for (key, owner, row) in &tick.rows {
+            // A key that left is sent to everyone: a viewer that does not have it ignores it.
+            if row.is_none() || visible(owner) {
+                self.rows.insert(*key, row.clone());
+            }
+        }
+        for (owner, alert) in &tick.alerts {
+            if visible(owner) {
+                if self.alerts.len() < ALERTS_PER_BATCH {
+                    self.alerts.push(Arc::clone(alert));
+                } else {
+                    self.skipped += 1;
+                }
+            }
+        }
+        if tenant.is_none() {
+            self.skipped += tick.skipped_alerts;
+        }
+    }
+
+    /// The event that sends it all (a `batch`, or a `floor` after falling behind), emptying it.
+    fn take(&mut self, floor: &Floor, tenant: Option<&str>) -> (&'static str, Event) {
+        if std::mem::take(&mut self.resync) {
+            *self = Unsent::default();
+            let data = snapshot(floor, tenant);
+            return ("floor", Event::default().event("floor").data(data));
+        }
+        let mut out = String::from("{\"rows\":[");
+        let mut removed = Vec::new();
+        let mut first = true;
+        for (key, row) in std::mem::take(&mut self.rows) {
+            match row {
+                Some(row) => {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(&row);
+                }
+                None => removed.push(key.to_string()),
+            }
+        }
+        out.push_str("],\"removed\":[");
+        out.push_str(&removed.join(","));
+        out.push_str("],\"alerts\":[");
+        join(&mut out, self.alerts.iter().map(|a| &**a));
+        out.push_str(&format!(
+            "],\"skipped\":{},\"live\":{}}}",
+            self.skipped,
+            live(floor, tenant)
+        ));
+        self.alerts.clear();
+        self.skipped = 0;
+        ("batch", Event::default().event("batch").data(out))
+    }
+}
+
+/// One browser's feed. The floor's publisher sends a [`Tick`] per `update_interval` with what
+/// changed, serialised once; this picks out what the viewer may see and sends it as one batch.
+/// While the browser's queue is full, ticks are merged (latest row per conversation); if that
+/// lasts `slow_viewer_timeout`, it is let go with a notice. One that falls more than the tick
+/// buffer behind gets the whole floor again. Returns why it stopped: `left`, `too_slow` or
+/// `shutting_down`.
 async fn watch_floor(
     floor: Arc<Floor>,
     viewer: Viewer,
-    mut changes: broadcast::Receiver<Change>,
+    mut ticks: broadcast::Receiver<Arc<Tick>>,
     tx: mpsc::Sender<Event>,
 ) -> &'static str {
     let tenant = viewer.tenant.as_deref();
     let mut closing = floor.closing.subscribe();
-    let first = event("floor", &snapshot(&floor, tenant));
-    if let Some(first) = first {
-        floor.metrics.floor_event("floor");
-        if tx.send(first).await.is_err() {
-            return "left";
-        }
+    floor.metrics.floor_event("floor");
+    let first = Event::default()
+        .event("floor")
+        .data(snapshot(&floor, tenant));
+    if tx.send(first).await.is_err() {
+        return "left";
     }
     let config = floor.config.clone();
-    let mut tick = tokio::time::interval(config.update_interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut dirty: HashSet<u64> = HashSet::new();
-    let mut alerts: Vec<Arc<FeedAlert>> = Vec::new();
-    let mut skipped_alerts = 0u64;
-    let mut resync = false;
+    let mut retry = tokio::time::interval(config.update_interval);
+    retry.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut unsent = Unsent::default();
     let mut full_since: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
             () = async { let _ = closing.wait_for(|c| *c).await; } => {
-                let notice = Notice { reason: "SHUTTING_DOWN", message: "the server is shutting down; reconnect to another" };
-                if let Some(e) = event("notice", &notice) {
-                    floor.metrics.floor_event("notice");
-                    let _ = tx.try_send(e);
-                }
+                floor.metrics.floor_event("notice");
+                let _ = tx.try_send(notice("SHUTTING_DOWN", "the server is shutting down; reconnect to another"));
                 return "shutting_down";
             }
             () = tx.closed() => return "left",
-            change = changes.recv() => match change {
-                Ok(Change::Call(key)) => { dirty.insert(key); }
-                Ok(Change::Alert(alert)) => {
-                    if tenant.is_none() || alert.tenant.as_deref() == tenant {
-                        if alerts.len() < ALERTS_PER_BATCH {
-                            alerts.push(alert);
-                        } else {
-                            skipped_alerts += 1;
-                        }
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => resync = true,
+            tick = ticks.recv() => match tick {
+                Ok(tick) => unsent.add(&tick, tenant),
+                Err(broadcast::error::RecvError::Lagged(_)) => unsent.resync = true,
                 Err(broadcast::error::RecvError::Closed) => return "shutting_down",
             },
-            _ = tick.tick() => {
-                if !resync && dirty.is_empty() && alerts.is_empty() {
-                    continue;
-                }
-                let permit = match tx.try_reserve() {
-                    Ok(permit) => permit,
-                    Err(mpsc::error::TrySendError::Closed(())) => return "left",
-                    Err(mpsc::error::TrySendError::Full(())) => {
-                        // Not taking updates: keep coalescing (the dirty set is bounded by
-                        // the floor), and let it go if this lasts.
-                        let since = *full_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= config.slow_viewer_timeout {
-                            floor.dropped_viewers.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!("a floor viewer was not reading; let go");
-                            // Sent once the browser reads what it has queued, if it ever does.
-                            let notice = Notice { reason: "TOO_SLOW", message: "this browser did not keep up with the floor's updates; reload to reconnect" };
-                            if let Some(e) = event("notice", &notice) {
-                                floor.metrics.floor_event("notice");
-                                let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(e)).await;
-                            }
-                            return "too_slow";
-                        }
-                        continue;
-                    }
-                };
+            // Only to retry a browser whose queue was full.
+            _ = retry.tick(), if full_since.is_some() => {}
+        }
+        if unsent.is_empty() {
+            continue;
+        }
+        match tx.try_reserve() {
+            Ok(permit) => {
                 full_since = None;
-                let (name, batch) = if resync {
-                    resync = false;
-                    dirty.clear();
-                    alerts.clear();
-                    skipped_alerts = 0;
-                    ("floor", event("floor", &snapshot(&floor, tenant)))
-                } else {
-                    ("batch", batch(&floor, tenant, &mut dirty, &mut alerts, &mut skipped_alerts))
-                };
-                if let Some(batch) = batch {
-                    floor.metrics.floor_event(name);
-                    permit.send(batch);
+                let (name, event) = unsent.take(&floor, tenant);
+                floor.metrics.floor_event(name);
+                permit.send(event);
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return "left",
+            Err(mpsc::error::TrySendError::Full(())) => {
+                let since = *full_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= config.slow_viewer_timeout {
+                    floor.dropped_viewers.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("a floor viewer was not reading; let go");
+                    // Delivered once the browser reads what it has queued, if it ever does.
+                    floor.metrics.floor_event("notice");
+                    let notice = notice(
+                        "TOO_SLOW",
+                        "this browser did not keep up with the floor's updates; reload to reconnect",
+                    );
+                    let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(notice)).await;
+                    return "too_slow";
                 }
             }
         }
     }
 }
 
-/// One update for a browser: the rows that changed, the keys that left, the alerts raised,
-/// as one `batch` event.
-fn batch(
-    floor: &Floor,
-    tenant: Option<&str>,
-    dirty: &mut HashSet<u64>,
-    alerts: &mut Vec<Arc<FeedAlert>>,
-    skipped: &mut u64,
-) -> Option<Event> {
-    #[derive(Serialize)]
-    struct Batch<'a> {
-        rows: Vec<Row>,
-        removed: Vec<u64>,
-        #[serde(flatten)]
-        alerts: AlertBatch<'a>,
-        live: Option<usize>,
-    }
-    let mut rows = Vec::with_capacity(dirty.len());
-    let mut removed = Vec::new();
-    let mut keys: Vec<u64> = dirty.drain().collect();
-    keys.sort_unstable();
-    for key in keys {
-        match floor.row(key, tenant) {
-            Some(row) => rows.push(row),
-            None => removed.push(key),
+/// Publishes the floor's changes once per `update_interval` until the server shuts down.
+pub(crate) async fn publish(floor: Arc<Floor>) {
+    let mut closing = floor.closing.subscribe();
+    let mut tick = tokio::time::interval(floor.config.update_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = async { let _ = closing.wait_for(|c| *c).await; } => return,
+            _ = tick.tick() => {
+                if let Some(t) = floor.tick() {
+                    let _ = floor.ticks.send(t);
+                }
+            }
         }
     }
-    let batch = Batch {
-        rows,
-        removed,
-        alerts: AlertBatch {
-            alerts,
-            skipped: *skipped,
-        },
-        live: tenant.is_none().then(|| floor.live_calls()),
-    };
-    let e = event("batch", &batch);
-    alerts.clear();
-    *skipped = 0;
-    e
 }

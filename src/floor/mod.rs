@@ -2,11 +2,15 @@
 //! that `hearken serve --ui-addr` serves ([`http`]).
 //!
 //! The stream task owns a [`CallHandle`] per live conversation and tells it what the engine
-//! emitted (the same `ScoreUpdate`s, alerts and scorecards the client gets); the handle keeps a
-//! bounded view of the call (latest score, a short trend, the last `history` points and
-//! utterances, the last alerts) and announces the change on a broadcast. Viewers coalesce those
-//! announcements (at most one update per conversation per `update_interval` per browser) and
-//! read the views when they send, so a floor of many calls costs each viewer a bounded amount.
+//! emitted (the same `ScoreUpdate`s, alerts and scorecards the client gets, at the point where
+//! alerts are published to `WatchAlerts`); the handle keeps a bounded view of the call (latest
+//! score, a short trend, the last `history` points and utterances, the last alerts) and marks
+//! it changed. Once per `update_interval` the floor's publisher serialises each changed row and
+//! each new alert once, for every viewer ([`Tick`]); a viewer only picks out what its tenant
+//! may see and concatenates. A call that changed many times in an interval is one row; a
+//! browser that cannot keep up has its rows coalesced further (latest per conversation) until
+//! it reads or is let go. So a floor costs the server its changes once per interval, plus a
+//! copy per viewer.
 //!
 //! Nothing here holds transcript text unless `show_text` is on, and then only after
 //! [`crate::redact::redact`]. Calls that end stay on the floor for `ended_linger` (at most
@@ -15,7 +19,7 @@
 pub mod http;
 mod listener;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -68,8 +72,11 @@ const TREND_POINTS: usize = 40;
 const ALERTS_PER_CALL: usize = 50;
 /// Alerts kept for the feed of a browser that connects.
 const FEED: usize = 100;
-/// Announcements a viewer may fall behind by before it re-reads the whole floor.
-const CHANGES_BUFFER: usize = 16_384;
+/// Ticks a viewer may fall behind by before it re-reads the whole floor.
+const TICKS_BUFFER: usize = 64;
+/// Alerts carried by one tick; more in one interval are counted as skipped (the feed and the
+/// conversations still hold them).
+const ALERTS_PER_TICK: usize = 200;
 
 /// The seven components, in the order of the `Component` enum.
 pub const COMPONENTS: [&str; 7] = [
@@ -82,13 +89,27 @@ pub const COMPONENTS: [&str; 7] = [
     "customer_experience",
 ];
 
-/// What a viewer is told changed.
-#[derive(Debug, Clone)]
-enum Change {
-    /// The conversation with this key changed (or left the floor).
-    Call(u64),
-    /// An alert was raised.
-    Alert(Arc<FeedAlert>),
+/// What changed since the last tick.
+#[derive(Debug, Default)]
+struct Changes {
+    calls: BTreeSet<u64>,
+    alerts: Vec<Arc<FeedAlert>>,
+    skipped_alerts: u64,
+}
+
+/// A changed conversation in a [`Tick`]: its key, tenant and row (JSON), or `None` for one
+/// that left the floor.
+pub(crate) type TickRow = (u64, Option<Arc<str>>, Option<Arc<str>>);
+
+/// What changed on the floor in one update interval, serialised once for every viewer.
+#[derive(Debug)]
+pub(crate) struct Tick {
+    /// Changed conversations.
+    pub(crate) rows: Vec<TickRow>,
+    /// New alerts: tenant and alert (JSON).
+    pub(crate) alerts: Vec<(Option<Arc<str>>, Arc<str>)>,
+    /// Alerts raised in the interval beyond `ALERTS_PER_TICK`.
+    pub(crate) skipped_alerts: u64,
 }
 
 /// The floor: every live (and lately ended) conversation of this process.
@@ -99,7 +120,8 @@ pub struct Floor {
     /// Ended conversations, oldest first, with when they ended.
     ended: Mutex<VecDeque<(u64, Instant)>>,
     feed: Mutex<VecDeque<Arc<FeedAlert>>>,
-    changes: broadcast::Sender<Change>,
+    changes: Mutex<Changes>,
+    ticks: broadcast::Sender<Arc<Tick>>,
     next_key: AtomicU64,
     viewers: AtomicUsize,
     /// Conversations on the floor that have not ended.
@@ -114,13 +136,14 @@ pub struct Floor {
 impl Floor {
     /// An empty floor, recording its viewers and events into `metrics`.
     pub fn new(config: FloorConfig, metrics: Arc<crate::telemetry::Metrics>) -> Arc<Floor> {
-        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+        let (ticks, _) = broadcast::channel(TICKS_BUFFER);
         Arc::new(Floor {
             config,
             calls: RwLock::default(),
             ended: Mutex::default(),
             feed: Mutex::default(),
-            changes,
+            changes: Mutex::default(),
+            ticks,
             next_key: AtomicU64::new(1),
             viewers: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
@@ -148,17 +171,16 @@ impl Floor {
             names
                 .iter()
                 .find_map(|n| start.metadata.get(*n))
-                .map(|v| bounded(v, 128))
-                .unwrap_or_default()
+                .map_or_else(|| Arc::from(""), |v| Arc::from(bounded(v, 128)))
         };
         let call = Call {
             key,
-            conversation_id: bounded(conversation_id, 256),
+            conversation_id: Arc::from(bounded(conversation_id, 256)),
             tenant,
             agent: pick(&["agent", "agent_id", "agent_name", "agentId"]),
             queue: pick(&["queue", "queue_name", "queueName", "skill"]),
             channel: start.channel().as_str_name().trim_start_matches("CHANNEL_"),
-            profile: bounded(&start.rubric_profile, 64),
+            profile: Arc::from(bounded(&start.rubric_profile, 64)),
             opened_at: SystemTime::now(),
             ended: None,
             score: None,
@@ -172,11 +194,12 @@ impl Floor {
             alert_kinds: BTreeMap::new(),
             utterance_count: 0,
             offset_ms: 0,
+            json: None,
         };
         let call = Arc::new(Mutex::new(call));
         self.write_calls().insert(key, Arc::clone(&call));
         self.live.fetch_add(1, Ordering::Relaxed);
-        self.announce(Change::Call(key));
+        self.changed(key);
         CallHandle {
             floor: Arc::clone(self),
             call,
@@ -196,9 +219,73 @@ impl Floor {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn announce(&self, change: Change) {
-        // No receiver: no viewer; nothing to do.
-        let _ = self.changes.send(change);
+    /// Marks a conversation changed (or gone) for the next tick.
+    fn changed(&self, key: u64) {
+        lock(&self.changes).calls.insert(key);
+    }
+
+    /// Queues a new alert for the next tick.
+    fn raised(&self, alert: Arc<FeedAlert>) {
+        let mut changes = lock(&self.changes);
+        if changes.alerts.len() < ALERTS_PER_TICK {
+            changes.alerts.push(alert);
+        } else {
+            changes.skipped_alerts += 1;
+        }
+    }
+
+    /// Takes what changed since the last tick and serialises it once for every viewer; `None`
+    /// when nothing changed or nobody watches.
+    pub(crate) fn tick(&self) -> Option<Arc<Tick>> {
+        self.prune();
+        let changes = std::mem::take(&mut *lock(&self.changes));
+        if self.ticks.receiver_count() == 0
+            || (changes.calls.is_empty() && changes.alerts.is_empty())
+        {
+            return None;
+        }
+        let rows = changes
+            .calls
+            .into_iter()
+            .map(|key| match self.read_calls().get(&key).cloned() {
+                Some(call) => {
+                    let mut call = lock(&call);
+                    (key, call.tenant.clone(), Some(call.row_json()))
+                }
+                None => (key, None, None),
+            })
+            .collect();
+        let alerts = changes
+            .alerts
+            .into_iter()
+            .filter_map(|a| {
+                let json = serde_json::to_string(&*a).ok()?;
+                Some((a.tenant.clone(), Arc::from(json)))
+            })
+            .collect();
+        Some(Arc::new(Tick {
+            rows,
+            alerts,
+            skipped_alerts: changes.skipped_alerts,
+        }))
+    }
+
+    /// Ticks, for a viewer (subscribe before reading the snapshot).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Tick>> {
+        self.ticks.subscribe()
+    }
+
+    /// Every row a viewer of `tenant` may see, as JSON (each row serialised once per change).
+    pub(crate) fn rows_json(&self, tenant: Option<&str>) -> Vec<Arc<str>> {
+        self.prune();
+        let calls: Vec<_> = self.read_calls().values().cloned().collect();
+        calls
+            .iter()
+            .filter_map(|c| {
+                let mut call = lock(c);
+                call.visible_to(tenant).then(|| call.row_json())
+            })
+            .collect()
     }
 
     /// Marks a call ended and lets old ended calls leave the floor.
@@ -225,9 +312,9 @@ impl Floor {
                 calls.remove(key);
             }
         }
-        self.announce(Change::Call(key));
+        self.changed(key);
         for key in gone {
-            self.announce(Change::Call(key));
+            self.changed(key);
         }
     }
 
@@ -253,7 +340,7 @@ impl Floor {
             }
         }
         for key in gone {
-            self.announce(Change::Call(key));
+            self.changed(key);
         }
     }
 
@@ -268,13 +355,6 @@ impl Floor {
                 call.visible_to(tenant).then(|| call.row())
             })
             .collect()
-    }
-
-    /// The row of one call, if it is on the floor and visible to `tenant`.
-    fn row(&self, key: u64, tenant: Option<&str>) -> Option<Row> {
-        let call = self.read_calls().get(&key).cloned()?;
-        let call = lock(&call);
-        call.visible_to(tenant).then(|| call.row())
     }
 
     /// The full view of one call, if it is on the floor and visible to `tenant`.
@@ -339,12 +419,12 @@ fn enum_name(name: &str, prefix: &str) -> String {
 #[derive(Debug)]
 struct Call {
     key: u64,
-    conversation_id: String,
+    conversation_id: Arc<str>,
     tenant: Option<Arc<str>>,
-    agent: String,
-    queue: String,
+    agent: Arc<str>,
+    queue: Arc<str>,
     channel: &'static str,
-    profile: String,
+    profile: Arc<str>,
     opened_at: SystemTime,
     /// Why it ended, once it has.
     ended: Option<String>,
@@ -362,6 +442,8 @@ struct Call {
     utterance_count: u64,
     /// The latest call time heard (ms from the start).
     offset_ms: i64,
+    /// Its row as JSON, until it changes.
+    json: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -409,6 +491,16 @@ impl Call {
         }
     }
 
+    /// The row as JSON, serialised at most once per change.
+    fn row_json(&mut self) -> Arc<str> {
+        if let Some(json) = &self.json {
+            return Arc::clone(json);
+        }
+        let json: Arc<str> = Arc::from(serde_json::to_string(&self.row()).unwrap_or_default());
+        self.json = Some(Arc::clone(&json));
+        json
+    }
+
     fn detail(&self) -> Detail {
         Detail {
             row: self.row(),
@@ -431,15 +523,15 @@ pub struct Row {
     /// across streams and tenants).
     pub key: u64,
     /// The client's conversation id.
-    pub conversation_id: String,
+    pub conversation_id: Arc<str>,
     /// `metadata.agent` (or `agent_id`, `agent_name`, `agentId`) of the start; empty if none.
-    pub agent: String,
+    pub agent: Arc<str>,
     /// `metadata.queue` (or `queue_name`, `queueName`, `skill`) of the start; empty if none.
-    pub queue: String,
+    pub queue: Arc<str>,
     /// `VOICE`, `CHAT` or `UNSPECIFIED`.
     pub channel: &'static str,
     /// The rubric profile it was opened with (empty: the default).
-    pub profile: String,
+    pub profile: Arc<str>,
     /// When it opened (ms since the Unix epoch, server clock).
     pub opened_at_ms: i64,
     /// The latest call time heard, ms from the conversation's start.
@@ -472,7 +564,7 @@ pub struct ScoreView {
     /// Confidence of the overall score.
     pub confidence: f64,
     /// Per component, in [`COMPONENTS`] order: name, score, confidence.
-    pub components: Vec<ComponentView>,
+    pub components: [ComponentView; 7],
 }
 
 /// One component's score.
@@ -544,9 +636,9 @@ pub struct FeedAlert {
     /// The conversation's floor key.
     pub key: u64,
     /// The client's conversation id.
-    pub conversation_id: String,
+    pub conversation_id: Arc<str>,
     /// The agent (start metadata), if given.
-    pub agent: String,
+    pub agent: Arc<str>,
     /// The alert's id.
     pub alert_id: String,
     /// Lower-case kind (`interruption`, `dead_air`, …).
@@ -609,6 +701,7 @@ impl CallHandle {
         if let Some(offset) = u.end_ms.or(u.start_ms) {
             let mut call = lock(&self.call);
             call.offset_ms = call.offset_ms.max(offset);
+            call.json = None;
         }
     }
 
@@ -617,6 +710,7 @@ impl CallHandle {
         let history = self.floor.config.history;
         {
             let mut call = lock(&self.call);
+            call.json = None;
             if let Some(score) = &update.score {
                 let view = score_view(score);
                 if !update.partial {
@@ -624,11 +718,7 @@ impl CallHandle {
                     for (slot, c) in components.iter_mut().zip(&view.components) {
                         *slot = c.score;
                     }
-                    push_bounded(
-                        &mut call.trend,
-                        (view.overall * 10.0).round() / 10.0,
-                        TREND_POINTS,
-                    );
+                    push_bounded(&mut call.trend, view.overall, TREND_POINTS);
                     let offset_ms = call.offset_ms;
                     push_bounded(
                         &mut call.history,
@@ -645,8 +735,8 @@ impl CallHandle {
             }
             if let Some(c) = &update.customer {
                 call.customer = Some(CustomerView {
-                    sentiment: c.sentiment,
-                    frustration: c.frustration,
+                    sentiment: hundredth(c.sentiment),
+                    frustration: hundredth(c.frustration),
                     trend: enum_name(c.trend().as_str_name(), "TREND_"),
                 });
             }
@@ -665,7 +755,7 @@ impl CallHandle {
                                 .as_str_name(),
                             "BEHAVIOUR_",
                         ),
-                        confidence: b.confidence,
+                        confidence: (b.confidence * 100.0).round() / 100.0,
                         evidence: text.and_then(|t| {
                             t.get(b.span_start as usize..b.span_end as usize)
                                 .filter(|s| !s.is_empty())
@@ -694,7 +784,7 @@ impl CallHandle {
                 push_bounded(&mut call.utterances, view, history);
             }
         }
-        self.floor.announce(Change::Call(self.key));
+        self.floor.changed(self.key);
     }
 
     /// An alert the engine raised.
@@ -721,6 +811,7 @@ impl CallHandle {
                 tenant: call.tenant.clone(),
             });
             call.alert_count += 1;
+            call.json = None;
             let severity = Severity::try_from(alert.severity).unwrap_or_default();
             let highest = call
                 .alert_kinds
@@ -731,13 +822,14 @@ impl CallHandle {
             feed
         };
         push_bounded(&mut lock(&self.floor.feed), Arc::clone(&feed), FEED);
-        self.floor.announce(Change::Alert(feed));
-        self.floor.announce(Change::Call(self.key));
+        self.floor.raised(feed);
+        self.floor.changed(self.key);
     }
 
     /// The scorecard: the conversation ended.
     pub fn scorecard(&self, card: &Scorecard) {
         let mut call = lock(&self.call);
+        call.json = None;
         if let Some(score) = &card.score {
             call.score = Some(score_view(score));
         }
@@ -752,7 +844,11 @@ impl CallHandle {
 
 impl Drop for CallHandle {
     fn drop(&mut self) {
-        lock(&self.call).ended.get_or_insert_with(|| "freed".into());
+        {
+            let mut call = lock(&self.call);
+            call.ended.get_or_insert_with(|| "freed".into());
+            call.json = None;
+        }
         self.floor.ended(self.key);
     }
 }
@@ -767,25 +863,32 @@ fn push_bounded<T>(q: &mut VecDeque<T>, item: T, cap: usize) {
     q.push_back(item);
 }
 
+/// A score to one decimal, a confidence or sentiment to two: what a page shows, and a third
+/// of the bytes of full precision on every row sent.
+fn tenth(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn hundredth(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 fn score_view(score: &crate::proto::v1::Score) -> ScoreView {
-    let mut components: Vec<ComponentView> = COMPONENTS
-        .iter()
-        .map(|name| ComponentView {
-            component: name,
-            score: 0.0,
-            confidence: 0.0,
-        })
-        .collect();
+    let mut components = COMPONENTS.map(|name| ComponentView {
+        component: name,
+        score: 0.0,
+        confidence: 0.0,
+    });
     for c in &score.components {
         let i = Component::try_from(c.component).map_or(0, |c| c as usize);
         if let Some(slot) = i.checked_sub(1).and_then(|i| components.get_mut(i)) {
-            slot.score = c.score;
-            slot.confidence = c.confidence;
+            slot.score = tenth(c.score);
+            slot.confidence = hundredth(c.confidence);
         }
     }
     ScoreView {
-        overall: score.overall,
-        confidence: score.confidence,
+        overall: tenth(score.overall),
+        confidence: hundredth(score.confidence),
         components,
     }
 }
