@@ -5,6 +5,7 @@
 //! - [`engine`]: pure and synchronous — conversation state, detectors, scorer, alerts, rubric.
 //! - [`proto`]: the generated `hearken.v1` types, and conversions to and from the engine's.
 //! - [`transcript`]: the JSON Lines transcript format of files.
+//! - [`input`]: every input format (hearken's, and the platforms' output files and events).
 //! - [`redact`]: best-effort masking of card data in text that is echoed (opt-in text log).
 //! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts.
 //! - [`server`]: building and running the gRPC server — health, reflection, draining.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod floor;
+pub mod input;
 pub mod proto;
 pub mod redact;
 pub mod samples;

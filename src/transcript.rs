@@ -167,7 +167,21 @@ fn check_times(utterances: &mut [Utterance], signals: &mut [Signal], warnings: &
     }
 }
 
-fn convert(line: Line) -> Result<Transcript, String> {
+/// What every reader checks once a conversation is read: epoch times rebased, times that look
+/// like seconds, no agent at all.
+pub(crate) fn check(
+    utterances: &mut [Utterance],
+    signals: &mut [Signal],
+    warnings: &mut Vec<String>,
+) {
+    if !utterances.is_empty() && !utterances.iter().any(|u| u.role == Role::Agent) {
+        warnings
+            .push("no utterance is the agent's: the listening score has nobody to judge".into());
+    }
+    check_times(utterances, signals, warnings);
+}
+
+fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, String> {
     let channel = match line
         .channel
         .as_deref()
@@ -183,20 +197,29 @@ fn convert(line: Line) -> Result<Transcript, String> {
     let mut warnings = Vec::new();
     let mut without_role = 0;
     for (i, u) in line.utterances.into_iter().enumerate() {
-        let role = match u.role.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            Some("agent") => Role::Agent,
-            Some("customer") => Role::Customer,
-            Some("other") => Role::Other,
-            Some("unknown") => Role::Unknown,
-            None | Some("") => {
-                without_role += 1;
-                Role::Unknown
-            }
-            Some(_) => {
-                return Err(format!(
-                    "utterances[{i}].role: must be agent, customer, other or unknown"
-                ));
-            }
+        // A role written out, else one the role map gives the role, participant or speaker.
+        let label = u
+            .role
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .or(u.participant_id.as_deref())
+            .or(u.speaker.as_deref());
+        let role = match u.role.as_deref().filter(|r| !r.is_empty()) {
+            Some(r) => match crate::input::role_name(r).or_else(|| roles.get(r)) {
+                Some(role) => role,
+                None => {
+                    return Err(format!(
+                        "utterances[{i}].role: must be agent, customer, other or unknown (or a label --role-map maps)"
+                    ));
+                }
+            },
+            None => match label.and_then(|l| roles.get(l)) {
+                Some(role) => role,
+                None => {
+                    without_role += 1;
+                    Role::Unknown
+                }
+            },
         };
         let ms = |value: Option<f64>, field: &str| {
             value
@@ -221,10 +244,6 @@ fn convert(line: Line) -> Result<Transcript, String> {
              judged as the agent's"
         ));
     }
-    if !utterances.is_empty() && !utterances.iter().any(|u| u.role == Role::Agent) {
-        warnings
-            .push("no utterance is the agent's: the listening score has nobody to judge".into());
-    }
     let mut signals = Vec::with_capacity(line.signals.len());
     for (i, s) in line.signals.into_iter().enumerate() {
         let kind = match s.kind.to_ascii_lowercase().as_str() {
@@ -242,7 +261,7 @@ fn convert(line: Line) -> Result<Transcript, String> {
             offset_ms: millis(s.offset_ms, || format!("signals[{i}].offset_ms"))?,
         });
     }
-    check_times(&mut utterances, &mut signals, &mut warnings);
+    check(&mut utterances, &mut signals, &mut warnings);
     Ok(Transcript {
         conversation_id: line.conversation_id,
         start: Start {
@@ -260,6 +279,11 @@ fn convert(line: Line) -> Result<Transcript, String> {
 
 /// Parses one line.
 pub fn parse_line(line: &[u8]) -> Result<Transcript, String> {
+    parse_line_with(line, &crate::input::RoleMap::default())
+}
+
+/// Parses one line, with roles for speaker labels.
+pub fn parse_line_with(line: &[u8], roles: &crate::input::RoleMap) -> Result<Transcript, String> {
     let mut deserializer = serde_json::Deserializer::from_slice(line);
     let parsed: Line =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| describe(&e))?;
@@ -269,7 +293,33 @@ pub fn parse_line(line: &[u8]) -> Result<Transcript, String> {
             e.column()
         )
     })?;
-    convert(parsed)
+    convert(parsed, roles)
+}
+
+/// One conversation from a JSON value (a document, or an element of an array of them).
+pub fn from_value(
+    value: serde_json::Value,
+    roles: &crate::input::RoleMap,
+) -> Result<Transcript, String> {
+    let parsed: Line = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if inner.starts_with("missing field") {
+            let what = inner
+                .split(" at line")
+                .next()
+                .unwrap_or("missing field")
+                .to_owned();
+            if path == "." {
+                what
+            } else {
+                format!("{path}: {what}")
+            }
+        } else {
+            format!("{path}: wrong type or value")
+        }
+    })?;
+    convert(parsed, roles)
 }
 
 /// Reads a transcript file line by line. Blank lines are skipped; a line longer than
@@ -281,6 +331,8 @@ pub struct Reader<R> {
     buffer: Vec<u8>,
     /// An I/O error ended the input: reported once, then nothing more is read.
     failed: bool,
+    /// Roles for speaker labels (`--role-map`).
+    roles: crate::input::RoleMap,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -291,7 +343,14 @@ impl<R: BufRead> Reader<R> {
             line: 0,
             buffer: Vec::new(),
             failed: false,
+            roles: crate::input::RoleMap::default(),
         }
+    }
+
+    /// Reads speaker labels with `roles`.
+    pub fn with_roles(mut self, roles: crate::input::RoleMap) -> Self {
+        self.roles = roles;
+        self
     }
 
     /// Reads the next line into the buffer; `Ok(false)` at the end, `Err` for an I/O failure.
@@ -362,10 +421,12 @@ impl<R: BufRead> Iterator for Reader<R> {
             if self.buffer.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return Some(parse_line(&self.buffer).map_err(|message| LineError {
-                line: self.line,
-                message,
-            }));
+            return Some(
+                parse_line_with(&self.buffer, &self.roles).map_err(|message| LineError {
+                    line: self.line,
+                    message,
+                }),
+            );
         }
     }
 }

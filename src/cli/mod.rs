@@ -158,6 +158,47 @@ fn input_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::Pa
     Ok(out)
 }
 
+/// How input files are read (`score`, `replay`, `eval`).
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct InputArgs {
+    /// Input format: hearken's JSON Lines (or one JSON document or array), a Contact Lens
+    /// output file or real-time events, a Transcribe Call Analytics output file; `auto` tells
+    /// them apart by their shape.
+    #[arg(long, value_enum, default_value = "auto")]
+    input_format: crate::input::InputFormat,
+    /// Roles for the speaker labels a platform uses: `spk_0=agent,spk_1=customer` (labels
+    /// matched without regard to case; roles agent, customer, other, unknown).
+    #[arg(long, value_name = "LABEL=ROLE,…", value_parser = crate::input::RoleMap::parse)]
+    role_map: Option<crate::input::RoleMap>,
+}
+
+impl InputArgs {
+    fn options(&self) -> crate::input::InputOptions {
+        crate::input::InputOptions {
+            format: self.input_format,
+            roles: self.role_map.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The conversations of one input file (`-`: standard input), in order, with errors for
+    /// what could not be read.
+    fn read(&self, path: &std::path::Path) -> anyhow::Result<crate::input::Items> {
+        use anyhow::Context as _;
+        let input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+            Box::new(std::io::BufReader::new(std::io::stdin()))
+        } else {
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("failed to open {}", path.display()))?,
+            ))
+        };
+        let name = path
+            .file_stem()
+            .map_or_else(|| "stdin".into(), |s| s.to_string_lossy().into_owned());
+        Ok(crate::input::read(input, &self.options(), &name))
+    }
+}
+
 /// The exit code of a command that read transcripts: 1 when any line was skipped, or any
 /// message rejected unless `allow_rejections`; and what its summary adds about that.
 fn outcome(

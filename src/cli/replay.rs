@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,7 +19,7 @@ use crate::engine::{self, End, Event};
 use crate::proto::v1::listening_service_client::ListeningServiceClient;
 use crate::proto::v1::*;
 use crate::proto::{self as convert};
-use crate::transcript::{self, Transcript};
+use crate::transcript::Transcript;
 
 /// Flags of `hearken replay`.
 #[derive(Debug, clap::Args)]
@@ -46,6 +45,8 @@ pub(super) struct ReplayArgs {
     /// Exit 0 even when the server rejected messages (they are printed and counted either way).
     #[arg(long)]
     allow_rejections: bool,
+    #[command(flatten)]
+    input: super::InputArgs,
 }
 
 /// What streaming one call gave.
@@ -368,9 +369,7 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut skipped = 0;
     let mut rejections = 0;
     for path in super::input_files(std::slice::from_ref(&args.file))? {
-        let file = std::fs::File::open(&path)
-            .with_context(|| format!("failed to open {}", path.display()))?;
-        for (i, item) in transcript::Reader::new(std::io::BufReader::new(file)).enumerate() {
+        for (i, item) in args.input.read(&path)?.enumerate() {
             match item {
                 Ok(t) => {
                     super::warn_about(&path, i + 1, &t);

@@ -3,17 +3,14 @@
 //! or, with `--format text`, a readable scorecard. A malformed line is reported on standard
 //! error with its number and skipped; the exit code is 1 when any line was skipped.
 
-use std::io::{BufRead, BufReader, BufWriter, Write as _};
+use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use anyhow::Context as _;
 
 use super::render;
 use crate::config::ENV_RUBRIC;
 use crate::engine::{self, Conversation, End, InputLimits};
 use crate::proto;
-use crate::transcript;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,7 +24,7 @@ enum Format {
 /// Flags of `hearken score`.
 #[derive(Debug, clap::Args)]
 pub(super) struct ScoreArgs {
-    /// Transcript files (JSON Lines) or directories of them; `-` reads standard input.
+    /// Transcript files (any `--input-format`) or directories of them; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Include the update after every utterance (JSON only).
@@ -42,6 +39,8 @@ pub(super) struct ScoreArgs {
     /// Exit 0 even when utterances or signals were rejected (they are reported either way).
     #[arg(long)]
     allow_rejections: bool,
+    #[command(flatten)]
+    input: super::InputArgs,
 }
 
 pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
@@ -50,15 +49,7 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let (mut scored, mut skipped, mut rejected) = (0usize, 0usize, 0usize);
     for path in &super::input_files(&args.files)? {
-        let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
-            Box::new(BufReader::new(std::io::stdin()))
-        } else {
-            Box::new(BufReader::new(
-                std::fs::File::open(path)
-                    .with_context(|| format!("failed to open {}", path.display()))?,
-            ))
-        };
-        for (i, item) in transcript::Reader::new(input).enumerate() {
+        for (i, item) in args.input.read(path)?.enumerate() {
             let t = match item {
                 Ok(t) => t,
                 Err(e) => {

@@ -1,0 +1,575 @@
+//! Amazon Connect Contact Lens and Amazon Transcribe Call Analytics: the post-call output file
+//! (one JSON document per call: voice turns with offsets in milliseconds, or chat messages with
+//! absolute times) and Contact Lens real-time segment events. The two post-call formats share
+//! their `Transcript` array; voice files name the speaker by `ParticipantId` (`AGENT`,
+//! `CUSTOMER`), chat files and Call Analytics by `ParticipantRole`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::BufRead;
+
+use serde_json::Value;
+
+use super::{Items, RoleMap};
+use crate::engine::{Channel, Role, Start, Utterance};
+use crate::transcript::{LineError, Transcript};
+
+/// The role of a platform speaker label: the role map first, then the platform's own names.
+fn role_of(labels: &[&str], roles: &RoleMap) -> Option<Role> {
+    labels.iter().find_map(|l| roles.get(l)).or_else(|| {
+        labels
+            .iter()
+            .find_map(|l| match l.to_ascii_uppercase().as_str() {
+                "AGENT" => Some(Role::Agent),
+                "CUSTOMER" => Some(Role::Customer),
+                "SYSTEM" | "SUPERVISOR" | "CUSTOM_BOT" => Some(Role::Other),
+                _ => None,
+            })
+    })
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn millis_at(v: &Value, key: &str, field: impl Fn() -> String) -> Result<Option<i64>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x.is_finite() && x.abs() < 9.0e15 => Ok(Some(x.round() as i64)),
+            _ => Err(format!("{}: not a number of milliseconds", field())),
+        },
+        Some(_) => Err(format!(
+            "{}: wrong type (a number of milliseconds)",
+            field()
+        )),
+    }
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time (`2022-10-27T03:31:50.735Z`).
+fn epoch_ms(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+        .or_else(|_| humantime::parse_rfc3339(text))
+        .ok()?;
+    Some(
+        t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_millis() as i64,
+    )
+}
+
+/// The platform's language code when it is a usable tag; else empty, with a warning (the
+/// published samples carry placeholders such as "the language code of the contact").
+fn language(code: Option<&str>, warnings: &mut Vec<String>) -> String {
+    match code {
+        Some(c) if c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') => {
+            c.to_owned()
+        }
+        Some(_) => {
+            warnings.push("LanguageCode is not a language tag: left out".into());
+            String::new()
+        }
+        None => String::new(),
+    }
+}
+
+/// One post-call output file (Contact Lens voice or chat, or Transcribe Call Analytics).
+pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transcript, String> {
+    let turns = v.get("Transcript").and_then(Value::as_array).ok_or(
+        "Transcript: missing or not an array (is this a Contact Lens or Call Analytics output file?)",
+    )?;
+    let chat = str_at(v, "Channel").is_some_and(|c| c.eq_ignore_ascii_case("CHAT"));
+    let participants: HashMap<&str, &str> = v
+        .get("Participants")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| Some((str_at(p, "ParticipantId")?, str_at(p, "ParticipantRole")?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let conversation_id = v
+        .pointer("/CustomerMetadata/ContactId")
+        .and_then(Value::as_str)
+        .or_else(|| str_at(v, "JobName"))
+        .unwrap_or(name)
+        .to_owned();
+    let mut warnings = Vec::new();
+    let mut utterances = Vec::with_capacity(turns.len());
+    let (mut events, mut not_text, mut unknown_roles) = (0usize, 0usize, 0usize);
+    let mut ids = HashSet::new();
+    let mut ids_repeat = false;
+    for (i, t) in turns.iter().enumerate() {
+        if chat && str_at(t, "Type").is_some_and(|k| k != "MESSAGE") {
+            events += 1; // joined, left, typing: not something said
+            continue;
+        }
+        let Some(content) = str_at(t, "Content") else {
+            not_text += 1;
+            continue;
+        };
+        let participant = str_at(t, "ParticipantId").unwrap_or("");
+        let role_label = str_at(t, "ParticipantRole")
+            .or_else(|| participants.get(participant).copied())
+            .unwrap_or("");
+        let role = match role_of(&[participant, role_label], roles) {
+            Some(role) => role,
+            None => {
+                unknown_roles += 1;
+                Role::Unknown
+            }
+        };
+        let id = str_at(t, "Id").unwrap_or("").to_owned();
+        ids_repeat |= id.is_empty() || !ids.insert(id.clone());
+        let (start_ms, end_ms) = if chat {
+            let at = str_at(t, "AbsoluteTime").and_then(epoch_ms);
+            if at.is_none() {
+                return Err(format!(
+                    "Transcript[{i}].AbsoluteTime: missing or not an RFC 3339 time"
+                ));
+            }
+            (at, None)
+        } else {
+            (
+                millis_at(t, "BeginOffsetMillis", || {
+                    format!("Transcript[{i}].BeginOffsetMillis")
+                })?,
+                millis_at(t, "EndOffsetMillis", || {
+                    format!("Transcript[{i}].EndOffsetMillis")
+                })?,
+            )
+        };
+        utterances.push(Utterance {
+            utterance_id: id,
+            role,
+            participant_id: (!participant.is_empty()).then(|| participant.to_owned()),
+            text: content.to_owned(),
+            start_ms,
+            end_ms,
+            partial: false,
+            confidence: None,
+        });
+    }
+    if ids_repeat {
+        // The published voice example gives every turn the same placeholder id.
+        for (n, u) in utterances.iter_mut().enumerate() {
+            u.utterance_id = format!("t{}", n + 1);
+        }
+        warnings.push(
+            "turn ids are missing or repeat: turns are numbered t1, t2, … in file order".into(),
+        );
+    }
+    if chat {
+        // Chat messages carry wall-clock times: offsets from the first one.
+        if let Some(first) = utterances.iter().filter_map(|u| u.start_ms).min() {
+            for u in &mut utterances {
+                u.start_ms = u.start_ms.map(|t| t - first);
+            }
+        }
+    }
+    if events > 0 {
+        warnings.push(format!(
+            "{events} chat event(s) (joins, leaves, typing) are not utterances and were passed over"
+        ));
+    }
+    if not_text > 0 {
+        warnings.push(format!(
+            "{not_text} turn(s) without Content (attachments, or no text) were passed over"
+        ));
+    }
+    if unknown_roles > 0 {
+        warnings.push(format!(
+            "{unknown_roles} turn(s) by a participant that is neither AGENT nor CUSTOMER, scored as unknown (--role-map can name them)"
+        ));
+    }
+    let mut metadata = BTreeMap::new();
+    if let Some(categories) = v
+        .pointer("/Categories/MatchedCategories")
+        .and_then(Value::as_array)
+    {
+        let names: Vec<&str> = categories.iter().filter_map(Value::as_str).collect();
+        if !names.is_empty() {
+            metadata.insert("platform.categories".into(), names.join(","));
+        }
+    }
+    if let Some(overall) = v
+        .pointer("/ConversationCharacteristics/Sentiment/OverallSentiment")
+        .and_then(Value::as_object)
+    {
+        for (who, score) in overall {
+            if let Some(score) = score.as_f64() {
+                metadata.insert(
+                    format!("platform.sentiment.{}", who.to_ascii_lowercase()),
+                    score.to_string(),
+                );
+            }
+        }
+    }
+    let mut signals = Vec::new();
+    crate::transcript::check(&mut utterances, &mut signals, &mut warnings);
+    let labels = vec![None; utterances.len()];
+    Ok(Transcript {
+        conversation_id,
+        start: Start {
+            channel: if chat { Channel::Chat } else { Channel::Voice },
+            language: language(str_at(v, "LanguageCode"), &mut warnings),
+            rubric_profile: if chat { "chat".into() } else { String::new() },
+            metadata,
+        },
+        utterances,
+        signals,
+        labels,
+        warnings,
+    })
+}
+
+/// Real-time segment events, one JSON object per line.
+pub(super) fn realtime_lines(input: Box<dyn BufRead>, roles: &RoleMap, name: &str) -> Items {
+    let events = input
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| match line {
+            Err(e) => Some(Err(LineError {
+                line: i + 1,
+                message: format!("could not be read ({})", e.kind()),
+            })),
+            Ok(line) if line.trim().is_empty() => None,
+            Ok(line) => Some(serde_json::from_str::<Value>(&line).map_err(|e| LineError {
+                line: i + 1,
+                message: format!("malformed JSON (column {})", e.column()),
+            })),
+        });
+    realtime(events, roles, name)
+}
+
+/// One contact's turns as the events have given them so far.
+#[derive(Default)]
+struct Contact {
+    channel: Option<String>,
+    language: Option<String>,
+    /// Finished turns (`Transcript` segments), by id, in the order they came.
+    turns: Vec<Utterance>,
+    /// Finished turns seen, by participant and id: a segment delivered twice counts once.
+    finished: HashSet<(String, String)>,
+    /// Slices (`Utterance` segments) of turns not finished yet, by transcript id.
+    slices: BTreeMap<String, Utterance>,
+    order: Vec<String>,
+    unknown_roles: usize,
+    completed: bool,
+}
+
+/// Real-time segment events (STARTED, SEGMENTS, COMPLETED, FAILED), grouped by `ContactId`. A
+/// `Transcript` segment is a finished turn; `Utterance` segments are consecutive slices of a
+/// turn (linked by `TranscriptId`), not interim versions, so they accumulate; a turn whose
+/// `Transcript` never came is kept from its slices, with a warning.
+pub(super) fn realtime(
+    events: impl Iterator<Item = Result<Value, LineError>>,
+    roles: &RoleMap,
+    name: &str,
+) -> Items {
+    let mut errors = Vec::new();
+    let mut contacts: BTreeMap<String, Contact> = BTreeMap::new();
+    let mut first_seen: Vec<String> = Vec::new();
+    for (i, event) in events.enumerate() {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(Err(e));
+                continue;
+            }
+        };
+        let id = str_at(&event, "ContactId").unwrap_or(name).to_owned();
+        let contact = contacts.entry(id.clone()).or_insert_with(|| {
+            first_seen.push(id.clone());
+            Contact::default()
+        });
+        contact.channel = str_at(&event, "Channel")
+            .map(str::to_owned)
+            .or(contact.channel.take());
+        if let Some(language) = str_at(&event, "LanguageCode") {
+            contact.language = Some(language.to_owned());
+        }
+        match str_at(&event, "EventType") {
+            Some("COMPLETED") | Some("FAILED") => contact.completed = true,
+            _ => {}
+        }
+        let Some(segments) = event.get("Segments").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, segment) in segments.iter().enumerate() {
+            let field = |k: &str| format!("event {}: Segments[{j}].{k}", i + 1);
+            let (turn, finished) = if let Some(t) = segment.get("Transcript") {
+                (t, true)
+            } else if let Some(u) = segment.get("Utterance") {
+                (u, false)
+            } else {
+                continue; // Categories, PostContactSummary: not speech
+            };
+            let participant = str_at(turn, "ParticipantId").unwrap_or("");
+            let role_label = str_at(turn, "ParticipantRole").unwrap_or("");
+            let role = role_of(&[participant, role_label], roles).unwrap_or_else(|| {
+                contact.unknown_roles += 1;
+                Role::Unknown
+            });
+            let text = str_at(
+                turn,
+                if finished {
+                    "Content"
+                } else {
+                    "PartialContent"
+                },
+            )
+            .unwrap_or("")
+            .to_owned();
+            let begin = match millis_at(turn, "BeginOffsetMillis", || field("BeginOffsetMillis")) {
+                Ok(t) => t,
+                Err(message) => {
+                    errors.push(Err(LineError {
+                        line: i + 1,
+                        message,
+                    }));
+                    continue;
+                }
+            };
+            let end = match millis_at(turn, "EndOffsetMillis", || field("EndOffsetMillis")) {
+                Ok(t) => t,
+                Err(message) => {
+                    errors.push(Err(LineError {
+                        line: i + 1,
+                        message,
+                    }));
+                    continue;
+                }
+            };
+            let turn_id = if finished {
+                str_at(turn, "Id")
+            } else {
+                str_at(turn, "TranscriptId").or_else(|| str_at(turn, "Id"))
+            }
+            .unwrap_or("")
+            .to_owned();
+            if finished {
+                contact.slices.remove(&turn_id);
+                if contact
+                    .finished
+                    .insert((participant.to_owned(), turn_id.clone()))
+                {
+                    contact.turns.push(Utterance {
+                        utterance_id: turn_id,
+                        role,
+                        participant_id: (!participant.is_empty()).then(|| participant.to_owned()),
+                        text,
+                        start_ms: begin,
+                        end_ms: end,
+                        partial: false,
+                        confidence: None,
+                    });
+                }
+            } else if !contact
+                .finished
+                .contains(&(participant.to_owned(), turn_id.clone()))
+            {
+                match contact.slices.get_mut(&turn_id) {
+                    Some(u) => {
+                        // The next slice of the same turn: appended, and the turn ends later.
+                        if !text.is_empty() {
+                            u.text.push(' ');
+                            u.text.push_str(&text);
+                        }
+                        u.end_ms = end.or(u.end_ms);
+                    }
+                    None => {
+                        contact.order.push(turn_id.clone());
+                        contact.slices.insert(
+                            turn_id.clone(),
+                            Utterance {
+                                utterance_id: turn_id,
+                                role,
+                                participant_id: (!participant.is_empty())
+                                    .then(|| participant.to_owned()),
+                                text,
+                                start_ms: begin,
+                                end_ms: end,
+                                partial: false,
+                                confidence: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mut out = errors;
+    for id in first_seen {
+        let Some(mut contact) = contacts.remove(&id) else {
+            continue;
+        };
+        let mut warnings = Vec::new();
+        let unfinished: Vec<String> = contact
+            .order
+            .iter()
+            .filter(|t| contact.slices.contains_key(*t))
+            .cloned()
+            .collect();
+        if !unfinished.is_empty() {
+            warnings.push(format!(
+                "{} turn(s) had slices (Utterance segments) but no Transcript segment: kept from their slices",
+                unfinished.len()
+            ));
+            for t in unfinished {
+                if let Some(u) = contact.slices.remove(&t) {
+                    contact.turns.push(u);
+                }
+            }
+        }
+        let mut ids = HashSet::new();
+        if !contact
+            .turns
+            .iter()
+            .all(|u| !u.utterance_id.is_empty() && ids.insert(u.utterance_id.clone()))
+        {
+            // The published sample gives every segment the same placeholder id.
+            for (n, u) in contact.turns.iter_mut().enumerate() {
+                u.utterance_id = format!("t{}", n + 1);
+            }
+            warnings.push(
+                "turn ids are missing or repeat: turns are numbered t1, t2, … in order".into(),
+            );
+        }
+        if contact.unknown_roles > 0 {
+            warnings.push(format!(
+                "{} segment(s) by a participant that is neither AGENT nor CUSTOMER, scored as unknown (--role-map can name them)",
+                contact.unknown_roles
+            ));
+        }
+        if !contact.completed {
+            warnings.push("no COMPLETED or FAILED event: the contact may not have ended".into());
+        }
+        let mut signals = Vec::new();
+        crate::transcript::check(&mut contact.turns, &mut signals, &mut warnings);
+        let labels = vec![None; contact.turns.len()];
+        let chat = contact
+            .channel
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("CHAT"));
+        let language = language(contact.language.as_deref(), &mut warnings);
+        out.push(Ok(Transcript {
+            conversation_id: id,
+            start: Start {
+                channel: if chat { Channel::Chat } else { Channel::Voice },
+                language,
+                rubric_profile: if chat { "chat".into() } else { String::new() },
+                metadata: BTreeMap::new(),
+            },
+            utterances: contact.turns,
+            signals,
+            labels,
+            warnings,
+        }));
+    }
+    Box::new(out.into_iter())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(segments: serde_json::Value) -> Result<Value, LineError> {
+        Ok(
+            serde_json::json!({"ContactId": "c1", "Channel": "VOICE", "LanguageCode": "en-US",
+            "EventType": "SEGMENTS", "Segments": segments}),
+        )
+    }
+
+    /// Slices of one turn are consecutive parts, not interim versions: the customer's whole
+    /// turn is kept (before: treated as partials, all but the last slice were lost).
+    #[test]
+    fn utterance_slices_accumulate_into_their_turn() {
+        let slice = |id: &str, text: &str, begin: i64, end: i64| {
+            serde_json::json!({"Utterance": {"Id": id, "TranscriptId": "t-cust", "ParticipantId": "CUSTOMER",
+                "ParticipantRole": "CUSTOMER", "PartialContent": text, "BeginOffsetMillis": begin, "EndOffsetMillis": end}})
+        };
+        let events = vec![
+            event(serde_json::json!([slice(
+                "s1",
+                "my router keeps dropping",
+                0,
+                2000
+            )])),
+            event(serde_json::json!([slice(
+                "s2",
+                "every evening since Monday",
+                2100,
+                4000
+            )])),
+            Ok(serde_json::json!({"ContactId": "c1", "EventType": "COMPLETED"})),
+        ];
+        let out: Vec<_> = realtime(events.into_iter(), &RoleMap::default(), "f").collect();
+        let t = out[0].as_ref().unwrap();
+        assert_eq!(t.utterances.len(), 1);
+        let u = &t.utterances[0];
+        assert_eq!(
+            u.text,
+            "my router keeps dropping every evening since Monday"
+        );
+        assert_eq!((u.start_ms, u.end_ms), (Some(0), Some(4000)));
+        assert_eq!(u.role, Role::Customer);
+        assert!(
+            t.warnings
+                .iter()
+                .any(|w| w.contains("no Transcript segment")),
+            "{:?}",
+            t.warnings
+        );
+
+        // With its Transcript segment, the finished turn replaces the slices, once, even when
+        // the segment is delivered twice.
+        let finished = serde_json::json!({"Transcript": {"Id": "t-cust", "ParticipantId": "CUSTOMER",
+            "ParticipantRole": "CUSTOMER", "Content": "My router keeps dropping every evening since Monday.",
+            "BeginOffsetMillis": 0, "EndOffsetMillis": 4000, "Sentiment": "NEGATIVE"}});
+        let events = vec![
+            event(serde_json::json!([slice(
+                "s1",
+                "my router keeps dropping",
+                0,
+                2000
+            )])),
+            event(serde_json::json!([finished.clone()])),
+            event(serde_json::json!([finished])),
+        ];
+        let out: Vec<_> = realtime(events.into_iter(), &RoleMap::default(), "f").collect();
+        let t = out[0].as_ref().unwrap();
+        assert_eq!(t.utterances.len(), 1);
+        assert!(t.utterances[0].text.starts_with("My router"));
+    }
+
+    #[test]
+    fn speaker_labels_the_platform_does_not_name_come_from_the_role_map() {
+        let doc = serde_json::json!({"JobName": "job-7", "LanguageCode": "en-US", "Transcript": [
+            {"Id": "a", "ParticipantRole": "spk_0", "Content": "Thanks for calling, how can I help?", "BeginOffsetMillis": 0, "EndOffsetMillis": 2000},
+            {"Id": "b", "ParticipantRole": "spk_1", "Content": "My bill is wrong.", "BeginOffsetMillis": 2500, "EndOffsetMillis": 4000}]});
+        let t = post_call(&doc, &RoleMap::default(), "f").unwrap();
+        assert_eq!(t.conversation_id, "job-7");
+        assert!(t.utterances.iter().all(|u| u.role == Role::Unknown));
+        assert!(
+            t.warnings.iter().any(|w| w.contains("--role-map")),
+            "{:?}",
+            t.warnings
+        );
+        let roles = RoleMap::parse("spk_0=agent,spk_1=customer").unwrap();
+        let t = post_call(&doc, &roles, "f").unwrap();
+        assert_eq!(t.utterances[0].role, Role::Agent);
+        assert_eq!(t.utterances[1].role, Role::Customer);
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn a_file_without_a_transcript_says_what_it_expected() {
+        let e = post_call(
+            &serde_json::json!({"Version": "VOICE-2022-11-30"}),
+            &RoleMap::default(),
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("Transcript: missing"), "{e}");
+    }
+}

@@ -1,0 +1,314 @@
+//! Transcripts as contact-centre platforms write them: hearken's own JSON Lines (or one JSON
+//! document, or an array of conversations), Amazon Connect Contact Lens output files (voice
+//! and chat), Contact Lens real-time segment events, and Amazon Transcribe Call Analytics
+//! output. Each is read into [`Transcript`]s, the one shape the engine's batch driver takes,
+//! so `score`, `replay` and `eval` (and a service that wants to) read every format the same
+//! way. `docs/integrations.md` says which field maps where.
+//!
+//! Nothing is dropped without a word: what cannot be read is an error naming the file's line
+//! or the field (never its value); what was guessed at is a warning on the transcript.
+
+mod contact_lens;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read as _};
+
+use crate::engine::Role;
+use crate::transcript::{self, LineError, Transcript};
+
+/// Largest single-document file read (a platform's output file for one call is far smaller).
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The format of an input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// Detected from the first JSON value's shape.
+    Auto,
+    /// hearken's transcript format (`api.md`): JSON Lines, one JSON document, or an array.
+    Hearken,
+    /// Amazon Connect Contact Lens post-call output (voice `VOICE-…` or chat `CHAT-…`).
+    ContactLens,
+    /// Amazon Connect Contact Lens real-time segment events (Kinesis), one per line or an array.
+    ContactLensRealtime,
+    /// Amazon Transcribe Call Analytics post-call output (`Transcript` with `ParticipantRole`).
+    TranscribeCallAnalytics,
+}
+
+/// Roles for the speaker labels a platform uses (`--role-map spk_0=agent,spk_1=customer`):
+/// keys are matched without regard to case against a turn's participant id, role or speaker
+/// label; `channel:N` matches a channel number.
+#[derive(Debug, Clone, Default)]
+pub struct RoleMap(BTreeMap<String, Role>);
+
+impl RoleMap {
+    /// Parses `key=role[,key=role…]`; roles are agent, customer, other, unknown.
+    pub fn parse(spec: &str) -> Result<RoleMap, String> {
+        let mut map = BTreeMap::new();
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, role) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--role-map: `{pair}` is not KEY=ROLE"))?;
+            let role = role_name(role).ok_or_else(|| {
+                format!("--role-map: {key}: the role must be agent, customer, other or unknown")
+            })?;
+            map.insert(key.trim().to_ascii_lowercase(), role);
+        }
+        Ok(RoleMap(map))
+    }
+
+    /// The role the map gives `label`, if any.
+    pub fn get(&self, label: &str) -> Option<Role> {
+        self.0.get(&label.to_ascii_lowercase()).copied()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A role written out (any case): agent, customer, other, unknown.
+pub fn role_name(name: &str) -> Option<Role> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "agent" => Some(Role::Agent),
+        "customer" => Some(Role::Customer),
+        "other" => Some(Role::Other),
+        "unknown" => Some(Role::Unknown),
+        _ => None,
+    }
+}
+
+/// How to read input files.
+#[derive(Debug, Clone)]
+pub struct InputOptions {
+    /// The format, or `Auto`.
+    pub format: InputFormat,
+    /// Roles for speaker labels.
+    pub roles: RoleMap,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        InputOptions {
+            format: InputFormat::Auto,
+            roles: RoleMap::default(),
+        }
+    }
+}
+
+/// What reading one file gives, in order: transcripts, and errors for what could not be read.
+pub type Items = Box<dyn Iterator<Item = Result<Transcript, LineError>>>;
+
+/// Reads one input. `name` names the conversation when the format carries no id (a Contact
+/// Lens file is named after its contact).
+pub fn read(mut input: Box<dyn BufRead>, options: &InputOptions, name: &str) -> Items {
+    // The first line tells JSON Lines (a whole value per line) from one document.
+    let mut first = Vec::new();
+    if let Err(e) = read_line(&mut input, &mut first) {
+        return one_error(1, format!("could not be read: {e}"));
+    }
+    let first_value: Option<serde_json::Value> = serde_json::from_slice(&first).ok();
+    let lines = first_value.is_some() && !first.trim_ascii().starts_with(b"[");
+    let format = match options.format {
+        InputFormat::Auto => match &first_value {
+            Some(v) if lines => detect(v),
+            // Not one value per line: detected once the document is read.
+            _ => InputFormat::Auto,
+        },
+        given => given,
+    };
+    match (format, lines) {
+        (InputFormat::Hearken, true) => {
+            let rest = std::io::Cursor::new(first).chain(input);
+            Box::new(transcript::Reader::new(rest).with_roles(options.roles.clone()))
+        }
+        (InputFormat::ContactLensRealtime, true) => {
+            let rest = std::io::Cursor::new(first).chain(input);
+            contact_lens::realtime_lines(Box::new(rest), &options.roles, name)
+        }
+        _ => {
+            // One document: read whole (bounded) and parsed once.
+            let mut bytes = first;
+            let limit = (MAX_DOCUMENT_BYTES + 1 - bytes.len().min(MAX_DOCUMENT_BYTES)) as u64;
+            if let Err(e) = input.take(limit).read_to_end(&mut bytes) {
+                return one_error(1, format!("could not be read: {e}"));
+            }
+            if bytes.len() > MAX_DOCUMENT_BYTES {
+                return one_error(
+                    1,
+                    format!(
+                        "the file is over {} MiB and not JSON Lines: split it, or write one conversation per line",
+                        MAX_DOCUMENT_BYTES / (1024 * 1024)
+                    ),
+                );
+            }
+            let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    return one_error(
+                        e.line(),
+                        format!(
+                            "not JSON Lines and not one JSON document: malformed JSON (column {})",
+                            e.column()
+                        ),
+                    );
+                }
+            };
+            document(value, format, options, name)
+        }
+    }
+}
+
+fn read_line(input: &mut Box<dyn BufRead>, out: &mut Vec<u8>) -> std::io::Result<()> {
+    // Bounded like a transcript line; a longer first line is read as part of a document.
+    input
+        .by_ref()
+        .take(transcript::MAX_LINE_BYTES as u64)
+        .read_until(b'\n', out)?;
+    Ok(())
+}
+
+fn one_error(line: usize, message: String) -> Items {
+    Box::new(std::iter::once(Err(LineError { line, message })))
+}
+
+/// The format a JSON value looks like.
+fn detect(value: &serde_json::Value) -> InputFormat {
+    let has = |k: &str| value.get(k).is_some();
+    if has("utterances") && has("conversation_id") {
+        InputFormat::Hearken
+    } else if has("EventType") || has("Segments") {
+        InputFormat::ContactLensRealtime
+    } else if has("Transcript") {
+        let version = value.get("Version").and_then(|v| v.as_str()).unwrap_or("");
+        let by_id = value["Transcript"]
+            .as_array()
+            .and_then(|t| t.first())
+            .is_some_and(|t| t.get("ParticipantId").is_some());
+        if version.starts_with("VOICE-") || version.starts_with("CHAT-") || by_id {
+            InputFormat::ContactLens
+        } else {
+            InputFormat::TranscribeCallAnalytics
+        }
+    } else {
+        InputFormat::Hearken
+    }
+}
+
+/// A whole document: one conversation, an array of them, or an array of real-time events.
+fn document(
+    value: serde_json::Value,
+    format: InputFormat,
+    options: &InputOptions,
+    name: &str,
+) -> Items {
+    let format = match format {
+        InputFormat::Auto => match &value {
+            serde_json::Value::Array(items) => items.first().map_or(InputFormat::Hearken, detect),
+            v => detect(v),
+        },
+        f => f,
+    };
+    match format {
+        InputFormat::Hearken => {
+            let items = match value {
+                serde_json::Value::Array(items) => items,
+                v => vec![v],
+            };
+            let roles = options.roles.clone();
+            Box::new(items.into_iter().enumerate().map(move |(i, v)| {
+                transcript::from_value(v, &roles).map_err(|message| LineError {
+                    line: i + 1,
+                    message: format!("conversation {}: {message}", i + 1),
+                })
+            }))
+        }
+        InputFormat::ContactLensRealtime => {
+            let events = match value {
+                serde_json::Value::Array(items) => items,
+                v => vec![v],
+            };
+            contact_lens::realtime(events.into_iter().map(Ok), &options.roles, name)
+        }
+        InputFormat::ContactLens | InputFormat::TranscribeCallAnalytics | InputFormat::Auto => {
+            let items = match value {
+                serde_json::Value::Array(items) => items,
+                v => vec![v],
+            };
+            let roles = options.roles.clone();
+            let name = name.to_owned();
+            Box::new(items.into_iter().enumerate().map(move |(i, v)| {
+                contact_lens::post_call(&v, &roles, &name).map_err(|message| LineError {
+                    line: i + 1,
+                    message,
+                })
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_str(text: &str, format: InputFormat) -> Vec<Result<Transcript, LineError>> {
+        let options = InputOptions {
+            format,
+            roles: RoleMap::default(),
+        };
+        read(
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            &options,
+            "file",
+        )
+        .collect()
+    }
+
+    #[test]
+    fn hearken_files_may_be_lines_one_document_or_an_array() {
+        let one = r#"{"conversation_id":"c1","utterances":[{"utterance_id":"u1","role":"AGENT","text":"hi","start_ms":0,"end_ms":900}]}"#;
+        let lines = format!("{one}\n{}\n", one.replace("c1", "c2"));
+        let pretty =
+            serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(one).unwrap())
+                .unwrap();
+        let array = format!("[{one},\n{}]", one.replace("c1", "c2"));
+        for (text, n) in [
+            (lines.as_str(), 2),
+            (pretty.as_str(), 1),
+            (array.as_str(), 2),
+        ] {
+            for format in [InputFormat::Auto, InputFormat::Hearken] {
+                let got = read_str(text, format);
+                assert_eq!(got.len(), n, "{text}");
+                let t = got[0].as_ref().unwrap();
+                assert_eq!(t.conversation_id, "c1");
+                assert_eq!(t.utterances[0].role, Role::Agent);
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_document_is_one_error_naming_where() {
+        let got = read_str(
+            "{\n \"conversation_id\": \"c1\",\n \"utterances\": [\n",
+            InputFormat::Auto,
+        );
+        assert_eq!(got.len(), 1);
+        let e = got[0].as_ref().unwrap_err();
+        assert!(
+            e.message
+                .contains("not JSON Lines and not one JSON document"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn role_maps_parse_and_refuse_what_they_cannot_use() {
+        let map = RoleMap::parse("spk_0=agent, SPK_1=Customer,channel:0=other").unwrap();
+        assert_eq!(map.get("Spk_0"), Some(Role::Agent));
+        assert_eq!(map.get("spk_1"), Some(Role::Customer));
+        assert_eq!(map.get("channel:0"), Some(Role::Other));
+        assert!(RoleMap::parse("spk_0").is_err());
+        assert!(RoleMap::parse("spk_0=boss").is_err());
+    }
+}

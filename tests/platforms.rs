@@ -1,0 +1,161 @@
+//! Platform output files scored with no glue code (`hearken score`, format auto-detected),
+//! compared with the platform's own figures where the file has them. Fixtures and their
+//! sources: tests/fixtures/README.md.
+
+use std::path::Path;
+use std::process::Command;
+
+fn score(args: &[&str]) -> (std::process::ExitStatus, Vec<serde_json::Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hearken"))
+        .arg("score")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out.status, lines, String::from_utf8(out.stderr).unwrap())
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/platforms")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn number(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::String(s) => s.parse().unwrap(),
+        v => v.as_f64().unwrap_or(0.0),
+    }
+}
+
+/// Within `tolerance` (a fraction) of the platform's figure.
+fn close(ours: f64, theirs: f64, tolerance: f64) -> bool {
+    (ours - theirs).abs() <= tolerance * theirs.abs().max(1.0)
+}
+
+#[test]
+fn contact_lens_voice_scores_as_is_and_agrees_with_its_own_figures() {
+    let path = fixture("contact-lens-voice.json");
+    let platform: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(out.len(), 1);
+    // The published example gives every turn the same placeholder id: said, and numbered.
+    assert!(stderr.contains("turns are numbered"), "{stderr}");
+    let metrics = &out[0]["scorecard"]["metrics"];
+    let characteristics = &platform["ConversationCharacteristics"];
+    let talk = |who: &str| {
+        number(&characteristics["TalkTime"]["DetailsByParticipant"][who]["TotalTimeMillis"])
+    };
+    let pace = |who: &str| {
+        number(&characteristics["TalkSpeed"]["DetailsByParticipant"][who]["AverageWordsPerMinute"])
+    };
+    let (agent_ms, customer_ms) = (
+        number(&metrics["agentTalkMs"]),
+        number(&metrics["customerTalkMs"]),
+    );
+    // Contact Lens sums each turn's span; so does hearken (no overlap in this call).
+    assert!(
+        close(agent_ms, talk("AGENT"), 0.01),
+        "agent {agent_ms} vs {}",
+        talk("AGENT")
+    );
+    assert!(
+        close(customer_ms, talk("CUSTOMER"), 0.01),
+        "customer {customer_ms} vs {}",
+        talk("CUSTOMER")
+    );
+    let wpm = number(&metrics["agentWordsPerMinute"]);
+    assert!(
+        close(wpm, pace("AGENT"), 0.02),
+        "agent pace {wpm} vs {}",
+        pace("AGENT")
+    );
+    assert_eq!(
+        number(&out[0]["scorecard"]["durationMs"]),
+        number(&characteristics["TotalConversationDurationMillis"])
+    );
+    assert!(out[0]["rejections"].as_array().is_none_or(|r| r.is_empty()));
+}
+
+#[test]
+fn contact_lens_chat_scores_messages_with_the_chat_profile() {
+    let path = fixture("contact-lens-chat.json");
+    let platform: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    let card = &out[0]["scorecard"];
+    assert_eq!(card["rubricProfile"], "chat");
+    assert_eq!(
+        out[0]["conversationId"],
+        platform["CustomerMetadata"]["ContactId"]
+    );
+    let messages = platform["Transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["Type"] == "MESSAGE")
+        .count();
+    assert_eq!(number(&card["metrics"]["utterances"]) as usize, messages);
+    // Joins and leaves are not utterances, and that is said.
+    assert!(stderr.contains("chat event(s)"), "{stderr}");
+}
+
+#[test]
+fn contact_lens_real_time_segments_keep_every_turn() {
+    let path = fixture("contact-lens-realtime.jsonl");
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    let metrics = &out[0]["scorecard"]["metrics"];
+    // The agent's turn (two slices, then its Transcript) and the customer's turn: both kept
+    // (before: the slices were taken for interim versions and the customer's turn was lost).
+    assert_eq!(number(&metrics["utterances"]), 2.0);
+    assert_eq!(number(&metrics["customerTalkMs"]), 22690.0 - 19010.0);
+    assert!(stderr.contains("not a language tag"), "{stderr}");
+}
+
+#[test]
+fn a_pretty_printed_hearken_document_and_speaker_labels_with_a_role_map() {
+    let dir = std::env::temp_dir().join(format!("hearken-platforms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("call.json");
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "conversation_id": "pretty-1",
+            "utterances": [
+                {"utterance_id": "u1", "speaker": "spk_0", "text": "thanks for calling how can I help", "start_ms": 0, "end_ms": 2000},
+                {"utterance_id": "u2", "speaker": "spk_1", "text": "my bill is wrong this month", "start_ms": 2500, "end_ms": 4500}
+            ]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let path = file.to_string_lossy().into_owned();
+    // Without a role map: scored, and said that nobody is the agent.
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(out[0]["conversationId"], "pretty-1");
+    assert!(stderr.contains("without a role"), "{stderr}");
+    // With one: roles given, nothing to warn about.
+    let (status, out, stderr) = score(&["--role-map", "spk_0=agent,SPK_1=customer", &path]);
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(number(&out[0]["scorecard"]["metrics"]["agentTalkMs"]) > 0.0);
+    // A role map that cannot be used is refused before anything is read.
+    let out = Command::new(env!("CARGO_BIN_EXE_hearken"))
+        .args(["score", "--role-map", "spk_0=boss", &path])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent, customer, other or unknown"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
