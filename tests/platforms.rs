@@ -159,3 +159,42 @@ fn a_pretty_printed_hearken_document_and_speaker_labels_with_a_role_map() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("agent, customer, other or unknown"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Redaction markers are opaque: an agent turn whose only words in common with the customer's
+/// are `[PII]` markers is not a paraphrase of it (before: "So it's [PII] and [PII], got it."
+/// after a customer turn with three markers was found to be a reflection). A real restatement
+/// still is.
+#[test]
+fn redaction_markers_shared_by_two_turns_are_not_a_paraphrase() {
+    let dir = std::env::temp_dir().join(format!("hearken-pii-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let behaviours = |agent: &str| {
+        let file = dir.join("pii.jsonl");
+        let call = serde_json::json!({"conversation_id": "pii-1", "utterances": [
+            {"utterance_id": "u1", "role": "agent", "text": "Thanks for calling, how can I help?", "start_ms": 0, "end_ms": 2000},
+            {"utterance_id": "u2", "role": "customer", "text": "Hi, my name is [PII] and my account number is [PII], the card ending [PII].", "start_ms": 2500, "end_ms": 8000},
+            {"utterance_id": "u3", "role": "agent", "text": agent, "start_ms": 8500, "end_ms": 11000}]});
+        std::fs::write(&file, call.to_string()).unwrap();
+        let (status, out, stderr) = score(&["--timeline", &file.to_string_lossy()]);
+        assert!(status.success(), "{stderr}");
+        out[0]["timeline"][2]["behaviours"]
+            .as_array()
+            .map(|b| {
+                b.iter()
+                    .map(|b| b["behaviour"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let markers_only = behaviours("So it's [PII] and [PII], got it.");
+    assert!(
+        !markers_only.contains(&"BEHAVIOUR_REFLECTION".to_owned()),
+        "{markers_only:?}"
+    );
+    let restated = behaviours("So it's your account number and your card, got it.");
+    assert!(
+        restated.contains(&"BEHAVIOUR_REFLECTION".to_owned()),
+        "{restated:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

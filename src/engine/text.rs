@@ -21,7 +21,9 @@ fn is_joiner(c: char) -> bool {
 }
 
 /// Splits text into words. Apostrophes and hyphens inside a word keep it whole ("don't",
-/// "mm-hmm"); everything else that is not a letter or digit separates words.
+/// "mm-hmm"); everything else that is not a letter or digit separates words. A word written
+/// alone in square brackets is a redaction marker (`[PII]`, `[REDACTED]`, `[NAME]`), opaque:
+/// no word at all, so that two turns that both had something redacted do not share a word.
 pub fn tokenize(text: &str) -> Vec<Token> {
     let mut tokens = Vec::with_capacity(text.len() / 5 + 1);
     let mut chars = text.char_indices().peekable();
@@ -46,6 +48,9 @@ pub fn tokenize(text: &str) -> Vec<Token> {
             chars.next();
             index += 1;
             end_byte = at + c.len_utf8();
+        }
+        if text[..start_byte].ends_with('[') && text[end_byte..].starts_with(']') {
+            continue;
         }
         tokens.push(Token {
             word: lower_word(&text[start_byte..end_byte]),
@@ -162,6 +167,9 @@ mod tests {
                     break;
                 }
             }
+            if start > 0 && chars[start - 1] == '[' && chars.get(i) == Some(&']') {
+                continue; // a redaction marker
+            }
             tokens.push(Token {
                 word,
                 start_char: start as u32,
@@ -169,6 +177,15 @@ mod tests {
             });
         }
         tokens
+    }
+
+    #[test]
+    fn redaction_markers_are_no_words() {
+        assert_eq!(
+            words("my name is [PII] and [CARD NUMBER] ok"),
+            ["my", "name", "is", "and", "card", "number", "ok"]
+        );
+        assert_eq!(words("[REDACTED]"), Vec::<String>::new());
     }
 
     proptest::proptest! {
