@@ -72,6 +72,8 @@ struct Report {
     throughput: f64,
     latency_us: Latency,
     errors: u64,
+    /// Streams the server refused for now with a retry delay (admission), retried after it.
+    refusals: u64,
     reconnects: u64,
     rejections: u64,
     sent: u64,
@@ -87,6 +89,7 @@ struct Counters {
     sent: AtomicU64,
     received: AtomicU64,
     errors: AtomicU64,
+    refusals: AtomicU64,
     rejections: AtomicU64,
     reconnects: AtomicU64,
 }
@@ -160,7 +163,13 @@ async fn run_call(
     )
     .await
     {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
+        // The server pacing admissions (RESOURCE_EXHAUSTED with a retry delay) is not an error
+        // of the call: counted apart, and waited out as asked.
+        if super::replay::refused_for_now(&status) {
+            counters.refusals.fetch_add(1, Ordering::Relaxed);
+        } else {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
         attempt += 1;
         if !super::replay::retryable(&status) || Instant::now() >= stop_at {
             return;
@@ -362,6 +371,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             max: h.max(),
         },
         errors: counters.errors.load(Ordering::Relaxed),
+        refusals: counters.refusals.load(Ordering::Relaxed),
         reconnects: counters.reconnects.load(Ordering::Relaxed),
         rejections: counters.rejections.load(Ordering::Relaxed),
         sent: counters.sent.load(Ordering::Relaxed),
@@ -376,7 +386,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     } else {
         let l = &report.latency_us;
         println!(
-            "{} calls over {} connections, {:.0} s: {:.0} utterances/s answered ({} sent, {} answered, {} errors, {} reconnects, {} rejections)\nlatency µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
+            "{} calls over {} connections, {:.0} s: {:.0} utterances/s answered ({} sent, {} answered, {} errors, {} refused for now and retried, {} reconnects, {} rejections)\nlatency µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
             report.calls,
             report.connections,
             report.duration_s,
@@ -384,6 +394,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             report.sent,
             report.received,
             report.errors,
+            report.refusals,
             report.reconnects,
             report.rejections,
             l.p50,

@@ -109,6 +109,18 @@ pub(super) fn retryable(status: &tonic::Status) -> bool {
     }
 }
 
+/// Whether a failed stream was the server refusing for now and saying when to try again
+/// (RESOURCE_EXHAUSTED with `RetryInfo`: a stream-open quota, a full server): admission, not a
+/// failure of the call.
+pub(super) fn refused_for_now(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt as _;
+    status.code() == tonic::Code::ResourceExhausted
+        && status.get_error_details().retry_info().is_some()
+}
+
+/// How long one call keeps asking a server that refuses it for now.
+const MAX_REFUSED: Duration = Duration::from_secs(300);
+
 /// Backoff before attempt `n` (1-based): 100 ms doubling up to 10 s, full jitter; a server's
 /// `RetryInfo` delay wins.
 pub(super) fn backoff(n: u32, status: &tonic::Status) -> Duration {
@@ -212,6 +224,7 @@ pub(super) async fn stream_call(
     let mut result = CallResult::default();
     let mut last_seq = 0i64;
     let mut attempt = 0u32;
+    let mut refused_since: Option<Instant> = None;
     loop {
         let (tx, rx) = mpsc::channel(64);
         let sender = {
@@ -319,21 +332,40 @@ pub(super) async fn stream_call(
         let Some(status) = failure else {
             return Ok(result);
         };
-        attempt += 1;
-        if !retryable(&status) || attempt > MAX_ATTEMPTS {
+        // A refusal with a retry delay is the server pacing admissions: waited out (as long
+        // as MAX_REFUSED), not counted against the attempts a failing call gets.
+        let refused = refused_for_now(&status);
+        if refused {
+            refused_since.get_or_insert_with(Instant::now);
+        } else {
+            attempt += 1;
+        }
+        if !retryable(&status)
+            || attempt > MAX_ATTEMPTS
+            || refused_since.is_some_and(|t| t.elapsed() > MAX_REFUSED)
+        {
             return Err(anyhow::anyhow!(
                 "the stream failed: {} ({:?})",
                 status.message(),
                 status.code()
             ));
         }
-        let wait = backoff(attempt, &status);
-        eprintln!(
-            "replay: {}: stream failed ({:?}); reconnecting in {} ms and replaying from the start",
-            id,
-            status.code(),
-            wait.as_millis()
-        );
+        let wait = backoff(attempt.max(1), &status);
+        if refused {
+            eprintln!(
+                "replay: {}: the server refused the stream for now ({}); retrying in {} ms as it asked",
+                id,
+                status.message(),
+                wait.as_millis()
+            );
+        } else {
+            eprintln!(
+                "replay: {}: stream failed ({:?}); reconnecting in {} ms and replaying from the start",
+                id,
+                status.code(),
+                wait.as_millis()
+            );
+        }
         tokio::time::sleep(wait).await;
     }
 }
