@@ -6,7 +6,7 @@
 //! alerts are published to `WatchAlerts`); the handle keeps a bounded view of the call (latest
 //! score, a short trend, the last `history` points and utterances, the last alerts) and marks
 //! it changed. Once per `update_interval` the floor's publisher serialises each changed row and
-//! each new alert once, for every viewer ([`Tick`]); a viewer only picks out what its tenant
+//! each new alert once, for every viewer (a `Tick`); a viewer only picks out what its tenant
 //! may see and concatenates. A call that changed many times in an interval is one row; a
 //! browser that cannot keep up has its rows coalesced further (latest per conversation) until
 //! it reads or is let go. So a floor costs the server its changes once per interval, plus a
