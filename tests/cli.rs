@@ -660,17 +660,17 @@ fn replay_waits_out_stream_open_refusals() {
         .count();
     assert_eq!(cards, 12, "{stderr}");
     assert!(
-        stderr.contains("reconnecting"),
+        stderr.contains("refused the stream for now"),
         "no refusal was met: {stderr}"
     );
     std::fs::remove_file(&file).unwrap();
 }
 
-/// A server pacing stream opens (RESOURCE_EXHAUSTED with a retry delay) is waited out, as it
-/// asks: `replay` scores every call and exits 0, and `loadgen` counts the refusals apart from
-/// errors (before: replay gave up after its attempts, loadgen counted each refusal an error).
+/// `loadgen` against a server pacing stream opens (RESOURCE_EXHAUSTED with a retry delay):
+/// the refusals are counted apart from errors and waited out as asked (before: each refusal
+/// was an error, and the run exited 1).
 #[test]
-fn clients_wait_out_a_server_that_paces_stream_opens() {
+fn loadgen_counts_refusals_for_now_apart_from_errors() {
     let (server, addr) = common::spawn_serve(
         &[
             "--stream-open-rate-by-peer",
@@ -684,26 +684,6 @@ fn clients_wait_out_a_server_that_paces_stream_opens() {
     );
     let _server = common::KillOnDrop(Some(server));
     common::wait_for_listener(&addr);
-    let file = std::env::temp_dir().join(format!("hearken-paced-{}.jsonl", std::process::id()));
-    let mut lines = String::new();
-    for i in 0..8 {
-        let call = serde_json::json!({"conversation_id": format!("paced-{i}"), "utterances": [
-            {"utterance_id": "u1", "role": "agent", "text": "thanks for calling how can I help", "start_ms": 0, "end_ms": 2000},
-            {"utterance_id": "u2", "role": "customer", "text": "my bill is wrong", "start_ms": 2500, "end_ms": 4000}]});
-        lines.push_str(&format!("{call}\n"));
-    }
-    std::fs::write(&file, lines).unwrap();
-    let out = hearken()
-        .args(["replay", "--addr", &addr, "--quiet", "--json"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.matches("\"scorecard\"").count(), 8, "{stdout}");
-    assert!(stderr.contains("refused the stream for now"), "{stderr}");
-
     let out = hearken()
         .args([
             "loadgen",
@@ -725,5 +705,4 @@ fn clients_wait_out_a_server_that_paces_stream_opens() {
     assert_eq!(report["errors"], 0, "{report}");
     assert!(report["refusals"].as_u64().unwrap() > 0, "{report}");
     assert!(out.status.success(), "{report}");
-    std::fs::remove_file(&file).unwrap();
 }
