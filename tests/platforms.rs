@@ -198,3 +198,63 @@ fn redaction_markers_shared_by_two_turns_are_not_a_paraphrase() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ccai_insights_chat_entries_score_with_their_roles() {
+    let path = fixture("ccai-insights-chat.json");
+    let platform: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let card = &out[0]["scorecard"];
+    assert_eq!(card["rubricProfile"], "chat");
+    let entries = platform["entries"].as_array().unwrap().len();
+    assert_eq!(number(&card["metrics"]["utterances"]) as usize, entries);
+    // Seven agent turns: their questions are judged (the agent is known).
+    assert!(number(&card["metrics"]["questions"]) >= 3.0, "{card}");
+}
+
+#[test]
+fn azure_speech_phrases_take_their_roles_from_the_role_map() {
+    let path = fixture("azure-speech.json");
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("--role-map can name them"), "{stderr}");
+    assert_eq!(number(&out[0]["scorecard"]["metrics"]["agentTalkMs"]), 0.0);
+    let (status, out, stderr) = score(&["--role-map", "channel:0=agent", &path]);
+    assert!(status.success(), "{stderr}");
+    // offsetInTicks 7 600 000 and durationInTicks 13 200 000: 760 ms to 2 080 ms.
+    assert_eq!(
+        number(&out[0]["scorecard"]["metrics"]["agentTalkMs"]),
+        1320.0
+    );
+}
+
+#[test]
+fn genesys_phrases_are_offsets_from_the_conversation_start() {
+    let path = fixture("genesys-transcript.json");
+    let platform: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(out[0]["conversationId"], "genesys-example-1");
+    let phrases = platform["transcripts"][0]["phrases"].as_array().unwrap();
+    let talk = |purpose: &str| -> f64 {
+        phrases
+            .iter()
+            .filter(|p| p["participantPurpose"] == purpose)
+            .map(|p| number(&p["duration"]["milliseconds"]))
+            .sum()
+    };
+    let metrics = &out[0]["scorecard"]["metrics"];
+    assert_eq!(number(&metrics["agentTalkMs"]), talk("internal"));
+    assert_eq!(number(&metrics["customerTalkMs"]), talk("external"));
+    let start = number(&platform["conversationStartTime"]);
+    let last = phrases.last().unwrap();
+    assert_eq!(
+        number(&out[0]["scorecard"]["durationMs"]),
+        number(&last["startTimeMs"]) + number(&last["duration"]["milliseconds"]) - start
+    );
+}

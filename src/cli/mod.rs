@@ -162,8 +162,9 @@ fn input_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::Pa
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct InputArgs {
     /// Input format: hearken's JSON Lines (or one JSON document or array), a Contact Lens
-    /// output file or real-time events, a Transcribe Call Analytics output file; `auto` tells
-    /// them apart by their shape.
+    /// output file or real-time events, Transcribe Call Analytics, CCAI Insights, Genesys
+    /// Cloud or Azure Speech output; `auto` tells them apart by their shape
+    /// (docs/integrations.md).
     #[arg(long, value_enum, default_value = "auto")]
     input_format: crate::input::InputFormat,
     /// Roles for the speaker labels a platform uses: `spk_0=agent,spk_1=customer` (labels

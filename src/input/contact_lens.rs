@@ -9,68 +9,10 @@ use std::io::BufRead;
 
 use serde_json::Value;
 
+use super::fields::{epoch_ms, language, millis_at, role_of, str_at};
 use super::{Items, RoleMap};
 use crate::engine::{Channel, Role, Start, Utterance};
 use crate::transcript::{LineError, Transcript};
-
-/// The role of a platform speaker label: the role map first, then the platform's own names.
-fn role_of(labels: &[&str], roles: &RoleMap) -> Option<Role> {
-    labels.iter().find_map(|l| roles.get(l)).or_else(|| {
-        labels
-            .iter()
-            .find_map(|l| match l.to_ascii_uppercase().as_str() {
-                "AGENT" => Some(Role::Agent),
-                "CUSTOMER" => Some(Role::Customer),
-                "SYSTEM" | "SUPERVISOR" | "CUSTOM_BOT" => Some(Role::Other),
-                _ => None,
-            })
-    })
-}
-
-fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-fn millis_at(v: &Value, key: &str, field: impl Fn() -> String) -> Result<Option<i64>, String> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(x) if x.is_finite() && x.abs() < 9.0e15 => Ok(Some(x.round() as i64)),
-            _ => Err(format!("{}: not a number of milliseconds", field())),
-        },
-        Some(_) => Err(format!(
-            "{}: wrong type (a number of milliseconds)",
-            field()
-        )),
-    }
-}
-
-/// Milliseconds since the Unix epoch of an RFC 3339 time (`2022-10-27T03:31:50.735Z`).
-fn epoch_ms(text: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
-        .or_else(|_| humantime::parse_rfc3339(text))
-        .ok()?;
-    Some(
-        t.duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .ok()?
-            .as_millis() as i64,
-    )
-}
-
-/// The platform's language code when it is a usable tag; else empty, with a warning (the
-/// published samples carry placeholders such as "the language code of the contact").
-fn language(code: Option<&str>, warnings: &mut Vec<String>) -> String {
-    match code {
-        Some(c) if c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') => {
-            c.to_owned()
-        }
-        Some(_) => {
-            warnings.push("LanguageCode is not a language tag: left out".into());
-            String::new()
-        }
-        None => String::new(),
-    }
-}
 
 /// One post-call output file (Contact Lens voice or chat, or Transcribe Call Analytics).
 pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transcript, String> {

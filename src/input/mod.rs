@@ -1,14 +1,19 @@
 //! Transcripts as contact-centre platforms write them: hearken's own JSON Lines (or one JSON
 //! document, or an array of conversations), Amazon Connect Contact Lens output files (voice
-//! and chat), Contact Lens real-time segment events, and Amazon Transcribe Call Analytics
-//! output. Each is read into [`Transcript`]s, the one shape the engine's batch driver takes,
+//! and chat), Contact Lens real-time segment events, Amazon Transcribe Call Analytics output,
+//! Google CCAI Insights conversations, Genesys Cloud transcripts and Azure AI Speech batch
+//! transcription results. Each is read into [`Transcript`]s, the one shape the engine's batch driver takes,
 //! so `score`, `replay` and `eval` (and a service that wants to) read every format the same
 //! way. `docs/integrations.md` says which field maps where.
 //!
 //! Nothing is dropped without a word: what cannot be read is an error naming the file's line
 //! or the field (never its value); what was guessed at is a warning on the transcript.
 
+mod azure;
+mod ccai;
 mod contact_lens;
+mod fields;
+mod genesys;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read as _};
@@ -32,6 +37,12 @@ pub enum InputFormat {
     ContactLensRealtime,
     /// Amazon Transcribe Call Analytics post-call output (`Transcript` with `ParticipantRole`).
     TranscribeCallAnalytics,
+    /// Google CCAI Insights conversations (chat `entries`, or `transcript.transcriptSegments`).
+    CcaiInsights,
+    /// Genesys Cloud speech and text analytics transcripts (`transcripts[].phrases`).
+    Genesys,
+    /// Azure AI Speech batch transcription results (`recognizedPhrases`).
+    AzureSpeech,
 }
 
 /// Roles for the speaker labels a platform uses (`--role-map spk_0=agent,spk_1=customer`):
@@ -177,6 +188,12 @@ fn detect(value: &serde_json::Value) -> InputFormat {
     let has = |k: &str| value.get(k).is_some();
     if has("utterances") && has("conversation_id") {
         InputFormat::Hearken
+    } else if has("recognizedPhrases") {
+        InputFormat::AzureSpeech
+    } else if has("entries") || value.pointer("/transcript/transcriptSegments").is_some() {
+        InputFormat::CcaiInsights
+    } else if has("transcripts") {
+        InputFormat::Genesys
     } else if has("EventType") || has("Segments") {
         InputFormat::ContactLensRealtime
     } else if has("Transcript") {
@@ -230,15 +247,22 @@ fn document(
             };
             contact_lens::realtime(events.into_iter().map(Ok), &options.roles, name)
         }
-        InputFormat::ContactLens | InputFormat::TranscribeCallAnalytics | InputFormat::Auto => {
+        format => {
             let items = match value {
                 serde_json::Value::Array(items) => items,
                 v => vec![v],
             };
+            let read: fn(&serde_json::Value, &RoleMap, &str) -> Result<Transcript, String> =
+                match format {
+                    InputFormat::CcaiInsights => ccai::conversation,
+                    InputFormat::Genesys => genesys::transcript,
+                    InputFormat::AzureSpeech => azure::result,
+                    _ => contact_lens::post_call,
+                };
             let roles = options.roles.clone();
             let name = name.to_owned();
             Box::new(items.into_iter().enumerate().map(move |(i, v)| {
-                contact_lens::post_call(&v, &roles, &name).map_err(|message| LineError {
+                read(&v, &roles, &name).map_err(|message| LineError {
                     line: i + 1,
                     message,
                 })
