@@ -236,6 +236,13 @@ fn metrics_to_proto(m: &engine::Metrics) -> Metrics {
         long_customer_turns: m.long_customer_turns,
         long_turns_acknowledged: m.long_turns_acknowledged,
         start_only_utterances: m.start_only_utterances,
+        chat_agent_responses: m.chat_agent_responses,
+        chat_agent_response_mean_ms: m.chat_agent_response_mean_ms(),
+        chat_agent_response_max_ms: m.chat_agent_response_max_ms,
+        chat_customer_responses: m.chat_customer_responses,
+        chat_customer_response_mean_ms: m.chat_customer_response_mean_ms(),
+        chat_customer_response_max_ms: m.chat_customer_response_max_ms,
+        chat_first_response_ms: m.chat_first_response_ms,
     }
 }
 

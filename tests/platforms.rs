@@ -258,3 +258,50 @@ fn genesys_phrases_are_offsets_from_the_conversation_start() {
         number(&last["startTimeMs"]) + number(&last["duration"]["milliseconds"]) - start
     );
 }
+
+/// Chat has response times, as Contact Lens reports them (agent mean and longest reply, the
+/// customer's, the first response), and the text scorecard shows them instead of talk time
+/// and pace. On the published example the agent's longest reply is Contact Lens's exactly and
+/// the mean within 1 % (the example's figures and its transcript do not quite agree: the
+/// customer's longest reply names a message that is not in the transcript).
+#[test]
+fn chat_has_response_times_close_to_the_platforms() {
+    let path = fixture("contact-lens-chat.json");
+    let platform: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    let m = &out[0]["scorecard"]["metrics"];
+    let theirs = &platform["ConversationCharacteristics"]["ResponseTime"]["DetailsByParticipantRole"]
+        ["AGENT"];
+    assert_eq!(
+        number(&m["chatAgentResponseMaxMs"]),
+        number(&theirs["Maximum"]["ValueMillis"])
+    );
+    assert!(
+        close(
+            number(&m["chatAgentResponseMeanMs"]),
+            number(&theirs["Average"]["ValueMillis"]),
+            0.01
+        ),
+        "{m}"
+    );
+    assert_eq!(number(&m["chatAgentResponses"]), 11.0);
+    assert!(number(&m["chatFirstResponseMs"]) > 0.0);
+    // The chat lasts from its first message to its last.
+    assert!(
+        number(&out[0]["scorecard"]["durationMs"]) > 150_000.0,
+        "{}",
+        out[0]["scorecard"]
+    );
+    let text = Command::new(env!("CARGO_BIN_EXE_hearken"))
+        .args(["score", "--format", "text", &path])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("chat: first response"), "{text}");
+    assert!(
+        !text.contains("agent pace"),
+        "no voice-only figures for a chat: {text}"
+    );
+}

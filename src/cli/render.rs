@@ -154,26 +154,44 @@ pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "     talk: agent {} · customer {} · agent share {:.0}% · overtalk {} · longest monologue {}",
-        seconds(m.agent_talk_ms),
-        seconds(m.customer_talk_ms),
-        m.agent_talk_share * 100.0,
-        seconds(m.overtalk_ms),
-        seconds(m.longest_monologue_ms)
-    );
-    let _ = writeln!(
-        out,
-        "     interruptions {} (cut-offs {}) · backchannels {} · dead air {} ({}) · mean response gap {:.0} ms · agent pace {:.0} wpm",
-        m.interruptions,
-        m.cut_offs,
-        m.backchannels,
-        m.dead_air_episodes,
-        seconds(m.dead_air_ms),
-        m.mean_response_gap_ms,
-        m.agent_words_per_minute
-    );
+    // A chat (its profile, or response times measured) has no speech: response times instead
+    // of talk time and pace.
+    let chat = card.rubric_profile == "chat"
+        || m.chat_first_response_ms.is_some()
+        || m.chat_agent_responses + m.chat_customer_responses > 0;
+    if chat {
+        let _ = writeln!(
+            out,
+            "     chat: first response {} · agent response mean {} / longest {} ({} replies) · customer response mean {} / longest {}",
+            m.chat_first_response_ms.map_or("-".to_string(), seconds),
+            seconds(m.chat_agent_response_mean_ms.round() as i64),
+            seconds(m.chat_agent_response_max_ms),
+            m.chat_agent_responses,
+            seconds(m.chat_customer_response_mean_ms.round() as i64),
+            seconds(m.chat_customer_response_max_ms),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "     talk: agent {} · customer {} · agent share {:.0}% · overtalk {} · longest monologue {}",
+            seconds(m.agent_talk_ms),
+            seconds(m.customer_talk_ms),
+            m.agent_talk_share * 100.0,
+            seconds(m.overtalk_ms),
+            seconds(m.longest_monologue_ms)
+        );
+        let _ = writeln!(
+            out,
+            "     interruptions {} (cut-offs {}) · backchannels {} · dead air {} ({}) · mean response gap {:.0} ms · agent pace {:.0} wpm",
+            m.interruptions,
+            m.cut_offs,
+            m.backchannels,
+            m.dead_air_episodes,
+            seconds(m.dead_air_ms),
+            m.mean_response_gap_ms,
+            m.agent_words_per_minute
+        );
+    }
     if !card.alerts.is_empty() {
         let mut counts: Vec<(String, usize)> = Vec::new();
         for a in &card.alerts {

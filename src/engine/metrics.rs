@@ -90,9 +90,85 @@ pub struct Metrics {
     /// scored, the behaviours that need an end (talk time, overtalk, interruption, response
     /// gaps, pace, monologue) are not computed for them. Non-zero means timing was partial.
     pub start_only_utterances: u32,
+    /// Chat only: the agent's replies (an agent message right after a customer message), with
+    /// the sum and the longest of their response times (message to message).
+    pub chat_agent_responses: u32,
+    /// Sum of the agent's response times (ms).
+    pub chat_agent_response_sum_ms: i64,
+    /// The agent's longest response time (ms): the longest the customer waited.
+    pub chat_agent_response_max_ms: i64,
+    /// Chat only: the customer's replies to the agent, with their sum and longest.
+    pub chat_customer_responses: u32,
+    /// Sum of the customer's response times (ms).
+    pub chat_customer_response_sum_ms: i64,
+    /// The customer's longest response time (ms).
+    pub chat_customer_response_max_ms: i64,
+    /// Chat only: from the customer's first message to the agent's first message after it (ms);
+    /// `None` until the agent has answered.
+    pub chat_first_response_ms: Option<i64>,
+    /// The latest chat message's sender and time, for the next response time.
+    pub chat_last_message: Option<(crate::engine::Role, i64)>,
+    /// When the customer's first chat message came, until the agent first answers.
+    pub chat_first_customer_ms: Option<i64>,
 }
 
 impl Metrics {
+    /// A chat message from `role` at `at_ms`: the response times it completes.
+    pub fn chat_message(&mut self, role: crate::engine::Role, at_ms: i64) {
+        use crate::engine::Role;
+        if !matches!(role, Role::Agent | Role::Customer) {
+            return;
+        }
+        if let Some((previous, at)) = self.chat_last_message
+            && previous != role
+            && at_ms >= at
+        {
+            let wait = at_ms - at;
+            if role == Role::Agent {
+                self.chat_agent_responses += 1;
+                self.chat_agent_response_sum_ms += wait;
+                self.chat_agent_response_max_ms = self.chat_agent_response_max_ms.max(wait);
+            } else {
+                self.chat_customer_responses += 1;
+                self.chat_customer_response_sum_ms += wait;
+                self.chat_customer_response_max_ms = self.chat_customer_response_max_ms.max(wait);
+            }
+        }
+        match role {
+            Role::Customer
+                if self.chat_first_customer_ms.is_none()
+                    && self.chat_first_response_ms.is_none() =>
+            {
+                self.chat_first_customer_ms = Some(at_ms);
+            }
+            Role::Agent if self.chat_first_response_ms.is_none() => {
+                if let Some(first) = self.chat_first_customer_ms.take() {
+                    self.chat_first_response_ms = Some((at_ms - first).max(0));
+                }
+            }
+            _ => {}
+        }
+        self.chat_last_message = Some((role, at_ms));
+    }
+
+    /// The agent's mean chat response time; 0 when none was measured.
+    pub fn chat_agent_response_mean_ms(&self) -> f64 {
+        if self.chat_agent_responses == 0 {
+            0.0
+        } else {
+            self.chat_agent_response_sum_ms as f64 / f64::from(self.chat_agent_responses)
+        }
+    }
+
+    /// The customer's mean chat response time; 0 when none was measured.
+    pub fn chat_customer_response_mean_ms(&self) -> f64 {
+        if self.chat_customer_responses == 0 {
+            0.0
+        } else {
+            self.chat_customer_response_sum_ms as f64 / f64::from(self.chat_customer_responses)
+        }
+    }
+
     /// Mean response gap; 0 when none was measured.
     pub fn mean_response_gap_ms(&self) -> f64 {
         if self.response_gaps == 0 {
@@ -119,5 +195,30 @@ impl Metrics {
         } else {
             self.agent_talk_ms as f64 / total as f64
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Role;
+
+    #[test]
+    fn chat_response_times_are_message_to_message_between_the_parties() {
+        let mut m = Metrics::default();
+        m.chat_message(Role::Agent, 0); // a greeting answers nobody
+        m.chat_message(Role::Customer, 4_000); // the customer replies after 4 s
+        m.chat_message(Role::Customer, 6_000); // a second message: no reply
+        m.chat_message(Role::Other, 7_000); // a bot or system message changes nothing
+        m.chat_message(Role::Agent, 9_000); // 3 s after the last customer message
+        m.chat_message(Role::Customer, 8_000); // out of order: not a response
+        m.chat_message(Role::Agent, 14_000); // 6 s
+        assert_eq!(m.chat_agent_responses, 2);
+        assert_eq!(m.chat_agent_response_max_ms, 6_000);
+        assert_eq!(m.chat_agent_response_mean_ms(), 4_500.0);
+        assert_eq!(m.chat_customer_responses, 1);
+        assert_eq!(m.chat_customer_response_mean_ms(), 4_000.0);
+        // From the customer's first message (4 s) to the agent's first message after it (9 s).
+        assert_eq!(m.chat_first_response_ms, Some(5_000));
     }
 }

@@ -444,6 +444,11 @@ impl Conversation {
         );
 
         self.count(&found, &placement, role, words, times, backchannel);
+        if self.start.channel == Channel::Chat
+            && let Some(at) = times.0.or(times.1)
+        {
+            self.metrics.chat_message(role, at);
+        }
         for d in found
             .iter()
             .filter(|d| d.behaviour == Behaviour::Interruption)
@@ -684,7 +689,12 @@ impl Conversation {
             self.limits.check_offset("end.offset_ms", offset)?;
         }
         self.ended = true;
-        let frontier = self.state.frontier_ms().unwrap_or(0);
+        // A chat's messages have start times only: its last message counts too.
+        let frontier = self
+            .state
+            .frontier_ms()
+            .unwrap_or(0)
+            .max(self.metrics.chat_last_message.map_or(0, |(_, at)| at));
         let duration_ms = end.offset_ms.map_or(frontier, |o| o.max(frontier));
         let mut raised = Vec::new();
         let ordinal = self.metrics.utterances + 1;
