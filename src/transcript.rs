@@ -78,6 +78,19 @@ struct UtteranceLine {
     confidence: Option<f32>,
     #[serde(default)]
     labels: Option<serde_json::Value>,
+    /// Word timings, when the recogniser gives them: the turn runs from its first word's start
+    /// to its last word's end (silence before and after the words is not talk).
+    #[serde(default)]
+    words: Option<Vec<WordLine>>,
+}
+
+#[derive(Deserialize)]
+struct WordLine {
+    #[serde(default)]
+    #[allow(dead_code)] // read for the format's sake; the words' text is the utterance's
+    text: Option<String>,
+    start_ms: f64,
+    end_ms: f64,
 }
 
 #[derive(Deserialize)]
@@ -226,13 +239,33 @@ fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, Stri
                 .map(|v| millis(v, || format!("utterances[{i}].{field}")))
                 .transpose()
         };
+        let (mut start_ms, mut end_ms) = (ms(u.start_ms, "start_ms")?, ms(u.end_ms, "end_ms")?);
+        if let Some(words) = u.words.as_deref().filter(|w| !w.is_empty()) {
+            let mut first = i64::MAX;
+            let mut last = i64::MIN;
+            for (j, w) in words.iter().enumerate() {
+                let s = millis(w.start_ms, || {
+                    format!("utterances[{i}].words[{j}].start_ms")
+                })?;
+                let e = millis(w.end_ms, || format!("utterances[{i}].words[{j}].end_ms"))?;
+                if e < s {
+                    return Err(format!(
+                        "utterances[{i}].words[{j}].end_ms: before its start_ms"
+                    ));
+                }
+                first = first.min(s);
+                last = last.max(e);
+            }
+            start_ms = Some(first);
+            end_ms = Some(last);
+        }
         utterances.push(Utterance {
             utterance_id: u.utterance_id,
             role,
             participant_id: u.participant_id.or(u.speaker),
             text: u.text,
-            start_ms: ms(u.start_ms, "start_ms")?,
-            end_ms: ms(u.end_ms, "end_ms")?,
+            start_ms,
+            end_ms,
             partial: u.partial,
             confidence: u.confidence,
         });

@@ -305,3 +305,31 @@ fn chat_has_response_times_close_to_the_platforms() {
         "no voice-only figures for a chat: {text}"
     );
 }
+
+/// Word timings make a turn run from its first word to its last: silence the recogniser kept at
+/// a segment's edges is not talk (before: a `words` array was ignored).
+#[test]
+fn word_timings_trim_a_turn_to_its_words() {
+    let dir = std::env::temp_dir().join(format!("hearken-words-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("words.jsonl");
+    let call = serde_json::json!({"conversation_id": "w1", "utterances": [
+        {"utterance_id": "u1", "role": "agent", "text": "how can I help", "start_ms": 0, "end_ms": 5000,
+         "words": [{"text": "how", "start_ms": 1000, "end_ms": 1400}, {"text": "can", "start_ms": 1450, "end_ms": 1800},
+                   {"text": "I", "start_ms": 1850, "end_ms": 1950}, {"text": "help", "start_ms": 2000, "end_ms": 2500}]},
+        {"utterance_id": "u2", "role": "customer", "text": "my bill is wrong", "start_ms": 5200, "end_ms": 7000}]});
+    std::fs::write(&file, call.to_string()).unwrap();
+    let (status, out, stderr) = score(&[&file.to_string_lossy()]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        number(&out[0]["scorecard"]["metrics"]["agentTalkMs"]),
+        1500.0
+    );
+    let bad = serde_json::json!({"conversation_id": "w2", "utterances": [
+        {"utterance_id": "u1", "role": "agent", "text": "hi", "words": [{"text": "hi", "start_ms": 900, "end_ms": 100}]}]});
+    std::fs::write(&file, bad.to_string()).unwrap();
+    let (status, _, stderr) = score(&[&file.to_string_lossy()]);
+    assert!(!status.success());
+    assert!(stderr.contains("utterances[0].words[0].end_ms"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,21 +9,19 @@
 //! its segments is. The data's `collaborative_completion` is the rubric's sentence completion.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufReader, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::config::ENV_RUBRIC;
 use crate::engine::{self, Behaviour, Conversation, End, InputLimits};
-use crate::transcript;
 
 /// Flags of `hearken eval`.
 #[derive(Debug, clap::Args)]
 pub(super) struct EvalArgs {
-    /// Labelled transcript file (JSON Lines).
+    /// Labelled transcript file (hearken's format carries `labels`; other formats score without).
     file: PathBuf,
     /// Print `{"behaviours": {...}}` as JSON.
     #[arg(long)]
@@ -41,6 +39,8 @@ pub(super) struct EvalArgs {
     /// Rubric file (TOML) laid over the embedded default.
     #[arg(long, env = ENV_RUBRIC)]
     rubric: Option<PathBuf>,
+    #[command(flatten)]
+    input: super::InputArgs,
 }
 
 /// The label name of a behaviour (the data's name for sentence completion).
@@ -200,8 +200,7 @@ pub(super) fn strip(text: &str) -> String {
 
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let rubric = super::load_rubric(args.rubric.as_deref())?;
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("failed to open {}", args.file.display()))?;
+    let items = args.input.read(&args.file)?;
     let limits = InputLimits::default();
     let mut counts: BTreeMap<String, Counts> = STANDARD
         .iter()
@@ -212,7 +211,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut sessions: Vec<(String, f64, String)> = Vec::new();
     // Warnings (guessed or suspicious input), counted and reported once at the end.
     let (mut warned, mut first_warning) = (0u64, None::<String>);
-    for item in transcript::Reader::new(BufReader::new(file)) {
+    for item in items {
         let mut t = match item {
             Ok(t) => t,
             Err(e) => {
