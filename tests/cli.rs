@@ -204,6 +204,20 @@ fn serve_and_replay_work_together_and_sigterm_drains() {
             .unwrap()
             .contains("latency p50")
     );
+    // In text, each call's lines come under a header naming the call.
+    let text = hearken()
+        .args(["replay", "--addr", &addr])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    for call in [
+        "demo-billing-attentive",
+        "demo-internet-interrupting",
+        "demo-delivery-hold",
+    ] {
+        assert!(text.contains(&format!("━━ call {call} ━━")), "{text}");
+    }
     common::terminate(&server);
     let server = server.wait_with_output().unwrap();
     assert!(

@@ -405,6 +405,14 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             match item {
                 Ok(t) => {
                     super::warn_about(&path, i + 1, &t);
+                    if !args.json {
+                        // Text lines carry no conversation id: a header says whose they are.
+                        println!(
+                            "━━ call {} ━━ {} utterances",
+                            t.conversation_id,
+                            t.utterances.len()
+                        );
+                    }
                     let result = stream_call(&mut client, &t, args.speed, output).await?;
                     rejections += result.rejections;
                     all.extend(result.latencies);
