@@ -333,3 +333,41 @@ fn word_timings_trim_a_turn_to_its_words() {
     assert!(stderr.contains("utterances[0].words[0].end_ms"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Post-Call Analytics output: segments in seconds, speakers named by `SpeakerLabels`. In the
+/// project's own sample the labels are the wrong way round (spk_1, labelled "Customer", says
+/// "Thank you for calling … technical support"): `--role-map` overrides them.
+#[test]
+fn pca_output_scores_and_the_role_map_overrides_its_speaker_labels() {
+    let path = fixture("pca-testfile.json");
+    let platform: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let span = |speaker: &str| -> f64 {
+        platform["SpeechSegments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["SegmentSpeaker"] == speaker)
+            .map(|s| {
+                ((number(&s["SegmentEndTime"]) - number(&s["SegmentStartTime"])) * 1000.0).round()
+            })
+            .sum()
+    };
+    let (status, out, stderr) = score(&[&path]);
+    assert!(status.success(), "{stderr}");
+    let m = &out[0]["scorecard"]["metrics"];
+    // As labelled: spk_0 is the agent.
+    assert_eq!(number(&m["agentTalkMs"]), span("spk_0"));
+    let (status, out, stderr) = score(&["--role-map", "spk_1=agent,spk_0=customer", &path]);
+    assert!(status.success(), "{stderr}");
+    let m = &out[0]["scorecard"]["metrics"];
+    assert_eq!(number(&m["agentTalkMs"]), span("spk_1"));
+    assert_eq!(number(&m["customerTalkMs"]), span("spk_0"));
+    // PCA's own speaker times are a little lower (computed from timings the file does not
+    // carry); within 15 %.
+    let theirs = |s: &str| {
+        number(&platform["ConversationAnalytics"]["SpeakerTime"][s]["TotalTimeSecs"]) * 1000.0
+    };
+    assert!(close(number(&m["agentTalkMs"]), theirs("spk_1"), 0.15));
+    assert!(close(number(&m["customerTalkMs"]), theirs("spk_0"), 0.15));
+}

@@ -162,7 +162,7 @@ fn input_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::Pa
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct InputArgs {
     /// Input format: hearken's JSON Lines (or one JSON document or array), a Contact Lens
-    /// output file or real-time events, Transcribe Call Analytics, CCAI Insights, Genesys
+    /// output file or real-time events, Transcribe Call Analytics or Post-Call Analytics, CCAI Insights, Genesys
     /// Cloud or Azure Speech output; `auto` tells them apart by their shape
     /// (docs/integrations.md).
     #[arg(long, value_enum, default_value = "auto")]

@@ -14,6 +14,7 @@ mod ccai;
 mod contact_lens;
 mod fields;
 mod genesys;
+mod pca;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read as _};
@@ -43,6 +44,8 @@ pub enum InputFormat {
     Genesys,
     /// Azure AI Speech batch transcription results (`recognizedPhrases`).
     AzureSpeech,
+    /// Amazon Transcribe Post-Call Analytics output (`SpeechSegments`, times in seconds).
+    Pca,
 }
 
 /// Roles for the speaker labels a platform uses (`--role-map spk_0=agent,spk_1=customer`):
@@ -188,6 +191,8 @@ fn detect(value: &serde_json::Value) -> InputFormat {
     let has = |k: &str| value.get(k).is_some();
     if has("utterances") && has("conversation_id") {
         InputFormat::Hearken
+    } else if has("SpeechSegments") {
+        InputFormat::Pca
     } else if has("recognizedPhrases") {
         InputFormat::AzureSpeech
     } else if has("entries") || value.pointer("/transcript/transcriptSegments").is_some() {
@@ -257,6 +262,7 @@ fn document(
                     InputFormat::CcaiInsights => ccai::conversation,
                     InputFormat::Genesys => genesys::transcript,
                     InputFormat::AzureSpeech => azure::result,
+                    InputFormat::Pca => pca::output,
                     _ => contact_lens::post_call,
                 };
             let roles = options.roles.clone();
