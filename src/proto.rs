@@ -403,5 +403,6 @@ pub fn scored_to_response(
             .iter()
             .map(|(_, r)| rejection_to_proto(r))
             .collect(),
+        metadata: Default::default(),
     }
 }

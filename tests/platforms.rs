@@ -83,6 +83,9 @@ fn contact_lens_voice_scores_as_is_and_agrees_with_its_own_figures() {
         number(&characteristics["TotalConversationDurationMillis"])
     );
     assert!(out[0]["rejections"].as_array().is_none_or(|r| r.is_empty()));
+    // Contact Lens's own analysis that hearken keeps, in the documented field.
+    assert_eq!(out[0]["metadata"]["platform.sentiment.customer"], "3.1");
+    assert_eq!(out[0]["metadata"]["platform.sentiment.agent"], "0");
 }
 
 #[test]

@@ -77,8 +77,9 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                 conversation,
                 engine::transcript_events(t.utterances, t.signals, End::default()),
             );
-            let response =
+            let mut response =
                 proto::scored_to_response(t.conversation_id, &result, args.timeline, |_| None);
+            response.metadata = t.start.metadata.into_iter().collect();
             rejected += response.rejections.len();
             // Every rejection on standard error, in every format (the JSON has them too).
             for r in &response.rejections {

@@ -88,10 +88,12 @@ pub(super) async fn score_transcript(
             t + Duration::from_millis(a.offset_ms.max(0) as u64)
         }))
     };
-    Ok(proto::scored_to_response(
+    let mut response = proto::scored_to_response(
         request.conversation_id,
         &scored,
         include_timeline,
         alert_time,
-    ))
+    );
+    response.metadata = start.metadata;
+    Ok(response)
 }
