@@ -314,52 +314,42 @@ pub(crate) mod testing {
     /// `(role, text, timing)`.
     type Line<'a> = (Role, &'a str, Option<(i64, i64)>);
 
+    /// Drives the engine's own step (`Conversation::observe`) with `script` and returns what
+    /// each utterance's update reports: the detections, the learned layer's revisions and the
+    /// counts exactly as production makes them (a harness of its own once counted questions
+    /// without clarifying ones and never counted reflections, which premature-solution reads).
     fn run_with(profile: &Profile, script: &[Line<'_>]) -> Vec<Vec<Detection>> {
-        let mut state = State::default();
-        let mut metrics = Metrics::default();
-        let mut out = Vec::new();
-        for (i, &(role, text, timing)) in script.iter().enumerate() {
-            let placement = state.place(segment(profile, i, role, text, timing), profile);
-            let latest = state.latest().unwrap().clone();
-            let found = detect_all(
-                &latest,
-                &Context {
-                    profile,
-                    state: &state,
-                    placement: &placement,
-                    metrics: &metrics,
-                    cues: Default::default(),
-                },
-            );
-            match role {
-                Role::Agent => metrics.agent_turns += 1,
-                Role::Customer => {
-                    metrics.customer_turns += 1;
-                    metrics.customer_words += latest.tokens.len() as u64;
-                }
-                _ => {}
-            }
-            if found.iter().any(|d| {
-                matches!(
-                    d.behaviour,
-                    Behaviour::OpenQuestion | Behaviour::ClosedQuestion
-                )
-            }) {
-                metrics.questions += 1;
-            }
-            for d in &found {
-                if d.behaviour == Behaviour::Interruption {
-                    let agent = if role == Role::Agent {
-                        latest.utterance_id.clone()
-                    } else {
-                        d.related_utterance_ids[0].clone()
-                    };
-                    state.mark_interrupting(&agent);
-                }
-            }
-            out.push(found);
-        }
-        out
+        use crate::engine::{Conversation, Emitted, Event, InputLimits, Start, Utterance};
+        let mut conversation = Conversation::with_profile(
+            Start::default(),
+            std::sync::Arc::new(profile.clone()),
+            InputLimits::default(),
+        );
+        script
+            .iter()
+            .enumerate()
+            .map(|(i, &(role, text, timing))| {
+                let emitted = conversation
+                    .observe(Event::Utterance(Utterance {
+                        utterance_id: format!("u{}", i + 1),
+                        role,
+                        participant_id: None,
+                        text: text.to_owned(),
+                        start_ms: timing.map(|t| t.0),
+                        end_ms: timing.map(|t| t.1),
+                        partial: false,
+                        confidence: None,
+                    }))
+                    .expect("the script's utterances are valid");
+                emitted
+                    .into_iter()
+                    .find_map(|e| match e {
+                        Emitted::Update(u) => Some(u.behaviours),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     pub(crate) fn kinds(found: &[Detection]) -> Vec<Behaviour> {

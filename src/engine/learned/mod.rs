@@ -183,8 +183,19 @@ pub fn revise(
         let lang = profile.lang();
         let acting = lang.agent_actions.find(input.words).is_some()
             || lang.solutions.find(input.words).is_some();
+        // A courtesy said back ("nice talking with you too") is politeness, not a paraphrase
+        // (the reflection rule's exclusion, which the learned layer must not overturn).
+        // Only a short turn: in a longer one the courtesy is a sentence of its own beside the
+        // saying back ("Thanks for waiting. So the connection drops most evenings …").
+        let courtesy = input.words.len() <= 10 && lang.courtesies.find(input.words).is_some();
+        // An echo of the other's words (short, and nothing but theirs) is a listening cue, not a
+        // paraphrase: the rubric's rule, which the learned layer must not overturn.
+        let echo = input.words.len() <= profile.language.thresholds.reflection_echo_max_words
+            && f.overlap() >= 1.0;
         f.reflection_candidate = other.is_some()
             && !brushing_off
+            && !echo
+            && !courtesy
             && (rules.reflection
                 || (input.role == Role::Agent
                     && (f.overlap() > 0.0 || f.addresses_you)
