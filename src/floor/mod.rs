@@ -291,42 +291,22 @@ impl Floor {
     /// Marks a call ended and lets old ended calls leave the floor.
     fn ended(&self, key: u64) {
         self.live.fetch_sub(1, Ordering::Relaxed);
-        let now = Instant::now();
-        let mut gone = Vec::new();
-        {
-            let mut ended = lock(&self.ended);
-            ended.push_back((key, now));
-            while ended.len() > self.config.max_ended
-                || ended
-                    .front()
-                    .is_some_and(|(_, at)| now.duration_since(*at) > self.config.ended_linger)
-            {
-                if let Some((key, _)) = ended.pop_front() {
-                    gone.push(key);
-                }
-            }
-        }
-        if !gone.is_empty() {
-            let mut calls = self.write_calls();
-            for key in &gone {
-                calls.remove(key);
-            }
-        }
+        lock(&self.ended).push_back((key, Instant::now()));
         self.changed(key);
-        for key in gone {
-            self.changed(key);
-        }
+        self.prune();
     }
 
-    /// Lets ended calls past their linger leave the floor (also done whenever a call ends).
+    /// Lets ended calls leave the floor once past their linger or beyond `max_ended` (done
+    /// whenever a call ends, and before the floor is read).
     fn prune(&self) {
         let now = Instant::now();
         let mut gone = Vec::new();
         {
             let mut ended = lock(&self.ended);
-            while ended
-                .front()
-                .is_some_and(|(_, at)| now.duration_since(*at) > self.config.ended_linger)
+            while ended.len() > self.config.max_ended
+                || ended
+                    .front()
+                    .is_some_and(|(_, at)| now.duration_since(*at) > self.config.ended_linger)
             {
                 if let Some((key, _)) = ended.pop_front() {
                     gone.push(key);

@@ -262,18 +262,15 @@ pub(super) fn realtime(
             )
             .unwrap_or("")
             .to_owned();
-            let begin = match millis_at(turn, "BeginOffsetMillis", || field("BeginOffsetMillis")) {
-                Ok(t) => t,
-                Err(message) => {
-                    errors.push(Err(LineError {
-                        line: i + 1,
-                        message,
-                    }));
-                    continue;
-                }
-            };
-            let end = match millis_at(turn, "EndOffsetMillis", || field("EndOffsetMillis")) {
-                Ok(t) => t,
+            let times = millis_at(turn, "BeginOffsetMillis", || field("BeginOffsetMillis"))
+                .and_then(|b| {
+                    Ok((
+                        b,
+                        millis_at(turn, "EndOffsetMillis", || field("EndOffsetMillis"))?,
+                    ))
+                });
+            let (begin, end) = match times {
+                Ok(times) => times,
                 Err(message) => {
                     errors.push(Err(LineError {
                         line: i + 1,
