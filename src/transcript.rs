@@ -191,7 +191,40 @@ pub(crate) fn check(
         warnings
             .push("no utterance is the agent's: the listening score has nobody to judge".into());
     }
+    // Streams send segments as they are finalised, so starts may go back (a long turn ends
+    // after a short one inside it); an utterance that both starts and ends before the one
+    // above it is out of order.
+    let out_of_order = utterances
+        .windows(2)
+        .filter(|w| match (w[0].interval(), w[1].interval()) {
+            (Some((s0, e0)), Some((s1, e1))) => s1 < s0 && e1 < e0,
+            _ => false,
+        })
+        .count();
+    if out_of_order > 0 {
+        warnings.push(format!(
+            "{out_of_order} utterance(s) start and end before the one above them: utterances are \
+             scored in file order, as a stream would send them; sort the file by time if that is \
+             not the order they were finalised"
+        ));
+    }
     check_times(utterances, signals, warnings);
+}
+
+/// Warns when the conversation's language is not one the rubric's vocabularies are written in.
+pub(crate) fn check_language(language: &str, warnings: &mut Vec<String>) {
+    let primary = language
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !primary.is_empty() && primary != "en" {
+        warnings.push(format!(
+            "language {language}: hearken's listening vocabularies are English; the language \
+             behaviours (questions, empathy, reflections, …) will be unreliable (timing \
+             behaviours are not affected)"
+        ));
+    }
 }
 
 fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, String> {
@@ -295,6 +328,7 @@ fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, Stri
         });
     }
     check(&mut utterances, &mut signals, &mut warnings);
+    check_language(line.language.as_deref().unwrap_or(""), &mut warnings);
     Ok(Transcript {
         conversation_id: line.conversation_id,
         start: Start {

@@ -374,3 +374,32 @@ fn pca_output_scores_and_the_role_map_overrides_its_speaker_labels() {
     assert!(close(number(&m["agentTalkMs"]), theirs("spk_1"), 0.15));
     assert!(close(number(&m["customerTalkMs"]), theirs("spk_0"), 0.15));
 }
+
+/// Input that is scored but looks wrong is said: out-of-order utterances, a language the
+/// vocabularies are not written in (before: silently scored).
+#[test]
+fn out_of_order_input_and_an_unsupported_language_are_warned_about() {
+    let dir = std::env::temp_dir().join(format!("hearken-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("order.jsonl");
+    let call = serde_json::json!({"conversation_id": "o1", "language": "de-DE", "utterances": [
+        {"utterance_id": "u1", "role": "agent", "text": "guten tag wie kann ich helfen", "start_ms": 5000, "end_ms": 7000},
+        {"utterance_id": "u2", "role": "customer", "text": "meine rechnung ist falsch", "start_ms": 1000, "end_ms": 3000}]});
+    std::fs::write(&file, call.to_string()).unwrap();
+    let (status, _, stderr) = score(&[&file.to_string_lossy()]);
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("start and end before the one above them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("language de-DE"), "{stderr}");
+    // A stream's usual order (a long turn finalised after a short one inside it) is not warned.
+    let call = serde_json::json!({"conversation_id": "o2", "language": "en-GB", "utterances": [
+        {"utterance_id": "u1", "role": "agent", "text": "right", "start_ms": 2000, "end_ms": 2400},
+        {"utterance_id": "u2", "role": "customer", "text": "my bill is wrong again this month", "start_ms": 1000, "end_ms": 4000}]});
+    std::fs::write(&file, call.to_string()).unwrap();
+    let (status, _, stderr) = score(&[&file.to_string_lossy()]);
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

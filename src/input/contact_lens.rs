@@ -153,7 +153,11 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
         conversation_id,
         start: Start {
             channel: if chat { Channel::Chat } else { Channel::Voice },
-            language: language(str_at(v, "LanguageCode"), &mut warnings),
+            language: {
+                let language = language(str_at(v, "LanguageCode"), &mut warnings);
+                crate::transcript::check_language(&language, &mut warnings);
+                language
+            },
             rubric_profile: if chat { "chat".into() } else { String::new() },
             metadata,
         },
@@ -391,6 +395,7 @@ pub(super) fn realtime(
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case("CHAT"));
         let language = language(contact.language.as_deref(), &mut warnings);
+        crate::transcript::check_language(&language, &mut warnings);
         out.push(Ok(Transcript {
             conversation_id: id,
             start: Start {

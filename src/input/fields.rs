@@ -97,6 +97,7 @@ pub(super) fn finish(
     }
     let mut signals = Vec::new();
     crate::transcript::check(&mut utterances, &mut signals, &mut warnings);
+    crate::transcript::check_language(&start.language, &mut warnings);
     let labels = vec![None; utterances.len()];
     Transcript {
         conversation_id,
