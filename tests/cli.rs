@@ -720,3 +720,19 @@ fn loadgen_counts_refusals_for_now_apart_from_errors() {
     assert!(report["refusals"].as_u64().unwrap() > 0, "{report}");
     assert!(out.status.success(), "{report}");
 }
+
+/// Empty input (standard input at its end, an empty file) is no conversations, not an error.
+#[test]
+fn empty_input_scores_nothing_and_exits_zero() {
+    let out = hearken()
+        .args(["score", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 conversation(s) scored, 0 skipped"));
+}

@@ -116,13 +116,27 @@ pub type Items = Box<dyn Iterator<Item = Result<Transcript, LineError>>>;
 /// Reads one input. `name` names the conversation when the format carries no id (a Contact
 /// Lens file is named after its contact).
 pub fn read(mut input: Box<dyn BufRead>, options: &InputOptions, name: &str) -> Items {
-    // The first line tells JSON Lines (a whole value per line) from one document.
+    // The first line with something on it tells JSON Lines (a whole value per line) from one
+    // document; blank lines before it are kept, so that line numbers stay right.
     let mut first = Vec::new();
-    if let Err(e) = read_line(&mut input, &mut first) {
-        return one_error(1, format!("could not be read: {e}"));
-    }
-    let first_value: Option<serde_json::Value> = serde_json::from_slice(&first).ok();
-    let lines = first_value.is_some() && !first.trim_ascii().starts_with(b"[");
+    let at = loop {
+        let at = first.len();
+        match read_line(&mut input, &mut first) {
+            Err(e) => return one_error(1, format!("could not be read: {e}")),
+            // Nothing, or only blank lines: no conversations.
+            Ok(()) if first.len() == at => {
+                return if first.trim_ascii().is_empty() {
+                    Box::new(std::iter::empty())
+                } else {
+                    one_error(1, "could not be read".into())
+                };
+            }
+            Ok(()) if first[at..].trim_ascii().is_empty() => continue,
+            Ok(()) => break at,
+        }
+    };
+    let first_value: Option<serde_json::Value> = serde_json::from_slice(&first[at..]).ok();
+    let lines = first_value.is_some() && !first[at..].trim_ascii().starts_with(b"[");
     let format = match options.format {
         InputFormat::Auto => match &first_value {
             Some(v) if lines => detect(v),
@@ -315,6 +329,18 @@ mod tests {
                 assert_eq!(t.utterances[0].role, Role::Agent);
             }
         }
+    }
+
+    #[test]
+    fn empty_input_and_leading_blank_lines_are_fine() {
+        assert!(read_str("", InputFormat::Auto).is_empty());
+        assert!(read_str("\n \n", InputFormat::Auto).is_empty());
+        let one = r#"{"conversation_id":"c1","utterances":[]}"#;
+        let got = read_str(&format!("\n\n{one}\nnot json\n"), InputFormat::Auto);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].is_ok());
+        // Line numbers count the blank lines.
+        assert_eq!(got[1].as_ref().unwrap_err().line, 4);
     }
 
     #[test]
