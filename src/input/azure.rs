@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::RoleMap;
-use super::fields::{finish, role_of, start, str_at, unknown_roles_warning, utterance};
-use crate::engine::{Channel, Role};
+use super::fields::{finish, role_or_unknown, start, str_at, unknown_roles_warning, utterance};
+use crate::engine::Channel;
 use crate::transcript::Transcript;
 
 /// One transcription result file.
@@ -71,17 +71,14 @@ pub(super) fn result(v: &Value, roles: &RoleMap, name: &str) -> Result<Transcrip
         }
         let speaker = p.get("speaker").map(|s| format!("speaker:{s}"));
         let channel = p.get("channel").map(|c| format!("channel:{c}"));
-        let role = role_of(
+        let role = role_or_unknown(
             &[
                 speaker.as_deref().unwrap_or(""),
                 channel.as_deref().unwrap_or(""),
             ],
             roles,
-        )
-        .unwrap_or_else(|| {
-            unknown += 1;
-            Role::Unknown
-        });
+            &mut unknown,
+        );
         let mut u = utterance(
             format!("p{}", i + 1),
             role,

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::RoleMap;
-use super::fields::{finish, rebase, role_of, start, str_at, unknown_roles_warning, utterance};
-use crate::engine::{Channel, Role};
+use super::fields::{
+    finish, rebase, role_or_unknown, start, str_at, unknown_roles_warning, utterance,
+};
+use crate::engine::Channel;
 use crate::transcript::Transcript;
 
 /// One CCAI conversation document.
@@ -36,17 +38,14 @@ fn chat(entries: &[Value], roles: &RoleMap, name: &str) -> Result<Transcript, St
             other => other.to_string(),
         });
         let user_label = user.as_deref().map(|u| format!("user:{u}"));
-        let role = role_of(
+        let role = role_or_unknown(
             &[
                 str_at(e, "role").unwrap_or(""),
                 user_label.as_deref().unwrap_or(""),
             ],
             roles,
-        )
-        .unwrap_or_else(|| {
-            unknown += 1;
-            Role::Unknown
-        });
+            &mut unknown,
+        );
         utterances.push(utterance(
             format!("e{}", i + 1),
             role,
@@ -93,7 +92,7 @@ fn voice(v: &Value, segments: &[Value], roles: &RoleMap, name: &str) -> Result<T
             .and_then(|w| str_at(w, "endOffset"))
             .and_then(offset_ms);
         let channel = s.get("channelTag").map(|c| format!("channel:{c}"));
-        let role = role_of(
+        let role = role_or_unknown(
             &[
                 s.pointer("/segmentParticipant/role")
                     .and_then(Value::as_str)
@@ -101,11 +100,8 @@ fn voice(v: &Value, segments: &[Value], roles: &RoleMap, name: &str) -> Result<T
                 channel.as_deref().unwrap_or(""),
             ],
             roles,
-        )
-        .unwrap_or_else(|| {
-            unknown += 1;
-            Role::Unknown
-        });
+            &mut unknown,
+        );
         let mut u = utterance(
             format!("s{}", i + 1),
             role,

@@ -26,6 +26,14 @@ pub(super) fn role_of(labels: &[&str], roles: &RoleMap) -> Option<Role> {
     })
 }
 
+/// [`role_of`], or `Unknown` with the count of such turns raised.
+pub(super) fn role_or_unknown(labels: &[&str], roles: &RoleMap, unknown: &mut usize) -> Role {
+    role_of(labels, roles).unwrap_or_else(|| {
+        *unknown += 1;
+        Role::Unknown
+    })
+}
+
 pub(super) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }

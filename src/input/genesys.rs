@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::RoleMap;
-use super::fields::{finish, rebase, role_of, start, str_at, unknown_roles_warning, utterance};
-use crate::engine::{Channel, Role};
+use super::fields::{
+    finish, rebase, role_or_unknown, start, str_at, unknown_roles_warning, utterance,
+};
+use crate::engine::Channel;
 use crate::transcript::Transcript;
 
 /// One transcript document.
@@ -37,10 +39,7 @@ pub(super) fn transcript(v: &Value, roles: &RoleMap, name: &str) -> Result<Trans
                 .and_then(Value::as_f64)
                 .map(|d| d.round() as i64);
             let purpose = str_at(p, "participantPurpose").unwrap_or("");
-            let role = role_of(&[purpose], roles).unwrap_or_else(|| {
-                unknown += 1;
-                Role::Unknown
-            });
+            let role = role_or_unknown(&[purpose], roles, &mut unknown);
             utterances.push(utterance(
                 format!(
                     "t{}p{}",
