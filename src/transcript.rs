@@ -28,6 +28,10 @@ pub struct Transcript {
     /// What was guessed at or looks wrong but was kept (no text or values): every reader of a
     /// file prints these.
     pub warnings: Vec<String>,
+    /// What a platform's file says about the turns that hearken passes through but does not
+    /// score (`platform.sentiment.<utterance_id>`, `platform.issues.<utterance_id>`):
+    /// `hearken score` echoes them in `metadata` beside the start's.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A line that could not be read.
@@ -341,6 +345,7 @@ fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, Stri
         signals,
         labels,
         warnings,
+        annotations: BTreeMap::new(),
     })
 }
 

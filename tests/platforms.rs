@@ -86,6 +86,9 @@ fn contact_lens_voice_scores_as_is_and_agrees_with_its_own_figures() {
     // Contact Lens's own analysis that hearken keeps, in the documented field.
     assert_eq!(out[0]["metadata"]["platform.sentiment.customer"], "3.1");
     assert_eq!(out[0]["metadata"]["platform.sentiment.agent"], "0");
+    // Per turn, under hearken's ids: the customer's "I need to cancel…" turn (t4).
+    assert_eq!(out[0]["metadata"]["platform.sentiment.t4"], "NEGATIVE");
+    assert_eq!(out[0]["metadata"]["platform.issues.t4"], "0-55");
 }
 
 #[test]
@@ -123,6 +126,8 @@ fn contact_lens_real_time_segments_keep_every_turn() {
     assert_eq!(number(&metrics["utterances"]), 2.0);
     assert_eq!(number(&metrics["customerTalkMs"]), 22690.0 - 19010.0);
     assert!(stderr.contains("not a language tag"), "{stderr}");
+    assert_eq!(out[0]["metadata"]["platform.sentiment.t2"], "NEGATIVE");
+    assert_eq!(out[0]["metadata"]["platform.issues.t2"], "0-81");
 }
 
 #[test]

@@ -79,7 +79,8 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             );
             let mut response =
                 proto::scored_to_response(t.conversation_id, &result, args.timeline, |_| None);
-            response.metadata = t.start.metadata.into_iter().collect();
+            // The start's metadata, and what the platform's file said about the turns.
+            response.metadata = t.start.metadata.into_iter().chain(t.annotations).collect();
             rejected += response.rejections.len();
             // Every rejection on standard error, in every format (the JSON has them too).
             for r in &response.rejections {

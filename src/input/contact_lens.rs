@@ -9,7 +9,7 @@ use std::io::BufRead;
 
 use serde_json::Value;
 
-use super::fields::{epoch_ms, language, millis_at, role_of, str_at};
+use super::fields::{epoch_ms, language, millis_at, role_of, str_at, turn_annotations};
 use super::{Items, RoleMap};
 use crate::engine::{Channel, Role, Start, Utterance};
 use crate::transcript::{LineError, Transcript};
@@ -40,6 +40,7 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
     let (mut events, mut not_text, mut unknown_roles) = (0usize, 0usize, 0usize);
     let mut ids = HashSet::new();
     let mut ids_repeat = false;
+    let mut per_turn = Vec::with_capacity(turns.len());
     for (i, t) in turns.iter().enumerate() {
         if chat && str_at(t, "Type").is_some_and(|k| k != "MESSAGE") {
             events += 1; // joined, left, typing: not something said
@@ -80,6 +81,7 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
                 })?,
             )
         };
+        per_turn.push(turn_annotations(t));
         utterances.push(Utterance {
             utterance_id: id,
             role,
@@ -146,6 +148,16 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
             }
         }
     }
+    // Under the turns' final ids (after any numbering).
+    let annotations = utterances
+        .iter()
+        .zip(per_turn)
+        .flat_map(|(u, notes)| {
+            notes
+                .into_iter()
+                .map(move |(what, value)| (format!("platform.{what}.{}", u.utterance_id), value))
+        })
+        .collect();
     let mut signals = Vec::new();
     crate::transcript::check(&mut utterances, &mut signals, &mut warnings);
     let labels = vec![None; utterances.len()];
@@ -165,6 +177,7 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
         signals,
         labels,
         warnings,
+        annotations,
     })
 }
 
@@ -194,6 +207,8 @@ struct Contact {
     language: Option<String>,
     /// Finished turns (`Transcript` segments), by id, in the order they came.
     turns: Vec<Utterance>,
+    /// The platform's notes on each turn of `turns` (sentiment, issues), in the same order.
+    notes: Vec<Vec<(&'static str, String)>>,
     /// Finished turns seen, by participant and id: a segment delivered twice counts once.
     finished: HashSet<(String, String)>,
     /// Slices (`Utterance` segments) of turns not finished yet, by transcript id.
@@ -296,6 +311,7 @@ pub(super) fn realtime(
                     .finished
                     .insert((participant.to_owned(), turn_id.clone()))
                 {
+                    contact.notes.push(turn_annotations(turn));
                     contact.turns.push(Utterance {
                         utterance_id: turn_id,
                         role,
@@ -360,6 +376,7 @@ pub(super) fn realtime(
             ));
             for t in unfinished {
                 if let Some(u) = contact.slices.remove(&t) {
+                    contact.notes.push(Vec::new());
                     contact.turns.push(u);
                 }
             }
@@ -396,6 +413,16 @@ pub(super) fn realtime(
             .is_some_and(|c| c.eq_ignore_ascii_case("CHAT"));
         let language = language(contact.language.as_deref(), &mut warnings);
         crate::transcript::check_language(&language, &mut warnings);
+        let annotations = contact
+            .turns
+            .iter()
+            .zip(std::mem::take(&mut contact.notes))
+            .flat_map(|(u, notes)| {
+                notes.into_iter().map(move |(what, value)| {
+                    (format!("platform.{what}.{}", u.utterance_id), value)
+                })
+            })
+            .collect();
         out.push(Ok(Transcript {
             conversation_id: id,
             start: Start {
@@ -408,6 +435,7 @@ pub(super) fn realtime(
             signals,
             labels,
             warnings,
+            annotations,
         }));
     }
     Box::new(out.into_iter())

@@ -114,6 +114,7 @@ pub(super) fn finish(
         signals,
         labels,
         warnings,
+        annotations: BTreeMap::new(),
     }
 }
 
@@ -177,4 +178,31 @@ pub(super) fn unknown_roles_warning(n: usize, labels: &str) -> String {
     format!(
         "{n} turn(s) by a speaker that is neither agent nor customer ({labels}), scored as unknown (--role-map can name them)"
     )
+}
+
+/// A turn's sentiment and issues as a platform gives them (`Sentiment`, `IssuesDetected` with
+/// character offsets), for `Transcript::annotations` under the turn's final id.
+pub(super) fn turn_annotations(turn: &Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(sentiment) = str_at(turn, "Sentiment") {
+        out.push(("sentiment", sentiment.to_owned()));
+    }
+    if let Some(issues) = turn.get("IssuesDetected").and_then(Value::as_array) {
+        let spans: Vec<String> = issues
+            .iter()
+            .filter_map(|i| {
+                let o = i.get("CharacterOffsets")?;
+                let begin = o
+                    .get("BeginOffsetChar")
+                    .or_else(|| o.get("Begin"))?
+                    .as_u64()?;
+                let end = o.get("EndOffsetChar").or_else(|| o.get("End"))?.as_u64()?;
+                Some(format!("{begin}-{end}"))
+            })
+            .collect();
+        if !spans.is_empty() {
+            out.push(("issues", spans.join(",")));
+        }
+    }
+    out
 }
