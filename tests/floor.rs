@@ -109,15 +109,18 @@ fn row<'a>(floor: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("{id} on the floor: {floor}"))
 }
 
-#[tokio::test]
-async fn streamed_calls_are_on_the_floor_with_the_scores_the_client_got() {
-    let running = TestServer::new()
-        .floor(FloorConfig::default())
-        .start()
-        .await;
+/// A server with a floor configured so, its page's address, and an open stream to it.
+async fn floor_server(config: FloorConfig) -> (Running, std::net::SocketAddr, Call) {
+    let running = TestServer::new().floor(config).start().await;
     let ui = running.ui.unwrap();
     let mut client = running.client().await;
-    let mut call = Call::open(&mut client).await;
+    let call = Call::open(&mut client).await;
+    (running, ui, call)
+}
+
+#[tokio::test]
+async fn streamed_calls_are_on_the_floor_with_the_scores_the_client_got() {
+    let (_running, ui, mut call) = floor_server(FloorConfig::default()).await;
     let responses = play(&mut call, interrupted_call("c-floor-1")).await;
     let score = last_score(&responses);
     assert!(
@@ -218,16 +221,11 @@ async fn streamed_calls_are_on_the_floor_with_the_scores_the_client_got() {
 
 #[tokio::test]
 async fn text_is_shown_only_when_turned_on_and_then_masked() {
-    let running = TestServer::new()
-        .floor(FloorConfig {
-            show_text: true,
-            ..FloorConfig::default()
-        })
-        .start()
-        .await;
-    let ui = running.ui.unwrap();
-    let mut client = running.client().await;
-    let mut call = Call::open(&mut client).await;
+    let (_running, ui, mut call) = floor_server(FloorConfig {
+        show_text: true,
+        ..FloorConfig::default()
+    })
+    .await;
     play(&mut call, interrupted_call("c-text")).await;
     let floor = web::get(ui, "/api/floor", None).await.json();
     assert_eq!(floor["show_text"], true);
@@ -359,13 +357,7 @@ async fn viewers_are_capped_and_a_refused_one_is_told_when_to_retry() {
 
 #[tokio::test]
 async fn a_call_whose_stream_goes_away_ends_on_the_floor_as_freed() {
-    let running = TestServer::new()
-        .floor(FloorConfig::default())
-        .start()
-        .await;
-    let ui = running.ui.unwrap();
-    let mut client = running.client().await;
-    let mut call = Call::open(&mut client).await;
+    let (_running, ui, mut call) = floor_server(FloorConfig::default()).await;
     play(&mut call, interrupted_call("c-gone")).await;
     drop(call);
     let deadline = tokio::time::Instant::now() + WAIT;

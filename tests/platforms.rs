@@ -27,6 +27,30 @@ fn fixture(name: &str) -> String {
         .into_owned()
 }
 
+/// A scratch directory of the test's own, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("hearken-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// Writes `contents` to `file` in it; its path.
+    fn write(&self, file: &str, contents: &str) -> String {
+        let path = self.0.join(file);
+        std::fs::write(&path, contents).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn number(v: &serde_json::Value) -> f64 {
     match v {
         serde_json::Value::String(s) => s.parse().unwrap(),
@@ -132,12 +156,10 @@ fn contact_lens_real_time_segments_keep_every_turn() {
 
 #[test]
 fn a_pretty_printed_hearken_document_and_speaker_labels_with_a_role_map() {
-    let dir = std::env::temp_dir().join(format!("hearken-platforms-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("call.json");
-    std::fs::write(
-        &file,
-        serde_json::to_string_pretty(&serde_json::json!({
+    let dir = Scratch::new("platforms");
+    let path = dir.write(
+        "call.json",
+        &serde_json::to_string_pretty(&serde_json::json!({
             "conversation_id": "pretty-1",
             "utterances": [
                 {"utterance_id": "u1", "speaker": "spk_0", "text": "thanks for calling how can I help", "start_ms": 0, "end_ms": 2000},
@@ -145,9 +167,7 @@ fn a_pretty_printed_hearken_document_and_speaker_labels_with_a_role_map() {
             ]
         }))
         .unwrap(),
-    )
-    .unwrap();
-    let path = file.to_string_lossy().into_owned();
+    );
     // Without a role map: scored, and said that nobody is the agent.
     let (status, out, stderr) = score(&[&path]);
     assert!(status.success(), "{stderr}");
@@ -165,7 +185,6 @@ fn a_pretty_printed_hearken_document_and_speaker_labels_with_a_role_map() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("agent, customer, other or unknown"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Redaction markers are opaque: an agent turn whose only words in common with the customer's
@@ -174,16 +193,14 @@ fn a_pretty_printed_hearken_document_and_speaker_labels_with_a_role_map() {
 /// still is.
 #[test]
 fn redaction_markers_shared_by_two_turns_are_not_a_paraphrase() {
-    let dir = std::env::temp_dir().join(format!("hearken-pii-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("pii");
     let behaviours = |agent: &str| {
-        let file = dir.join("pii.jsonl");
         let call = serde_json::json!({"conversation_id": "pii-1", "utterances": [
             {"utterance_id": "u1", "role": "agent", "text": "Thanks for calling, how can I help?", "start_ms": 0, "end_ms": 2000},
             {"utterance_id": "u2", "role": "customer", "text": "Hi, my name is [PII] and my account number is [PII], the card ending [PII].", "start_ms": 2500, "end_ms": 8000},
             {"utterance_id": "u3", "role": "agent", "text": agent, "start_ms": 8500, "end_ms": 11000}]});
-        std::fs::write(&file, call.to_string()).unwrap();
-        let (status, out, stderr) = score(&["--timeline", &file.to_string_lossy()]);
+        let file = dir.write("pii.jsonl", &call.to_string());
+        let (status, out, stderr) = score(&["--timeline", &file]);
         assert!(status.success(), "{stderr}");
         out[0]["timeline"][2]["behaviours"]
             .as_array()
@@ -204,7 +221,6 @@ fn redaction_markers_shared_by_two_turns_are_not_a_paraphrase() {
         restated.contains(&"BEHAVIOUR_REFLECTION".to_owned()),
         "{restated:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -318,16 +334,14 @@ fn chat_has_response_times_close_to_the_platforms() {
 /// a segment's edges is not talk (before: a `words` array was ignored).
 #[test]
 fn word_timings_trim_a_turn_to_its_words() {
-    let dir = std::env::temp_dir().join(format!("hearken-words-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("words.jsonl");
+    let dir = Scratch::new("words");
     let call = serde_json::json!({"conversation_id": "w1", "utterances": [
         {"utterance_id": "u1", "role": "agent", "text": "how can I help", "start_ms": 0, "end_ms": 5000,
          "words": [{"text": "how", "start_ms": 1000, "end_ms": 1400}, {"text": "can", "start_ms": 1450, "end_ms": 1800},
                    {"text": "I", "start_ms": 1850, "end_ms": 1950}, {"text": "help", "start_ms": 2000, "end_ms": 2500}]},
         {"utterance_id": "u2", "role": "customer", "text": "my bill is wrong", "start_ms": 5200, "end_ms": 7000}]});
-    std::fs::write(&file, call.to_string()).unwrap();
-    let (status, out, stderr) = score(&[&file.to_string_lossy()]);
+    let file = dir.write("call.jsonl", &call.to_string());
+    let (status, out, stderr) = score(&[&file]);
     assert!(status.success(), "{stderr}");
     assert_eq!(
         number(&out[0]["scorecard"]["metrics"]["agentTalkMs"]),
@@ -335,11 +349,10 @@ fn word_timings_trim_a_turn_to_its_words() {
     );
     let bad = serde_json::json!({"conversation_id": "w2", "utterances": [
         {"utterance_id": "u1", "role": "agent", "text": "hi", "words": [{"text": "hi", "start_ms": 900, "end_ms": 100}]}]});
-    std::fs::write(&file, bad.to_string()).unwrap();
-    let (status, _, stderr) = score(&[&file.to_string_lossy()]);
+    let file = dir.write("call.jsonl", &bad.to_string());
+    let (status, _, stderr) = score(&[&file]);
     assert!(!status.success());
     assert!(stderr.contains("utterances[0].words[0].end_ms"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Post-Call Analytics output: segments in seconds, speakers named by `SpeakerLabels`. In the
@@ -384,14 +397,12 @@ fn pca_output_scores_and_the_role_map_overrides_its_speaker_labels() {
 /// vocabularies are not written in (before: silently scored).
 #[test]
 fn out_of_order_input_and_an_unsupported_language_are_warned_about() {
-    let dir = std::env::temp_dir().join(format!("hearken-order-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("order.jsonl");
+    let dir = Scratch::new("order");
     let call = serde_json::json!({"conversation_id": "o1", "language": "de-DE", "utterances": [
         {"utterance_id": "u1", "role": "agent", "text": "guten tag wie kann ich helfen", "start_ms": 5000, "end_ms": 7000},
         {"utterance_id": "u2", "role": "customer", "text": "meine rechnung ist falsch", "start_ms": 1000, "end_ms": 3000}]});
-    std::fs::write(&file, call.to_string()).unwrap();
-    let (status, _, stderr) = score(&[&file.to_string_lossy()]);
+    let file = dir.write("call.jsonl", &call.to_string());
+    let (status, _, stderr) = score(&[&file]);
     assert!(status.success(), "{stderr}");
     assert!(
         stderr.contains("start and end before the one above them"),
@@ -402,9 +413,8 @@ fn out_of_order_input_and_an_unsupported_language_are_warned_about() {
     let call = serde_json::json!({"conversation_id": "o2", "language": "en-GB", "utterances": [
         {"utterance_id": "u1", "role": "agent", "text": "right", "start_ms": 2000, "end_ms": 2400},
         {"utterance_id": "u2", "role": "customer", "text": "my bill is wrong again this month", "start_ms": 1000, "end_ms": 4000}]});
-    std::fs::write(&file, call.to_string()).unwrap();
-    let (status, _, stderr) = score(&[&file.to_string_lossy()]);
+    let file = dir.write("call.jsonl", &call.to_string());
+    let (status, _, stderr) = score(&[&file]);
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,9 +23,9 @@ use crate::transcript;
 #[derive(Debug, clap::Args)]
 pub(super) struct DemoArgs {
     /// Pace: 25 plays the calls 25 times faster than real time; 1 in real time; 0 as fast as
-    /// possible.
-    #[arg(long, default_value_t = 25.0)]
-    speed: f64,
+    /// possible. Default: 25, or 2 with --ui (a floor is watched nearer real time).
+    #[arg(long)]
+    speed: Option<f64>,
     /// Show only alerts and scorecards.
     #[arg(long)]
     quiet: bool,
@@ -64,6 +64,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.ui {
         return floor_demo(args, calls, listener, config).await;
     }
+    let speed = args.speed.unwrap_or(25.0);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, config, async move {
         let _ = stop_rx.await;
@@ -75,7 +76,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "hearken demo: {} sample calls streamed over gRPC to an in-process server at {addr}, {}× real time",
         calls.len(),
-        args.speed
+        speed
     );
     println!(
         "(bundled fictional calls; agent and customer speech as a recogniser would deliver it)\n"
@@ -93,7 +94,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             quiet: args.quiet,
             silent: false,
         };
-        let result = replay::stream_call(&mut client, call, args.speed, output).await?;
+        let result = replay::stream_call(&mut client, call, speed, output).await?;
         println!("     {}\n", replay::latency_summary(&result.latencies));
         summary.push((call.conversation_id.clone(), result));
     }
@@ -185,8 +186,7 @@ async fn floor_demo(
     let client = ListeningServiceClient::connect(format!("http://{addr}"))
         .await
         .context("failed to connect to the in-process server")?;
-    // Speed 25 is for reading a terminal; a floor is watched nearer real time.
-    let speed = if args.speed == 25.0 { 2.0 } else { args.speed };
+    let speed = args.speed.unwrap_or(2.0);
     println!("hearken demo: the supervisor's floor is at  http://{ui_addr}/");
     println!(
         "  {} calls at a time ({} sample calls × {COPIES}) streamed over gRPC to {addr} at {speed}× real time; {}",

@@ -74,15 +74,6 @@ pub(super) struct Output {
     pub(super) silent: bool,
 }
 
-fn role_name(role: engine::Role) -> &'static str {
-    match role {
-        engine::Role::Agent => "agent",
-        engine::Role::Customer => "customer",
-        engine::Role::Other => "other",
-        engine::Role::Unknown => "unknown",
-    }
-}
-
 fn request(
     conversation_id: &str,
     payload: stream_conversations_request::Payload,
@@ -171,7 +162,7 @@ pub(super) async fn stream_call(
             (
                 u.utterance_id.clone(),
                 Sent {
-                    role: role_name(u.role),
+                    role: u.role.name(),
                     start_ms: u.start_ms,
                     text,
                 },

@@ -29,6 +29,17 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role in lower case, as files and pages write it: `agent`, `customer`, `other`,
+    /// `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Customer => "customer",
+            Role::Other => "other",
+            Role::Unknown => "unknown",
+        }
+    }
+
     /// The role on the other side of the agent–customer pair, if this is one of the two.
     pub fn counterpart(self) -> Option<Role> {
         match self {

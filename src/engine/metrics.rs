@@ -106,51 +106,62 @@ pub struct Metrics {
     /// Chat only: from the customer's first message to the agent's first message after it (ms);
     /// `None` until the agent has answered.
     pub chat_first_response_ms: Option<i64>,
-    /// The latest chat message's sender and time, for the next response time.
-    pub chat_last_message: Option<(crate::engine::Role, i64)>,
-    /// When the customer's first chat message came, until the agent first answers.
-    pub chat_first_customer_ms: Option<i64>,
 }
 
-impl Metrics {
-    /// A chat message from `role` at `at_ms`: the response times it completes.
-    pub fn chat_message(&mut self, role: crate::engine::Role, at_ms: i64) {
+/// What a chat's response times are measured from: who sent the latest message and when, and
+/// when the customer's first message came (until the agent first answers). Conversation state,
+/// not a metric.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChatClock {
+    last: Option<(crate::engine::Role, i64)>,
+    first_customer_ms: Option<i64>,
+}
+
+impl ChatClock {
+    /// A chat message from `role` at `at_ms`: records the response times it completes.
+    pub(crate) fn message(&mut self, m: &mut Metrics, role: crate::engine::Role, at_ms: i64) {
         use crate::engine::Role;
         if !matches!(role, Role::Agent | Role::Customer) {
             return;
         }
-        if let Some((previous, at)) = self.chat_last_message
+        if let Some((previous, at)) = self.last
             && previous != role
             && at_ms >= at
         {
             let wait = at_ms - at;
             if role == Role::Agent {
-                self.chat_agent_responses += 1;
-                self.chat_agent_response_sum_ms += wait;
-                self.chat_agent_response_max_ms = self.chat_agent_response_max_ms.max(wait);
+                m.chat_agent_responses += 1;
+                m.chat_agent_response_sum_ms += wait;
+                m.chat_agent_response_max_ms = m.chat_agent_response_max_ms.max(wait);
             } else {
-                self.chat_customer_responses += 1;
-                self.chat_customer_response_sum_ms += wait;
-                self.chat_customer_response_max_ms = self.chat_customer_response_max_ms.max(wait);
+                m.chat_customer_responses += 1;
+                m.chat_customer_response_sum_ms += wait;
+                m.chat_customer_response_max_ms = m.chat_customer_response_max_ms.max(wait);
             }
         }
         match role {
             Role::Customer
-                if self.chat_first_customer_ms.is_none()
-                    && self.chat_first_response_ms.is_none() =>
+                if self.first_customer_ms.is_none() && m.chat_first_response_ms.is_none() =>
             {
-                self.chat_first_customer_ms = Some(at_ms);
+                self.first_customer_ms = Some(at_ms);
             }
-            Role::Agent if self.chat_first_response_ms.is_none() => {
-                if let Some(first) = self.chat_first_customer_ms.take() {
-                    self.chat_first_response_ms = Some((at_ms - first).max(0));
+            Role::Agent if m.chat_first_response_ms.is_none() => {
+                if let Some(first) = self.first_customer_ms.take() {
+                    m.chat_first_response_ms = Some((at_ms - first).max(0));
                 }
             }
             _ => {}
         }
-        self.chat_last_message = Some((role, at_ms));
+        self.last = Some((role, at_ms));
     }
 
+    /// When the latest chat message came (a chat's messages have start times only).
+    pub(crate) fn last_ms(&self) -> Option<i64> {
+        self.last.map(|(_, at)| at)
+    }
+}
+
+impl Metrics {
     /// The agent's mean chat response time; 0 when none was measured.
     pub fn chat_agent_response_mean_ms(&self) -> f64 {
         if self.chat_agent_responses == 0 {
@@ -206,13 +217,15 @@ mod tests {
     #[test]
     fn chat_response_times_are_message_to_message_between_the_parties() {
         let mut m = Metrics::default();
-        m.chat_message(Role::Agent, 0); // a greeting answers nobody
-        m.chat_message(Role::Customer, 4_000); // the customer replies after 4 s
-        m.chat_message(Role::Customer, 6_000); // a second message: no reply
-        m.chat_message(Role::Other, 7_000); // a bot or system message changes nothing
-        m.chat_message(Role::Agent, 9_000); // 3 s after the last customer message
-        m.chat_message(Role::Customer, 8_000); // out of order: not a response
-        m.chat_message(Role::Agent, 14_000); // 6 s
+        let mut clock = ChatClock::default();
+        let mut message = |role, at| clock.message(&mut m, role, at);
+        message(Role::Agent, 0); // a greeting answers nobody
+        message(Role::Customer, 4_000); // the customer replies after 4 s
+        message(Role::Customer, 6_000); // a second message: no reply
+        message(Role::Other, 7_000); // a bot or system message changes nothing
+        message(Role::Agent, 9_000); // 3 s after the last customer message
+        message(Role::Customer, 8_000); // out of order: not a response
+        message(Role::Agent, 14_000); // 6 s
         assert_eq!(m.chat_agent_responses, 2);
         assert_eq!(m.chat_agent_response_max_ms, 6_000);
         assert_eq!(m.chat_agent_response_mean_ms(), 4_500.0);

@@ -186,6 +186,8 @@ pub struct Conversation {
     ended: bool,
     /// The learned layer's context (the latest turn of each party).
     learned: learned::Memory,
+    /// What a chat's response times are measured from.
+    chat: metrics::ChatClock,
     /// Whether to keep the learned layer's features (for `hearken features`).
     record_features: bool,
     /// The learned layer's features of the latest final utterance it judged, when recording.
@@ -257,6 +259,7 @@ impl Conversation {
             finals: HashMap::new(),
             ended: false,
             learned: learned::Memory::default(),
+            chat: metrics::ChatClock::default(),
             record_features: false,
             features: None,
         }
@@ -447,7 +450,7 @@ impl Conversation {
         if self.start.channel == Channel::Chat
             && let Some(at) = times.0.or(times.1)
         {
-            self.metrics.chat_message(role, at);
+            self.chat.message(&mut self.metrics, role, at);
         }
         for d in found
             .iter()
@@ -694,7 +697,7 @@ impl Conversation {
             .state
             .frontier_ms()
             .unwrap_or(0)
-            .max(self.metrics.chat_last_message.map_or(0, |(_, at)| at));
+            .max(self.chat.last_ms().unwrap_or(0));
         let duration_ms = end.offset_ms.map_or(frontier, |o| o.max(frontier));
         let mut raised = Vec::new();
         let ordinal = self.metrics.utterances + 1;

@@ -39,12 +39,39 @@ use super::{Floor, Tick};
 use crate::server::Tls;
 use crate::service::auth::JwtVerifier;
 
-const INDEX_HTML: &str = include_str!("assets/index.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
-const UPLOT_JS: &str = include_str!("assets/vendor/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("assets/vendor/uPlot.min.css");
-const UPLOT_LICENSE: &str = include_str!("assets/vendor/uPlot.LICENSE");
+/// The page and its assets, embedded: path, content type, content.
+const ASSETS: [(&str, &str, &str); 6] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("assets/index.html"),
+    ),
+    (
+        "/assets/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    ),
+    (
+        "/assets/app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
+    (
+        "/assets/vendor/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "/assets/vendor/uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/vendor/uPlot.min.css"),
+    ),
+    (
+        "/assets/vendor/uPlot.LICENSE",
+        "text/plain; charset=utf-8",
+        include_str!("assets/vendor/uPlot.LICENSE"),
+    ),
+];
 
 /// What the floor's handlers share.
 #[derive(Debug, Clone)]
@@ -84,31 +111,11 @@ pub async fn serve(
 }
 
 fn router(app: App) -> Router {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/assets/app.js",
-            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/assets/app.css",
-            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
-        )
-        .route(
-            "/assets/vendor/uPlot.iife.min.js",
-            get(|| async { asset(UPLOT_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/assets/vendor/uPlot.min.css",
-            get(|| async { asset(UPLOT_CSS, "text/css; charset=utf-8") }),
-        )
-        .route(
-            "/assets/vendor/uPlot.LICENSE",
-            get(|| async { asset(UPLOT_LICENSE, "text/plain; charset=utf-8") }),
-        )
+    let mut router = Router::new();
+    for (path, content_type, body) in ASSETS {
+        router = router.route(path, get(move || async move { asset(body, content_type) }));
+    }
+    router
         .route("/api/floor", get(floor_snapshot))
         .route("/api/conversations/{key}", get(conversation))
         .route("/api/events", get(events))

@@ -4,7 +4,6 @@
 //! connection and its buffers for ever.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,11 +20,9 @@ use crate::server::{TLS_HANDSHAKE_TIMEOUT, Tls};
 /// A write that makes no progress for this long fails, closing the connection.
 const WRITE_STALL: Duration = Duration::from_secs(30);
 
-/// Who connected: the address, and the tenant a client certificate names (mutual TLS).
+/// Who connected: the tenant a client certificate names (mutual TLS), if any.
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
-    #[allow(dead_code)] // kept for debugging output; never logged with data
-    pub(crate) addr: SocketAddr,
     pub(crate) tenant: Option<Arc<str>>,
 }
 
@@ -111,7 +108,6 @@ use std::future::Future as _;
 /// [`TLS_HANDSHAKE_TIMEOUT`]) and hands the finished ones to axum.
 pub(crate) struct UiListener {
     ready: mpsc::Receiver<(Connection, Peer)>,
-    local: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -123,12 +119,11 @@ impl Drop for UiListener {
 
 impl UiListener {
     pub(crate) fn new(listener: TcpListener, tls: Option<&Tls>) -> anyhow::Result<Self> {
-        let local = listener.local_addr()?;
         let acceptor = tls.map(acceptor).transpose()?;
         let (tx, ready) = mpsc::channel(64);
         let accept = tokio::spawn(async move {
             loop {
-                let (tcp, addr) = match listener.accept().await {
+                let (tcp, _) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors and the like: wait, then go on.
@@ -140,7 +135,7 @@ impl UiListener {
                 let _ = tcp.set_nodelay(true);
                 match &acceptor {
                     None => {
-                        let peer = Peer { addr, tenant: None };
+                        let peer = Peer { tenant: None };
                         if tx
                             .send((Connection::new(Box::new(tcp)), peer))
                             .await
@@ -165,18 +160,14 @@ impl UiListener {
                                 .and_then(|c| c.first())
                                 .and_then(|c| crate::service::tenant::certificate_tenant(c))
                                 .map(Arc::from);
-                            let peer = Peer { addr, tenant };
+                            let peer = Peer { tenant };
                             let _ = tx.send((Connection::new(Box::new(tls)), peer)).await;
                         });
                     }
                 }
             }
         });
-        Ok(UiListener {
-            ready,
-            local,
-            accept,
-        })
+        Ok(UiListener { ready, accept })
     }
 }
 
@@ -193,10 +184,7 @@ impl axum::serve::Listener for UiListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.local,
-            tenant: None,
-        })
+        Ok(Peer { tenant: None })
     }
 }
 

@@ -666,20 +666,14 @@ impl CallHandle {
     /// The utterance about to be scored: its role, and its text if the floor shows text.
     pub fn utterance(&self, u: &crate::engine::Utterance) {
         let text = self.floor.config.show_text.then(|| u.text.clone());
-        let role = match u.role {
-            crate::engine::Role::Agent => "agent",
-            crate::engine::Role::Customer => "customer",
-            crate::engine::Role::Other => "other",
-            crate::engine::Role::Unknown => "unknown",
-        };
-        lock(&self.call).pending = Some(Pending {
+        let mut call = lock(&self.call);
+        call.pending = Some(Pending {
             utterance_id: bounded(&u.utterance_id, 256),
-            role,
+            role: u.role.name(),
             offset_ms: u.start_ms.or(u.end_ms),
             text,
         });
         if let Some(offset) = u.end_ms.or(u.start_ms) {
-            let mut call = lock(&self.call);
             call.offset_ms = call.offset_ms.max(offset);
             call.json = None;
         }

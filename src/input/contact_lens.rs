@@ -9,9 +9,12 @@ use std::io::BufRead;
 
 use serde_json::Value;
 
-use super::fields::{epoch_ms, language, millis_at, role_of, str_at, turn_annotations};
+use super::fields::{
+    annotations, epoch_ms, finish, language, millis_at, rebase, role_or_unknown, start, str_at,
+    turn_annotations, unknown_roles_warning,
+};
 use super::{Items, RoleMap};
-use crate::engine::{Channel, Role, Start, Utterance};
+use crate::engine::{Channel, Utterance};
 use crate::transcript::{LineError, Transcript};
 
 /// One post-call output file (Contact Lens voice or chat, or Transcribe Call Analytics).
@@ -38,8 +41,6 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
     let mut warnings = Vec::new();
     let mut utterances = Vec::with_capacity(turns.len());
     let (mut events, mut not_text, mut unknown_roles) = (0usize, 0usize, 0usize);
-    let mut ids = HashSet::new();
-    let mut ids_repeat = false;
     let mut per_turn = Vec::with_capacity(turns.len());
     for (i, t) in turns.iter().enumerate() {
         if chat && str_at(t, "Type").is_some_and(|k| k != "MESSAGE") {
@@ -54,15 +55,8 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
         let role_label = str_at(t, "ParticipantRole")
             .or_else(|| participants.get(participant).copied())
             .unwrap_or("");
-        let role = match role_of(&[participant, role_label], roles) {
-            Some(role) => role,
-            None => {
-                unknown_roles += 1;
-                Role::Unknown
-            }
-        };
+        let role = role_or_unknown(&[participant, role_label], roles, &mut unknown_roles);
         let id = str_at(t, "Id").unwrap_or("").to_owned();
-        ids_repeat |= id.is_empty() || !ids.insert(id.clone());
         let (start_ms, end_ms) = if chat {
             let at = str_at(t, "AbsoluteTime").and_then(epoch_ms);
             if at.is_none() {
@@ -93,22 +87,9 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
             confidence: None,
         });
     }
-    if ids_repeat {
-        // The published voice example gives every turn the same placeholder id.
-        for (n, u) in utterances.iter_mut().enumerate() {
-            u.utterance_id = format!("t{}", n + 1);
-        }
-        warnings.push(
-            "turn ids are missing or repeat: turns are numbered t1, t2, … in file order".into(),
-        );
-    }
     if chat {
         // Chat messages carry wall-clock times: offsets from the first one.
-        if let Some(first) = utterances.iter().filter_map(|u| u.start_ms).min() {
-            for u in &mut utterances {
-                u.start_ms = u.start_ms.map(|t| t - first);
-            }
-        }
+        rebase(&mut utterances);
     }
     if events > 0 {
         warnings.push(format!(
@@ -121,8 +102,9 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
         ));
     }
     if unknown_roles > 0 {
-        warnings.push(format!(
-            "{unknown_roles} turn(s) by a participant that is neither AGENT nor CUSTOMER, scored as unknown (--role-map can name them)"
+        warnings.push(unknown_roles_warning(
+            unknown_roles,
+            "ParticipantId, ParticipantRole",
         ));
     }
     let mut metadata = BTreeMap::new();
@@ -148,37 +130,18 @@ pub(super) fn post_call(v: &Value, roles: &RoleMap, name: &str) -> Result<Transc
             }
         }
     }
-    // Under the turns' final ids (after any numbering).
-    let annotations = utterances
-        .iter()
-        .zip(per_turn)
-        .flat_map(|(u, notes)| {
-            notes
-                .into_iter()
-                .map(move |(what, value)| (format!("platform.{what}.{}", u.utterance_id), value))
-        })
-        .collect();
-    let mut signals = Vec::new();
-    crate::transcript::check(&mut utterances, &mut signals, &mut warnings);
-    let labels = vec![None; utterances.len()];
-    Ok(Transcript {
+    let language = language(str_at(v, "LanguageCode"), &mut warnings);
+    let channel = if chat { Channel::Chat } else { Channel::Voice };
+    // The published voice example gives every turn the same placeholder id: `finish` numbers
+    // them, and the notes go under the final ids.
+    let mut t = finish(
         conversation_id,
-        start: Start {
-            channel: if chat { Channel::Chat } else { Channel::Voice },
-            language: {
-                let language = language(str_at(v, "LanguageCode"), &mut warnings);
-                crate::transcript::check_language(&language, &mut warnings);
-                language
-            },
-            rubric_profile: if chat { "chat".into() } else { String::new() },
-            metadata,
-        },
+        start(channel, language, metadata),
         utterances,
-        signals,
-        labels,
         warnings,
-        annotations,
-    })
+    );
+    t.annotations = annotations(&t.utterances, per_turn);
+    Ok(t)
 }
 
 /// Real-time segment events, one JSON object per line.
@@ -267,10 +230,11 @@ pub(super) fn realtime(
             };
             let participant = str_at(turn, "ParticipantId").unwrap_or("");
             let role_label = str_at(turn, "ParticipantRole").unwrap_or("");
-            let role = role_of(&[participant, role_label], roles).unwrap_or_else(|| {
-                contact.unknown_roles += 1;
-                Role::Unknown
-            });
+            let role = role_or_unknown(
+                &[participant, role_label],
+                roles,
+                &mut contact.unknown_roles,
+            );
             let text = str_at(
                 turn,
                 if finished {
@@ -381,62 +345,29 @@ pub(super) fn realtime(
                 }
             }
         }
-        let mut ids = HashSet::new();
-        if !contact
-            .turns
-            .iter()
-            .all(|u| !u.utterance_id.is_empty() && ids.insert(u.utterance_id.clone()))
-        {
-            // The published sample gives every segment the same placeholder id.
-            for (n, u) in contact.turns.iter_mut().enumerate() {
-                u.utterance_id = format!("t{}", n + 1);
-            }
-            warnings.push(
-                "turn ids are missing or repeat: turns are numbered t1, t2, … in order".into(),
-            );
-        }
         if contact.unknown_roles > 0 {
-            warnings.push(format!(
-                "{} segment(s) by a participant that is neither AGENT nor CUSTOMER, scored as unknown (--role-map can name them)",
-                contact.unknown_roles
+            warnings.push(unknown_roles_warning(
+                contact.unknown_roles,
+                "ParticipantId, ParticipantRole",
             ));
         }
         if !contact.completed {
             warnings.push("no COMPLETED or FAILED event: the contact may not have ended".into());
         }
-        let mut signals = Vec::new();
-        crate::transcript::check(&mut contact.turns, &mut signals, &mut warnings);
-        let labels = vec![None; contact.turns.len()];
         let chat = contact
             .channel
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case("CHAT"));
+        let channel = if chat { Channel::Chat } else { Channel::Voice };
         let language = language(contact.language.as_deref(), &mut warnings);
-        crate::transcript::check_language(&language, &mut warnings);
-        let annotations = contact
-            .turns
-            .iter()
-            .zip(std::mem::take(&mut contact.notes))
-            .flat_map(|(u, notes)| {
-                notes.into_iter().map(move |(what, value)| {
-                    (format!("platform.{what}.{}", u.utterance_id), value)
-                })
-            })
-            .collect();
-        out.push(Ok(Transcript {
-            conversation_id: id,
-            start: Start {
-                channel: if chat { Channel::Chat } else { Channel::Voice },
-                language,
-                rubric_profile: if chat { "chat".into() } else { String::new() },
-                metadata: BTreeMap::new(),
-            },
-            utterances: contact.turns,
-            signals,
-            labels,
+        let mut t = finish(
+            id,
+            start(channel, language, BTreeMap::new()),
+            contact.turns,
             warnings,
-            annotations,
-        }));
+        );
+        t.annotations = annotations(&t.utterances, contact.notes);
+        out.push(Ok(t));
     }
     Box::new(out.into_iter())
 }
@@ -444,6 +375,7 @@ pub(super) fn realtime(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Role;
 
     fn event(segments: serde_json::Value) -> Result<Value, LineError> {
         Ok(

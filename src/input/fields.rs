@@ -206,3 +206,20 @@ pub(super) fn turn_annotations(turn: &Value) -> Vec<(&'static str, String)> {
     }
     out
 }
+
+/// Each turn's notes (from [`turn_annotations`], in turn order) under the turn's final id:
+/// `platform.<what>.<utterance_id>`.
+pub(super) fn annotations(
+    utterances: &[Utterance],
+    notes: Vec<Vec<(&'static str, String)>>,
+) -> BTreeMap<String, String> {
+    utterances
+        .iter()
+        .zip(notes)
+        .flat_map(|(u, notes)| {
+            notes
+                .into_iter()
+                .map(move |(what, value)| (format!("platform.{what}.{}", u.utterance_id), value))
+        })
+        .collect()
+}

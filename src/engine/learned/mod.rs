@@ -101,6 +101,11 @@ pub struct Input<'a> {
     pub words: &'a super::text::Words,
 }
 
+/// Longest turn a courtesy phrase keeps from being a reflection candidate: chosen to separate
+/// the two test cases (a mirrored courtesy of 9 words; a courtesy sentence before a 13-word
+/// restatement), not tuned on data.
+const COURTESY_TURN_MAX_WORDS: usize = 10;
+
 /// Revises the rules' detections of the decided behaviours for one utterance of a speaker who
 /// may be the agent, and remembers the turn as context. Returns the features when `record`.
 pub fn revise(
@@ -187,7 +192,8 @@ pub fn revise(
         // (the reflection rule's exclusion, which the learned layer must not overturn).
         // Only a short turn: in a longer one the courtesy is a sentence of its own beside the
         // saying back ("Thanks for waiting. So the connection drops most evenings …").
-        let courtesy = input.words.len() <= 10 && lang.courtesies.find(input.words).is_some();
+        let courtesy = input.words.len() <= COURTESY_TURN_MAX_WORDS
+            && lang.courtesies.find(input.words).is_some();
         // An echo of the other's words (short, and nothing but theirs) is a listening cue, not a
         // paraphrase: the rubric's rule, which the learned layer must not overturn.
         let echo = input.words.len() <= profile.language.thresholds.reflection_echo_max_words
