@@ -19,6 +19,7 @@ pub mod config;
 pub mod engine;
 pub mod floor;
 pub mod input;
+pub mod pipeline;
 pub mod proto;
 pub mod redact;
 pub mod samples;

@@ -4,6 +4,7 @@ mod demo;
 pub mod eval;
 mod features;
 mod loadgen;
+mod pipeline;
 mod render;
 mod replay;
 mod score;
@@ -40,6 +41,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Measure the detectors on a labelled transcript file: precision, recall and F1.
     Eval(eval::EvalArgs),
+    /// Score conversations from Kafka topics as a consumer-group member; results to topics.
+    Pipeline(Box<pipeline::PipelineArgs>),
     /// Load-test a running server: N calls over M connections, throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
     /// The learned layer's features of each utterance of labelled files (for `models/build.py`).
@@ -50,11 +53,11 @@ enum Command {
 /// Runs the command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Pipeline(_) => "info",
         _ => "warn",
     };
     // `serve` sets up its own telemetry (metrics and OTLP export need the runtime).
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Pipeline(_)) {
         telemetry::init_logging(cli.log_format, default_filter);
     }
     let log_format = cli.log_format;
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Command::Demo(args) => demo::run(args).await,
                     Command::Replay(args) => replay::run(args).await,
                     Command::Loadgen(args) => loadgen::run(args).await,
+                    Command::Pipeline(args) => pipeline::run(*args, log_format).await,
                     Command::Score(_) | Command::Eval(_) | Command::Features(_) => {
                         unreachable!("handled above")
                     }

@@ -255,7 +255,7 @@ fn handled_signals() -> Vec<(String, i32, OnSignal)> {
 /// Installs the signal handlers now (so none of these signals can kill the process once this
 /// returns) and returns a future that handles them until one asks for a drain. SIGHUP notifies
 /// `reload` when the server has a rubric file, and otherwise only says so.
-fn signals(
+pub(super) fn signals(
     reload: Option<Arc<tokio::sync::Notify>>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]

@@ -372,6 +372,79 @@ pub(super) fn realtime(
     Box::new(out.into_iter())
 }
 
+/// One Contact Lens real-time event (one Kinesis record) as the pipeline takes it, record by
+/// record: what it opens, the finished turns it carries, whether it ends the contact.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RealtimeEvent {
+    /// `ContactId`, if the event has one.
+    pub contact_id: Option<String>,
+    /// Channel and language as the event gives them (every event carries them).
+    pub start: crate::engine::Start,
+    /// `EventType` is `STARTED`.
+    pub opens: bool,
+    /// The finished turns (`Transcript` segments), in order.
+    pub utterances: Vec<Utterance>,
+    /// Turn slices (`Utterance` segments) passed over: each turn also comes finished, as a
+    /// `Transcript` segment, and is scored then.
+    pub slices: usize,
+    /// Turns whose speaker the event does not name as agent or customer (scored as unknown).
+    pub unknown_roles: usize,
+    /// `EventType` is `COMPLETED` or `FAILED`.
+    pub ends: bool,
+}
+
+/// Reads one real-time event. The error names the field (never a value).
+pub fn realtime_event(event: &Value, roles: &RoleMap) -> Result<RealtimeEvent, String> {
+    if !event.is_object() {
+        return Err("not a JSON object".into());
+    }
+    let chat = str_at(event, "Channel").is_some_and(|c| c.eq_ignore_ascii_case("CHAT"));
+    let mut warnings = Vec::new();
+    let language = language(str_at(event, "LanguageCode"), &mut warnings);
+    let event_type = str_at(event, "EventType").unwrap_or("");
+    let mut out = RealtimeEvent {
+        contact_id: str_at(event, "ContactId").map(str::to_owned),
+        start: start(
+            if chat { Channel::Chat } else { Channel::Voice },
+            language,
+            BTreeMap::new(),
+        ),
+        opens: event_type == "STARTED",
+        ends: matches!(event_type, "COMPLETED" | "FAILED"),
+        ..RealtimeEvent::default()
+    };
+    let segments = match event.get("Segments") {
+        None | Some(Value::Null) => return Ok(out),
+        Some(Value::Array(segments)) => segments,
+        Some(_) => return Err("Segments: wrong type (an array)".into()),
+    };
+    for (j, segment) in segments.iter().enumerate() {
+        let field = |k: &str| format!("Segments[{j}].Transcript.{k}");
+        let Some(turn) = segment.get("Transcript") else {
+            if segment.get("Utterance").is_some() {
+                out.slices += 1;
+            }
+            continue; // Categories, PostContactSummary: not speech
+        };
+        let participant = str_at(turn, "ParticipantId").unwrap_or("");
+        let role_label = str_at(turn, "ParticipantRole").unwrap_or("");
+        let role = role_or_unknown(&[participant, role_label], roles, &mut out.unknown_roles);
+        let begin = millis_at(turn, "BeginOffsetMillis", || field("BeginOffsetMillis"))?;
+        let end = millis_at(turn, "EndOffsetMillis", || field("EndOffsetMillis"))?;
+        out.utterances.push(Utterance {
+            utterance_id: str_at(turn, "Id").unwrap_or("").to_owned(),
+            role,
+            participant_id: (!participant.is_empty()).then(|| participant.to_owned()),
+            text: str_at(turn, "Content").unwrap_or("").to_owned(),
+            start_ms: begin,
+            end_ms: end,
+            partial: false,
+            confidence: None,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 mod azure;
 mod ccai;
 mod contact_lens;
+pub use contact_lens::{RealtimeEvent, realtime_event};
 mod fields;
 mod genesys;
 mod pca;

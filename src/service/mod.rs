@@ -7,7 +7,7 @@ pub mod health;
 pub mod limits;
 mod methods;
 mod score;
-mod stream;
+pub(crate) mod stream;
 pub mod tenant;
 mod watch;
 

@@ -31,7 +31,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use metrics::Metrics;
-pub use scrape::serve_scrape;
+pub use scrape::{serve_scrape, serve_scrape_with};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -187,6 +187,11 @@ impl Telemetry {
             "telemetry ready"
         );
         Ok(telemetry)
+    }
+
+    /// A meter on the same provider, for instruments outside [`Metrics`] (the pipeline's).
+    pub fn meter(&self) -> opentelemetry::metrics::Meter {
+        opentelemetry::metrics::MeterProvider::meter(&self.meter_provider, "hearken")
     }
 
     /// Flushes and stops the exporters: spans first, then metrics.

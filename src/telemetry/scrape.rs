@@ -32,7 +32,17 @@ pub async fn serve_scrape(
     registry: prometheus::Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new().route("/metrics", get(move || metrics(registry.clone())));
+    serve_scrape_with(listener, registry, Router::new(), shutdown).await
+}
+
+/// As [`serve_scrape`], with `routes` beside `/metrics` (the pipeline's health).
+pub async fn serve_scrape_with(
+    listener: TcpListener,
+    registry: prometheus::Registry,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = routes.route("/metrics", get(move || metrics(registry.clone())));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -126,7 +126,7 @@ struct Live {
 
 /// A conversation that is not live on this stream but was lately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gone {
+pub(crate) enum Gone {
     /// It ended; its id is not reused for a while (R-PRIV-2).
     Ended,
     /// Its `start` was rejected (the field named): its other messages are rejected too, rather
@@ -675,7 +675,7 @@ fn observe(
 }
 
 /// Why a message for a conversation that is not live, but was lately, is rejected.
-fn not_live(gone: Gone) -> Rejected {
+pub(crate) fn not_live(gone: Gone) -> Rejected {
     match gone {
         Gone::Ended => Rejected::new(
             RejectReason::FailedPrecondition,
@@ -693,7 +693,7 @@ fn not_live(gone: Gone) -> Rejected {
 }
 
 /// A signal or end for a conversation this stream does not know.
-fn unknown(hint: &'static str) -> Rejected {
+pub(crate) fn unknown(hint: &'static str) -> Rejected {
     Rejected::new(RejectReason::FailedPrecondition, "conversation_id", hint)
 }
 

@@ -1,0 +1,644 @@
+//! The Kafka side: a consumer in a group (librdkafka through `rdkafka`), a producer for the
+//! outputs, the rebalance callbacks that commit and take partitions on, and the loop.
+//!
+//! Everything runs on one thread: librdkafka calls the rebalance callback from inside `poll`,
+//! on the thread that polls, so the state is never touched by two threads at once (it sits in a
+//! mutex only because the callback's context must be `Sync`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, types::RDKafkaErrorCode};
+
+use super::partition::{self, Outcome, PartitionId, Record, State};
+use super::records::{self, DeadLetter, DeadReason};
+use super::{Config, Health};
+use crate::proto::v1::StreamConversationsResponse;
+
+/// Longest wait for the producer to deliver what it holds before a commit.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the committed offsets of partitions just assigned.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the loop and the rebalance callback share.
+struct Shared {
+    config: Config,
+    state: Mutex<State>,
+    producer: ThreadedProducer<Delivery>,
+    health: Arc<Health>,
+    metrics: super::PipelineMetrics,
+    service: Arc<crate::telemetry::metrics::Metrics>,
+    topics: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The topic's name, shared.
+    fn topic(&self, name: &str) -> Arc<str> {
+        let mut topics = self
+            .topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            topics
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::from(name)),
+        )
+    }
+
+    /// Waits until every output handed to the producer is delivered; an output that could not
+    /// be delivered (after librdkafka's retries) is an error, and nothing is committed after it.
+    fn flush(&self) -> anyhow::Result<()> {
+        self.producer
+            .flush(FLUSH_TIMEOUT)
+            .context("the producer could not deliver its records in time")?;
+        let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = self
+                .producer
+                .context()
+                .first_error
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default();
+            anyhow::bail!(
+                "{failed} output record(s) could not be delivered (first: {first}); nothing more is committed, so the partitions' next owner writes them again"
+            );
+        }
+        Ok(())
+    }
+
+    /// Commits `partitions` (all owned ones if `None`) at their commit points, after the
+    /// outputs so far are delivered.
+    fn commit(
+        &self,
+        consumer: &BaseConsumer<Group>,
+        partitions: Option<&TopicPartitionList>,
+        mode: CommitMode,
+    ) -> anyhow::Result<()> {
+        self.flush()?;
+        let state = self.state();
+        let owned: Vec<PartitionId> = match partitions {
+            Some(tpl) => tpl
+                .elements()
+                .iter()
+                .map(|e| (self.topic(e.topic()), e.partition()))
+                .collect(),
+            None => state.partitions().cloned().collect(),
+        };
+        let mut tpl = TopicPartitionList::new();
+        for id in &owned {
+            let Some(point) = state.commit_point(id) else {
+                continue;
+            };
+            let mut e = tpl.add_partition(&id.0, id.1);
+            e.set_offset(Offset::Offset(point.resume))
+                .context("a commit offset")?;
+            e.set_metadata(partition::commit_metadata(point.processed));
+        }
+        drop(state);
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => {
+                self.metrics.commit("ok");
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.commit("failed");
+                // The next commit tries again; a failed commit only means more to re-read.
+                tracing::warn!(%error, "offset commit failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The producer's context: counts deliveries that failed.
+struct Delivery {
+    failed: AtomicU64,
+    first_error: Mutex<String>,
+}
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            if self.failed.fetch_add(1, Ordering::Relaxed) == 0
+                && let Ok(mut first) = self.first_error.lock()
+            {
+                *first = format!("{error} on topic {}", message.topic());
+            }
+            tracing::error!(%error, topic = message.topic(), "output record not delivered");
+        }
+    }
+}
+
+/// The consumer's context: rebalances and statistics.
+struct Group {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Group {
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            for (number, p) in &topic.partitions {
+                if *number >= 0 && p.consumer_lag >= 0 {
+                    self.shared.metrics.lag(name, *number, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Group {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let shared = &self.shared;
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                shared.metrics.rebalance("revoke");
+                // Whatever was written for these partitions is delivered and committed before
+                // they go, so that their next owner re-reads as little as possible.
+                if let Err(error) = shared.commit(consumer, Some(tpl), CommitMode::Sync) {
+                    tracing::error!(error = %format!("{error:#}"), "commit before revoke failed");
+                    shared.health.fail(format!("{error:#}"));
+                }
+                let mut state = shared.state();
+                let mut handed_over = 0;
+                for e in tpl.elements() {
+                    let id = (shared.topic(e.topic()), e.partition());
+                    handed_over += state.revoke(&id);
+                    shared.metrics.lag(e.topic(), e.partition(), 0);
+                }
+                shared.service.conversations_changed(-(handed_over as i64));
+                shared.metrics.partitions(state.partitions().count());
+                tracing::info!(
+                    partitions = tpl.count(),
+                    conversations = handed_over,
+                    "partitions revoked"
+                );
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(error) => {
+                shared.metrics.rebalance("error");
+                tracing::warn!(%error, "rebalance error");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        let shared = &self.shared;
+        shared.metrics.rebalance("assign");
+        // What the last owner processed is in the commit's metadata: below it, records only
+        // rebuild state (their outputs were written).
+        let committed = consumer
+            .committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT)
+            .map_err(|error| {
+                tracing::warn!(%error, "committed offsets unknown: outputs of re-read records are written again (identical)");
+            })
+            .ok();
+        let mut state = shared.state();
+        for e in tpl.elements() {
+            let topic = shared.topic(e.topic());
+            let found = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(e.topic(), e.partition()));
+            let replay_until = found
+                .as_ref()
+                .and_then(|c| partition::parse_commit_metadata(c.metadata()));
+            let resume = found.as_ref().and_then(|c| c.offset().to_raw());
+            if let (Some(until), Some(resume)) = (replay_until, resume)
+                && until > resume
+            {
+                shared.metrics.rebuild();
+            }
+            state.assign((topic, e.partition()), replay_until);
+        }
+        shared.metrics.partitions(state.partitions().count());
+        shared.health.joined(state.partitions().count());
+        tracing::info!(partitions = tpl.count(), "partitions assigned");
+    }
+}
+
+/// Runs the consumer until `stop` is set: then delivers, commits and leaves the group.
+pub(super) fn run(
+    config: Config,
+    health: Arc<Health>,
+    metrics: super::PipelineMetrics,
+    service: Arc<crate::telemetry::metrics::Metrics>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let mut common = ClientConfig::new();
+    common
+        .set("bootstrap.servers", &config.brokers)
+        .set("client.id", &config.client_id);
+    let mut producer_config = common.clone();
+    producer_config
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4");
+    let mut consumer_config = common;
+    consumer_config
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("statistics.interval.ms", "5000");
+    for (key, value) in &config.kafka {
+        // `producer.X` and `consumer.X` for one side; the rest for both.
+        if let Some(key) = key.strip_prefix("producer.") {
+            producer_config.set(key, value);
+        } else if let Some(key) = key.strip_prefix("consumer.") {
+            consumer_config.set(key, value);
+        } else {
+            producer_config.set(key, value);
+            consumer_config.set(key, value);
+        }
+    }
+    let producer: ThreadedProducer<Delivery> = producer_config
+        .create_with_context(Delivery {
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(String::new()),
+        })
+        .context("cannot create the Kafka producer")?;
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::new(config.settings.clone())),
+        config,
+        producer,
+        health,
+        metrics,
+        service,
+        topics: Mutex::new(HashMap::new()),
+    });
+    let consumer: BaseConsumer<Group> = consumer_config
+        .create_with_context(Group {
+            shared: Arc::clone(&shared),
+        })
+        .context("cannot create the Kafka consumer")?;
+    let topics: Vec<&str> = shared
+        .config
+        .input_topics
+        .iter()
+        .map(String::as_str)
+        .collect();
+    consumer
+        .subscribe(&topics)
+        .context("cannot subscribe to the input topics")?;
+    tracing::info!(group = %shared.config.group, topics = ?topics, "pipeline consuming");
+
+    let result = consume(&shared, &consumer, &stop);
+    // Stopping: what was written is delivered and committed; closing leaves the group, which
+    // revokes (and commits) every partition through the callback.
+    let closing = shared.commit(&consumer, None, CommitMode::Sync);
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.state().partitions().next().is_some() && Instant::now() < deadline {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    drop(consumer);
+    shared.health.left();
+    result.and(closing)
+}
+
+fn consume(
+    shared: &Arc<Shared>,
+    consumer: &BaseConsumer<Group>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let settings = &shared.config.settings;
+    let sweep_every =
+        (settings.idle_timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let mut last_sweep = Instant::now();
+    let mut last_commit = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        shared.health.tick();
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => on_message(shared, &message),
+            Some(Err(error)) => on_error(shared, error)?,
+            None => {}
+        }
+        if last_sweep.elapsed() >= sweep_every {
+            last_sweep = Instant::now();
+            let now = SystemTime::now();
+            let quiet_since = Instant::now()
+                .checked_sub(settings.idle_timeout)
+                .unwrap_or_else(Instant::now);
+            let swept = shared.state().sweep(now, quiet_since);
+            for ((topic, partition), outcome) in swept {
+                let source = format!("{topic}/{partition}/-");
+                write(shared, &source, None, outcome, None);
+            }
+        }
+        if last_commit.elapsed() >= shared.config.commit_interval {
+            last_commit = Instant::now();
+            shared.commit(consumer, None, CommitMode::Async)?;
+        }
+    }
+    Ok(())
+}
+
+fn on_error(shared: &Shared, error: KafkaError) -> anyhow::Result<()> {
+    match error.rdkafka_error_code() {
+        // Fatal for this client: stop, so that the group hands the partitions to a replica
+        // that works.
+        Some(RDKafkaErrorCode::Fatal) => anyhow::bail!("Kafka client error: {error}"),
+        _ => {
+            tracing::warn!(%error, "Kafka consumer error");
+            shared.health.note_error();
+            Ok(())
+        }
+    }
+}
+
+/// The value of a header, as text.
+fn header<'a>(message: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a str> {
+    let headers = message.headers()?;
+    (0..headers.count())
+        .filter_map(|i| headers.try_get(i))
+        .find(|h| h.key.eq_ignore_ascii_case(name))
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+fn on_message(shared: &Shared, message: &BorrowedMessage<'_>) {
+    let topic = shared.topic(message.topic());
+    let source = format!(
+        "{}/{}/{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    );
+    let timestamp_ms = message.timestamp().to_millis();
+    let key = message.key().map(std::str::from_utf8);
+    let checked = match (key, message.payload()) {
+        (None, _) => Err(DeadLetter::new(
+            DeadReason::NoKey,
+            "key",
+            "the record has no key; key each record by its conversation id",
+        )),
+        (Some(Err(_)), _) => Err(DeadLetter::new(
+            DeadReason::BadKey,
+            "key",
+            "the key is not UTF-8",
+        )),
+        (Some(Ok(key)), _)
+            if crate::engine::limits::check_id(
+                key,
+                "key",
+                shared.config.settings.input.max_id_bytes,
+            )
+            .is_err() =>
+        {
+            Err(DeadLetter::new(
+                DeadReason::BadKey,
+                "key",
+                format!(
+                    "the key is not a conversation id (1 to {} bytes, no control characters)",
+                    shared.config.settings.input.max_id_bytes
+                ),
+            ))
+        }
+        (Some(Ok(_)), None) => Err(DeadLetter::new(
+            DeadReason::NoValue,
+            "value",
+            "the record has no value",
+        )),
+        (Some(Ok(_)), Some(value)) if value.len() > shared.config.max_record_bytes => {
+            Err(DeadLetter::new(
+                DeadReason::TooLarge,
+                "value",
+                format!(
+                    "{} bytes, over the limit of {} (--max-record-bytes)",
+                    value.len(),
+                    shared.config.max_record_bytes
+                ),
+            ))
+        }
+        (Some(Ok(key)), Some(value)) => Ok((key, value)),
+    };
+    let record = |key| Record {
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms,
+        key,
+    };
+    let outcome = match checked.and_then(|(key, value)| {
+        let decoded = records::decode(
+            key,
+            value,
+            header(message, records::HEADER_CONTENT_TYPE),
+            shared.config.input_encoding,
+            &shared.config.roles,
+        )?;
+        Ok((key, decoded))
+    }) {
+        Ok((key, decoded)) => {
+            let mut state = shared.state();
+            let outcome = state.record(&topic, record(key), decoded);
+            drop(state);
+            outcome
+        }
+        Err(dead) => {
+            let mut outcome = shared.state().skip(&topic, record(""));
+            outcome.dead = Some(dead);
+            outcome
+        }
+    };
+    write(shared, &source, Some(message), outcome, timestamp_ms);
+}
+
+/// Hands a record's (or a sweep's) outputs to the producer, unless the record was only read to
+/// rebuild state.
+fn write(
+    shared: &Shared,
+    source: &str,
+    message: Option<&BorrowedMessage<'_>>,
+    outcome: Outcome,
+    timestamp_ms: Option<i64>,
+) {
+    let metrics = &shared.metrics;
+    let service = &shared.service;
+    if outcome.opened > 0 {
+        service.conversations_changed(i64::from(outcome.opened));
+    }
+    let ended = outcome.completed + outcome.abandoned;
+    if ended > 0 {
+        service.conversations_changed(-i64::from(ended));
+    }
+    if outcome.rebuilt {
+        metrics.rebuilt_record();
+        metrics.record_in("rebuilt");
+        return;
+    }
+    for _ in 0..outcome.completed {
+        service.conversation_ended("completed");
+    }
+    for _ in 0..outcome.abandoned {
+        service.conversation_ended("abandoned");
+    }
+    if message.is_some() {
+        metrics.record_in(if outcome.dead.is_some() {
+            "dead_letter"
+        } else {
+            "scored"
+        });
+    }
+    let topics = &shared.config.topics;
+    let source_time = timestamp_ms.map(|t| t.to_string()).unwrap_or_default();
+    for response in &outcome.responses {
+        let kind = records::kind_of(response);
+        count(service, response);
+        let topic = match kind {
+            "update" => topics.updates.as_deref(),
+            "alert" => topics.alerts.as_deref(),
+            "scorecard" => topics.scorecards.as_deref(),
+            _ => topics.rejections.as_deref(),
+        };
+        let Some(topic) = topic else {
+            continue; // that kind is not written (its topic set to `-`)
+        };
+        let value = shared.config.output_encoding.encode(response);
+        let seq = response.seq.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: records::HEADER_CONTENT_TYPE,
+                value: Some(shared.config.output_encoding.content_type()),
+            })
+            .insert(Header {
+                key: records::HEADER_SEQ,
+                value: Some(&seq),
+            })
+            .insert(Header {
+                key: records::HEADER_KIND,
+                value: Some(kind),
+            })
+            .insert(Header {
+                key: records::HEADER_SOURCE,
+                value: Some(source),
+            })
+            .insert(Header {
+                key: records::HEADER_SOURCE_TIME,
+                value: Some(&source_time),
+            });
+        send(shared, topic, &response.conversation_id, &value, headers);
+        metrics.records_out(kind, 1);
+    }
+    if let (Some(dead), Some(message)) = (&outcome.dead, message) {
+        metrics.dead_letter(dead.reason.as_str());
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: records::HEADER_ERROR_REASON,
+                value: Some(dead.reason.as_str()),
+            })
+            .insert(Header {
+                key: records::HEADER_ERROR_FIELD,
+                value: Some(&dead.field),
+            })
+            .insert(Header {
+                key: records::HEADER_ERROR_DESCRIPTION,
+                value: Some(&dead.description),
+            })
+            .insert(Header {
+                key: records::HEADER_SOURCE,
+                value: Some(source),
+            });
+        if let Some(ct) = header(message, records::HEADER_CONTENT_TYPE) {
+            headers = headers.insert(Header {
+                key: records::HEADER_CONTENT_TYPE,
+                value: Some(ct),
+            });
+        }
+        let key = message.key().unwrap_or_default();
+        let value = message.payload().unwrap_or_default();
+        send_bytes(
+            shared,
+            &shared.config.topics.dead_letters,
+            key,
+            value,
+            headers,
+        );
+        metrics.records_out("dead-letter", 1);
+        tracing::info!(reason = dead.reason.as_str(), field = %dead.field, source, "record dead-lettered");
+    }
+    if let Some(ts) = timestamp_ms {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        metrics.latency(Duration::from_millis(now.saturating_sub(ts).max(0) as u64));
+    }
+}
+
+fn count(service: &crate::telemetry::metrics::Metrics, response: &StreamConversationsResponse) {
+    use crate::proto::v1::stream_conversations_response::Payload;
+    match &response.payload {
+        Some(Payload::Rejection(r)) => service.rejected(
+            r.reason()
+                .as_str_name()
+                .trim_start_matches("REJECTION_REASON_"),
+            &r.field,
+        ),
+        Some(Payload::Alert(a)) => service.alert_raised(
+            a.kind().as_str_name().trim_start_matches("ALERT_KIND_"),
+            a.severity().as_str_name().trim_start_matches("SEVERITY_"),
+        ),
+        _ => {}
+    }
+}
+
+fn send(shared: &Shared, topic: &str, key: &str, value: &[u8], headers: OwnedHeaders) {
+    send_bytes(shared, topic, key.as_bytes(), value, headers);
+}
+
+/// Hands one record to the producer, waiting while its queue is full (backpressure: the
+/// consumer reads no further meanwhile).
+fn send_bytes(shared: &Shared, topic: &str, key: &[u8], value: &[u8], headers: OwnedHeaders) {
+    let mut record = BaseRecord::to(topic)
+        .key(key)
+        .payload(value)
+        .headers(headers);
+    loop {
+        match shared.producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((error, _)) => {
+                // Not queued at all (an invalid topic name, a record over message.max.bytes):
+                // counted as a failed delivery, so nothing is committed past it.
+                let delivery = shared.producer.context();
+                if delivery.failed.fetch_add(1, Ordering::Relaxed) == 0
+                    && let Ok(mut first) = delivery.first_error.lock()
+                {
+                    *first = format!("{error} on topic {topic}");
+                }
+                tracing::error!(%error, topic, "output record not queued");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `hearken pipeline`: conversations in from Kafka topics, updates, alerts and scorecards out
+//! to Kafka topics, as a member of a consumer group (`docs/pipeline.md`).
+//!
+//! - `records`: input records → requests (hearken's proto3 JSON or protobuf, Contact Lens
+//!   real-time events), responses and dead letters → output records.
+//! - `partition`: the owned partitions' conversations, driven by records; pure and
+//!   deterministic, so a replica that re-reads a partition writes the very same records.
+//! - `kafka`: the consumer, the producer, rebalances and commits, the loop.
+//! - `metrics`: the pipeline's instruments.
+
+mod kafka;
+mod metrics;
+pub mod partition;
+pub mod records;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+pub use self::metrics::PipelineMetrics;
+use self::records::{InputEncoding, OutputEncoding};
+use crate::input::RoleMap;
+
+/// Where each kind of output goes; `None` writes that kind nowhere (asked for with `-`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputTopics {
+    /// Score updates.
+    pub updates: Option<String>,
+    /// Alerts.
+    pub alerts: Option<String>,
+    /// Scorecards.
+    pub scorecards: Option<String>,
+    /// In-band rejections.
+    pub rejections: Option<String>,
+    /// Input records that were not scored, as they came, with the reason in headers.
+    pub dead_letters: String,
+}
+
+/// What `hearken pipeline` runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// The consumer group.
+    pub group: String,
+    /// This client's id (the pod's name in Kubernetes).
+    pub client_id: String,
+    /// Topics read.
+    pub input_topics: Vec<String>,
+    /// Topics written.
+    pub topics: OutputTopics,
+    /// How input records are encoded when their `content-type` header does not say.
+    pub input_encoding: InputEncoding,
+    /// How output records are encoded.
+    pub output_encoding: OutputEncoding,
+    /// Roles for Contact Lens speaker labels.
+    pub roles: RoleMap,
+    /// Conversations' limits and timeouts.
+    pub settings: partition::Settings,
+    /// Largest input record value; larger ones are dead-lettered.
+    pub max_record_bytes: usize,
+    /// How often offsets are committed.
+    pub commit_interval: Duration,
+    /// librdkafka properties (`-X key=value`): `consumer.` or `producer.` prefixed for one side.
+    pub kafka: Vec<(String, String)>,
+}
+
+/// What `/healthz` reports: whether the replica is a member of its group, and whether its
+/// loop is turning.
+#[derive(Debug)]
+pub struct Health {
+    group: String,
+    started: Instant,
+    member: AtomicBool,
+    partitions: AtomicUsize,
+    /// Milliseconds since `started` of the loop's last turn.
+    last_tick: AtomicU64,
+    errors: AtomicU64,
+    failed: Mutex<Option<String>>,
+}
+
+/// A loop that has not turned for this long is stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+impl Health {
+    /// Not a member yet.
+    pub fn new(group: &str) -> Self {
+        Health {
+            group: group.to_owned(),
+            started: Instant::now(),
+            member: AtomicBool::new(false),
+            partitions: AtomicUsize::new(0),
+            last_tick: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            failed: Mutex::new(None),
+        }
+    }
+
+    fn tick(&self) {
+        self.last_tick
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn joined(&self, partitions: usize) {
+        self.partitions.store(partitions, Ordering::Relaxed);
+        self.member.store(true, Ordering::Relaxed);
+    }
+
+    fn left(&self) {
+        self.member.store(false, Ordering::Relaxed);
+        self.partitions.store(0, Ordering::Relaxed);
+    }
+
+    fn note_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn fail(&self, why: String) {
+        if let Ok(mut failed) = self.failed.lock() {
+            *failed = Some(why);
+        }
+    }
+
+    /// The status code and body `/healthz` answers with: 200 while a member of the group with
+    /// a turning loop, 503 otherwise.
+    pub fn report(&self) -> (StatusCode, String) {
+        let failed = self.failed.lock().ok().and_then(|f| f.clone());
+        let since_tick = self.started.elapsed().saturating_sub(Duration::from_millis(
+            self.last_tick.load(Ordering::Relaxed),
+        ));
+        let member = self.member.load(Ordering::Relaxed);
+        let (code, status) = if failed.is_some() {
+            (StatusCode::SERVICE_UNAVAILABLE, "failed")
+        } else if since_tick > STUCK_AFTER {
+            (StatusCode::SERVICE_UNAVAILABLE, "stuck")
+        } else if member {
+            (StatusCode::OK, "member")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "joining")
+        };
+        let body = serde_json::json!({
+            "status": status,
+            "group": self.group,
+            "partitions": self.partitions.load(Ordering::Relaxed),
+            "consumer_errors": self.errors.load(Ordering::Relaxed),
+            "error": failed,
+        });
+        (code, body.to_string())
+    }
+
+    /// `/healthz` on the metrics port.
+    pub fn routes(self: &Arc<Self>) -> Router {
+        let health = Arc::clone(self);
+        Router::new().route(
+            "/healthz",
+            get(move || {
+                let health = Arc::clone(&health);
+                async move {
+                    let (code, body) = health.report();
+                    (
+                        code,
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+    }
+}
+
+/// Runs the pipeline on a thread of its own until `stop` is set (SIGTERM), then delivers,
+/// commits and leaves the group. Returns the loop's error, if it stopped on one.
+pub fn spawn(
+    config: Config,
+    health: Arc<Health>,
+    metrics: PipelineMetrics,
+    service: Arc<crate::telemetry::metrics::Metrics>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || kafka::run(config, health, metrics, service, stop))
+}
