@@ -115,6 +115,7 @@ impl Shared {
         if tpl.count() == 0 {
             return Ok(());
         }
+        tracing::debug!(offsets = ?tpl, "committing");
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
                 self.metrics.commit("ok");
@@ -234,6 +235,13 @@ impl ConsumerContext for Group {
             {
                 shared.metrics.rebuild();
             }
+            tracing::info!(
+                topic = e.topic(),
+                partition = e.partition(),
+                resume = ?resume,
+                processed = ?replay_until,
+                "partition taken on"
+            );
             state.assign((topic, e.partition()), replay_until);
         }
         shared.metrics.partitions(state.partitions().count());
@@ -344,9 +352,9 @@ fn consume(
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
             let now = SystemTime::now();
-            let quiet_since = Instant::now()
-                .checked_sub(settings.idle_timeout)
-                .unwrap_or_else(Instant::now);
+            // Partitions with no record since `quiet_since` move to the wall clock (none while
+            // the process is younger than the idle timeout).
+            let quiet_since = Instant::now().checked_sub(settings.idle_timeout);
             let swept = shared.state().sweep(now, quiet_since);
             for ((topic, partition), outcome) in swept {
                 let source = format!("{topic}/{partition}/-");

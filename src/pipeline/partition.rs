@@ -291,7 +291,7 @@ impl State {
     pub fn sweep(
         &mut self,
         now: SystemTime,
-        arrived_before: std::time::Instant,
+        arrived_before: Option<std::time::Instant>,
     ) -> Vec<(PartitionId, Outcome)> {
         let now_ms = now
             .duration_since(UNIX_EPOCH)
@@ -299,7 +299,9 @@ impl State {
         let idle_ms = self.settings.idle_timeout.as_millis() as i64;
         let mut all = Vec::new();
         for (key, p) in &mut self.partitions {
-            if p.last_arrival.is_some_and(|t| t <= arrived_before) {
+            if let (Some(last), Some(cut)) = (p.last_arrival, arrived_before)
+                && last <= cut
+            {
                 p.clock_ms = p.clock_ms.max(now_ms);
             }
             let mut idle: Vec<String> = p
@@ -727,10 +729,7 @@ mod tests {
         let mut swept = State::new(settings());
         swept.assign((topic(), 0), None);
         feed(&mut swept, 0, &records);
-        let sweep = swept.sweep(
-            SystemTime::UNIX_EPOCH,
-            std::time::Instant::now() - Duration::from_secs(3600),
-        );
+        let sweep = swept.sweep(SystemTime::UNIX_EPOCH, None);
         let swept_out = feed(&mut swept, 2, &[late]).remove(0);
         let mut by_sweep: Vec<_> = sweep.into_iter().flat_map(|(_, o)| o.responses).collect();
         by_sweep.extend(swept_out.responses);
@@ -752,7 +751,7 @@ mod tests {
         // Arrived before the cut-off: the partition is quiet, record time moves to `now`.
         let ended = s.sweep(
             UNIX_EPOCH + Duration::from_secs(120),
-            std::time::Instant::now(),
+            Some(std::time::Instant::now()),
         );
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].1.abandoned, 1);
