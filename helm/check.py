@@ -28,6 +28,55 @@ def seconds(text):
     return int(m[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m[2]]
 
 
+def pipeline_checks(label, merged, by_kind, grpc_services):
+    p = merged["pipeline"]
+    named = lambda kind: [o for o in by_kind.get(kind, []) if o["metadata"]["name"].endswith("-pipeline")]
+    deployments = named("Deployment")
+    if not p["enabled"]:
+        check(f"{label}: no pipeline unless enabled", not any(named(k) for k in ("Deployment", "Service", "ScaledObject", "PodDisruptionBudget")))
+        return
+    check(f"{label}: one pipeline Deployment", len(deployments) == 1, deployments)
+    d = deployments[0]
+    pod = d["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c["args"]
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    check(f"{label}: pipeline pods are not selected by the gRPC Services", all(any(labels.get(k) != v for k, v in s["spec"]["selector"].items()) for s in grpc_services), labels)
+    serve = [x for x in by_kind["Deployment"] if x is not d][0]
+    check(f"{label}: the gRPC Deployment does not select pipeline pods", any(labels.get(k) != v for k, v in serve["spec"]["selector"]["matchLabels"].items()))
+    check(f"{label}: pipeline args: brokers, group, topics, metrics port",
+          args[0] == "pipeline" and f"--brokers={p['brokers']}" in args and f"--group={p['group']}" in args
+          and f"--input-topic={','.join(p['inputTopics'])}" in args and f"--dead-letter-topic={p['deadLetterTopic']}" in args
+          and f"--metrics-addr=0.0.0.0:{merged['service']['metricsPort']}" in args, args)
+    for kind in ("updates", "alerts", "scorecards", "rejections"):
+        topic = p[f"{kind}Topic"]
+        check(f"{label}: --{kind}-topic passed only when set", (f"--{kind}-topic={topic}" in args) if topic else not any(a.startswith(f"--{kind}-topic") for a in args), args)
+    props = [args[i + 1] for i, a in enumerate(args) if a == "-X"]
+    check(f"{label}: kafkaConfig passed as -X KEY=VALUE", sorted(props) == sorted(f"{k}={v}" for k, v in p["kafkaConfig"].items()), props)
+    secret = p["kafkaConfigSecret"]
+    mounted = any(v.get("secret", {}).get("secretName") == secret for v in pod.get("volumes", [])) if secret else True
+    check(f"{label}: the credentials secret is mounted and passed as a file, never as args", mounted and (("--kafka-config-file=/etc/hearken-kafka/kafka.properties" in args) == bool(secret)) and not any("password" in a for a in args), args)
+    check(f"{label}: pipeline readiness is group membership (/healthz), liveness the loop (/livez)", c["readinessProbe"]["httpGet"]["path"] == "/healthz" and c["livenessProbe"]["httpGet"]["path"] == "/livez" and c["readinessProbe"]["httpGet"]["port"] == "metrics")
+    sc, psc = c["securityContext"], pod["securityContext"]
+    check(f"{label}: pipeline non-root, read-only root, no capabilities", psc.get("runAsNonRoot") is True and sc.get("readOnlyRootFilesystem") is True and sc["capabilities"]["drop"] == ["ALL"])
+    check(f"{label}: the pipeline rolls one member at a time", d["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0})
+    scaled = named("ScaledObject")
+    if p["autoscaling"]["enabled"]:
+        ok = (len(scaled) == 1 and "replicas" not in d["spec"] and scaled[0]["spec"]["scaleTargetRef"]["name"] == d["metadata"]["name"]
+              and scaled[0]["spec"]["maxReplicaCount"] == p["autoscaling"]["maxReplicas"]
+              and [t["metadata"]["topic"] for t in scaled[0]["spec"]["triggers"]] == p["inputTopics"]
+              and all(t["type"] == "kafka" and t["metadata"]["consumerGroup"] == p["group"] for t in scaled[0]["spec"]["triggers"]))
+        check(f"{label}: KEDA scales the pipeline on its group's lag, per input topic", ok, scaled)
+    else:
+        check(f"{label}: fixed pipeline replicas without autoscaling", not scaled and d["spec"]["replicas"] == p["replicas"])
+    services = named("Service")
+    check(f"{label}: the pipeline's metrics Service selects its pods", len(services) == 1 and all(labels.get(k) == v for k, v in services[0]["spec"]["selector"].items()), services)
+    monitors = named("ServiceMonitor")
+    check(f"{label}: the pipeline is scraped when monitoring is on", len(monitors) == int(bool(merged["serviceMonitor"]["enabled"])), monitors)
+    netpols = named("NetworkPolicy")
+    check(f"{label}: the pipeline's network policy admits only the metrics port", (len(netpols) == 1 and [r["ports"][0]["port"] for r in netpols[0]["spec"]["ingress"]] == [merged["service"]["metricsPort"]]) if merged["networkPolicy"]["enabled"] else not netpols, netpols)
+
+
 lint = helm.lint(CHART, strict=True)
 problems = [m for m in lint.get("messages", []) if m.get("severity", 0) >= 2]
 check("helm lint --strict", not problems and not lint.get("errors"), problems or lint.get("errors"))
@@ -49,8 +98,8 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
                 objects.append((path, doc))
     check(f"{label}: renders objects", len(objects) >= 4, [p for p, _ in objects])
     for path, doc in objects:
-        if doc["apiVersion"] == "monitoring.coreos.com/v1":
-            continue  # a CRD: not in the Kubernetes schemas; checked below
+        if doc["apiVersion"] in ("monitoring.coreos.com/v1", "keda.sh/v1alpha1"):
+            continue  # CRDs: not in the Kubernetes schemas; checked below
         try:
             kubernetes_validate.validate(doc, KUBE, strict=True)
             ok, detail = True, ""
@@ -64,7 +113,7 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
     merged = dict(yaml.safe_load(open(os.path.join(CHART, "values.yaml"))))
     for k, v in values.items():
         merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
-    deployment = by_kind["Deployment"][0]
+    deployment = [d for d in by_kind["Deployment"] if not d["metadata"]["name"].endswith("-pipeline")][0]
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     drain = seconds(merged["server"]["drainDelay"]) + seconds(merged["server"]["drainDeadline"])
@@ -101,7 +150,7 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
             check(f"{label}: the network policy admits the floor page's port", any(r["ports"][0]["port"] == merged["ui"]["port"] for r in rules), rules)
     else:
         check(f"{label}: no floor page unless enabled", not ui_services and not any(a.startswith("--ui") for a in container["args"]) and not any(p["name"] == "ui" for p in container["ports"]), container["args"])
-    monitors = by_kind.get("ServiceMonitor", [])
+    monitors = [m for m in by_kind.get("ServiceMonitor", []) if not m["metadata"]["name"].endswith("-pipeline")]
     if merged["serviceMonitor"]["enabled"]:
         ok = len(monitors) == 1 and monitors[0]["spec"]["endpoints"][0]["port"] == "metrics" and monitors[0]["spec"]["endpoints"][0]["path"] == "/metrics" and all(main["metadata"]["labels"].get(k) == v for k, v in monitors[0]["spec"]["selector"]["matchLabels"].items()) and all(monitors[0]["metadata"]["labels"].get(k) == v for k, v in merged["serviceMonitor"]["labels"].items())
         check(f"{label}: ServiceMonitor scrapes /metrics on the metrics port of the service", ok, monitors)
@@ -110,17 +159,18 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
     otel = [e for e in container.get("env", []) if e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT"]
     check(f"{label}: OTLP endpoint passed only when set", [e["value"] for e in otel] == ([merged["otel"]["endpoint"]] if merged["otel"]["endpoint"] else []), otel)
     check(f"{label}: a headless service for client-side balancing", any(s["spec"].get("clusterIP") == "None" for s in services))
-    pdbs = by_kind.get("PodDisruptionBudget", [])
+    pdbs = [p for p in by_kind.get("PodDisruptionBudget", []) if not p["metadata"]["name"].endswith("-pipeline")]
     check(f"{label}: PodDisruptionBudget as configured", (len(pdbs) == 1 and pdbs[0]["spec"]["minAvailable"] == merged["podDisruptionBudget"]["minAvailable"]) if merged["podDisruptionBudget"]["enabled"] else not pdbs, pdbs)
     hpas = by_kind.get("HorizontalPodAutoscaler", [])
     check(f"{label}: HPA only when enabled, and then no fixed replicas", (len(hpas) == 1 and "replicas" not in deployment["spec"]) if merged["autoscaling"]["enabled"] else (not hpas and deployment["spec"]["replicas"] == merged["replicaCount"]), hpas)
-    netpols = by_kind.get("NetworkPolicy", [])
+    netpols = [n for n in by_kind.get("NetworkPolicy", []) if not n["metadata"]["name"].endswith("-pipeline")]
     check(f"{label}: NetworkPolicy only when enabled", bool(netpols) == merged["networkPolicy"]["enabled"])
     maps = by_kind.get("ConfigMap", [])
     if merged.get("rubric"):
         check(f"{label}: the rubric is mounted and passed", len(maps) == 1 and "--rubric=/etc/hearken/rubric.toml" in container["args"] and maps[0]["data"]["rubric.toml"].strip() == merged["rubric"].strip(), container["args"])
     else:
         check(f"{label}: no ConfigMap without a rubric", not maps and not any(a.startswith("--rubric") for a in container["args"]))
+    pipeline_checks(label, merged, by_kind, [s for s in services if s["spec"].get("clusterIP") != "None"])
     tests = [d for d in by_kind.get("Pod", []) if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
     check(f"{label}: helm test replays a bundled call with hearken replay", len(tests) == 1 and tests[0]["spec"]["containers"][0]["args"][:2] == ["replay", "/usr/share/hearken/samples/demo-calls.jsonl"], tests)
 

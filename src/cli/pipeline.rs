@@ -51,6 +51,38 @@ struct KafkaArgs {
     /// …; `consumer.KEY` or `producer.KEY` for one side only.
     #[arg(short = 'X', long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_property)]
     kafka: Vec<(String, String)>,
+    /// A file of librdkafka properties, one `KEY=VALUE` per line (`#` comments), read before
+    /// any -X: for credentials (sasl.password) mounted from a secret rather than on the
+    /// command line.
+    #[arg(long, env = "HEARKEN_KAFKA_CONFIG_FILE", value_name = "FILE")]
+    kafka_config_file: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    /// The properties: the file's, then -X's (a later one wins).
+    fn properties(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut all = Vec::new();
+        if let Some(path) = &self.kafka_config_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--kafka-config-file {}", path.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                // The line's number only: it may hold a password.
+                all.push(parse_property(line).map_err(|_| {
+                    anyhow::anyhow!(
+                        "--kafka-config-file {}: line {} is not KEY=VALUE",
+                        path.display(),
+                        i + 1
+                    )
+                })?);
+            }
+        }
+        all.extend(self.kafka.iter().cloned());
+        Ok(all)
+    }
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -228,7 +260,7 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
         .unwrap_or_else(|| format!("hearken-{}", std::process::id()));
     let all = &args.output_topic;
     let config = Config {
-        brokers: args.kafka.brokers,
+        brokers: args.kafka.brokers.clone(),
         group: args.group,
         client_id,
         input_topics: args.input_topic,
@@ -251,7 +283,7 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
         },
         max_record_bytes: args.max_record_bytes,
         commit_interval: args.commit_interval,
-        kafka: args.kafka.kafka,
+        kafka: args.kafka.properties()?,
     };
     let health = Arc::new(Health::new(&config.group));
     let metrics = PipelineMetrics::new(&telemetry.meter());
@@ -315,7 +347,7 @@ fn producer(kafka: &KafkaArgs) -> anyhow::Result<rdkafka::producer::BaseProducer
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("enable.idempotence", "true");
-    for (k, v) in &kafka.kafka {
+    for (k, v) in &kafka.properties()? {
         if let Some(k) = k.strip_prefix("producer.") {
             config.set(k, v);
         } else if !k.starts_with("consumer.") {
@@ -470,7 +502,7 @@ fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
         )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest");
-    for (k, v) in &args.kafka.kafka {
+    for (k, v) in &args.kafka.properties()? {
         if let Some(k) = k.strip_prefix("consumer.") {
             config.set(k, v);
         } else if !k.starts_with("producer.") {

@@ -126,22 +126,30 @@ impl Health {
         }
     }
 
-    /// The status code and body `/healthz` answers with: 200 while a member of the group with
-    /// a turning loop, 503 otherwise.
-    pub fn report(&self) -> (StatusCode, String) {
+    /// `failed`, `stuck`, `member` or `joining`, and the error that failed the loop.
+    fn status(&self) -> (&'static str, Option<String>) {
         let failed = self.failed.lock().ok().and_then(|f| f.clone());
         let since_tick = self.started.elapsed().saturating_sub(Duration::from_millis(
             self.last_tick.load(Ordering::Relaxed),
         ));
-        let member = self.member.load(Ordering::Relaxed);
-        let (code, status) = if failed.is_some() {
-            (StatusCode::SERVICE_UNAVAILABLE, "failed")
+        let status = if failed.is_some() {
+            "failed"
         } else if since_tick > STUCK_AFTER {
-            (StatusCode::SERVICE_UNAVAILABLE, "stuck")
-        } else if member {
-            (StatusCode::OK, "member")
+            "stuck"
+        } else if self.member.load(Ordering::Relaxed) {
+            "member"
         } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "joining")
+            "joining"
+        };
+        (status, failed)
+    }
+
+    fn answer(&self, ok: impl Fn(&str) -> bool) -> (StatusCode, String) {
+        let (status, failed) = self.status();
+        let code = if ok(status) {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
         };
         let body = serde_json::json!({
             "status": status,
@@ -153,23 +161,38 @@ impl Health {
         (code, body.to_string())
     }
 
-    /// `/healthz` on the metrics port.
+    /// What `/healthz` (readiness) answers: 200 while a member of the group with a turning
+    /// loop, 503 otherwise.
+    pub fn report(&self) -> (StatusCode, String) {
+        self.answer(|s| s == "member")
+    }
+
+    /// What `/livez` answers: 200 unless the loop has failed or stopped turning (a replica
+    /// still joining its group is alive).
+    pub fn alive(&self) -> (StatusCode, String) {
+        self.answer(|s| !matches!(s, "failed" | "stuck"))
+    }
+
+    /// `/healthz` (readiness) and `/livez` (liveness) on the metrics port.
     pub fn routes(self: &Arc<Self>) -> Router {
-        let health = Arc::clone(self);
-        Router::new().route(
-            "/healthz",
-            get(move || {
-                let health = Arc::clone(&health);
-                async move {
-                    let (code, body) = health.report();
-                    (
-                        code,
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        body,
-                    )
-                }
-            }),
-        )
+        let json = || [(axum::http::header::CONTENT_TYPE, "application/json")];
+        let ready = Arc::clone(self);
+        let live = Arc::clone(self);
+        Router::new()
+            .route(
+                "/healthz",
+                get(move || {
+                    let (code, body) = ready.report();
+                    async move { (code, json(), body) }
+                }),
+            )
+            .route(
+                "/livez",
+                get(move || {
+                    let (code, body) = live.alive();
+                    async move { (code, json(), body) }
+                }),
+            )
     }
 }
 

@@ -49,3 +49,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "hearken.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* Selector labels of the pipeline's pods: their own name, so that the gRPC service's
+Deployment, Services and policies (which select by name and instance) never take them in. */}}
+{{- define "hearken.pipelineSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "hearken.name" . }}-pipeline
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of the pipeline's objects. */}}
+{{- define "hearken.pipelineLabels" -}}
+helm.sh/chart: {{ include "hearken.chart" . }}
+{{ include "hearken.pipelineSelectorLabels" . }}
+app.kubernetes.io/component: pipeline
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
