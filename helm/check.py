@@ -64,9 +64,10 @@ def pipeline_checks(label, merged, by_kind, grpc_services):
     if p["autoscaling"]["enabled"]:
         ok = (len(scaled) == 1 and "replicas" not in d["spec"] and scaled[0]["spec"]["scaleTargetRef"]["name"] == d["metadata"]["name"]
               and scaled[0]["spec"]["maxReplicaCount"] == p["autoscaling"]["maxReplicas"]
-              and [t["metadata"]["topic"] for t in scaled[0]["spec"]["triggers"]] == p["inputTopics"]
-              and all(t["type"] == "kafka" and t["metadata"]["consumerGroup"] == p["group"] for t in scaled[0]["spec"]["triggers"]))
-        check(f"{label}: KEDA scales the pipeline on its group's lag, per input topic", ok, scaled)
+              and [t["type"] for t in scaled[0]["spec"]["triggers"]] == ["prometheus"]
+              and "hearken_pipeline_consumer_lag" in scaled[0]["spec"]["triggers"][0]["metadata"]["query"]
+              and scaled[0]["spec"]["triggers"][0]["metadata"]["serverAddress"] == p["autoscaling"]["prometheusServer"])
+        check(f"{label}: KEDA scales the pipeline on its unread records (not on committed-offset lag)", ok, scaled)
     else:
         check(f"{label}: fixed pipeline replicas without autoscaling", not scaled and d["spec"]["replicas"] == p["replicas"])
     services = named("Service")

@@ -163,8 +163,21 @@ impl ClientContext for Group {
     fn stats(&self, statistics: Statistics) {
         for (name, topic) in &statistics.topics {
             for (number, p) in &topic.partitions {
-                if *number >= 0 && p.consumer_lag >= 0 {
-                    self.shared.metrics.lag(name, *number, p.consumer_lag);
+                // Not read yet: the high watermark less the position. (librdkafka's own
+                // `consumer_lag` counts from the committed offset, which hearken keeps at the
+                // oldest live conversation's first record: that is the re-read span.)
+                if *number < 0 || p.hi_offset < 0 || p.app_offset < 0 {
+                    continue;
+                }
+                self.shared
+                    .metrics
+                    .lag(name, *number, (p.hi_offset - p.app_offset).max(0));
+                if p.committed_offset >= 0 {
+                    self.shared.metrics.reread(
+                        name,
+                        *number,
+                        (p.app_offset - p.committed_offset).max(0),
+                    );
                 }
             }
         }
@@ -189,6 +202,7 @@ impl ConsumerContext for Group {
                     let id = (shared.topic(e.topic()), e.partition());
                     handed_over += state.revoke(&id);
                     shared.metrics.lag(e.topic(), e.partition(), 0);
+                    shared.metrics.reread(e.topic(), e.partition(), 0);
                 }
                 shared.service.conversations_changed(-(handed_over as i64));
                 shared.metrics.partitions(state.partitions().count());

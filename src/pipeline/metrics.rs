@@ -18,6 +18,7 @@ pub struct PipelineMetrics {
     rebalances: Counter<u64>,
     commits: Counter<u64>,
     lag: Gauge<i64>,
+    reread: Gauge<i64>,
     partitions: Gauge<i64>,
     latency: Histogram<f64>,
 }
@@ -75,6 +76,13 @@ impl PipelineMetrics {
                 .i64_gauge("hearken.pipeline.consumer.lag")
                 .with_unit("{record}")
                 .with_description("Records on an owned partition not read yet, by topic and partition")
+                .build(),
+            reread: meter
+                .i64_gauge("hearken.pipeline.reread")
+                .with_unit("{record}")
+                .with_description(
+                    "Records a new owner of the partition would read again to rebuild its live conversations (position less the committed offset), by topic and partition",
+                )
                 .build(),
             partitions: meter
                 .i64_gauge("hearken.pipeline.partitions")
@@ -139,6 +147,17 @@ impl PipelineMetrics {
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
         self.lag.record(
             lag,
+            &[
+                KeyValue::new("topic", topic.to_owned()),
+                KeyValue::new("partition", i64::from(partition)),
+            ],
+        );
+    }
+
+    /// The re-read span of an owned partition.
+    pub fn reread(&self, topic: &str, partition: i32, records: i64) {
+        self.reread.record(
+            records,
             &[
                 KeyValue::new("topic", topic.to_owned()),
                 KeyValue::new("partition", i64::from(partition)),
