@@ -12,6 +12,8 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
 COPY samples samples
+# The learned listening model, embedded in the binary (include_bytes!).
+COPY models models
 COPY benches benches
 COPY examples examples
 RUN cargo build --release --locked --bin hearken

@@ -48,6 +48,15 @@ fn the_dockerfile_builds_a_small_non_root_image_with_the_samples() {
     ))
     .unwrap();
     assert!(hook.contains("/usr/share/hearken/samples/demo-calls.jsonl"));
+    // Every file outside src/ that the code embeds (include_bytes!, include_str!) is copied
+    // into the build stage: the learned model was not, once.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in embedded_dirs(&root.join("src"), root) {
+        assert!(
+            lines.contains(&format!("COPY {dir} {dir}").as_str()),
+            "the build embeds files from {dir}/ but the Dockerfile does not copy it"
+        );
+    }
     // Everything the build copies exists.
     for path in [
         "Cargo.toml",
@@ -56,6 +65,7 @@ fn the_dockerfile_builds_a_small_non_root_image_with_the_samples() {
         "proto",
         "src",
         "samples",
+        "models",
         "benches",
         "examples",
     ] {
@@ -66,4 +76,37 @@ fn the_dockerfile_builds_a_small_non_root_image_with_the_samples() {
             "{path}"
         );
     }
+}
+
+/// The top-level folders (other than src) that files under `dir` embed.
+fn embedded_dirs(dir: &std::path::Path, root: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(embedded_dirs(&path, root));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for macro_name in ["include_bytes!(\"", "include_str!(\""] {
+            for (at, _) in text.match_indices(macro_name) {
+                let rest = &text[at + macro_name.len()..];
+                let Some(end) = rest.find('"') else { continue };
+                let target = path.parent().unwrap().join(&rest[..end]);
+                let Ok(target) = target.canonicalize() else { continue };
+                if let Ok(rel) = target.strip_prefix(root.canonicalize().unwrap())
+                    && let Some(first) = rel.components().next()
+                {
+                    let first = first.as_os_str().to_string_lossy().into_owned();
+                    if first != "src" {
+                        out.insert(first);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
