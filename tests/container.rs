@@ -79,7 +79,10 @@ fn the_dockerfile_builds_a_small_non_root_image_with_the_samples() {
 }
 
 /// The top-level folders (other than src) that files under `dir` embed.
-fn embedded_dirs(dir: &std::path::Path, root: &std::path::Path) -> std::collections::BTreeSet<String> {
+fn embedded_dirs(
+    dir: &std::path::Path,
+    root: &std::path::Path,
+) -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -96,7 +99,9 @@ fn embedded_dirs(dir: &std::path::Path, root: &std::path::Path) -> std::collecti
                 let rest = &text[at + macro_name.len()..];
                 let Some(end) = rest.find('"') else { continue };
                 let target = path.parent().unwrap().join(&rest[..end]);
-                let Ok(target) = target.canonicalize() else { continue };
+                let Ok(target) = target.canonicalize() else {
+                    continue;
+                };
                 if let Ok(rel) = target.strip_prefix(root.canonicalize().unwrap())
                     && let Some(first) = rel.components().next()
                 {
