@@ -206,6 +206,7 @@ impl ConsumerContext for Group {
                 }
                 shared.service.conversations_changed(-(handed_over as i64));
                 shared.metrics.partitions(state.partitions().count());
+                shared.health.joined(state.partitions().count());
                 tracing::info!(
                     partitions = tpl.count(),
                     conversations = handed_over,
@@ -510,6 +511,10 @@ fn write(
     let ended = outcome.completed + outcome.abandoned;
     if ended > 0 {
         service.conversations_changed(-i64::from(ended));
+    }
+    if outcome.not_owned {
+        metrics.record_in("not_owned");
+        return;
     }
     if outcome.rebuilt {
         metrics.rebuilt_record();

@@ -65,6 +65,9 @@ pub struct Outcome {
     /// The record was read again to rebuild state: an earlier owner wrote its outputs, so
     /// these are not written again.
     pub rebuilt: bool,
+    /// The record's partition is not owned here (a straggler fetched before a revoke): its
+    /// owner reads it; nothing is done with it here.
+    pub not_owned: bool,
     /// Conversations opened.
     pub opened: u32,
     /// Conversations ended, completed and abandoned.
@@ -254,7 +257,10 @@ impl State {
     pub fn record(&mut self, topic: &Arc<str>, record: Record<'_>, decoded: Decoded) -> Outcome {
         let key = (Arc::clone(topic), record.partition);
         let Some(p) = self.partitions.get_mut(&key) else {
-            return Outcome::default();
+            return Outcome {
+                not_owned: true,
+                ..Outcome::default()
+            };
         };
         let mut out = Outcome {
             rebuilt: record.offset < p.replay_until,
