@@ -127,8 +127,21 @@ impl Broker {
 
     /// A `hearken pipeline` replica in group `group`, logging to `log`.
     fn replica(&self, group: &str, metrics_port: Option<u16>, log: &std::path::Path) -> Child {
+        self.replica_command(group, metrics_port, log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// The command of a replica, to add flags to.
+    fn replica_command(
+        &self,
+        group: &str,
+        metrics_port: Option<u16>,
+        log: &std::path::Path,
+    ) -> Command {
         let metrics = metrics_port.map_or_else(|| "off".to_owned(), |p| format!("127.0.0.1:{p}"));
-        Command::new(env!("CARGO_BIN_EXE_hearken"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hearken"));
+        command
             .args(["pipeline", "--brokers", &self.addr, "--group", group])
             .args([
                 "--input-topic",
@@ -148,9 +161,8 @@ impl Broker {
             ])
             .env("HEARKEN_LOG", "info,hearken::pipeline=debug")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap()
+            .stderr(std::fs::File::create(log).unwrap());
+        command
     }
 }
 
@@ -506,4 +518,206 @@ fn tempdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Contact Lens real-time events (as Kinesis delivers them) for the demo calls: STARTED, one
+/// SEGMENTS event per final turn (a slice of it first, then the whole turn), COMPLETED;
+/// contacts interleaved.
+fn contact_lens_events() -> Vec<(String, serde_json::Value)> {
+    let calls = common::demo_calls();
+    let mut per_call: Vec<Vec<(String, serde_json::Value)>> = Vec::new();
+    for t in &calls {
+        let id = format!("cl-{}", t.conversation_id);
+        let event = |kind: &str, segments: Option<serde_json::Value>| {
+            let mut e = serde_json::json!({"Version": "1.0.0", "Channel": "VOICE", "ContactId": id,
+                "LanguageCode": "en-US", "EventType": kind});
+            if let Some(s) = segments {
+                e["Segments"] = s;
+            }
+            (id.clone(), e)
+        };
+        let mut events = vec![event("STARTED", None)];
+        for u in t.utterances.iter().filter(|u| !u.partial) {
+            let role = if u.role == hearken::engine::Role::Agent {
+                "AGENT"
+            } else {
+                "CUSTOMER"
+            };
+            let slice = serde_json::json!({"Utterance": {"ParticipantId": role, "ParticipantRole": role,
+                "TranscriptId": u.utterance_id, "PartialContent": "…",
+                "BeginOffsetMillis": u.start_ms, "EndOffsetMillis": u.start_ms}});
+            let whole = serde_json::json!({"Transcript": {"ParticipantId": role, "ParticipantRole": role,
+                "Id": u.utterance_id, "Content": u.text,
+                "BeginOffsetMillis": u.start_ms, "EndOffsetMillis": u.end_ms}});
+            events.push(event("SEGMENTS", Some(serde_json::json!([slice, whole]))));
+        }
+        events.push(event("COMPLETED", None));
+        per_call.push(events);
+    }
+    let longest = per_call.iter().map(Vec::len).max().unwrap();
+    (0..longest)
+        .flat_map(|i| per_call.iter().filter_map(move |c| c.get(i).cloned()))
+        .collect()
+}
+
+#[test]
+fn contact_lens_events_in_protobuf_out_to_per_kind_topics_and_a_clean_leave() {
+    use prost::Message as _;
+    let Some(broker) = broker_or_skip("contact_lens_events_in_protobuf_out") else {
+        return;
+    };
+    let dir = tempdir("pipeline-cl");
+    broker.create_topic("in", 6);
+    for t in ["out", "cards", "alerts", "dlq"] {
+        broker.create_topic(t, 1);
+    }
+    let events = contact_lens_events();
+    // `hearken score` of the same events, read as a Contact Lens real-time file.
+    let file = dir.join("events.jsonl");
+    let lines: Vec<String> = events.iter().map(|(_, e)| e.to_string()).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hearken"))
+        .args([
+            "score",
+            "--input-format",
+            "contact-lens-realtime",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: HashMap<String, Scorecard> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: ScoreTranscriptResponse = serde_json::from_str(l).unwrap();
+            (r.conversation_id, r.scorecard.unwrap())
+        })
+        .collect();
+    assert_eq!(expected.len(), 3);
+
+    // Two replicas that only leave cleanly would hand partitions over at once: the session
+    // timeout is long, so a handover by timeout would take 30 s.
+    let ports = [common::free_port(), common::free_port()];
+    let extra = [
+        "--output-encoding",
+        "protobuf",
+        "--scorecards-topic",
+        "cards",
+        "--alerts-topic",
+        "alerts",
+        "--updates-topic",
+        "-",
+        "-X",
+        "consumer.session.timeout.ms=30000",
+    ];
+    let mut replicas = Replicas(
+        (0..2)
+            .map(|n| {
+                let mut c =
+                    broker.replica_command("cl", Some(ports[n]), &dir.join(format!("cl-{n}.log")));
+                c.args(extra);
+                c.spawn().unwrap()
+            })
+            .collect(),
+    );
+    let producer = broker.producer();
+    for (key, event) in &events {
+        send(
+            &producer,
+            "in",
+            Some(key),
+            event.to_string().as_bytes(),
+            None,
+        );
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let cards = broker.consumer("cards");
+    let mut got = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < 3 {
+        assert!(Instant::now() < deadline, "{} of 3 scorecards", got.len());
+        let Some(m) = cards.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        assert_eq!(
+            header(&m, "content-type").as_deref(),
+            Some("application/x-protobuf")
+        );
+        assert_eq!(
+            header(&m, records::HEADER_KIND).as_deref(),
+            Some("scorecard")
+        );
+        let r = StreamConversationsResponse::decode(m.payload().unwrap()).unwrap();
+        let Some(stream_conversations_response::Payload::Scorecard(card)) = r.payload else {
+            panic!("a scorecard on the scorecards topic")
+        };
+        got.insert(r.conversation_id, card);
+    }
+    for (id, card) in &got {
+        assert_eq!(
+            common::without_times(card.clone()),
+            common::without_times(expected[id].clone()),
+            "{id}: the pipeline's scorecard differs from hearken score's of the same events"
+        );
+    }
+    // Alerts went to their topic; updates nowhere (asked for with `-`), so the catch-all
+    // output topic is empty.
+    let alerts = broker.consumer("alerts");
+    let deadline = Instant::now() + common::WAIT;
+    let mut n_alerts = 0;
+    while n_alerts == 0 && Instant::now() < deadline {
+        if let Some(m) = alerts.poll(Duration::from_millis(100)) {
+            assert_eq!(
+                header(&m.unwrap(), records::HEADER_KIND).as_deref(),
+                Some("alert")
+            );
+            n_alerts += 1;
+        }
+    }
+    assert!(n_alerts > 0, "no alert on the alerts topic");
+    let rest = broker.consumer("out");
+    let quiet = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < quiet {
+        assert!(
+            rest.poll(Duration::from_millis(100)).is_none(),
+            "something was written to the catch-all topic"
+        );
+    }
+
+    // SIGTERM one replica: it leaves the group, and the other owns every partition well before
+    // the 30 s session timeout would have moved them.
+    let partitions = |port: u16| -> Option<u64> {
+        let body = common::http_get(port, "/healthz")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["partitions"].as_u64()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while partitions(ports[0]).unwrap_or(0) + partitions(ports[1]).unwrap_or(0) < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the two replicas never held all 6 partitions"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    common::terminate(&replicas.0[0]);
+    let left = Instant::now();
+    assert!(
+        replicas.0[0].wait().unwrap().success(),
+        "the replica did not exit 0 after SIGTERM"
+    );
+    while partitions(ports[1]) != Some(6) {
+        assert!(
+            left.elapsed() < Duration::from_secs(15),
+            "the survivor did not take the partitions over within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("partitions handed over {:?} after SIGTERM", left.elapsed());
 }
