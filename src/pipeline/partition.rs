@@ -20,7 +20,7 @@ use crate::engine::{
     self, Conversation, Emitted, End, EndReason, Event, InputLimits, RejectReason, Rejected, Rubric,
 };
 use crate::proto::{self, v1::*};
-use crate::service::stream::{Gone, not_live, unknown};
+use crate::service::route::{self, Conversations as _, Gone};
 
 /// What the partitions' conversations may use.
 #[derive(Debug, Clone)]
@@ -262,10 +262,7 @@ impl State {
                 ..Outcome::default()
             };
         };
-        let mut out = Outcome {
-            rebuilt: record.offset < p.replay_until,
-            ..Outcome::default()
-        };
+        let rebuilt = record.offset < p.replay_until;
         p.advance(record);
         let ts = record.timestamp_ms.unwrap_or(p.clock_ms);
         let mut ctx = Ctx {
@@ -274,21 +271,31 @@ impl State {
             p,
             offset: record.offset,
             ts,
+            out: Outcome {
+                rebuilt,
+                ..Outcome::default()
+            },
         };
         let id = record.key;
         // An idle conversation ends before anything else is done with it, exactly as a sweep
         // would have ended it: whether it is idle depends on record time alone.
-        ctx.end_if_idle(id, &mut out);
+        ctx.end_if_idle(id);
         if let Some(start) = decoded.start_if_unknown
             && !ctx.p.live.contains_key(id)
             && ctx.gone_lately(id).is_none()
         {
-            let _ = ctx.on_start(id, &start, &mut out);
+            route::on_start(&mut ctx, id, &start, false, None);
         }
         for request in decoded.requests {
-            ctx.handle(request, &mut out);
+            let Some(payload) = request.payload else {
+                continue; // keep-alive
+            };
+            match route::check_id(&request.conversation_id, &ctx.settings.input) {
+                Ok(()) => route::route(&mut ctx, &request.conversation_id, payload),
+                Err(r) => ctx.out.reject(rejection("", 0, &r), &r),
+            }
         }
-        out
+        ctx.out
     }
 
     /// Ends, as abandoned, the conversations that are idle in record time. A partition that
@@ -320,7 +327,6 @@ impl State {
                 continue;
             }
             idle.sort();
-            let mut out = Outcome::default();
             let ts = p.clock_ms;
             let mut ctx = Ctx {
                 settings: &self.settings,
@@ -328,11 +334,12 @@ impl State {
                 p,
                 offset: 0,
                 ts,
+                out: Outcome::default(),
             };
             for id in idle {
-                ctx.abandon(&id, &mut out);
+                ctx.abandon(&id);
             }
-            all.push((key.clone(), out));
+            all.push((key.clone(), ctx.out));
         }
         all
     }
@@ -348,7 +355,7 @@ impl Partition {
     }
 }
 
-/// One record's view of the state.
+/// One record's view of the state, and what it gives.
 struct Ctx<'a> {
     settings: &'a Settings,
     live_total: &'a mut usize,
@@ -356,9 +363,85 @@ struct Ctx<'a> {
     offset: i64,
     /// The record's timestamp (or the record time, if it has none).
     ts: i64,
+    out: Outcome,
 }
 
 impl Ctx<'_> {
+    fn close(&mut self, id: &str) {
+        if self.p.live.remove(id).is_some() {
+            *self.live_total -= 1;
+            self.remember(id, Gone::Ended);
+        }
+    }
+
+    fn end_if_idle(&mut self, id: &str) {
+        let idle_ms = self.settings.idle_timeout.as_millis() as i64;
+        if self
+            .p
+            .live
+            .get(id)
+            .is_some_and(|l| self.p.clock_ms - l.last_ms >= idle_ms)
+        {
+            self.abandon(id);
+        }
+    }
+
+    fn abandon(&mut self, id: &str) {
+        if self.p.live.contains_key(id) {
+            self.observe(id, Event::End(End::default(), EndReason::Abandoned));
+            self.close(id);
+            self.out.abandoned += 1;
+        }
+    }
+
+    /// Applies an event to a live conversation; returns whether it ended.
+    fn observe(&mut self, id: &str, event: Event) -> bool {
+        let clock = self.p.clock_ms;
+        let Some(live) = self.p.live.get_mut(id) else {
+            return false;
+        };
+        live.last_ms = clock;
+        let base_ms = live.base_ms;
+        let alert_time = move |a: &engine::Alert| {
+            let ms = base_ms.saturating_add(a.offset_ms.max(0));
+            Some(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+        };
+        let mut ended = false;
+        match live.conversation.observe(event) {
+            Ok(emitted) => {
+                use stream_conversations_response::Payload as P;
+                for e in emitted {
+                    live.seq += 1;
+                    let payload = match e {
+                        Emitted::Update(u) => P::Update(proto::update_to_proto(&u)),
+                        Emitted::Alert(a) => P::Alert(proto::alert_to_proto(&a, alert_time(&a))),
+                        Emitted::Scorecard(card) => {
+                            ended = true;
+                            P::Scorecard(proto::scorecard_to_proto(&card, alert_time))
+                        }
+                    };
+                    self.out.responses.push(response(id, live.seq, payload));
+                }
+            }
+            Err(r) => {
+                live.seq += 1;
+                let seq = live.seq;
+                self.out.reject(rejection(id, seq, &r), &r);
+            }
+        }
+        ended
+    }
+}
+
+impl route::Conversations for Ctx<'_> {
+    fn input_limits(&self) -> &InputLimits {
+        &self.settings.input
+    }
+
+    fn is_live(&self, id: &str) -> bool {
+        self.p.live.contains_key(id)
+    }
+
     fn gone_lately(&mut self, id: &str) -> Option<Gone> {
         let linger = self.settings.ended_linger.as_millis() as i64;
         let clock = self.p.clock_ms;
@@ -387,12 +470,11 @@ impl Ctx<'_> {
             .push_back((id.to_owned(), self.p.clock_ms, gone));
     }
 
-    fn open(
-        &mut self,
-        id: &str,
-        start: &ConversationStart,
-        out: &mut Outcome,
-    ) -> Result<(), Rejected> {
+    fn forget(&mut self, id: &str) {
+        self.p.recent.retain(|(g, _, _)| g != id);
+    }
+
+    fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {
         if *self.live_total >= self.settings.max_conversations {
             let mut r = Rejected::new(
                 RejectReason::ResourceExhausted,
@@ -427,39 +509,12 @@ impl Ctx<'_> {
             },
         );
         *self.live_total += 1;
-        out.opened += 1;
+        self.out.opened += 1;
         Ok(())
     }
 
-    fn close(&mut self, id: &str) {
-        if self.p.live.remove(id).is_some() {
-            *self.live_total -= 1;
-            self.remember(id, Gone::Ended);
-        }
-    }
-
-    fn end_if_idle(&mut self, id: &str, out: &mut Outcome) {
-        let idle_ms = self.settings.idle_timeout.as_millis() as i64;
-        if self
-            .p
-            .live
-            .get(id)
-            .is_some_and(|l| self.p.clock_ms - l.last_ms >= idle_ms)
-        {
-            self.abandon(id, out);
-        }
-    }
-
-    fn abandon(&mut self, id: &str, out: &mut Outcome) {
-        if self.p.live.contains_key(id) {
-            self.observe(id, Event::End(End::default(), EndReason::Abandoned), out);
-            self.close(id);
-            out.abandoned += 1;
-        }
-    }
-
     /// A rejection for a live conversation takes its next seq; for another, seq 0.
-    fn reject(&mut self, id: &str, r: Rejected, out: &mut Outcome) {
+    fn reject(&mut self, id: &str, r: Rejected) {
         let seq = match self.p.live.get_mut(id) {
             Some(live) => {
                 live.seq += 1;
@@ -467,159 +522,14 @@ impl Ctx<'_> {
             }
             None => 0,
         };
-        out.reject(rejection(id, seq, &r), &r);
+        self.out.reject(rejection(id, seq, &r), &r);
     }
 
-    fn on_start(
-        &mut self,
-        id: &str,
-        start: &ConversationStart,
-        out: &mut Outcome,
-    ) -> Result<(), ()> {
-        if self.p.live.contains_key(id) {
-            let r = Rejected::new(
-                RejectReason::FailedPrecondition,
-                "start",
-                "the conversation is already live",
-            );
-            self.reject(id, r, out);
-            return Err(());
+    fn apply(&mut self, id: &str, event: Event) {
+        if self.observe(id, event) {
+            self.close(id);
+            self.out.completed += 1;
         }
-        let gone = self.gone_lately(id);
-        if gone == Some(Gone::Ended) {
-            self.reject(id, not_live(Gone::Ended), out);
-            return Err(());
-        }
-        if gone.is_some() {
-            self.p.recent.retain(|(g, _, _)| g != id);
-        }
-        match self.open(id, start, out) {
-            Ok(()) => Ok(()),
-            Err(r) => {
-                if r.reason != RejectReason::ResourceExhausted {
-                    self.remember(id, Gone::StartRefused(r.field));
-                }
-                self.reject(id, r, out);
-                Err(())
-            }
-        }
-    }
-
-    fn handle(&mut self, request: StreamConversationsRequest, out: &mut Outcome) {
-        use stream_conversations_request::Payload;
-        let StreamConversationsRequest {
-            conversation_id: id,
-            payload,
-        } = request;
-        let Some(payload) = payload else {
-            return; // keep-alive
-        };
-        if let Err(r) =
-            engine::limits::check_id(&id, "conversation_id", self.settings.input.max_id_bytes)
-        {
-            out.reject(rejection("", 0, &r), &r);
-            return;
-        }
-        let live = self.p.live.contains_key(&id);
-        let gone = if live { None } else { self.gone_lately(&id) };
-        let event = match payload {
-            Payload::Start(start) => {
-                let _ = self.on_start(&id, &start, out);
-                return;
-            }
-            Payload::Utterance(utterance) => {
-                let utterance = proto::utterance_from_proto(utterance);
-                if !live {
-                    let refused = match gone {
-                        Some(gone) => Err(not_live(gone)),
-                        None => self.open(&id, &ConversationStart::default(), out),
-                    };
-                    if let Err(r) = refused {
-                        let r = r.for_utterance(&utterance, &self.settings.input);
-                        self.reject(&id, r, out);
-                        return;
-                    }
-                }
-                Event::Utterance(utterance)
-            }
-            Payload::Signal(signal) => {
-                if !live {
-                    let r = gone.map_or_else(
-                        || unknown("unknown conversation; send start or an utterance first"),
-                        not_live,
-                    );
-                    self.reject(&id, r, out);
-                    return;
-                }
-                match proto::signal_from_proto(&signal) {
-                    Some(signal) => Event::Signal(signal),
-                    None => {
-                        let r = Rejected::new(
-                            RejectReason::InvalidArgument,
-                            "signal.kind",
-                            "must be a known, specified kind",
-                        );
-                        self.reject(&id, r, out);
-                        return;
-                    }
-                }
-            }
-            Payload::End(end) => {
-                if !live {
-                    let r = gone.map_or_else(|| unknown("unknown conversation"), not_live);
-                    self.reject(&id, r, out);
-                    return;
-                }
-                Event::End(
-                    End {
-                        offset_ms: end.offset_ms,
-                    },
-                    EndReason::Completed,
-                )
-            }
-        };
-        if self.observe(&id, event, out) {
-            self.close(&id);
-            out.completed += 1;
-        }
-    }
-
-    /// Applies an event to a live conversation; returns whether it ended.
-    fn observe(&mut self, id: &str, event: Event, out: &mut Outcome) -> bool {
-        let clock = self.p.clock_ms;
-        let Some(live) = self.p.live.get_mut(id) else {
-            return false;
-        };
-        live.last_ms = clock;
-        let base_ms = live.base_ms;
-        let alert_time = move |a: &engine::Alert| {
-            let ms = base_ms.saturating_add(a.offset_ms.max(0));
-            Some(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-        };
-        let mut ended = false;
-        match live.conversation.observe(event) {
-            Ok(emitted) => {
-                use stream_conversations_response::Payload as P;
-                for e in emitted {
-                    live.seq += 1;
-                    let payload = match e {
-                        Emitted::Update(u) => P::Update(proto::update_to_proto(&u)),
-                        Emitted::Alert(a) => P::Alert(proto::alert_to_proto(&a, alert_time(&a))),
-                        Emitted::Scorecard(card) => {
-                            ended = true;
-                            P::Scorecard(proto::scorecard_to_proto(&card, alert_time))
-                        }
-                    };
-                    out.responses.push(response(id, live.seq, payload));
-                }
-            }
-            Err(r) => {
-                live.seq += 1;
-                let seq = live.seq;
-                out.reject(rejection(id, seq, &r), &r);
-            }
-        }
-        ended
     }
 }
 

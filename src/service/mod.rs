@@ -6,8 +6,9 @@ pub mod error;
 pub mod health;
 pub mod limits;
 mod methods;
+pub(crate) mod route;
 mod score;
-pub(crate) mod stream;
+mod stream;
 pub mod tenant;
 mod watch;
 

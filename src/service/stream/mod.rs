@@ -32,6 +32,7 @@ use self::admission::{MessageRate, Slot};
 use self::inbound::Received;
 use self::outbound::{Outbound, Queued};
 use super::error::ServiceError;
+use super::route::{self, Gone};
 use super::tenant::Caller;
 use super::{PublishedAlert, ResponseStream, Shared};
 use crate::engine::{self, Conversation, Emitted, End, EndReason, Event, RejectReason, Rejected};
@@ -124,16 +125,6 @@ struct Live {
     floor: Option<crate::floor::CallHandle>,
 }
 
-/// A conversation that is not live on this stream but was lately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Gone {
-    /// It ended; its id is not reused for a while (R-PRIV-2).
-    Ended,
-    /// Its `start` was rejected (the field named): its other messages are rejected too, rather
-    /// than silently opening it with defaults.
-    StartRefused(&'static str),
-}
-
 /// Why the stream loop stops.
 enum Stop {
     /// The client went away (its response stream was dropped), or finished.
@@ -184,14 +175,12 @@ fn rejection(r: &Rejected) -> stream_conversations_response::Payload {
     stream_conversations_response::Payload::Rejection(proto::rejection_to_proto(r))
 }
 
-/// The call time a message carries, for the rate's call-time allowance.
-fn offset_of(payload: &stream_conversations_request::Payload) -> Option<i64> {
-    use stream_conversations_request::Payload;
-    match payload {
-        Payload::Utterance(u) => u.end_ms.or(u.start_ms),
-        Payload::Signal(s) => Some(s.offset_ms),
-        Payload::End(e) => e.offset_ms,
-        Payload::Start(_) => None,
+/// The call time an event carries, for the rate's call-time allowance.
+fn offset_of(event: &Event) -> Option<i64> {
+    match event {
+        Event::Utterance(u) => u.end_ms.or(u.start_ms),
+        Event::Signal(s) => Some(s.offset_ms),
+        Event::End(e, _) => e.offset_ms,
     }
 }
 
@@ -403,8 +392,8 @@ impl StreamTask {
         }
     }
 
-    /// Answers one request: its conversation looked up once (and once more to apply it), then
-    /// one handler per payload.
+    /// Answers one request: its id checked, then routed by the rules a Kafka partition shares
+    /// (`service/route.rs`).
     fn handle(&mut self, request: StreamConversationsRequest) -> Vec<StreamConversationsResponse> {
         use stream_conversations_request::Payload;
         let StreamConversationsRequest {
@@ -414,134 +403,26 @@ impl StreamTask {
         let Some(payload) = payload else {
             return Vec::new(); // keep-alive
         };
-        if let Err(r) = engine::limits::check_id(
-            &id,
-            "conversation_id",
-            self.shared.limits.input.max_id_bytes,
-        ) {
+        if let Err(r) = route::check_id(&id, &self.shared.limits.input) {
             return vec![response("", 0, rejection(&r))];
         }
-        let live = self.live.contains_key(&id);
-        let gone = if live { None } else { self.gone_lately(&id) };
-        let offset = offset_of(&payload);
-        let event = match payload {
-            Payload::Start(start) => return self.on_start(&id, &start, live, gone),
-            Payload::Utterance(utterance) => {
-                let utterance = proto::utterance_from_proto(utterance);
-                if self.shared.log_text {
-                    // Opt-in (`--log-text`), masked first; never the default (R-PRIV-1).
-                    tracing::info!(
-                        role = ?utterance.role,
-                        partial = utterance.partial,
-                        text = %crate::redact::redact(&utterance.text),
-                        "utterance text (redacted)"
-                    );
-                }
-                if !live {
-                    let refused = match gone {
-                        Some(gone) => Err(not_live(gone)),
-                        // The first utterance of an unknown conversation opens it.
-                        None => self.open(&id, &ConversationStart::default()),
-                    };
-                    if let Err(r) = refused {
-                        let r = r.for_utterance(&utterance, &self.shared.limits.input);
-                        return unanswered(&id, r);
-                    }
-                }
-                Event::Utterance(utterance)
-            }
-            Payload::Signal(signal) => {
-                if !live {
-                    let r = gone.map_or_else(
-                        || unknown("unknown conversation; send start or an utterance first"),
-                        not_live,
-                    );
-                    return unanswered(&id, r);
-                }
-                match proto::signal_from_proto(&signal) {
-                    Some(signal) => Event::Signal(signal),
-                    None => {
-                        return self.reject_live(
-                            &id,
-                            Rejected::new(
-                                RejectReason::InvalidArgument,
-                                "signal.kind",
-                                "must be a known, specified kind",
-                            ),
-                        );
-                    }
-                }
-            }
-            Payload::End(end) => {
-                if !live {
-                    let r = gone.map_or_else(|| unknown("unknown conversation"), not_live);
-                    return unanswered(&id, r);
-                }
-                Event::End(
-                    End {
-                        offset_ms: end.offset_ms,
-                    },
-                    EndReason::Completed,
-                )
-            }
-        };
-        // The conversation is live here (opened above if it was not).
-        let Some(live) = self.live.get_mut(&id) else {
-            return Vec::new();
-        };
-        if let Err(wait) = live.rate.admit(offset) {
-            return vec![over_rate(
-                &id,
-                wait,
-                self.shared.limits.max_messages_per_second,
-            )];
-        }
-        let mut out = Vec::new();
-        let tenant = self.caller.tenant.as_ref();
-        if observe(live, &id, event, &self.shared, tenant, &mut out) {
-            self.close(&id, "completed");
-        }
-        out
-    }
-
-    /// A `start`: opens the conversation unless it is live or ended lately. A refused start is
-    /// remembered, so that the conversation's next messages do not open it with defaults.
-    fn on_start(
-        &mut self,
-        id: &str,
-        start: &ConversationStart,
-        live: bool,
-        gone: Option<Gone>,
-    ) -> Vec<StreamConversationsResponse> {
-        if live {
-            return self.reject_live(
-                id,
-                Rejected::new(
-                    RejectReason::FailedPrecondition,
-                    "start",
-                    "the conversation is already live",
-                ),
+        if self.shared.log_text
+            && let Payload::Utterance(u) = &payload
+        {
+            // Opt-in (`--log-text`), masked first; never the default (R-PRIV-1).
+            tracing::info!(
+                role = ?u.role(),
+                partial = u.partial,
+                text = %crate::redact::redact(&u.text),
+                "utterance text (redacted)"
             );
         }
-        if gone == Some(Gone::Ended) {
-            return unanswered(id, not_live(Gone::Ended));
-        }
-        // A start refused before is forgotten once this one is judged (a scan of the recent
-        // list, so only when there is something to forget).
-        if gone.is_some() {
-            self.forget(id);
-        }
-        match self.open(id, start) {
-            Ok(()) => Vec::new(),
-            Err(r) => {
-                // A cap that is full may have room later: only a start that is wrong in itself
-                // keeps the conversation from opening by its next utterance.
-                if r.reason != RejectReason::ResourceExhausted {
-                    self.remember(id.to_owned(), Gone::StartRefused(r.field));
-                }
-                unanswered(id, r)
-            }
-        }
+        let mut routed = Routed {
+            task: self,
+            out: Vec::new(),
+        };
+        route::route(&mut routed, &id, payload);
+        routed.out
     }
 
     /// A rejection of a message for a live conversation: it takes the conversation's next seq.
@@ -674,30 +555,62 @@ fn observe(
     ended
 }
 
-/// Why a message for a conversation that is not live, but was lately, is rejected.
-pub(crate) fn not_live(gone: Gone) -> Rejected {
-    match gone {
-        Gone::Ended => Rejected::new(
-            RejectReason::FailedPrecondition,
-            "conversation_id",
-            "the conversation has ended; use a new conversation_id",
-        ),
-        Gone::StartRefused(field) => Rejected::new(
-            RejectReason::FailedPrecondition,
-            "start",
-            format!(
-                "the conversation's start was rejected ({field}); it is not open: send a valid start first"
-            ),
-        ),
-    }
-}
-
-/// A signal or end for a conversation this stream does not know.
-pub(crate) fn unknown(hint: &'static str) -> Rejected {
-    Rejected::new(RejectReason::FailedPrecondition, "conversation_id", hint)
-}
-
 /// A rejection outside any conversation's sequence (`seq` 0).
 fn unanswered(id: &str, r: Rejected) -> Vec<StreamConversationsResponse> {
     vec![response(id, 0, rejection(&r))]
+}
+
+/// A stream's live conversations as the routing rules see them, with the responses so far.
+struct Routed<'a> {
+    task: &'a mut StreamTask,
+    out: Vec<StreamConversationsResponse>,
+}
+
+impl route::Conversations for Routed<'_> {
+    fn input_limits(&self) -> &engine::InputLimits {
+        &self.task.shared.limits.input
+    }
+
+    fn is_live(&self, id: &str) -> bool {
+        self.task.live.contains_key(id)
+    }
+
+    fn gone_lately(&mut self, id: &str) -> Option<Gone> {
+        self.task.gone_lately(id)
+    }
+
+    fn remember(&mut self, id: &str, gone: Gone) {
+        self.task.remember(id.to_owned(), gone);
+    }
+
+    fn forget(&mut self, id: &str) {
+        self.task.forget(id);
+    }
+
+    fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {
+        self.task.open(id, start)
+    }
+
+    fn reject(&mut self, id: &str, r: Rejected) {
+        let answer = self.task.reject_live(id, r);
+        self.out.extend(answer);
+    }
+
+    /// Applies the event within the conversation's message rate (the server's own ends are
+    /// never rate-limited: they do not come through here).
+    fn apply(&mut self, id: &str, event: Event) {
+        let task = &mut *self.task;
+        let Some(live) = task.live.get_mut(id) else {
+            return;
+        };
+        if let Err(wait) = live.rate.admit(offset_of(&event)) {
+            let rate = task.shared.limits.max_messages_per_second;
+            self.out.push(over_rate(id, wait, rate));
+            return;
+        }
+        let tenant = task.caller.tenant.as_ref();
+        if observe(live, id, event, &task.shared, tenant, &mut self.out) {
+            task.close(id, "completed");
+        }
+    }
 }
