@@ -61,6 +61,24 @@ pub fn start_from_proto(start: &ConversationStart) -> engine::Start {
     }
 }
 
+/// The engine's start on the wire (the wall-clock start time is the caller's to add).
+pub fn start_to_proto(start: &engine::Start) -> ConversationStart {
+    ConversationStart {
+        channel: match start.channel {
+            engine::Channel::Chat => Channel::Chat,
+            engine::Channel::Voice => Channel::Voice,
+        } as i32,
+        language: start.language.clone(),
+        rubric_profile: start.rubric_profile.clone(),
+        metadata: start
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..ConversationStart::default()
+    }
+}
+
 /// An `Utterance` as the engine's.
 pub fn utterance_from_proto(u: Utterance) -> engine::Utterance {
     engine::Utterance {

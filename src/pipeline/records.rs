@@ -3,7 +3,6 @@
 
 use prost::Message as _;
 
-use crate::engine::Start;
 use crate::input::RoleMap;
 use crate::proto::v1::*;
 use crate::proto::{self, v1::stream_conversations_request::Payload};
@@ -243,7 +242,7 @@ fn contact_lens(key: &str, value: &[u8], roles: &RoleMap) -> Result<Decoded, Dea
         conversation_id: key.to_owned(),
         payload: Some(payload),
     };
-    let start = start_to_proto(&event.start);
+    let start = proto::start_to_proto(&event.start);
     let mut requests = Vec::with_capacity(event.utterances.len() + 2);
     let mut start_if_unknown = None;
     if event.opens {
@@ -267,24 +266,6 @@ fn contact_lens(key: &str, value: &[u8], roles: &RoleMap) -> Result<Decoded, Dea
     })
 }
 
-/// A domain start on the wire (no wall-clock start time).
-pub fn start_to_proto(start: &Start) -> ConversationStart {
-    ConversationStart {
-        channel: match start.channel {
-            crate::engine::Channel::Chat => Channel::Chat,
-            crate::engine::Channel::Voice => Channel::Voice,
-        } as i32,
-        language: start.language.clone(),
-        rubric_profile: start.rubric_profile.clone(),
-        metadata: start
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        ..ConversationStart::default()
-    }
-}
-
 /// A transcript as the requests a live integration would send for it: its start, its
 /// utterances and signals in the order the batch driver takes them, and its end — what
 /// `hearken pipeline send` writes.
@@ -299,7 +280,7 @@ pub fn transcript_requests(t: &Transcript) -> Vec<StreamConversationsRequest> {
         crate::engine::End::default(),
     );
     let mut out = Vec::with_capacity(events.len() + 1);
-    out.push(request(Payload::Start(start_to_proto(&t.start))));
+    out.push(request(Payload::Start(proto::start_to_proto(&t.start))));
     for event in events {
         out.push(request(match event {
             crate::engine::Event::Utterance(u) => Payload::Utterance(proto::utterance_to_proto(&u)),
