@@ -88,6 +88,14 @@ impl ServerConfig {
     pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
     /// Exit 25 s after the signal at the latest.
     pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(25);
+    /// An HTTP/2 ping every 30 s.
+    pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+    /// A ping unanswered for 10 s closes the connection.
+    pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Connections are asked to reconnect after 30 min.
+    pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+    /// The rubric file is checked for changes every 5 s.
+    pub const DEFAULT_RUBRIC_POLL: Duration = Duration::from_secs(5);
 
     /// Defaults from `reliability.md` with the given rubric.
     pub fn new(rubric: Arc<Rubric>) -> Self {
@@ -96,11 +104,11 @@ impl ServerConfig {
             limits: Limits::default(),
             drain_delay: Self::DEFAULT_DRAIN_DELAY,
             drain_deadline: Self::DEFAULT_DRAIN_DEADLINE,
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(10),
-            max_connection_age: Duration::from_secs(30 * 60),
+            keepalive_interval: Self::DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: Self::DEFAULT_KEEPALIVE_TIMEOUT,
+            max_connection_age: Self::DEFAULT_MAX_CONNECTION_AGE,
             rubric_file: None,
-            rubric_poll: Duration::from_secs(5),
+            rubric_poll: Self::DEFAULT_RUBRIC_POLL,
             reload: Arc::default(),
             metrics: Arc::new(Metrics::noop()),
             log_text: false,

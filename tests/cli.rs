@@ -736,3 +736,61 @@ fn empty_input_scores_nothing_and_exits_zero() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 conversation(s) scored, 0 skipped"));
 }
+
+/// Flags out of range are all named in one error, and none is clamped silently.
+#[test]
+fn serve_names_every_flag_out_of_range_at_once() {
+    let out = hearken()
+        .args([
+            "serve",
+            "--plaintext",
+            "--addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "off",
+            "--stream-open-burst",
+            "0",
+            "--max-messages-per-second",
+            "0",
+            "--drain-delay",
+            "10s",
+            "--drain-deadline",
+            "5s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for flag in [
+        "--stream-open-burst",
+        "--max-messages-per-second",
+        "--drain-deadline",
+    ] {
+        assert!(stderr.contains(flag), "{flag} not named: {stderr}");
+    }
+    assert!(stderr.contains("3 flags are out of range"), "{stderr}");
+}
+
+/// The pipeline checks its flags the same way, before it connects to anything.
+#[test]
+fn pipeline_names_every_flag_out_of_range_at_once() {
+    let out = hearken()
+        .args([
+            "pipeline",
+            "--brokers",
+            "127.0.0.1:1",
+            "--metrics-addr",
+            "off",
+            "--max-conversations",
+            "0",
+            "--commit-interval",
+            "0s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for flag in ["--max-conversations", "--commit-interval"] {
+        assert!(stderr.contains(flag), "{flag} not named: {stderr}");
+    }
+}

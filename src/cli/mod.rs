@@ -236,6 +236,33 @@ fn warn_about(path: &std::path::Path, number: usize, t: &crate::transcript::Tran
     }
 }
 
+/// Problems with a command's flags, gathered so that one error names every bad value with its
+/// flag, rather than the first only; nothing out of range is clamped silently.
+#[derive(Debug, Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    /// Notes `problem` unless `ok`.
+    fn check(&mut self, ok: bool, problem: impl Into<String>) {
+        if !ok {
+            self.0.push(problem.into());
+        }
+    }
+
+    /// An error listing every problem, if there is one.
+    fn finish(self) -> anyhow::Result<()> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(anyhow::anyhow!("{}", self.0[0])),
+            _ => Err(anyhow::anyhow!(
+                "{} flags are out of range: {}",
+                self.0.len(),
+                self.0.join("; ")
+            )),
+        }
+    }
+}
+
 /// Loads the rubric: the embedded default, with `path` laid over it when given.
 fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<crate::engine::Rubric> {
     use anyhow::Context as _;

@@ -147,17 +147,17 @@ struct RunArgs {
     role_map: Option<crate::input::RoleMap>,
     /// Live conversations in this replica; a conversation beyond it is rejected and
     /// dead-lettered.
-    #[arg(long, default_value_t = Limits::default().max_conversations_per_process)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONVERSATIONS_PER_PROCESS)]
     max_conversations: usize,
     /// A conversation with no record for this long, in record time, ends as abandoned.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30m")]
-    conversation_idle_timeout: Duration,
+    #[arg(long, default_value_t = Limits::DEFAULT_CONVERSATION_IDLE_TIMEOUT.into())]
+    conversation_idle_timeout: humantime::Duration,
     /// Largest input record value, in bytes; a larger one is dead-lettered.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_STREAM_MESSAGE_BYTES)]
     max_record_bytes: usize,
     /// How often offsets are committed (after the outputs so far are delivered).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
-    commit_interval: Duration,
+    #[arg(long, default_value_t = pipeline::DEFAULT_COMMIT_INTERVAL.into())]
+    commit_interval: humantime::Duration,
     /// Address for `/metrics` and `/healthz`, or `off`.
     #[arg(long, env = config::ENV_METRICS_ADDR, default_value = "0.0.0.0:9090")]
     metrics_addr: String,
@@ -227,6 +227,47 @@ pub(super) async fn run(args: PipelineArgs, log_format: LogFormat) -> anyhow::Re
     }
 }
 
+impl RunArgs {
+    /// Every flag out of range, in one error.
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut p = super::Problems::default();
+        p.check(
+            self.max_conversations >= 1,
+            "--max-conversations must be at least 1",
+        );
+        p.check(
+            self.input_topic.iter().any(|t| !t.trim().is_empty()),
+            "--input-topic: name at least one topic",
+        );
+        p.check(
+            !self.commit_interval.is_zero(),
+            "--commit-interval must be above zero",
+        );
+        p.check(
+            !self.conversation_idle_timeout.is_zero(),
+            "--conversation-idle-timeout must be above zero",
+        );
+        p.check(
+            self.max_record_bytes >= 1,
+            "--max-record-bytes must be at least 1",
+        );
+        for (flag, topic) in [
+            ("--output-topic", Some(&self.output_topic)),
+            ("--dead-letter-topic", Some(&self.dead_letter_topic)),
+            ("--updates-topic", self.updates_topic.as_ref()),
+            ("--alerts-topic", self.alerts_topic.as_ref()),
+            ("--scorecards-topic", self.scorecards_topic.as_ref()),
+            ("--rejections-topic", self.rejections_topic.as_ref()),
+        ] {
+            p.check(
+                topic.is_none_or(|t| !t.trim().is_empty()),
+                format!("{flag} must not be empty"),
+            );
+        }
+        p.finish()
+    }
+}
+
 fn topic_or(own: Option<String>, all: &str) -> Option<String> {
     match own.as_deref() {
         Some("-") => None,
@@ -236,23 +277,8 @@ fn topic_or(own: Option<String>, all: &str) -> Option<String> {
 }
 
 async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    args.validate()?;
     let telemetry = Telemetry::init_serve(log_format, "info")?;
-    anyhow::ensure!(
-        args.max_conversations > 0,
-        "--max-conversations must be at least 1"
-    );
-    anyhow::ensure!(
-        !args.input_topic.is_empty(),
-        "--input-topic: name at least one topic"
-    );
-    anyhow::ensure!(
-        !args.commit_interval.is_zero(),
-        "--commit-interval must be above zero"
-    );
-    anyhow::ensure!(
-        !args.conversation_idle_timeout.is_zero(),
-        "--conversation-idle-timeout must be above zero"
-    );
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let client_id = std::env::var("HOSTNAME")
         .ok()
@@ -278,11 +304,11 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
             rubric: Arc::new(rubric),
             input: InputLimits::default(),
             max_conversations: args.max_conversations,
-            idle_timeout: args.conversation_idle_timeout,
-            ended_linger: Limits::default().ended_linger,
+            idle_timeout: *args.conversation_idle_timeout,
+            ended_linger: Limits::DEFAULT_ENDED_LINGER,
         },
         max_record_bytes: args.max_record_bytes,
-        commit_interval: args.commit_interval,
+        commit_interval: *args.commit_interval,
         kafka: args.kafka.properties()?,
     };
     let health = Arc::new(Health::new(&config.group));

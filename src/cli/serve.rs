@@ -12,6 +12,7 @@ use crate::config::{
     ENV_ADDR, ENV_DRAIN_DEADLINE, ENV_DRAIN_DELAY, ENV_LOG_TEXT, ENV_METRICS_ADDR, ENV_RUBRIC,
 };
 use crate::server::{self, ServerConfig};
+use crate::service::Limits;
 use crate::telemetry::{LogFormat, Telemetry};
 
 /// Flags of `hearken serve`. Durations take units: `500ms`, `30s`, `10m`, `4h`.
@@ -58,16 +59,16 @@ pub(super) struct ServeArgs {
     #[arg(long, env = ENV_RUBRIC)]
     rubric: Option<PathBuf>,
     /// How often the rubric file is checked for changes (0s: only on SIGHUP).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    rubric_poll: Duration,
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_RUBRIC_POLL.into())]
+    rubric_poll: humantime::Duration,
     /// After SIGTERM, how long health reports NOT_SERVING before open streams are ended.
-    #[arg(long, env = ENV_DRAIN_DELAY, default_value = "5s", value_parser = humantime::parse_duration)]
-    drain_delay: Duration,
+    #[arg(long, env = ENV_DRAIN_DELAY, default_value_t = ServerConfig::DEFAULT_DRAIN_DELAY.into())]
+    drain_delay: humantime::Duration,
     /// After SIGTERM, exit by this time whatever is still open.
-    #[arg(long, env = ENV_DRAIN_DEADLINE, default_value = "25s", value_parser = humantime::parse_duration)]
-    drain_deadline: Duration,
+    #[arg(long, env = ENV_DRAIN_DEADLINE, default_value_t = ServerConfig::DEFAULT_DRAIN_DEADLINE.into())]
+    drain_deadline: humantime::Duration,
     /// Live conversations one stream may carry.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONVERSATIONS_PER_STREAM)]
     max_conversations_per_stream: usize,
     /// Live conversations one tenant (its authenticated name, else its IP address) may hold
     /// across its streams; 0 for no cap beyond the process's. Default: 10 000 when callers
@@ -75,27 +76,27 @@ pub(super) struct ServeArgs {
     #[arg(long)]
     max_conversations_per_tenant: Option<usize>,
     /// Live conversations the process may hold.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONVERSATIONS_PER_PROCESS)]
     max_conversations_per_process: usize,
     /// Longest a stream may stay open; then it ends with OUT_OF_RANGE (STREAM_MAX_DURATION).
-    #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
-    max_stream_duration: Duration,
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_STREAM_DURATION.into())]
+    max_stream_duration: humantime::Duration,
     /// A stream with no message for this long ends with OUT_OF_RANGE (STREAM_IDLE).
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    stream_idle_timeout: Duration,
+    #[arg(long, default_value_t = Limits::DEFAULT_STREAM_IDLE_TIMEOUT.into())]
+    stream_idle_timeout: humantime::Duration,
     /// A conversation with no message for this long ends with an `abandoned` scorecard.
-    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
-    conversation_idle_timeout: Duration,
+    #[arg(long, default_value_t = Limits::DEFAULT_CONVERSATION_IDLE_TIMEOUT.into())]
+    conversation_idle_timeout: humantime::Duration,
     /// Messages per second one conversation may send (partials included; bursts of as many);
     /// excess messages are rejected in band with a retry hint.
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_MESSAGES_PER_SECOND)]
     max_messages_per_second: f64,
     /// Streams one authenticated tenant may open per second; 0 for no limit. Beyond it a new
     /// stream fails with RESOURCE_EXHAUSTED and a retry delay.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = Limits::DEFAULT_STREAM_OPENS_PER_SECOND)]
     stream_opens_per_second: f64,
     /// Streams one tenant may open at once before the per-second rate applies.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = Limits::DEFAULT_STREAM_OPEN_BURST)]
     stream_open_burst: u32,
     /// Limit unauthenticated callers' stream opens per peer IP address too. Off by default:
     /// behind a media gateway, a proxy or a mesh sidecar every call comes from one address.
@@ -103,27 +104,27 @@ pub(super) struct ServeArgs {
     stream_open_rate_by_peer: bool,
     /// `ScoreTranscript` calls read and scored at once; more are refused at once with
     /// RESOURCE_EXHAUSTED and a retry delay.
-    #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_CONCURRENT_TRANSCRIPTS)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONCURRENT_TRANSCRIPTS)]
     max_concurrent_transcripts: usize,
     /// Bytes of requests read off all streams and not yet scored: past it, streams are not read
     /// until the engine catches up (HTTP/2 flow control holds the senders).
-    #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_INFLIGHT_REQUEST_BYTES)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_INFLIGHT_REQUEST_BYTES)]
     max_inflight_request_bytes: usize,
     /// `WatchAlerts` streams open at once.
-    #[arg(long, default_value_t = crate::service::Limits::DEFAULT_MAX_WATCHERS)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_WATCHERS)]
     max_watchers: usize,
     /// A stream whose responses go unread this long ends with RESOURCE_EXHAUSTED.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    client_not_reading_timeout: Duration,
+    #[arg(long, default_value_t = Limits::DEFAULT_CLIENT_NOT_READING_TIMEOUT.into())]
+    client_not_reading_timeout: humantime::Duration,
     /// HTTP/2 keepalive: the server pings each connection this often (R-KA-1).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    keepalive_interval: Duration,
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_KEEPALIVE_INTERVAL.into())]
+    keepalive_interval: humantime::Duration,
     /// A connection whose ping goes unanswered this long is closed and its streams' state freed.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    keepalive_timeout: Duration,
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_KEEPALIVE_TIMEOUT.into())]
+    keepalive_timeout: humantime::Duration,
     /// Connections older than this are asked to reconnect, so load re-spreads after scaling.
-    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
-    max_connection_age: Duration,
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_CONNECTION_AGE.into())]
+    max_connection_age: humantime::Duration,
     #[command(flatten)]
     ui: UiArgs,
 }
@@ -151,23 +152,26 @@ pub(super) struct UiArgs {
 }
 
 impl UiArgs {
+    fn validate(&self, problems: &mut super::Problems) {
+        problems.check(
+            self.ui_update_interval >= Duration::from_millis(50),
+            "--ui-update-interval must be at least 50ms",
+        );
+        problems.check(
+            self.ui_max_viewers >= 1,
+            "--ui-max-viewers must be at least 1",
+        );
+        problems.check(
+            (1..=10_000).contains(&self.ui_history),
+            "--ui-history must be between 1 and 10000",
+        );
+    }
+
     /// The floor's address and configuration, or `None` when the page is off.
     pub(super) fn floor(&self) -> anyhow::Result<Option<(SocketAddr, crate::floor::FloorConfig)>> {
         let Some(addr) = self.ui_addr.0 else {
             return Ok(None);
         };
-        anyhow::ensure!(
-            self.ui_update_interval >= Duration::from_millis(50),
-            "--ui-update-interval must be at least 50ms"
-        );
-        anyhow::ensure!(
-            self.ui_max_viewers >= 1,
-            "--ui-max-viewers must be at least 1"
-        );
-        anyhow::ensure!(
-            (1..=10_000).contains(&self.ui_history),
-            "--ui-history must be between 1 and 10000"
-        );
         Ok(Some((
             addr,
             crate::floor::FloorConfig {
@@ -311,7 +315,66 @@ pub(super) fn signals(
     }
 }
 
+impl ServeArgs {
+    /// Every flag out of range, in one error (R-CFG: no silent clamps).
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut p = super::Problems::default();
+        p.check(
+            self.max_conversations_per_stream >= 1,
+            "--max-conversations-per-stream must be at least 1",
+        );
+        p.check(
+            self.max_conversations_per_process >= 1,
+            "--max-conversations-per-process must be at least 1",
+        );
+        p.check(
+            self.max_concurrent_transcripts >= 1,
+            "--max-concurrent-transcripts must be at least 1",
+        );
+        p.check(
+            self.max_inflight_request_bytes >= 1024,
+            "--max-inflight-request-bytes must be at least 1024",
+        );
+        p.check(
+            self.max_messages_per_second > 0.0 && self.max_messages_per_second.is_finite(),
+            "--max-messages-per-second must be greater than 0",
+        );
+        p.check(
+            self.stream_opens_per_second >= 0.0 && self.stream_opens_per_second.is_finite(),
+            "--stream-opens-per-second must be 0 (no limit) or more",
+        );
+        p.check(
+            self.stream_open_burst >= 1,
+            "--stream-open-burst must be at least 1",
+        );
+        for (flag, value) in [
+            ("--max-stream-duration", self.max_stream_duration),
+            ("--stream-idle-timeout", self.stream_idle_timeout),
+            (
+                "--conversation-idle-timeout",
+                self.conversation_idle_timeout,
+            ),
+            (
+                "--client-not-reading-timeout",
+                self.client_not_reading_timeout,
+            ),
+            ("--keepalive-interval", self.keepalive_interval),
+            ("--keepalive-timeout", self.keepalive_timeout),
+            ("--max-connection-age", self.max_connection_age),
+        ] {
+            p.check(!value.is_zero(), format!("{flag} must be above zero"));
+        }
+        p.check(
+            self.drain_deadline >= self.drain_delay,
+            "--drain-deadline must be at least --drain-delay",
+        );
+        self.ui.validate(&mut p);
+        p.finish()
+    }
+}
+
 pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    args.validate()?;
     let telemetry = Telemetry::init_serve(log_format, "info")?;
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let mut config = ServerConfig::new(Arc::new(rubric));
@@ -360,13 +423,13 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
             .is_some_and(|t| t.client_ca_pem.is_some()),
         "transport security"
     );
-    config.drain_delay = args.drain_delay;
-    config.drain_deadline = args.drain_deadline;
-    config.max_connection_age = args.max_connection_age;
-    config.keepalive_interval = args.keepalive_interval;
-    config.keepalive_timeout = args.keepalive_timeout;
+    config.drain_delay = *args.drain_delay;
+    config.drain_deadline = *args.drain_deadline;
+    config.max_connection_age = *args.max_connection_age;
+    config.keepalive_interval = *args.keepalive_interval;
+    config.keepalive_timeout = *args.keepalive_timeout;
     config.rubric_file = args.rubric.clone();
-    config.rubric_poll = args.rubric_poll;
+    config.rubric_poll = *args.rubric_poll;
     let authenticated = config.jwt.is_some()
         || config
             .tls
@@ -377,33 +440,17 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     limits.max_conversations_per_process = args.max_conversations_per_process;
     limits.max_conversations_per_tenant =
         tenant_cap(args.max_conversations_per_tenant, authenticated);
-    anyhow::ensure!(
-        args.max_concurrent_transcripts > 0,
-        "--max-concurrent-transcripts must be at least 1"
-    );
     limits.max_concurrent_transcripts = args.max_concurrent_transcripts;
     limits.max_watchers = args.max_watchers;
-    anyhow::ensure!(
-        args.max_inflight_request_bytes >= 1024,
-        "--max-inflight-request-bytes must be at least 1024"
-    );
     limits.max_inflight_request_bytes = args.max_inflight_request_bytes;
     limits.stream_open_rate_by_peer = args.stream_open_rate_by_peer;
-    limits.max_stream_duration = args.max_stream_duration;
-    limits.stream_idle_timeout = args.stream_idle_timeout;
-    limits.conversation_idle_timeout = args.conversation_idle_timeout;
-    limits.client_not_reading_timeout = args.client_not_reading_timeout;
-    anyhow::ensure!(
-        args.max_messages_per_second > 0.0,
-        "--max-messages-per-second must be greater than 0"
-    );
+    limits.max_stream_duration = *args.max_stream_duration;
+    limits.stream_idle_timeout = *args.stream_idle_timeout;
+    limits.conversation_idle_timeout = *args.conversation_idle_timeout;
+    limits.client_not_reading_timeout = *args.client_not_reading_timeout;
     limits.max_messages_per_second = args.max_messages_per_second;
-    anyhow::ensure!(
-        args.stream_opens_per_second >= 0.0 && args.stream_opens_per_second.is_finite(),
-        "--stream-opens-per-second must be 0 (no limit) or more"
-    );
     limits.stream_opens_per_second = args.stream_opens_per_second;
-    limits.stream_open_burst = args.stream_open_burst.max(1);
+    limits.stream_open_burst = args.stream_open_burst;
     let reload = config
         .rubric_file
         .is_some()

@@ -26,6 +26,9 @@ pub use self::metrics::PipelineMetrics;
 use self::records::{InputEncoding, OutputEncoding};
 use crate::input::RoleMap;
 
+/// How often offsets are committed, by default.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Where each kind of output goes; `None` writes that kind nowhere (asked for with `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputTopics {

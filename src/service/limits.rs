@@ -88,14 +88,34 @@ impl Limits {
     pub const DEFAULT_INBOUND_QUEUE_BYTES: usize = 1024 * 1024;
     /// 256 MiB.
     pub const DEFAULT_MAX_INFLIGHT_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+    /// 10 000 live conversations on one stream.
+    pub const DEFAULT_MAX_CONVERSATIONS_PER_STREAM: usize = 10_000;
+    /// 50 000 live conversations in the process.
+    pub const DEFAULT_MAX_CONVERSATIONS_PER_PROCESS: usize = 50_000;
+    /// 30 s without progress on a stream's responses.
+    pub const DEFAULT_CLIENT_NOT_READING_TIMEOUT: Duration = Duration::from_secs(30);
+    /// 4 h: longer than any call.
+    pub const DEFAULT_MAX_STREAM_DURATION: Duration = Duration::from_secs(4 * 60 * 60);
+    /// 10 min without a message on a stream.
+    pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+    /// 30 min without a message for a conversation.
+    pub const DEFAULT_CONVERSATION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+    /// An ended conversation's id is remembered for 60 s.
+    pub const DEFAULT_ENDED_LINGER: Duration = Duration::from_secs(60);
+    /// 50 messages per second per conversation.
+    pub const DEFAULT_MAX_MESSAGES_PER_SECOND: f64 = 50.0;
+    /// 10 stream opens per second per tenant.
+    pub const DEFAULT_STREAM_OPENS_PER_SECOND: f64 = 10.0;
+    /// Bursts of 50 stream opens per tenant.
+    pub const DEFAULT_STREAM_OPEN_BURST: u32 = 50;
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             input: InputLimits::default(),
-            max_conversations_per_stream: 10_000,
-            max_conversations_per_process: 50_000,
+            max_conversations_per_stream: Self::DEFAULT_MAX_CONVERSATIONS_PER_STREAM,
+            max_conversations_per_process: Self::DEFAULT_MAX_CONVERSATIONS_PER_PROCESS,
             max_stream_message_bytes: Self::DEFAULT_MAX_STREAM_MESSAGE_BYTES,
             max_transcript_message_bytes: Self::DEFAULT_MAX_TRANSCRIPT_MESSAGE_BYTES,
             max_transcript_utterances: 10_000,
@@ -107,16 +127,16 @@ impl Default for Limits {
             inbound_queue_bytes: Self::DEFAULT_INBOUND_QUEUE_BYTES,
             max_inflight_request_bytes: Self::DEFAULT_MAX_INFLIGHT_REQUEST_BYTES,
             outbound_queue: 1_024,
-            client_not_reading_timeout: Duration::from_secs(30),
+            client_not_reading_timeout: Self::DEFAULT_CLIENT_NOT_READING_TIMEOUT,
             watch_buffer: 4_096,
-            max_stream_duration: Duration::from_secs(4 * 60 * 60),
-            stream_idle_timeout: Duration::from_secs(10 * 60),
-            conversation_idle_timeout: Duration::from_secs(30 * 60),
-            ended_linger: Duration::from_secs(60),
-            max_messages_per_second: 50.0,
+            max_stream_duration: Self::DEFAULT_MAX_STREAM_DURATION,
+            stream_idle_timeout: Self::DEFAULT_STREAM_IDLE_TIMEOUT,
+            conversation_idle_timeout: Self::DEFAULT_CONVERSATION_IDLE_TIMEOUT,
+            ended_linger: Self::DEFAULT_ENDED_LINGER,
+            max_messages_per_second: Self::DEFAULT_MAX_MESSAGES_PER_SECOND,
             max_conversations_per_tenant: 0,
-            stream_opens_per_second: 10.0,
-            stream_open_burst: 50,
+            stream_opens_per_second: Self::DEFAULT_STREAM_OPENS_PER_SECOND,
+            stream_open_burst: Self::DEFAULT_STREAM_OPEN_BURST,
             stream_open_rate_by_peer: false,
         }
     }
