@@ -16,9 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Well-known types from pbjson-types, so that they have the proto3 JSON mapping too.
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
+        // Maps as BTreeMap: the JSON a map field gives is then the same, byte for byte, on
+        // every run (a HashMap's order is random).
+        .btree_map(".")
         .compile_fds(descriptors)?;
     pbjson_build::Builder::new()
         .register_descriptors(&encoded)?
+        .btree_map(["."])
         .build(&[".hearken.v1"])?;
     Ok(())
 }

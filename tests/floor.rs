@@ -384,7 +384,8 @@ async fn a_viewer_that_stops_reading_is_let_go() {
     let running = TestServer::new()
         .floor(FloorConfig {
             update_interval: Duration::from_millis(50),
-            slow_viewer_timeout: Duration::from_millis(300),
+            // Long enough that a healthy viewer on a loaded machine is never taken for slow.
+            slow_viewer_timeout: Duration::from_secs(1),
             ..FloorConfig::default()
         })
         .start()
@@ -405,9 +406,22 @@ async fn a_viewer_that_stops_reading_is_let_go() {
     // A healthy viewer alongside it.
     let mut healthy = web::events(ui, None).await;
     healthy.until("floor", WAIT).await.unwrap();
+    // It reads all the time, on its own task, whatever the sending below is doing.
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = healthy.next_within(Duration::from_secs(60)).await {
+            if events.send(event).is_err() {
+                break;
+            }
+        }
+    });
 
     let mut client = running.client().await;
-    let call = Call::open(&mut client).await;
+    let Call { tx, mut rx } = Call::open(&mut client).await;
+    // The call's responses are read all along: a client that does not read holds the stream
+    // (backpressure), and the floor would see nothing more from it.
+    tokio::spawn(async move { while let Ok(Some(_)) = rx.message().await {} });
+    let call = Sender(tx);
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut sent = 0i64;
     while floor.dropped_viewers() == 0 {
@@ -432,20 +446,12 @@ async fn a_viewer_that_stops_reading_is_let_go() {
             .await;
         }
         sent += 1;
-        // Keep the healthy viewer reading.
-        while healthy
-            .next_within(Duration::from_millis(20))
-            .await
-            .is_some()
-        {}
+        while received.try_recv().is_ok() {}
+        tokio::task::yield_now().await;
     }
     assert_eq!(floor.dropped_viewers(), 1, "only the stalled viewer");
     // The healthy viewer still gets batches.
-    while healthy
-        .next_within(Duration::from_millis(100))
-        .await
-        .is_some()
-    {}
+    while received.try_recv().is_ok() {}
     call.send(utterance(
         "after",
         "u1",
@@ -455,13 +461,30 @@ async fn a_viewer_that_stops_reading_is_let_go() {
         1_000,
     ))
     .await;
-    let batch = healthy.until("batch", WAIT).await.expect("batches go on");
-    assert!(
-        batch["rows"]
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(Some((name, data))) = tokio::time::timeout(left, received.recv()).await else {
+            panic!(
+                "no batch with the new call for the healthy viewer ({} viewers let go)",
+                floor.dropped_viewers()
+            );
+        };
+        let has_after = data["rows"]
             .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["conversation_id"] == "after"),
-        "{batch}"
-    );
+            .is_some_and(|rows| rows.iter().any(|r| r["conversation_id"] == "after"));
+        if name == "batch" && has_after {
+            break;
+        }
+    }
+    assert_eq!(floor.dropped_viewers(), 1, "the healthy viewer was kept");
+}
+
+/// The sending half of a call whose responses another task reads.
+struct Sender(tokio::sync::mpsc::Sender<StreamConversationsRequest>);
+
+impl Sender {
+    async fn send(&self, request: StreamConversationsRequest) {
+        self.0.send(request).await.expect("stream open");
+    }
 }

@@ -11,6 +11,7 @@
 //! explain the change → raise alerts ([`alerts`]). At `end`: the [`scorecard`].
 
 pub mod alerts;
+mod batch;
 pub mod detectors;
 pub mod event;
 pub mod followups;
@@ -30,6 +31,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 pub use alerts::{Alert, AlertKind, Severity};
+pub use batch::{Scored, score_events, transcript_events};
 pub use detectors::{Behaviour, Detection};
 pub use event::{Channel, End, EndReason, Event, Role, Signal, SignalKind, Start, Utterance};
 pub use limits::InputLimits;
@@ -390,42 +392,57 @@ impl Conversation {
         Ok(self.score_final(u))
     }
 
+    /// One final utterance through the stages, each written once: analyse → place → detect →
+    /// record → follow-ups → alerts → score → emit.
     fn score_final(&mut self, u: Utterance) -> Vec<Emitted> {
         let profile = Arc::clone(&self.profile);
-        let tokens = text::tokenize(&u.text);
-        let duration = u.interval().map(|(s, e)| e - s);
         let times = (u.start_ms, u.end_ms);
-        let backchannel = detectors::is_backchannel(&tokens, duration, &profile);
-        let analysis =
-            language::analyse(&u.text, &tokens, &profile.compiled.fillers, profile.lang());
         let ordinal = self.metrics.utterances + 1;
-        let segment = Segment {
-            utterance_id: u.utterance_id,
-            ordinal,
-            role: u.role,
-            participant_id: u.participant_id,
-            text: u.text,
-            tokens,
-            start_ms: u.start_ms,
-            end_ms: u.end_ms,
-            backchannel,
-            analysis,
-        };
+        let segment = analyse(u, ordinal, &profile);
         let placement = self.state.place(segment, &profile);
-        let Some(segment) = self.state.latest() else {
-            debug_assert!(false, "place() keeps the newest segment");
+        let Some(mut found) = self.detect(&placement, &profile) else {
             return Vec::new();
         };
+        let Some(segment) = self.state.latest() else {
+            return Vec::new();
+        };
+        let turn = Turn {
+            utterance_id: segment.utterance_id.clone(),
+            role: segment.role,
+            start_ms: segment.start_ms,
+            words: segment.tokens.len() as u64,
+            backchannel: segment.backchannel,
+            times,
+            ordinal,
+        };
+        self.record(&found, &placement, &turn);
+        let due = self.follow_ups(&found, &profile);
+        let alerts_due = alerts_due(&mut found, due, &turn);
+        let contributions = self.rescore(&found, &turn, &profile);
+        self.emit(found, alerts_due, contributions, turn, &profile)
+    }
+
+    /// Runs every detector on the newest segment, then lets the learned layer revise what they
+    /// found. `None` if the timeline lost the segment (it never does).
+    fn detect(
+        &mut self,
+        placement: &state::Placement,
+        profile: &Profile,
+    ) -> Option<Vec<Detection>> {
+        let Some(segment) = self.state.latest() else {
+            debug_assert!(false, "place() keeps the newest segment");
+            return None;
+        };
         let context = Context {
-            profile: &profile,
+            profile,
             state: &self.state,
-            placement: &placement,
+            placement,
             metrics: &self.metrics,
             cues: Default::default(),
         };
         let mut found = detectors::detect_all(segment, &context);
-        let recorded = learned::revise(
-            &profile,
+        self.features = learned::revise(
+            profile,
             &mut self.learned,
             &learned::Input {
                 text: &segment.text,
@@ -438,117 +455,92 @@ impl Conversation {
             &mut found,
             self.record_features,
         );
-        self.features = recorded;
-        let (utterance_id, role, start_ms, words) = (
-            segment.utterance_id.clone(),
-            segment.role,
-            segment.start_ms,
-            segment.tokens.len() as u64,
-        );
+        Some(found)
+    }
 
-        self.count(&found, &placement, role, words, times, backchannel);
+    /// The running counts, the chat clock and the interruption marks for one turn.
+    fn record(&mut self, found: &[Detection], placement: &state::Placement, turn: &Turn) {
+        self.count(
+            found,
+            placement,
+            turn.role,
+            turn.words,
+            turn.times,
+            turn.backchannel,
+        );
         if self.start.channel == Channel::Chat
-            && let Some(at) = times.0.or(times.1)
+            && let Some(at) = turn.times.0.or(turn.times.1)
         {
-            self.chat.message(&mut self.metrics, role, at);
+            self.chat.message(&mut self.metrics, turn.role, at);
         }
         for d in found
             .iter()
             .filter(|d| d.behaviour == Behaviour::Interruption)
         {
-            let agent = if role == Role::Agent {
-                utterance_id.clone()
+            let agent = if turn.role == Role::Agent {
+                turn.utterance_id.clone()
             } else {
                 d.related_utterance_ids[0].clone()
             };
             self.state.mark_interrupting(&agent);
         }
+    }
 
-        // What earlier turns called for and this one did (not) deliver.
+    /// What earlier turns called for and this one did (not) deliver; then the newest segment
+    /// keeps only what the history needs.
+    fn follow_ups(&mut self, found: &[Detection], profile: &Profile) -> Vec<followups::FollowUp> {
         let due = match self.state.latest() {
             Some(segment) => {
                 self.followups
-                    .after(segment, &found, &self.state, &profile, &mut self.metrics)
+                    .after(segment, found, &self.state, profile, &mut self.metrics)
             }
             None => Vec::new(),
         };
         self.customer = self.followups.customer();
         self.state.compact_latest();
-        let mut alerts_due: Vec<(AlertKind, Vec<String>)> = Vec::new();
-        let mut kinds_seen: Vec<AlertKind> = Vec::new();
-        for d in &found {
-            let Some(kind) = alert_kind_of(d.behaviour) else {
-                continue;
-            };
-            if !kinds_seen.contains(&kind) && (role == Role::Agent || role == Role::Customer) {
-                kinds_seen.push(kind);
-                let mut evidence = vec![utterance_id.clone()];
-                evidence.extend(
-                    d.related_utterance_ids
-                        .iter()
-                        .filter(|id| **id != utterance_id)
-                        .cloned(),
-                );
-                alerts_due.push((kind, evidence));
-            }
-        }
-        for f in due {
-            use followups::FollowUp as F;
-            match f {
-                F::UnansweredQuestion { question } => {
-                    found.push(Detection::timing(
-                        Behaviour::UnansweredQuestion,
-                        0.7,
-                        0,
-                        vec![question.clone()],
-                    ));
-                    alerts_due.push((
-                        AlertKind::UnansweredQuestion,
-                        vec![utterance_id.clone(), question],
-                    ));
-                }
-                F::EmpathyMissed { emotion } => alerts_due.push((
-                    AlertKind::EmpathyMissed,
-                    vec![utterance_id.clone(), emotion],
-                )),
-                F::SideIssueDropped { side_issue } => alerts_due.push((
-                    AlertKind::SideIssueDropped,
-                    vec![utterance_id.clone(), side_issue],
-                )),
-                F::ClosedQuestionStreak { questions } => {
-                    alerts_due.push((AlertKind::ClosedQuestionStreak, questions))
-                }
-                F::FrustrationRising { latest } => {
-                    alerts_due.push((AlertKind::FrustrationRising, vec![latest]))
-                }
-            }
-        }
+        due
+    }
 
-        // Score and its explanation.
-        // The live score moves on what the agent does: a customer's turn (their emotion, a
-        // question, a repeat) is counted, and judged when the agent answers or fails to.
-        let before = if role == Role::Customer {
+    /// The new score and what moved it. The live score moves on what the agent does: a
+    /// customer's turn (their emotion, a question, a repeat) is counted, and judged when the
+    /// agent answers or fails to.
+    fn rescore(
+        &mut self,
+        found: &[Detection],
+        turn: &Turn,
+        profile: &Profile,
+    ) -> Vec<Contribution> {
+        let before = if turn.role == Role::Customer {
             self.score.clone()
         } else {
             std::mem::replace(
                 &mut self.score,
-                scorer::score_with_mood(&profile, &self.metrics, self.customer.frustration),
+                scorer::score_with_mood(profile, &self.metrics, self.customer.frustration),
             )
         };
-        let contributions = explain(&before, &self.score, &found, &utterance_id);
+        explain(&before, &self.score, found, &turn.utterance_id)
+    }
 
-        let mut emitted = Vec::with_capacity(1 + alerts_due.len());
-        let mut raised = Vec::new();
-        for (kind, evidence) in alerts_due {
-            if let Some(kept) = self
-                .policy
-                .occur(&profile, kind, start_ms, ordinal, evidence)
-            {
-                raised.push(kept);
-            }
-        }
+    /// The update, then the alerts the policy lets through (kept for the scorecard up to
+    /// [`MAX_ALERTS_KEPT`]).
+    fn emit(
+        &mut self,
+        found: Vec<Detection>,
+        alerts_due: Vec<(AlertKind, Vec<String>)>,
+        contributions: Vec<Contribution>,
+        turn: Turn,
+        profile: &Profile,
+    ) -> Vec<Emitted> {
+        let raised: Vec<_> = alerts_due
+            .into_iter()
+            .filter_map(|(kind, evidence)| {
+                self.policy
+                    .occur(profile, kind, turn.start_ms, turn.ordinal, evidence)
+            })
+            .collect();
+        let mut emitted = Vec::with_capacity(1 + raised.len());
         emitted.push(Emitted::Update(Box::new(Update {
-            utterance_id,
+            utterance_id: turn.utterance_id,
             partial: false,
             score: self.score.clone(),
             behaviours: found,
@@ -557,7 +549,7 @@ impl Conversation {
             contributions,
         })));
         for kept in raised {
-            emitted.push(Emitted::Alert(kept.alert(&profile)));
+            emitted.push(Emitted::Alert(kept.alert(profile)));
             if self.alerts.len() < MAX_ALERTS_KEPT {
                 self.alerts.push(kept);
             }
@@ -752,6 +744,83 @@ impl Conversation {
 
 /// Attributes each component's change to the behaviours of this update that feed it (split
 /// evenly), or to talk time when none does.
+/// What the stages after detection need of the turn being scored.
+struct Turn {
+    utterance_id: String,
+    role: Role,
+    start_ms: Option<i64>,
+    words: u64,
+    backchannel: bool,
+    times: (Option<i64>, Option<i64>),
+    ordinal: u32,
+}
+
+/// The per-utterance analysis: tokens, backchannel, the language features.
+fn analyse(u: Utterance, ordinal: u32, profile: &Profile) -> Segment {
+    let tokens = text::tokenize(&u.text);
+    let duration = u.interval().map(|(s, e)| e - s);
+    let backchannel = detectors::is_backchannel(&tokens, duration, profile);
+    let analysis = language::analyse(&u.text, &tokens, &profile.compiled.fillers, profile.lang());
+    Segment {
+        utterance_id: u.utterance_id,
+        ordinal,
+        role: u.role,
+        participant_id: u.participant_id,
+        text: u.text,
+        tokens,
+        start_ms: u.start_ms,
+        end_ms: u.end_ms,
+        backchannel,
+        analysis,
+    }
+}
+
+/// The alerts a turn calls for: one per kind its detections map to (an agent's or customer's
+/// turn only), then one per follow-up that fell due (an unanswered question is also a
+/// detection of this turn).
+fn alerts_due(
+    found: &mut Vec<Detection>,
+    due: Vec<followups::FollowUp>,
+    turn: &Turn,
+) -> Vec<(AlertKind, Vec<String>)> {
+    let id = &turn.utterance_id;
+    let mut out: Vec<(AlertKind, Vec<String>)> = Vec::new();
+    if turn.role == Role::Agent || turn.role == Role::Customer {
+        for d in found.iter() {
+            let Some(kind) = alert_kind_of(d.behaviour) else {
+                continue;
+            };
+            if out.iter().any(|(k, _)| *k == kind) {
+                continue;
+            }
+            let mut evidence = vec![id.clone()];
+            evidence.extend(d.related_utterance_ids.iter().filter(|r| *r != id).cloned());
+            out.push((kind, evidence));
+        }
+    }
+    for f in due {
+        use followups::FollowUp as F;
+        out.push(match f {
+            F::UnansweredQuestion { question } => {
+                found.push(Detection::timing(
+                    Behaviour::UnansweredQuestion,
+                    0.7,
+                    0,
+                    vec![question.clone()],
+                ));
+                (AlertKind::UnansweredQuestion, vec![id.clone(), question])
+            }
+            F::EmpathyMissed { emotion } => (AlertKind::EmpathyMissed, vec![id.clone(), emotion]),
+            F::SideIssueDropped { side_issue } => {
+                (AlertKind::SideIssueDropped, vec![id.clone(), side_issue])
+            }
+            F::ClosedQuestionStreak { questions } => (AlertKind::ClosedQuestionStreak, questions),
+            F::FrustrationRising { latest } => (AlertKind::FrustrationRising, vec![latest]),
+        });
+    }
+    out
+}
+
 fn explain(
     before: &Score,
     after: &Score,
@@ -789,93 +858,4 @@ fn explain(
         }
     }
     out
-}
-
-/// Everything scoring a whole conversation produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scored {
-    /// The update after each utterance, in order.
-    pub timeline: Vec<Update>,
-    /// Every alert, in order.
-    pub alerts: Vec<Alert>,
-    /// Events that could not be used, with their position in the event list.
-    pub rejections: Vec<(usize, Rejected)>,
-    /// The scorecard.
-    pub scorecard: Scorecard,
-}
-
-/// Orders a transcript's events as a live stream would send them: each signal just before the
-/// first utterance that starts after it, signals left over at the end, then `end`.
-pub fn transcript_events(
-    utterances: Vec<Utterance>,
-    mut signals: Vec<Signal>,
-    end: End,
-) -> Vec<Event> {
-    signals.sort_by_key(|s| s.offset_ms);
-    let mut signals = signals.into_iter().peekable();
-    let mut events = Vec::with_capacity(utterances.len() + 2);
-    for u in utterances {
-        if let Some(start) = u.start_ms {
-            while let Some(s) = signals.next_if(|s| s.offset_ms <= start) {
-                events.push(Event::Signal(s));
-            }
-        }
-        events.push(Event::Utterance(u));
-    }
-    events.extend(signals.map(Event::Signal));
-    events.push(Event::End(end, EndReason::Completed));
-    events
-}
-
-/// Drives a conversation through a list of events — the one loop behind `ScoreTranscript`,
-/// `hearken score` and `hearken eval`. Rejected events are collected and skipped. Ends the
-/// conversation if the events do not.
-pub fn score_events(
-    mut conversation: Conversation,
-    events: impl IntoIterator<Item = Event>,
-) -> Scored {
-    let mut timeline = Vec::new();
-    let mut alerts = Vec::new();
-    let mut rejections = Vec::new();
-    let mut scorecard = None;
-    for (i, event) in events.into_iter().enumerate() {
-        match conversation.observe(event) {
-            Ok(out) => {
-                for e in out {
-                    match e {
-                        Emitted::Update(u) => timeline.push(*u),
-                        Emitted::Alert(a) => alerts.push(a),
-                        Emitted::Scorecard(c) => scorecard = Some(*c),
-                    }
-                }
-            }
-            Err(r) => rejections.push((i, r)),
-        }
-        if scorecard.is_some() {
-            break;
-        }
-    }
-    let scorecard = match scorecard {
-        Some(card) => card,
-        None => match conversation.observe(Event::End(End::default(), EndReason::Completed)) {
-            Ok(out) => {
-                let mut card = None;
-                for e in out {
-                    match e {
-                        Emitted::Alert(a) => alerts.push(a),
-                        Emitted::Scorecard(c) => card = Some(*c),
-                        Emitted::Update(u) => timeline.push(*u),
-                    }
-                }
-                card.expect("end always yields a scorecard")
-            }
-            Err(_) => unreachable!("a conversation that has not ended accepts end without offset"),
-        },
-    };
-    Scored {
-        timeline,
-        alerts,
-        rejections,
-        scorecard,
-    }
 }
