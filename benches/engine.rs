@@ -107,6 +107,5 @@ fn score_components(bencher: divan::Bencher<'_, '_>) {
         panic!("scorecard")
     };
     let metrics = card.metrics.clone();
-    bencher
-        .bench_local(|| engine::scorer::score_with_mood(&profile, divan::black_box(&metrics), 0.2));
+    bencher.bench_local(|| engine::score_with_mood(&profile, divan::black_box(&metrics), 0.2));
 }

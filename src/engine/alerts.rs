@@ -114,7 +114,7 @@ pub struct Alert {
 
 /// Where a conversation stands on each alert kind.
 #[derive(Debug, Clone, Default)]
-pub struct AlertPolicy {
+pub(crate) struct AlertPolicy {
     /// Per kind: offset (ms) and utterance ordinal of the last alert raised, and its severity.
     last: [Option<(i64, u32, Severity)>; AlertKind::ALL.len()],
     /// Per kind: occurrences seen (raised or suppressed).
@@ -141,7 +141,7 @@ impl AlertPolicy {
     /// as the compact record a conversation keeps ([`KeptAlert::alert`] gives it in full).
     /// `offset_ms` is `None` when the evidence has no timing; `ordinal` is the utterance's
     /// position in the conversation.
-    pub fn occur(
+    pub(crate) fn occur(
         &mut self,
         profile: &Profile,
         kind: AlertKind,
@@ -191,7 +191,7 @@ impl AlertPolicy {
 /// the profile can give again (a long call raises hundreds of alerts; their message and tip
 /// were most of a call's memory).
 #[derive(Debug, Clone, PartialEq)]
-pub struct KeptAlert {
+pub(crate) struct KeptAlert {
     kind: AlertKind,
     severity: Severity,
     /// How many alerts of this kind were raised, this one included.
@@ -204,7 +204,7 @@ pub struct KeptAlert {
 
 impl KeptAlert {
     /// The alert in full, with the texts of `profile` (the profile it was raised under).
-    pub fn alert(&self, profile: &Profile) -> Alert {
+    pub(crate) fn alert(&self, profile: &Profile) -> Alert {
         let rule = profile.alert(self.kind);
         let message = if self.occurrences > 1 {
             format!(

@@ -38,7 +38,7 @@ impl Pending {
 
 /// Something the agent did not deliver in time, or a trend worth an alert.
 #[derive(Debug, Clone, PartialEq)]
-pub enum FollowUp {
+pub(crate) enum FollowUp {
     /// A customer question went unanswered for the response window.
     UnansweredQuestion {
         /// The customer's question.
@@ -68,7 +68,7 @@ pub enum FollowUp {
 
 /// The follow-up state of a conversation.
 #[derive(Debug, Clone, Default)]
-pub struct FollowUps {
+pub(crate) struct FollowUps {
     question: Option<Pending>,
     emotion: Option<Pending>,
     /// A long customer turn waits for an acknowledgement.
@@ -87,12 +87,12 @@ fn has(found: &[Detection], behaviour: Behaviour) -> bool {
 
 impl FollowUps {
     /// The customer's mood so far.
-    pub fn customer(&self) -> CustomerState {
+    pub(crate) fn customer(&self) -> CustomerState {
         self.mood
     }
 
     /// Takes in a final utterance and what was detected in it; returns what came due.
-    pub fn after(
+    pub(crate) fn after(
         &mut self,
         segment: &Segment,
         found: &[Detection],
@@ -306,7 +306,7 @@ impl FollowUps {
 
     /// At the end: side issues never picked up, and emotion the agent had a turn to answer
     /// and did not.
-    pub fn at_end(&mut self, metrics: &mut Metrics) -> Vec<FollowUp> {
+    pub(crate) fn at_end(&mut self, metrics: &mut Metrics) -> Vec<FollowUp> {
         let mut due: Vec<FollowUp> = self
             .side_issues
             .drain(..)

@@ -73,7 +73,6 @@ pub struct LanguageRules {
 /// Numbers of the language behaviours.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct LanguageThresholds {
     pub acknowledgement_max_words: usize,
     pub reflection_min_content_words: usize,
@@ -100,83 +99,47 @@ pub struct LanguageThresholds {
 pub struct CompiledLanguage {
     /// Single-word lists.
     pub discourse_markers: WordSet,
-    #[allow(missing_docs)]
     pub stop_words: WordSet,
-    #[allow(missing_docs)]
     pub wh_words: WordSet,
-    #[allow(missing_docs)]
     pub subordinating_wh_words: WordSet,
-    #[allow(missing_docs)]
     pub fact_nouns: WordSet,
-    #[allow(missing_docs)]
     pub indirect_questions: PhraseSet,
-    #[allow(missing_docs)]
     pub weak_question_tags: PhraseSet,
-    #[allow(missing_docs)]
     pub auxiliaries: WordSet,
-    #[allow(missing_docs)]
     pub subjects: WordSet,
-    #[allow(missing_docs)]
     pub statement_subjects: WordSet,
-    #[allow(missing_docs)]
     pub exclamatives: WordSet,
-    #[allow(missing_docs)]
     pub open_wh_followers: WordSet,
-    #[allow(missing_docs)]
     pub closed_wh_followers: WordSet,
-    #[allow(missing_docs)]
     pub closed_wh_words: WordSet,
-    #[allow(missing_docs)]
     pub negations: WordSet,
-    #[allow(missing_docs)]
     pub boosters: WordSet,
-    #[allow(missing_docs)]
     pub dampeners: WordSet,
-    #[allow(missing_docs)]
     pub clause_continuations: WordSet,
-    #[allow(missing_docs)]
     pub open_last_words: WordSet,
-    #[allow(missing_docs)]
     pub completion_blocked_openers: WordSet,
     /// Phrase lists.
     pub lead_ins: PhraseSet,
-    #[allow(missing_docs)]
     pub open_requests: PhraseSet,
-    #[allow(missing_docs)]
     pub question_tags: PhraseSet,
-    #[allow(missing_docs)]
     pub clarifying: PhraseSet,
-    #[allow(missing_docs)]
     pub non_understanding: PhraseSet,
-    #[allow(missing_docs)]
     pub acknowledgements: PhraseSet,
-    #[allow(missing_docs)]
     pub answers: PhraseSet,
-    #[allow(missing_docs)]
     pub empathy: PhraseSet,
-    #[allow(missing_docs)]
     pub reflection_openings: PhraseSet,
-    #[allow(missing_docs)]
     pub weak_reflection_openings: PhraseSet,
-    #[allow(missing_docs)]
     pub courtesies: PhraseSet,
-    #[allow(missing_docs)]
     pub solutions: PhraseSet,
     /// See `LanguageRules::agent_actions`.
     pub agent_actions: PhraseSet,
-    #[allow(missing_docs)]
     pub dismissive: PhraseSet,
-    #[allow(missing_docs)]
     pub repeat_markers: PhraseSet,
     /// See `LanguageRules::cut_off_complaints`.
     pub cut_off_complaints: PhraseSet,
-    #[allow(missing_docs)]
     pub frustration: PhraseSet,
-    #[allow(missing_docs)]
     pub escalation: PhraseSet,
-    #[allow(missing_docs)]
     pub side_issue_markers: PhraseSet,
-    #[allow(missing_docs)]
     pub problem_words: PhraseSet,
     /// Word valences of the rubric, consulted before the lexicon.
     overrides: Lexicon,
@@ -196,10 +159,10 @@ impl std::fmt::Debug for CompiledLanguage {
 
 /// A fixed list of words. Looked up with words from transcripts but only ever filled from the
 /// rubric, so a fast hash is safe (no flooding by chosen keys).
-pub type WordSet = std::collections::HashSet<String, foldhash::fast::RandomState>;
+pub(crate) type WordSet = std::collections::HashSet<String, foldhash::fast::RandomState>;
 
 /// Word valences.
-pub type Lexicon = HashMap<String, f64, foldhash::fast::RandomState>;
+pub(crate) type Lexicon = HashMap<String, f64, foldhash::fast::RandomState>;
 
 fn set(words: &[String]) -> WordSet {
     words.iter().map(|w| w.to_lowercase()).collect()
@@ -207,7 +170,7 @@ fn set(words: &[String]) -> WordSet {
 
 /// A content word's stem, as a 64-bit hash (the same in every process: stems are compared,
 /// never shown).
-pub type Stem = u64;
+pub(crate) type Stem = u64;
 
 /// Stems already computed on this thread: words repeat a great deal in conversation, and
 /// the Snowball stemmer was a third of the engine's time. Bounded: emptied when full.
@@ -241,7 +204,7 @@ fn stem_of(word: &str) -> Stem {
 }
 
 /// VADER's lexicon as a plain map (read once; shared by every profile).
-pub fn vader_lexicon() -> Lexicon {
+pub(crate) fn vader_lexicon() -> Lexicon {
     vader_sentiment::LEXICON
         .iter()
         .map(|(k, v)| (k.to_lowercase(), *v))
@@ -398,7 +361,7 @@ impl Analysis {
 }
 
 /// Analyses an utterance.
-pub fn analyse(
+pub(crate) fn analyse(
     text: &str,
     tokens: &[Token],
     fillers: &[String],
@@ -572,7 +535,7 @@ const ALPHA: f64 = 15.0;
 
 /// Compound sentiment in [-1, 1], after VADER: word valences, boosted or dampened by the three
 /// words before, flipped by a negation among them, "but" shifting weight to what follows.
-pub fn sentiment(words: &Words, lang: &CompiledLanguage) -> f64 {
+pub(crate) fn sentiment(words: &Words, lang: &CompiledLanguage) -> f64 {
     let but = words.iter().position(|w| w == "but");
     let mut sum = 0.0;
     // The three words before the current one, nearest first.

@@ -70,7 +70,7 @@ fn hidden_or_control(c: char) -> bool {
 
 /// Checks an identifier: 1 to `max` bytes, no control, bidirectional-override or zero-width
 /// characters. Never echoes the value.
-pub fn check_id(value: &str, field: &'static str, max: usize) -> Result<(), Rejected> {
+pub(crate) fn check_id(value: &str, field: &'static str, max: usize) -> Result<(), Rejected> {
     if value.is_empty() {
         return Err(invalid(field, "must not be empty".into()));
     }

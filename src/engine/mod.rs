@@ -6,25 +6,27 @@
 //! Live streams, `ScoreTranscript`, `hearken score` and `hearken eval` all drive this one
 //! engine; none of them scores on its own.
 //!
-//! Flow of one final utterance: validate → place on the windowed timeline ([`state`]) →
-//! run every detector ([`detectors`]) → update the running [`metrics`] → score ([`scorer`]) →
-//! explain the change → raise alerts ([`alerts`]). At `end`: the [`scorecard`].
+//! Flow of one final utterance (`Conversation::score_final`): analyse → place on the windowed
+//! timeline (`state`) → run every detector (`detectors`) and the learned layer (`learned`) →
+//! update the running counts (`Metrics`) → follow-ups → alerts (`alerts`) → score (`scorer`)
+//! and explain the change → emit. At `end`: the [`Scorecard`]. The submodules are private:
+//! what other code needs is re-exported here.
 
-pub mod alerts;
+pub(crate) mod alerts;
 mod batch;
-pub mod detectors;
-pub mod event;
-pub mod followups;
-pub mod language;
-pub mod learned;
-pub mod limits;
-pub mod metrics;
-pub mod rubric;
-pub mod scorecard;
-pub mod scorer;
-pub mod state;
-pub mod text;
-pub mod timing;
+pub(crate) mod detectors;
+pub(crate) mod event;
+pub(crate) mod followups;
+pub(crate) mod language;
+pub(crate) mod learned;
+pub(crate) mod limits;
+pub(crate) mod metrics;
+pub(crate) mod rubric;
+pub(crate) mod scorecard;
+pub(crate) mod scorer;
+pub(crate) mod state;
+pub(crate) mod text;
+pub(crate) mod timing;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -38,7 +40,7 @@ pub use limits::InputLimits;
 pub use metrics::Metrics;
 pub use rubric::{Profile, Rubric, RubricError};
 pub use scorecard::{CoachingPoint, Scorecard};
-pub use scorer::{Component, ComponentScore, Score};
+pub use scorer::{Component, ComponentScore, Score, score_with_mood};
 
 use detectors::Context;
 use state::{Segment, State};

@@ -15,7 +15,7 @@ use super::scorer::Component;
 use super::text::phrase_words;
 
 /// The embedded default rubric, as TOML.
-pub const DEFAULT_RUBRIC_TOML: &str = include_str!("rubric/default.toml");
+pub(crate) const DEFAULT_RUBRIC_TOML: &str = include_str!("rubric/default.toml");
 
 /// Every problem found while loading a rubric.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,7 +69,6 @@ pub struct Vocabulary {
 /// Parameters of the patience component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct PatienceRules {
     pub half_confidence_minutes: f64,
     pub interruption_penalty: f64,
@@ -82,7 +81,6 @@ pub struct PatienceRules {
 /// Parameters of the talk-balance component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct TalkBalanceRules {
     pub half_confidence_minutes: f64,
     pub band_low: f64,
@@ -97,7 +95,6 @@ pub struct TalkBalanceRules {
 /// Parameters of the inquiry component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct InquiryRules {
     pub half_confidence_questions: f64,
     pub base: f64,
@@ -111,7 +108,6 @@ pub struct InquiryRules {
 /// Parameters of the acknowledgement component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct AcknowledgementRules {
     pub half_confidence_turns: f64,
 }
@@ -119,7 +115,6 @@ pub struct AcknowledgementRules {
 /// Parameters of the empathy component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct EmpathyRules {
     pub half_confidence_episodes: f64,
     pub unprompted_score: f64,
@@ -128,7 +123,6 @@ pub struct EmpathyRules {
 /// Parameters of the understanding component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct UnderstandingRules {
     pub half_confidence_agent_turns: f64,
     pub base: f64,
@@ -142,7 +136,6 @@ pub struct UnderstandingRules {
 /// Parameters of the customer-experience component.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct CustomerExperienceRules {
     pub half_confidence_customer_turns: f64,
     pub repeat_penalty: f64,

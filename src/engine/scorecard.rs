@@ -8,7 +8,7 @@ use super::rubric::Profile;
 use super::scorer::{Component, Score};
 
 /// Coaching points given at most.
-pub const MAX_COACHING_POINTS: usize = 3;
+pub(crate) const MAX_COACHING_POINTS: usize = 3;
 /// A component needs at least this confidence to count as a strength or a weakness.
 const MIN_CONFIDENCE: f64 = 0.25;
 /// Scores at or above this are strengths.
@@ -51,7 +51,7 @@ pub struct Scorecard {
 }
 
 /// The component an alert kind is evidence about.
-pub fn component_of(kind: AlertKind) -> Option<Component> {
+pub(crate) fn component_of(kind: AlertKind) -> Option<Component> {
     Some(match kind {
         AlertKind::Interruption | AlertKind::Overtalk => Component::Patience,
         AlertKind::LongMonologue | AlertKind::FastSpeech => Component::TalkBalance,
@@ -68,7 +68,7 @@ pub fn component_of(kind: AlertKind) -> Option<Component> {
 }
 
 /// Builds the scorecard.
-pub fn build(
+pub(crate) fn build(
     profile: &Profile,
     score: Score,
     metrics: Metrics,

@@ -295,7 +295,7 @@ fn raw_score(
 }
 
 /// Scores a conversation's metrics (without the customer's mood).
-pub fn score(profile: &Profile, metrics: &Metrics) -> Score {
+pub(crate) fn score(profile: &Profile, metrics: &Metrics) -> Score {
     score_with_mood(profile, metrics, 0.0)
 }
 

@@ -71,7 +71,7 @@ impl Segment {
 
 /// A timed utterance on the timeline.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TimedSpan {
+pub(crate) struct TimedSpan {
     /// Its id.
     pub utterance_id: String,
     /// Arrival position.
@@ -90,7 +90,7 @@ pub struct TimedSpan {
 
 /// The customer turn an agent utterance answered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Response {
+pub(crate) struct Response {
     /// The customer utterance.
     pub to_utterance_id: String,
     /// Agent start minus customer end; negative when they overlap.
@@ -101,7 +101,7 @@ pub struct Response {
 
 /// What placing one utterance on the timeline revealed. All zero without timing.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// Talk time the utterance added to its role (not already covered).
     pub new_talk_ms: i64,
     /// Overtalk it added.
@@ -134,7 +134,7 @@ struct AgentRun {
 
 /// The windowed state of one conversation.
 #[derive(Debug, Clone, Default)]
-pub struct State {
+pub(crate) struct State {
     /// Recent final utterances, in arrival order (newest last).
     pub recent: VecDeque<Segment>,
     /// Recent timed utterances, by start (then arrival).
@@ -150,22 +150,22 @@ pub struct State {
 
 impl State {
     /// The latest end of any timed speech so far.
-    pub fn frontier_ms(&self) -> Option<i64> {
+    pub(crate) fn frontier_ms(&self) -> Option<i64> {
         self.frontier_ms
     }
 
     /// The newest final utterance.
-    pub fn latest(&self) -> Option<&Segment> {
+    pub(crate) fn latest(&self) -> Option<&Segment> {
         self.recent.back()
     }
 
     /// Whether a hold is open.
-    pub fn on_hold(&self) -> bool {
+    pub(crate) fn on_hold(&self) -> bool {
         matches!(self.holds.back(), Some((_, None)))
     }
 
     /// Opens a hold at `offset_ms`. Returns false if one is open already.
-    pub fn start_hold(&mut self, offset_ms: i64) -> bool {
+    pub(crate) fn start_hold(&mut self, offset_ms: i64) -> bool {
         if self.on_hold() {
             return false;
         }
@@ -178,7 +178,7 @@ impl State {
 
     /// Closes the open hold at `offset_ms`. Returns false if none is open or it would end
     /// before it started.
-    pub fn end_hold(&mut self, offset_ms: i64) -> bool {
+    pub(crate) fn end_hold(&mut self, offset_ms: i64) -> bool {
         match self.holds.back_mut() {
             Some((start, end @ None)) if offset_ms >= *start => {
                 *end = Some(offset_ms);
@@ -209,7 +209,7 @@ impl State {
 
     /// Adds a final utterance. Timing is computed only when it is timed and `speech_timing`
     /// is on in the profile.
-    pub fn place(&mut self, segment: Segment, profile: &Profile) -> Placement {
+    pub(crate) fn place(&mut self, segment: Segment, profile: &Profile) -> Placement {
         let mut placement = Placement::default();
         if let (Some((start, end)), true) = (segment.interval(), profile.timing.speech_timing) {
             self.place_timed(&segment, start, end, profile, &mut placement);
@@ -354,7 +354,7 @@ impl State {
     /// Drops what only the newest utterance's detectors needed — its text and tokens — once it
     /// has been scored. Earlier turns are read only through their analysis, so a long call's
     /// history costs a fraction of its transcript, and holds no raw text.
-    pub fn compact_latest(&mut self) {
+    pub(crate) fn compact_latest(&mut self) {
         if let Some(latest) = self.recent.back_mut() {
             latest.text = String::new();
             latest.tokens = Vec::new();
@@ -364,7 +364,7 @@ impl State {
     }
 
     /// Marks the agent utterance `utterance_id` as an interruption already counted.
-    pub fn mark_interrupting(&mut self, utterance_id: &str) {
+    pub(crate) fn mark_interrupting(&mut self, utterance_id: &str) {
         if let Some(span) = self
             .timeline
             .iter_mut()

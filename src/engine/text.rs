@@ -24,7 +24,7 @@ fn is_joiner(c: char) -> bool {
 /// "mm-hmm"); everything else that is not a letter or digit separates words. A word written
 /// alone in square brackets is a redaction marker (`[PII]`, `[REDACTED]`, `[NAME]`), opaque:
 /// no word at all, so that two turns that both had something redacted do not share a word.
-pub fn tokenize(text: &str) -> Vec<Token> {
+pub(crate) fn tokenize(text: &str) -> Vec<Token> {
     let mut tokens = Vec::with_capacity(text.len() / 5 + 1);
     let mut chars = text.char_indices().peekable();
     // Index, in Unicode scalar values, of the next char `chars` yields.
@@ -82,7 +82,11 @@ fn lower_word(word: &str) -> String {
 
 /// Whether `tokens` consist only of the given phrases (each a sequence of words) and fillers,
 /// in any order and repetition: "yeah yeah", "uh okay", "i see right". Empty input is not.
-pub fn covered_by_phrases(tokens: &[Token], phrases: &[Vec<String>], fillers: &[String]) -> bool {
+pub(crate) fn covered_by_phrases(
+    tokens: &[Token],
+    phrases: &[Vec<String>],
+    fillers: &[String],
+) -> bool {
     if tokens.is_empty() {
         return false;
     }
@@ -113,7 +117,7 @@ pub fn covered_by_phrases(tokens: &[Token], phrases: &[Vec<String>], fillers: &[
 }
 
 /// Splits each phrase of a vocabulary into its words, with the same rules as [`tokenize`].
-pub fn phrase_words(phrases: &[String]) -> Vec<Vec<String>> {
+pub(crate) fn phrase_words(phrases: &[String]) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = phrases
         .iter()
         .map(|p| tokenize(p).into_iter().map(|t| t.word).collect::<Vec<_>>())
@@ -327,7 +331,7 @@ impl Words {
 /// is scanned once however many vocabularies the detectors consult. Vocabularies are added
 /// with [`PhraseIndexBuilder::add`], which hands back the [`PhraseSet`] to query them by.
 #[derive(Debug, Clone, Default)]
-pub struct PhraseIndex {
+pub(crate) struct PhraseIndex {
     automaton: Option<aho_corasick::AhoCorasick>,
     /// For each pattern of the automaton, its length in words and the vocabularies it is in.
     patterns: Vec<(usize, Vec<u16>)>,
@@ -336,7 +340,7 @@ pub struct PhraseIndex {
 
 /// Collects the vocabularies of a [`PhraseIndex`].
 #[derive(Debug, Default)]
-pub struct PhraseIndexBuilder {
+pub(crate) struct PhraseIndexBuilder {
     /// Pattern text (`" w1 w2 "`) → its place in `texts` and `patterns`.
     numbers: std::collections::HashMap<String, usize>,
     texts: Vec<String>,
@@ -350,7 +354,7 @@ static NEXT_INDEX_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU3
 
 impl PhraseIndexBuilder {
     /// An empty builder.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         PhraseIndexBuilder {
             id: NEXT_INDEX_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ..PhraseIndexBuilder::default()
@@ -358,7 +362,7 @@ impl PhraseIndexBuilder {
     }
 
     /// Adds a vocabulary (each phrase tokenised like an utterance).
-    pub fn add(&mut self, phrases: &[String]) -> PhraseSet {
+    pub(crate) fn add(&mut self, phrases: &[String]) -> PhraseSet {
         let set = self.sets;
         self.sets = self
             .sets
@@ -394,7 +398,7 @@ impl PhraseIndexBuilder {
     }
 
     /// Compiles the automaton.
-    pub fn build(self) -> PhraseIndex {
+    pub(crate) fn build(self) -> PhraseIndex {
         let automaton = if self.texts.is_empty() {
             None
         } else {
@@ -414,7 +418,7 @@ impl PhraseIndexBuilder {
 impl PhraseIndex {
     /// Finds every phrase of every vocabulary in `words` (overlapping ones included) and
     /// keeps them with the words, in order of their end, for the [`PhraseSet`] queries.
-    pub fn scan(&self, words: &mut Words) {
+    pub(crate) fn scan(&self, words: &mut Words) {
         words.matches.clear();
         words.scanned_by = self.id;
         let Some(automaton) = &self.automaton else {
@@ -512,7 +516,12 @@ impl PhraseSet {
 }
 
 /// Character span of words `[start, end)` of `words` in the utterance.
-pub fn span_of(tokens: &[Token], words: &Words, start: usize, end: usize) -> Option<(u32, u32)> {
+pub(crate) fn span_of(
+    tokens: &[Token],
+    words: &Words,
+    start: usize,
+    end: usize,
+) -> Option<(u32, u32)> {
     let first = words.token_of(start)?;
     let last = words.token_of(end.checked_sub(1)?)?;
     Some((tokens[first].start_char, tokens[last].end_char))

@@ -4,13 +4,14 @@
 
 /// A set of disjoint, sorted, non-touching intervals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IntervalSet {
+pub(crate) struct IntervalSet {
     spans: Vec<(i64, i64)>,
 }
 
 impl IntervalSet {
-    /// The intervals, sorted and disjoint.
-    pub fn spans(&self) -> &[(i64, i64)] {
+    /// The intervals, sorted and disjoint (for the tests).
+    #[cfg(test)]
+    pub(crate) fn spans(&self) -> &[(i64, i64)] {
         &self.spans
     }
 
@@ -20,7 +21,7 @@ impl IntervalSet {
     }
 
     /// Adds `[start, end)` and returns how many milliseconds were not covered before.
-    pub fn insert(&mut self, start: i64, end: i64) -> i64 {
+    pub(crate) fn insert(&mut self, start: i64, end: i64) -> i64 {
         if end <= start {
             return 0;
         }
@@ -39,12 +40,16 @@ impl IntervalSet {
     }
 
     /// Milliseconds of `[start, end)` covered by the set.
-    pub fn overlap(&self, start: i64, end: i64) -> i64 {
+    pub(crate) fn overlap(&self, start: i64, end: i64) -> i64 {
         self.pieces_within(start, end).map(|(s, e)| e - s).sum()
     }
 
     /// The parts of the set inside `[start, end)`, in order.
-    pub fn pieces_within(&self, start: i64, end: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
+    pub(crate) fn pieces_within(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> impl Iterator<Item = (i64, i64)> + '_ {
         let first = self.first_ending_at_or_after(start);
         self.spans[first..]
             .iter()
@@ -56,7 +61,7 @@ impl IntervalSet {
     }
 
     /// The parts of `[start, end)` that the set does not cover, in order.
-    pub fn uncovered(&self, start: i64, end: i64) -> Vec<(i64, i64)> {
+    pub(crate) fn uncovered(&self, start: i64, end: i64) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         let mut cursor = start;
         for (s, e) in self.pieces_within(start, end) {
@@ -72,7 +77,7 @@ impl IntervalSet {
     }
 
     /// The span of the set that contains `t`, if any.
-    pub fn span_containing(&self, t: i64) -> Option<(i64, i64)> {
+    pub(crate) fn span_containing(&self, t: i64) -> Option<(i64, i64)> {
         let i = self.first_ending_at_or_after(t);
         self.spans
             .get(i)
@@ -81,14 +86,14 @@ impl IntervalSet {
     }
 
     /// Forgets the spans that end before `t` (they are already counted in running totals).
-    pub fn forget_before(&mut self, t: i64) {
+    pub(crate) fn forget_before(&mut self, t: i64) {
         let keep_from = self.spans.partition_point(|&(_, end)| end < t);
         self.spans.drain(..keep_from);
     }
 }
 
 /// Length of the longest piece shared by two sorted interval lists.
-pub fn longest_common_piece(a: &IntervalSet, start: i64, end: i64, b: &IntervalSet) -> i64 {
+pub(crate) fn longest_common_piece(a: &IntervalSet, start: i64, end: i64, b: &IntervalSet) -> i64 {
     a.pieces_within(start, end)
         .flat_map(|(s, e)| {
             b.pieces_within(s, e)

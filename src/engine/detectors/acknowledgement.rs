@@ -41,10 +41,6 @@ fn lang_max(context: &Context<'_>) -> usize {
 }
 
 impl Detector for AcknowledgementDetector {
-    fn name(&self) -> &'static str {
-        "acknowledgement"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         // Agent backchannels are reported by the backchannel detector.
         if !utterance.may_be_agent() || super::backchannel::reports(utterance, context) {

@@ -9,7 +9,11 @@ use crate::engine::state::Segment;
 use crate::engine::text::{Token, covered_by_phrases};
 
 /// Whether an utterance with these words and this duration (if timed) is a backchannel.
-pub fn is_backchannel(tokens: &[Token], duration_ms: Option<i64>, profile: &Profile) -> bool {
+pub(crate) fn is_backchannel(
+    tokens: &[Token],
+    duration_ms: Option<i64>,
+    profile: &Profile,
+) -> bool {
     tokens.len() <= profile.timing.backchannel_max_words
         && duration_ms.is_none_or(|d| d <= profile.timing.backchannel_max_ms)
         && covered_by_phrases(
@@ -33,10 +37,6 @@ pub(super) fn reports(utterance: &Segment, context: &Context<'_>) -> bool {
 pub(super) struct BackchannelDetector;
 
 impl Detector for BackchannelDetector {
-    fn name(&self) -> &'static str {
-        "backchannel"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !reports(utterance, context) {
             return;

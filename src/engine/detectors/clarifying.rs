@@ -56,10 +56,6 @@ fn is_wh_echo(utterance: &Segment) -> bool {
 }
 
 impl Detector for ClarifyingDetector {
-    fn name(&self) -> &'static str {
-        "clarifying"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !utterance.may_be_agent() {
             return;

@@ -11,10 +11,6 @@ use crate::engine::state::Segment;
 pub(super) struct CustomerEmotionDetector;
 
 impl Detector for CustomerEmotionDetector {
-    fn name(&self) -> &'static str {
-        "customer_emotion"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if utterance.role != Role::Customer {
             return;

@@ -12,10 +12,6 @@ use crate::engine::state::Segment;
 pub(super) struct CustomerRepeatDetector;
 
 impl Detector for CustomerRepeatDetector {
-    fn name(&self) -> &'static str {
-        "customer_repeat"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if utterance.role != Role::Customer {
             return;

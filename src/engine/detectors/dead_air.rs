@@ -9,10 +9,6 @@ use crate::engine::state::Segment;
 pub(super) struct DeadAirDetector;
 
 impl Detector for DeadAirDetector {
-    fn name(&self) -> &'static str {
-        "dead_air"
-    }
-
     fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let silence = context.placement.silence_before_ms;
         if silence > context.profile.timing.dead_air_ms {

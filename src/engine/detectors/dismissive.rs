@@ -10,10 +10,6 @@ use crate::engine::state::Segment;
 pub(super) struct DismissiveDetector;
 
 impl Detector for DismissiveDetector {
-    fn name(&self) -> &'static str {
-        "dismissive"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         found.extend(super::phrase(
             utterance,

@@ -14,10 +14,6 @@ pub(super) struct EmpathyDetector;
 const SHORT_ONLY: &[&str] = &["oh no", "oh dear", "too bad"];
 
 impl Detector for EmpathyDetector {
-    fn name(&self) -> &'static str {
-        "empathy"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !utterance.may_be_agent() || context.cues.non_understanding {
             return;

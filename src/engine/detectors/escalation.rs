@@ -10,10 +10,6 @@ use crate::engine::state::Segment;
 pub(super) struct EscalationDetector;
 
 impl Detector for EscalationDetector {
-    fn name(&self) -> &'static str {
-        "escalation"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         found.extend(super::phrase(
             utterance,

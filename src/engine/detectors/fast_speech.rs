@@ -10,10 +10,6 @@ use crate::engine::state::Segment;
 pub(super) struct FastSpeechDetector;
 
 impl Detector for FastSpeechDetector {
-    fn name(&self) -> &'static str {
-        "fast_speech"
-    }
-
     fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let Some((words, ms)) = context.placement.rate_window else {
             return;

@@ -50,10 +50,6 @@ fn report(
 }
 
 impl Detector for InterruptionDetector {
-    fn name(&self) -> &'static str {
-        "interruption"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let before = found.len();
         self.detect_timed(utterance, context, found);

@@ -23,7 +23,7 @@ mod reflection;
 mod sentence_completion;
 mod side_issue;
 
-pub use backchannel::is_backchannel;
+pub(crate) use backchannel::is_backchannel;
 
 use super::metrics::Metrics;
 use super::rubric::Profile;
@@ -110,7 +110,7 @@ impl Detection {
 
 /// What a detector may read.
 #[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The conversation's rubric profile.
     pub profile: &'a Profile,
     /// The conversation's state, the new utterance placed.
@@ -125,7 +125,7 @@ pub struct Context<'a> {
 
 /// What several detectors need to know of the new utterance, decided once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Cues {
+pub(crate) struct Cues {
     /// It is a listening cue ("mm-hmm", "oh really?"), not an answer to the other's question.
     pub acknowledgement: bool,
     /// It asks the other person to repeat ("sorry?", "pardon?").
@@ -134,18 +134,18 @@ pub struct Cues {
 
 impl<'a> Context<'a> {
     /// Earlier final utterances still in the window, newest first (the new one excluded).
-    pub fn earlier(&self) -> impl Iterator<Item = &'a Segment> + 'a {
+    pub(crate) fn earlier(&self) -> impl Iterator<Item = &'a Segment> + 'a {
         self.state.recent.iter().rev().skip(1)
     }
 
     /// The utterance just before the new one.
-    pub fn previous(&self) -> Option<&'a Segment> {
+    pub(crate) fn previous(&self) -> Option<&'a Segment> {
         self.earlier().next()
     }
 
     /// The latest earlier utterance that took the floor (the speaker's own listening cues, which
     /// take none, skipped), and the utterances before it, newest first.
-    pub fn latest_turn(
+    pub(crate) fn latest_turn(
         &self,
         utterance: &Segment,
     ) -> Option<(&'a Segment, impl Iterator<Item = &'a Segment> + 'a)> {
@@ -157,7 +157,7 @@ impl<'a> Context<'a> {
     }
 
     /// The other party's latest `n` turns before `utterance`, newest first.
-    pub fn other_turns(
+    pub(crate) fn other_turns(
         &self,
         utterance: &'a Segment,
         n: usize,
@@ -205,15 +205,13 @@ impl Detection {
 }
 
 /// Recognises one behaviour.
-pub trait Detector: Send + Sync + std::fmt::Debug {
-    /// A short name for logs and benchmarks.
-    fn name(&self) -> &'static str;
+pub(crate) trait Detector: Send + Sync + std::fmt::Debug {
     /// Appends what it finds in `utterance` (already placed in `context.state`) to `found`.
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>);
 }
 
 /// Every detector, in the order their detections are reported.
-pub static DETECTORS: &[&dyn Detector] = &[
+pub(crate) static DETECTORS: &[&dyn Detector] = &[
     &backchannel::BackchannelDetector,
     &interruption::InterruptionDetector,
     &overtalk::OvertalkDetector,
@@ -235,7 +233,7 @@ pub static DETECTORS: &[&dyn Detector] = &[
 ];
 
 /// Runs every detector over the newest utterance.
-pub fn detect_all(utterance: &Segment, context: &Context<'_>) -> Vec<Detection> {
+pub(crate) fn detect_all(utterance: &Segment, context: &Context<'_>) -> Vec<Detection> {
     let non_understanding = clarifying::is_non_understanding(utterance, context);
     let cues = Cues {
         non_understanding,

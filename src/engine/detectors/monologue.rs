@@ -12,10 +12,6 @@ use crate::engine::state::Segment;
 pub(super) struct MonologueDetector;
 
 impl Detector for MonologueDetector {
-    fn name(&self) -> &'static str {
-        "monologue"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let p = context.placement;
         let threshold = context.profile.timing.monologue_ms;

@@ -10,10 +10,6 @@ use crate::engine::state::Segment;
 pub(super) struct OvertalkDetector;
 
 impl Detector for OvertalkDetector {
-    fn name(&self) -> &'static str {
-        "overtalk"
-    }
-
     fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let p = context.placement;
         if p.new_overtalk_ms > 0 && p.overtalk_episode_ms > context.profile.timing.overtalk_ms {

@@ -12,10 +12,6 @@ use crate::engine::state::Segment;
 pub(super) struct PrematureSolutionDetector;
 
 impl Detector for PrematureSolutionDetector {
-    fn name(&self) -> &'static str {
-        "premature_solution"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if utterance.role != Role::Agent || utterance.analysis.question.is_some() {
             return;

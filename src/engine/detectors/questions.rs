@@ -119,10 +119,6 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
 }
 
 impl Detector for QuestionDetector {
-    fn name(&self) -> &'static str {
-        "questions"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !utterance.may_be_agent() {
             return;

@@ -12,10 +12,6 @@ use crate::engine::state::Segment;
 pub(super) struct ReflectionDetector;
 
 impl Detector for ReflectionDetector {
-    fn name(&self) -> &'static str {
-        "reflection"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !utterance.may_be_agent() {
             return;

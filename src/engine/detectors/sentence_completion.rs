@@ -22,10 +22,6 @@ use crate::engine::state::Segment;
 pub(super) struct SentenceCompletionDetector;
 
 impl Detector for SentenceCompletionDetector {
-    fn name(&self) -> &'static str {
-        "sentence_completion"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !utterance.may_be_agent() {
             return;

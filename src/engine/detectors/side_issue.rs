@@ -12,10 +12,6 @@ use crate::engine::state::Segment;
 pub(super) struct SideIssueDetector;
 
 impl Detector for SideIssueDetector {
-    fn name(&self) -> &'static str {
-        "side_issue"
-    }
-
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if utterance.role != Role::Customer {
             return;

@@ -11,16 +11,16 @@ use super::model::Model;
 use super::sentences::Sentence;
 
 /// Scalars after the four embeddings.
-pub const SCALARS: usize = 15;
+pub(crate) const SCALARS: usize = 15;
 
 /// Length of the dense part for an embedding width.
-pub fn dense_len(dim: usize) -> usize {
+pub(crate) fn dense_len(dim: usize) -> usize {
     4 * dim + SCALARS
 }
 
 /// What the rules found in the utterance, given to the heads as features.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RuleFlags {
+pub(crate) struct RuleFlags {
     /// An open question by the question rules.
     pub open: bool,
     /// A closed question.
@@ -43,7 +43,7 @@ pub struct RuleFlags {
 
 /// One utterance's features.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Features {
+pub(crate) struct Features {
     /// Dense part, [`dense_len`] long.
     pub dense: Vec<f32>,
     /// Hashed part: (bucket, value), buckets unique, in first-seen order.
@@ -69,7 +69,7 @@ pub struct Features {
 
 impl Features {
     /// Share of its longer words found in the other party's latest turn.
-    pub fn overlap(&self) -> f32 {
+    pub(crate) fn overlap(&self) -> f32 {
         self.dense[self.dense.len() - SCALARS + 2]
     }
 }
@@ -158,7 +158,7 @@ fn core(words: &[String]) -> &[String] {
 
 /// Computes the features of `text`. `other` is the embedding of the other party's latest turn
 /// and `other_words` its words (for the overlap), when there is one.
-pub fn compute(
+pub(crate) fn compute(
     model: &Model,
     text: &str,
     sentences: Vec<Sentence>,
@@ -339,7 +339,7 @@ fn word_key(word: &str) -> u64 {
 
 /// The words `compute` compares with for overlap, of the other party's turn: keys of its
 /// first `max` longer words, sorted, without repeats (8 bytes a word).
-pub fn overlap_words(text: &str, max: usize) -> Vec<u64> {
+pub(crate) fn overlap_words(text: &str, max: usize) -> Vec<u64> {
     let mut all = Vec::new();
     words(text, &mut all);
     let mut out: Vec<u64> = all

@@ -5,9 +5,9 @@
 //! its behaviour, with the head's probability as the confidence and the sentence that carries it
 //! as the evidence span.
 
-pub mod features;
-pub mod model;
-pub mod sentences;
+pub(crate) mod features;
+pub(crate) mod model;
+pub(crate) mod sentences;
 
 use super::detectors::{Behaviour, Detection, questions};
 use super::event::Role;
@@ -20,7 +20,7 @@ use model::Model;
 const MAX_OTHER_WORDS: usize = 64;
 
 /// The behaviours the heads decide, with their head names.
-pub const DECIDED: [(Behaviour, &str); 3] = [
+pub(crate) const DECIDED: [(Behaviour, &str); 3] = [
     (Behaviour::OpenQuestion, "open_question"),
     (Behaviour::ClosedQuestion, "closed_question"),
     (Behaviour::Reflection, "reflection"),
@@ -29,7 +29,7 @@ pub const DECIDED: [(Behaviour, &str); 3] = [
 /// What the layer remembers of a conversation: the latest turn of each party, as context for
 /// the next turn of the other.
 #[derive(Debug, Clone, Default)]
-pub struct Memory {
+pub(crate) struct Memory {
     latest: Vec<Turn>,
 }
 
@@ -86,7 +86,7 @@ impl Memory {
 
 /// One utterance, as the layer sees it.
 #[derive(Debug)]
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     /// Its text.
     pub text: &'a str,
     /// Who spoke.
@@ -108,7 +108,7 @@ const COURTESY_TURN_MAX_WORDS: usize = 10;
 
 /// Revises the rules' detections of the decided behaviours for one utterance of a speaker who
 /// may be the agent, and remembers the turn as context. Returns the features when `record`.
-pub fn revise(
+pub(crate) fn revise(
     profile: &Profile,
     memory: &mut Memory,
     input: &Input<'_>,

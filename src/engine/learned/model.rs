@@ -15,7 +15,7 @@ use safetensors::{Dtype, SafeTensors};
 /// The model built from `models/`, embedded.
 static EMBEDDED: &[u8] = include_bytes!("../../../models/listening.safetensors");
 /// The format name a model file must declare in its metadata.
-pub const FORMAT: &str = "hearken-listening-1";
+pub(crate) const FORMAT: &str = "hearken-listening-1";
 /// Sanity caps for a model file (the embedded one is far below them).
 const MAX_VOCAB: usize = 200_000;
 const MAX_DIM: usize = 1024;
@@ -24,7 +24,7 @@ const MAX_BUCKETS: usize = 1 << 22;
 /// Why a model file cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("listening model: {0}")]
-pub struct ModelError(String);
+pub(crate) struct ModelError(String);
 
 fn bad(what: impl Into<String>) -> ModelError {
     ModelError(what.into())
@@ -32,7 +32,7 @@ fn bad(what: impl Into<String>) -> ModelError {
 
 /// One head: a logistic regression over the dense and hashed features.
 #[derive(Debug, Clone)]
-pub struct Head {
+pub(crate) struct Head {
     /// Behaviour name (`open_question`, `closed_question`, `reflection`, ...).
     name: String,
     bias: f32,
@@ -44,7 +44,7 @@ pub struct Head {
 
 impl Head {
     /// The head's logit for a feature vector.
-    pub fn logit(&self, dense: &[f32], sparse: &[(u32, f32)]) -> f32 {
+    pub(crate) fn logit(&self, dense: &[f32], sparse: &[(u32, f32)]) -> f32 {
         let mut z = self.bias;
         for (w, x) in self.dense.iter().zip(dense) {
             z += w * x;
@@ -57,13 +57,13 @@ impl Head {
 }
 
 /// The logistic function, the same bits everywhere.
-pub fn sigmoid(z: f32) -> f32 {
+pub(crate) fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + libm::expf(-z))
 }
 
 /// A loaded model.
 #[derive(Debug)]
-pub struct Model {
+pub(crate) struct Model {
     vocab: HashMap<Box<str>, u32>,
     dim: usize,
     /// Token vectors, int8 per component, one scale per token (1.9 MB for the embedded model;
@@ -77,7 +77,7 @@ pub struct Model {
 
 impl Model {
     /// Reads a model file's bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         let get = |key: &str| {
@@ -154,13 +154,13 @@ impl Model {
     }
 
     /// Embedding width.
-    pub fn dim(&self) -> usize {
+    pub(crate) fn dim(&self) -> usize {
         self.dim
     }
 
     /// The head for a behaviour, if the model has one; for unpunctuated text (`asr`), its
     /// `<name>.asr` head when it has one.
-    pub fn head_for(&self, name: &str, asr: bool) -> Option<&Head> {
+    pub(crate) fn head_for(&self, name: &str, asr: bool) -> Option<&Head> {
         let asr_head = || {
             self.heads
                 .iter()
@@ -174,7 +174,7 @@ impl Model {
     /// Mean of the token vectors of `text`, L2-normalised, into `out` (zeros when no token is
     /// known). Tokens: lower-cased words split at punctuation, then greedy longest-match word
     /// pieces (`##` continues a word) as in BERT's tokenizer; unknown words are skipped.
-    pub fn embed(&self, text: &str, out: &mut [f32]) {
+    pub(crate) fn embed(&self, text: &str, out: &mut [f32]) {
         out.fill(0.0);
         let mut n = 0u32;
         let mut word = String::new();
@@ -272,14 +272,14 @@ static MODEL: OnceLock<Model> = OnceLock::new();
 
 /// Installs the model every conversation of this process uses, instead of the embedded one.
 /// Must be called before the first conversation; fails if a model is already in use.
-pub fn install(model: Model) -> Result<(), ModelError> {
+pub(crate) fn install(model: Model) -> Result<(), ModelError> {
     MODEL
         .set(model)
         .map_err(|_| bad("a model is already in use in this process"))
 }
 
 /// The process's model: the installed one, else the embedded one.
-pub fn get() -> &'static Model {
+pub(crate) fn get() -> &'static Model {
     MODEL.get_or_init(|| match Model::from_bytes(EMBEDDED) {
         Ok(m) => m,
         // The embedded file is checked by `cargo test`; a broken build must not score quietly.

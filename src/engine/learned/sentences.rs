@@ -8,11 +8,11 @@
 //! clause so far has [`MIN_WORDS_BEFORE_CUE`] words and [`MIN_WORDS_AFTER_CUE`] follow, and every [`MAX_WORDS`] words at the latest.
 
 /// A cue only opens a new clause after this many words of the current one.
-pub const MIN_WORDS_BEFORE_CUE: usize = 8;
+pub(crate) const MIN_WORDS_BEFORE_CUE: usize = 8;
 /// Words a cue must have after it (itself not counted) to open a clause.
-pub const MIN_WORDS_AFTER_CUE: usize = 3;
+pub(crate) const MIN_WORDS_AFTER_CUE: usize = 3;
 /// An unpunctuated clause is cut after this many words.
-pub const MAX_WORDS: usize = 40;
+pub(crate) const MAX_WORDS: usize = 40;
 
 const CUES: &[&str] = &["so", "okay", "ok", "alright", "anyway", "now"];
 const TITLES: &[&str] = &[
@@ -21,7 +21,7 @@ const TITLES: &[&str] = &[
 
 /// One sentence: byte range in the text, and its Unicode-scalar range (for evidence spans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sentence {
+pub(crate) struct Sentence {
     /// Byte offsets, half-open.
     pub bytes: (usize, usize),
     /// Unicode scalar offsets, half-open.
@@ -30,14 +30,14 @@ pub struct Sentence {
 
 impl Sentence {
     /// Its text.
-    pub fn text<'t>(&self, text: &'t str) -> &'t str {
+    pub(crate) fn text<'t>(&self, text: &'t str) -> &'t str {
         &text[self.bytes.0..self.bytes.1]
     }
 }
 
 /// The sentences of `text`, in order, trimmed of surrounding spaces; never empty for text with
 /// a non-space character.
-pub fn split(text: &str) -> Vec<Sentence> {
+pub(crate) fn split(text: &str) -> Vec<Sentence> {
     let mut out = Vec::new();
     let mut start: Option<(usize, u32)> = None; // first non-space of the current sentence
     let mut last_end = (0usize, 0u32); // end of its last non-space character
