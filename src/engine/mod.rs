@@ -239,8 +239,8 @@ impl Conversation {
         Ok(Conversation::with_profile(start, profile, limits))
     }
 
-    /// Opens a conversation with a given profile.
-    pub fn with_profile(start: Start, profile: Arc<Profile>, limits: InputLimits) -> Conversation {
+    /// Opens a conversation with a given profile (the detector tests use it directly).
+    pub(crate) fn with_profile(start: Start, profile: Arc<Profile>, limits: InputLimits) -> Conversation {
         let mut profile = profile;
         if start.channel == Channel::Chat && profile.timing.speech_timing {
             // Chat has no speech timing whatever the profile says.
@@ -267,21 +267,6 @@ impl Conversation {
             record_features: false,
             features: None,
         }
-    }
-
-    /// How the conversation started.
-    pub fn start_info(&self) -> &Start {
-        &self.start
-    }
-
-    /// The profile it is scored with.
-    pub fn profile(&self) -> &Profile {
-        &self.profile
-    }
-
-    /// Whether `end` was observed.
-    pub fn has_ended(&self) -> bool {
-        self.ended
     }
 
     /// The current score.
