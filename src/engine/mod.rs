@@ -240,7 +240,11 @@ impl Conversation {
     }
 
     /// Opens a conversation with a given profile (the detector tests use it directly).
-    pub(crate) fn with_profile(start: Start, profile: Arc<Profile>, limits: InputLimits) -> Conversation {
+    pub(crate) fn with_profile(
+        start: Start,
+        profile: Arc<Profile>,
+        limits: InputLimits,
+    ) -> Conversation {
         let mut profile = profile;
         if start.channel == Channel::Chat && profile.timing.speech_timing {
             // Chat has no speech timing whatever the profile says.
