@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use super::detectors::{Behaviour, Detection};
 use super::event::Role;
-use super::metrics::Metrics;
+use super::metrics::FollowUpCounts;
 use super::rubric::Profile;
 use super::state::{Segment, State};
 use super::{CustomerState, Trend};
@@ -98,12 +98,20 @@ impl FollowUps {
         found: &[Detection],
         state: &State,
         profile: &Profile,
-        metrics: &mut Metrics,
+        customer_turns: u32,
+        counts: &mut FollowUpCounts,
     ) -> Vec<FollowUp> {
         let rules = &profile.language.thresholds;
         let mut due = Vec::new();
         match segment.role {
-            Role::Customer => self.customer_turn(segment, found, state, profile, metrics, &mut due),
+            Role::Customer => due.extend(self.customer_turn(
+                segment,
+                found,
+                state,
+                profile,
+                customer_turns,
+                counts,
+            )),
             Role::Agent => {
                 let cue =
                     has(found, Behaviour::Acknowledgement) || has(found, Behaviour::Backchannel);
@@ -115,14 +123,14 @@ impl FollowUps {
                 // A long customer turn is acknowledged by the agent's next cue, reflection or
                 // empathy; the agent's next real turn without one closes it unacknowledged.
                 if self.long_turn_open && (cue || empathy || reflection) {
-                    metrics.long_turns_acknowledged += 1;
+                    counts.long_turns_acknowledged += 1;
                     self.long_turn_open = false;
                 } else if turn {
                     self.long_turn_open = false;
                 }
                 if let Some(emotion) = &mut self.emotion {
                     if empathy {
-                        metrics.emotion_answered += 1;
+                        counts.emotion_answered += 1;
                         self.emotion = None;
                     } else {
                         emotion.acknowledged |= cue || reflection;
@@ -163,7 +171,7 @@ impl FollowUps {
                             due.push(FollowUp::UnansweredQuestion {
                                 question: question.utterance_id.clone(),
                             });
-                            metrics.unanswered_questions += 1;
+                            counts.unanswered_questions += 1;
                             self.question = None;
                         }
                     }
@@ -178,7 +186,7 @@ impl FollowUps {
                         side.agent_turns += 1;
                     }
                     if side.agent_turns >= rules.side_issue_window_agent_turns {
-                        metrics.side_issues_dropped += 1;
+                        counts.side_issues_dropped += 1;
                         due.push(FollowUp::SideIssueDropped {
                             side_issue: side.utterance_id,
                         });
@@ -203,7 +211,7 @@ impl FollowUps {
                         due.push(FollowUp::ClosedQuestionStreak {
                             questions: self.closed_run.iter().cloned().collect(),
                         });
-                        metrics.closed_question_streaks += 1;
+                        counts.closed_question_streaks += 1;
                         self.closed_run.clear();
                     }
                 } else if has(found, Behaviour::OpenQuestion)
@@ -223,9 +231,9 @@ impl FollowUps {
         found: &[Detection],
         state: &State,
         profile: &Profile,
-        metrics: &mut Metrics,
-        due: &mut Vec<FollowUp>,
-    ) {
+        customer_turns: u32,
+        counts: &mut FollowUpCounts,
+    ) -> Option<FollowUp> {
         let rules = &profile.language.thresholds;
         let a = &segment.analysis;
         if a.question.is_some() && a.words.len() > 2 {
@@ -236,20 +244,20 @@ impl FollowUps {
                 .iter()
                 .any(|d| d.behaviour == Behaviour::CustomerEmotion && d.confidence >= 0.8);
         if has(found, Behaviour::CustomerEmotion) {
-            metrics.emotion_episodes += u32::from(self.emotion.is_none() && strong);
+            counts.emotion_episodes += u32::from(self.emotion.is_none() && strong);
             if strong && self.emotion.is_none() {
                 self.emotion = Some(Pending::of(segment));
             }
         }
         if has(found, Behaviour::SideIssue) {
-            metrics.side_issues += 1;
+            counts.side_issues += 1;
             if self.side_issues.len() == MAX_SIDE_ISSUES {
                 self.side_issues.pop_front();
             }
             self.side_issues.push_back(Pending::of(segment));
         }
         if a.words.len() >= rules.long_customer_turn_words {
-            metrics.long_customer_turns += 1;
+            counts.long_customer_turns += 1;
             // Agent backchannels under this turn already acknowledged it.
             let heard = match segment.interval() {
                 Some((start, end)) => state.timeline.iter().any(|t| {
@@ -258,7 +266,7 @@ impl FollowUps {
                 None => false,
             };
             if heard {
-                metrics.long_turns_acknowledged += 1;
+                counts.long_turns_acknowledged += 1;
             }
             self.long_turn_open = !heard;
         }
@@ -273,7 +281,7 @@ impl FollowUps {
             .iter()
             .any(|d| d.behaviour == Behaviour::CustomerEmotion && d.span.is_some());
         let mood = &mut self.mood;
-        mood.sentiment = if metrics.customer_turns <= 1 {
+        mood.sentiment = if customer_turns <= 1 {
             s
         } else {
             0.6 * mood.sentiment + 0.4 * s
@@ -295,18 +303,20 @@ impl FollowUps {
             };
             let falling =
                 before - after >= rules.frustration_drop && after <= rules.emotion_sentiment / 2.0;
-            if falling && !self.falling {
-                due.push(FollowUp::FrustrationRising {
+            let rising = falling && !self.falling;
+            self.falling = falling;
+            if rising {
+                return Some(FollowUp::FrustrationRising {
                     latest: segment.utterance_id.clone(),
                 });
             }
-            self.falling = falling;
         }
+        None
     }
 
     /// At the end: side issues never picked up, and emotion the agent had a turn to answer
     /// and did not.
-    pub(crate) fn at_end(&mut self, metrics: &mut Metrics) -> Vec<FollowUp> {
+    pub(crate) fn at_end(&mut self, counts: &mut FollowUpCounts) -> Vec<FollowUp> {
         let mut due: Vec<FollowUp> = self
             .side_issues
             .drain(..)
@@ -314,7 +324,7 @@ impl FollowUps {
                 side_issue: s.utterance_id,
             })
             .collect();
-        metrics.side_issues_dropped += due.len() as u32;
+        counts.side_issues_dropped += due.len() as u32;
         // Emotion the agent had a turn to answer and did not.
         if let Some(emotion) = self.emotion.take()
             && emotion.agent_turns > 0

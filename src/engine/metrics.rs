@@ -161,7 +161,34 @@ impl ChatClock {
     }
 }
 
+/// What the follow-ups counted in one step (a turn, or the end), applied to the running
+/// metrics by [`Metrics::record_follow_ups`]: the follow-ups never write the metrics
+/// themselves.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FollowUpCounts {
+    pub(crate) emotion_episodes: u32,
+    pub(crate) emotion_answered: u32,
+    pub(crate) long_customer_turns: u32,
+    pub(crate) long_turns_acknowledged: u32,
+    pub(crate) unanswered_questions: u32,
+    pub(crate) side_issues: u32,
+    pub(crate) side_issues_dropped: u32,
+    pub(crate) closed_question_streaks: u32,
+}
+
 impl Metrics {
+    /// Applies what the follow-ups counted in one step.
+    pub(crate) fn record_follow_ups(&mut self, c: &FollowUpCounts) {
+        self.emotion_episodes += c.emotion_episodes;
+        self.emotion_answered += c.emotion_answered;
+        self.long_customer_turns += c.long_customer_turns;
+        self.long_turns_acknowledged += c.long_turns_acknowledged;
+        self.unanswered_questions += c.unanswered_questions;
+        self.side_issues += c.side_issues;
+        self.side_issues_dropped += c.side_issues_dropped;
+        self.closed_question_streaks += c.closed_question_streaks;
+    }
+
     /// The agent's mean chat response time; 0 when none was measured.
     pub fn chat_agent_response_mean_ms(&self) -> f64 {
         if self.chat_agent_responses == 0 {

@@ -480,13 +480,19 @@ impl Conversation {
     /// What earlier turns called for and this one did (not) deliver; then the newest segment
     /// keeps only what the history needs.
     fn follow_ups(&mut self, found: &[Detection], profile: &Profile) -> Vec<followups::FollowUp> {
+        let mut counts = metrics::FollowUpCounts::default();
         let due = match self.state.latest() {
-            Some(segment) => {
-                self.followups
-                    .after(segment, found, &self.state, profile, &mut self.metrics)
-            }
+            Some(segment) => self.followups.after(
+                segment,
+                found,
+                &self.state,
+                profile,
+                self.metrics.customer_turns,
+                &mut counts,
+            ),
             None => Vec::new(),
         };
+        self.metrics.record_follow_ups(&counts);
         self.customer = self.followups.customer();
         self.state.compact_latest();
         due
@@ -684,7 +690,10 @@ impl Conversation {
         let duration_ms = end.offset_ms.map_or(frontier, |o| o.max(frontier));
         let mut raised = Vec::new();
         let ordinal = self.metrics.utterances + 1;
-        for f in self.followups.at_end(&mut self.metrics) {
+        let mut counts = metrics::FollowUpCounts::default();
+        let at_end = self.followups.at_end(&mut counts);
+        self.metrics.record_follow_ups(&counts);
+        for f in at_end {
             let (kind, evidence) = match f {
                 followups::FollowUp::SideIssueDropped { side_issue } => {
                     (AlertKind::SideIssueDropped, side_issue)
