@@ -289,6 +289,9 @@ pub(super) fn run(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // Incremental rebalancing: only the partitions that move are revoked and rebuilt.
+        // (`-X consumer.partition.assignment.strategy=range` for eager; docs/pipeline.md says
+        // how tansu 0.6.0's coordinator behaved with each.)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("statistics.interval.ms", "5000");
     for (key, value) in &config.kafka {
