@@ -373,13 +373,7 @@ fn producer(kafka: &KafkaArgs) -> anyhow::Result<rdkafka::producer::BaseProducer
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("enable.idempotence", "true");
-    for (k, v) in &kafka.properties()? {
-        if let Some(k) = k.strip_prefix("producer.") {
-            config.set(k, v);
-        } else if !k.starts_with("consumer.") {
-            config.set(k, v);
-        }
-    }
+    pipeline::apply_properties(&mut config, &kafka.properties()?, pipeline::Side::Producer);
     config.create().context("cannot create the Kafka producer")
 }
 
@@ -518,7 +512,7 @@ struct Tally {
 
 fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    use rdkafka::message::{Headers as _, Message as _};
+    use rdkafka::message::Message as _;
     let mut config = rdkafka::ClientConfig::new();
     config
         .set("bootstrap.servers", &args.kafka.brokers)
@@ -528,13 +522,11 @@ fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
         )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest");
-    for (k, v) in &args.kafka.properties()? {
-        if let Some(k) = k.strip_prefix("consumer.") {
-            config.set(k, v);
-        } else if !k.starts_with("producer.") {
-            config.set(k, v);
-        }
-    }
+    pipeline::apply_properties(
+        &mut config,
+        &args.kafka.properties()?,
+        pipeline::Side::Consumer,
+    );
     let consumer: BaseConsumer = config
         .create()
         .context("cannot create the Kafka consumer")?;
@@ -555,18 +547,10 @@ fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
         let message = message.context("reading the topic")?;
         last_record = Instant::now();
         let received = now_ms();
-        let header = |name: &str| {
-            message.headers().and_then(|h| {
-                (0..h.count())
-                    .filter_map(|i| h.try_get(i))
-                    .find(|x| x.key == name)
-                    .and_then(|x| x.value)
-                    .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
-            })
-        };
+        let header = |name: &str| pipeline::header(&message, name);
         let value = message.payload().unwrap_or_default();
         let response: Option<StreamConversationsResponse> =
-            match header(records::HEADER_CONTENT_TYPE).as_deref() {
+            match header(records::HEADER_CONTENT_TYPE) {
                 Some(records::CONTENT_PROTOBUF) => StreamConversationsResponse::decode(value).ok(),
                 _ => serde_json::from_slice(value).ok(),
             };

@@ -221,39 +221,15 @@ pub(super) fn realtime(
         };
         for (j, segment) in segments.iter().enumerate() {
             let field = |k: &str| format!("event {}: Segments[{j}].{k}", i + 1);
-            let (turn, finished) = if let Some(t) = segment.get("Transcript") {
+            let (raw, finished) = if let Some(t) = segment.get("Transcript") {
                 (t, true)
             } else if let Some(u) = segment.get("Utterance") {
                 (u, false)
             } else {
                 continue; // Categories, PostContactSummary: not speech
             };
-            let participant = str_at(turn, "ParticipantId").unwrap_or("");
-            let role_label = str_at(turn, "ParticipantRole").unwrap_or("");
-            let role = role_or_unknown(
-                &[participant, role_label],
-                roles,
-                &mut contact.unknown_roles,
-            );
-            let text = str_at(
-                turn,
-                if finished {
-                    "Content"
-                } else {
-                    "PartialContent"
-                },
-            )
-            .unwrap_or("")
-            .to_owned();
-            let times = millis_at(turn, "BeginOffsetMillis", || field("BeginOffsetMillis"))
-                .and_then(|b| {
-                    Ok((
-                        b,
-                        millis_at(turn, "EndOffsetMillis", || field("EndOffsetMillis"))?,
-                    ))
-                });
-            let (begin, end) = match times {
-                Ok(times) => times,
+            let turn = match segment_turn(raw, finished, roles, &mut contact.unknown_roles, field) {
+                Ok(u) => u,
                 Err(message) => {
                     errors.push(Err(LineError {
                         line: i + 1,
@@ -262,60 +238,27 @@ pub(super) fn realtime(
                     continue;
                 }
             };
-            let turn_id = if finished {
-                str_at(turn, "Id")
-            } else {
-                str_at(turn, "TranscriptId").or_else(|| str_at(turn, "Id"))
-            }
-            .unwrap_or("")
-            .to_owned();
+            let participant = turn.participant_id.clone().unwrap_or_default();
+            let turn_id = turn.utterance_id.clone();
             if finished {
                 contact.slices.remove(&turn_id);
-                if contact
-                    .finished
-                    .insert((participant.to_owned(), turn_id.clone()))
-                {
-                    contact.notes.push(turn_annotations(turn));
-                    contact.turns.push(Utterance {
-                        utterance_id: turn_id,
-                        role,
-                        participant_id: (!participant.is_empty()).then(|| participant.to_owned()),
-                        text,
-                        start_ms: begin,
-                        end_ms: end,
-                        partial: false,
-                        confidence: None,
-                    });
+                if contact.finished.insert((participant, turn_id)) {
+                    contact.notes.push(turn_annotations(raw));
+                    contact.turns.push(turn);
                 }
-            } else if !contact
-                .finished
-                .contains(&(participant.to_owned(), turn_id.clone()))
-            {
+            } else if !contact.finished.contains(&(participant, turn_id.clone())) {
                 match contact.slices.get_mut(&turn_id) {
                     Some(u) => {
                         // The next slice of the same turn: appended, and the turn ends later.
-                        if !text.is_empty() {
+                        if !turn.text.is_empty() {
                             u.text.push(' ');
-                            u.text.push_str(&text);
+                            u.text.push_str(&turn.text);
                         }
-                        u.end_ms = end.or(u.end_ms);
+                        u.end_ms = turn.end_ms.or(u.end_ms);
                     }
                     None => {
                         contact.order.push(turn_id.clone());
-                        contact.slices.insert(
-                            turn_id.clone(),
-                            Utterance {
-                                utterance_id: turn_id,
-                                role,
-                                participant_id: (!participant.is_empty())
-                                    .then(|| participant.to_owned()),
-                                text,
-                                start_ms: begin,
-                                end_ms: end,
-                                partial: false,
-                                confidence: None,
-                            },
-                        );
+                        contact.slices.insert(turn_id, turn);
                     }
                 }
             }
@@ -372,6 +315,46 @@ pub(super) fn realtime(
     Box::new(out.into_iter())
 }
 
+/// One speech segment's turn: a finished `Transcript` (its `Content`, its `Id`) or an
+/// `Utterance` slice (its `PartialContent`, the `TranscriptId` of the turn it belongs to).
+/// `field` names a field of the segment for errors.
+fn segment_turn(
+    turn: &Value,
+    finished: bool,
+    roles: &RoleMap,
+    unknown_roles: &mut usize,
+    field: impl Fn(&str) -> String,
+) -> Result<Utterance, String> {
+    let participant = str_at(turn, "ParticipantId").unwrap_or("");
+    let role_label = str_at(turn, "ParticipantRole").unwrap_or("");
+    let role = role_or_unknown(&[participant, role_label], roles, unknown_roles);
+    let text = str_at(
+        turn,
+        if finished {
+            "Content"
+        } else {
+            "PartialContent"
+        },
+    );
+    let start_ms = millis_at(turn, "BeginOffsetMillis", || field("BeginOffsetMillis"))?;
+    let end_ms = millis_at(turn, "EndOffsetMillis", || field("EndOffsetMillis"))?;
+    let id = if finished {
+        str_at(turn, "Id")
+    } else {
+        str_at(turn, "TranscriptId").or_else(|| str_at(turn, "Id"))
+    };
+    Ok(Utterance {
+        utterance_id: id.unwrap_or("").to_owned(),
+        role,
+        participant_id: (!participant.is_empty()).then(|| participant.to_owned()),
+        text: text.unwrap_or("").to_owned(),
+        start_ms,
+        end_ms,
+        partial: false,
+        confidence: None,
+    })
+}
+
 /// One Contact Lens real-time event (one Kinesis record) as the pipeline takes it, record by
 /// record: what it opens, the finished turns it carries, whether it ends the contact.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -426,21 +409,13 @@ pub fn realtime_event(event: &Value, roles: &RoleMap) -> Result<RealtimeEvent, S
             }
             continue; // Categories, PostContactSummary: not speech
         };
-        let participant = str_at(turn, "ParticipantId").unwrap_or("");
-        let role_label = str_at(turn, "ParticipantRole").unwrap_or("");
-        let role = role_or_unknown(&[participant, role_label], roles, &mut out.unknown_roles);
-        let begin = millis_at(turn, "BeginOffsetMillis", || field("BeginOffsetMillis"))?;
-        let end = millis_at(turn, "EndOffsetMillis", || field("EndOffsetMillis"))?;
-        out.utterances.push(Utterance {
-            utterance_id: str_at(turn, "Id").unwrap_or("").to_owned(),
-            role,
-            participant_id: (!participant.is_empty()).then(|| participant.to_owned()),
-            text: str_at(turn, "Content").unwrap_or("").to_owned(),
-            start_ms: begin,
-            end_ms: end,
-            partial: false,
-            confidence: None,
-        });
+        out.utterances.push(segment_turn(
+            turn,
+            true,
+            roles,
+            &mut out.unknown_roles,
+            field,
+        )?);
     }
     Ok(out)
 }

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -54,11 +54,13 @@ impl Shared {
             .topics
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            topics
-                .entry(name.to_owned())
-                .or_insert_with(|| Arc::from(name)),
-        )
+        // Looked up by `&str` first: every record asks, and only a new topic allocates.
+        if let Some(topic) = topics.get(name) {
+            return Arc::clone(topic);
+        }
+        let topic: Arc<str> = Arc::from(name);
+        topics.insert(name.to_owned(), Arc::clone(&topic));
+        topic
     }
 
     /// Waits until every output handed to the producer is delivered; an output that could not
@@ -67,15 +69,7 @@ impl Shared {
         self.producer
             .flush(FLUSH_TIMEOUT)
             .context("the producer could not deliver its records in time")?;
-        let failed = self.producer.context().failed.load(Ordering::Relaxed);
-        if failed > 0 {
-            let first = self
-                .producer
-                .context()
-                .first_error
-                .lock()
-                .map(|e| e.clone())
-                .unwrap_or_default();
+        if let Some((failed, first)) = self.producer.context().failures() {
             anyhow::bail!(
                 "{failed} output record(s) could not be delivered (first: {first}); nothing more is committed, so the partitions' next owner writes them again"
             );
@@ -139,16 +133,36 @@ struct Delivery {
 
 impl ClientContext for Delivery {}
 
+impl Delivery {
+    /// Counts an output that will not reach its topic, keeping the first reason.
+    fn failed(&self, error: &KafkaError, topic: &str) {
+        if self.failed.fetch_add(1, Ordering::Relaxed) == 0
+            && let Ok(mut first) = self.first_error.lock()
+        {
+            *first = format!("{error} on topic {topic}");
+        }
+    }
+
+    /// How many outputs failed so far, and the first reason, if any did.
+    fn failures(&self) -> Option<(u64, String)> {
+        let failed = self.failed.load(Ordering::Relaxed);
+        (failed > 0).then(|| {
+            let first = self
+                .first_error
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default();
+            (failed, first)
+        })
+    }
+}
+
 impl ProducerContext for Delivery {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((error, message)) = result {
-            if self.failed.fetch_add(1, Ordering::Relaxed) == 0
-                && let Ok(mut first) = self.first_error.lock()
-            {
-                *first = format!("{error} on topic {}", message.topic());
-            }
+            self.failed(error, message.topic());
             tracing::error!(%error, topic = message.topic(), "output record not delivered");
         }
     }
@@ -294,17 +308,8 @@ pub(super) fn run(
         // how tansu 0.6.0's coordinator behaved with each.)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("statistics.interval.ms", "5000");
-    for (key, value) in &config.kafka {
-        // `producer.X` and `consumer.X` for one side; the rest for both.
-        if let Some(key) = key.strip_prefix("producer.") {
-            producer_config.set(key, value);
-        } else if let Some(key) = key.strip_prefix("consumer.") {
-            consumer_config.set(key, value);
-        } else {
-            producer_config.set(key, value);
-            consumer_config.set(key, value);
-        }
-    }
+    super::apply_properties(&mut producer_config, &config.kafka, super::Side::Producer);
+    super::apply_properties(&mut consumer_config, &config.kafka, super::Side::Consumer);
     let producer: ThreadedProducer<Delivery> = producer_config
         .create_with_context(Delivery {
             failed: AtomicU64::new(0),
@@ -375,8 +380,12 @@ fn consume(
             let quiet_since = Instant::now().checked_sub(settings.idle_timeout);
             let swept = shared.state().sweep(now, quiet_since);
             for ((topic, partition), outcome) in swept {
-                let source = format!("{topic}/{partition}/-");
-                write(shared, &source, None, outcome, None);
+                let source = Source {
+                    topic: &topic,
+                    partition,
+                    offset: None,
+                };
+                write(shared, source, None, outcome, None);
             }
         }
         if last_commit.elapsed() >= shared.config.commit_interval {
@@ -400,24 +409,13 @@ fn on_error(shared: &Shared, error: KafkaError) -> anyhow::Result<()> {
     }
 }
 
-/// The value of a header, as text.
-fn header<'a>(message: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a str> {
-    let headers = message.headers()?;
-    (0..headers.count())
-        .filter_map(|i| headers.try_get(i))
-        .find(|h| h.key.eq_ignore_ascii_case(name))
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 fn on_message(shared: &Shared, message: &BorrowedMessage<'_>) {
     let topic = shared.topic(message.topic());
-    let source = format!(
-        "{}/{}/{}",
-        message.topic(),
-        message.partition(),
-        message.offset()
-    );
+    let source = Source {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: Some(message.offset()),
+    };
     let timestamp_ms = message.timestamp().to_millis();
     let key = message.key().map(std::str::from_utf8);
     let checked = match (key, message.payload()) {
@@ -476,32 +474,44 @@ fn on_message(shared: &Shared, message: &BorrowedMessage<'_>) {
         let decoded = records::decode(
             key,
             value,
-            header(message, records::HEADER_CONTENT_TYPE),
+            super::header(message, records::HEADER_CONTENT_TYPE),
             shared.config.input_encoding,
             &shared.config.roles,
         )?;
         Ok((key, decoded))
     }) {
-        Ok((key, decoded)) => {
-            let mut state = shared.state();
-            let outcome = state.record(&topic, record(key), decoded);
-            drop(state);
-            outcome
-        }
+        Ok((key, decoded)) => shared.state().record(&topic, record(key), Some(decoded)),
         Err(dead) => {
-            let mut outcome = shared.state().skip(&topic, record(""));
+            let mut outcome = shared.state().record(&topic, record(""), None);
             outcome.dead = Some(dead);
             outcome
         }
     };
-    write(shared, &source, Some(message), outcome, timestamp_ms);
+    write(shared, source, Some(message), outcome, timestamp_ms);
 }
 
 /// Hands a record's (or a sweep's) outputs to the producer, unless the record was only read to
 /// rebuild state.
+/// The input record outputs answer (`topic/partition/offset`, or `topic/partition/-` for a
+/// sweep), written out only when there is something to write.
+struct Source<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: Option<i64>,
+}
+
+impl std::fmt::Display for Source<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(offset) => write!(f, "{}/{}/{offset}", self.topic, self.partition),
+            None => write!(f, "{}/{}/-", self.topic, self.partition),
+        }
+    }
+}
+
 fn write(
     shared: &Shared,
-    source: &str,
+    source: Source<'_>,
     message: Option<&BorrowedMessage<'_>>,
     outcome: Outcome,
     timestamp_ms: Option<i64>,
@@ -537,18 +547,32 @@ fn write(
             "scored"
         });
     }
-    let topics = &shared.config.topics;
+    if !outcome.responses.is_empty() || outcome.dead.is_some() {
+        send_outputs(shared, &source.to_string(), message, &outcome, timestamp_ms);
+    }
+    if let Some(ts) = timestamp_ms {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        metrics.latency(Duration::from_millis(now.saturating_sub(ts).max(0) as u64));
+    }
+}
+
+/// Hands a record's responses to their topics and, if it is dead-lettered, the record to the
+/// dead-letter topic.
+fn send_outputs(
+    shared: &Shared,
+    source: &str,
+    message: Option<&BorrowedMessage<'_>>,
+    outcome: &Outcome,
+    timestamp_ms: Option<i64>,
+) {
+    let (metrics, service) = (&shared.metrics, &shared.service);
     let source_time = timestamp_ms.map(|t| t.to_string()).unwrap_or_default();
     for response in &outcome.responses {
         let kind = records::kind_of(response);
         count(service, response);
-        let topic = match kind {
-            "update" => topics.updates.as_deref(),
-            "alert" => topics.alerts.as_deref(),
-            "scorecard" => topics.scorecards.as_deref(),
-            _ => topics.rejections.as_deref(),
-        };
-        let Some(topic) = topic else {
+        let Some(topic) = shared.config.topics.for_kind(kind) else {
             continue; // that kind is not written (its topic set to `-`)
         };
         let value = shared.config.output_encoding.encode(response);
@@ -574,7 +598,13 @@ fn write(
                 key: records::HEADER_SOURCE_TIME,
                 value: Some(&source_time),
             });
-        send(shared, topic, &response.conversation_id, &value, headers);
+        send_bytes(
+            shared,
+            topic,
+            response.conversation_id.as_bytes(),
+            &value,
+            headers,
+        );
         metrics.records_out(kind, 1);
     }
     if let (Some(dead), Some(message)) = (&outcome.dead, message) {
@@ -596,7 +626,7 @@ fn write(
                 key: records::HEADER_SOURCE,
                 value: Some(source),
             });
-        if let Some(ct) = header(message, records::HEADER_CONTENT_TYPE) {
+        if let Some(ct) = super::header(message, records::HEADER_CONTENT_TYPE) {
             headers = headers.insert(Header {
                 key: records::HEADER_CONTENT_TYPE,
                 value: Some(ct),
@@ -613,12 +643,6 @@ fn write(
         );
         metrics.records_out("dead-letter", 1);
         tracing::info!(reason = dead.reason.as_str(), field = %dead.field, source, "record dead-lettered");
-    }
-    if let Some(ts) = timestamp_ms {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        metrics.latency(Duration::from_millis(now.saturating_sub(ts).max(0) as u64));
     }
 }
 
@@ -639,10 +663,6 @@ fn count(service: &crate::telemetry::metrics::Metrics, response: &StreamConversa
     }
 }
 
-fn send(shared: &Shared, topic: &str, key: &str, value: &[u8], headers: OwnedHeaders) {
-    send_bytes(shared, topic, key.as_bytes(), value, headers);
-}
-
 /// Hands one record to the producer, waiting while its queue is full (backpressure: the
 /// consumer reads no further meanwhile).
 fn send_bytes(shared: &Shared, topic: &str, key: &[u8], value: &[u8], headers: OwnedHeaders) {
@@ -660,12 +680,7 @@ fn send_bytes(shared: &Shared, topic: &str, key: &[u8], value: &[u8], headers: O
             Err((error, _)) => {
                 // Not queued at all (an invalid topic name, a record over message.max.bytes):
                 // counted as a failed delivery, so nothing is committed past it.
-                let delivery = shared.producer.context();
-                if delivery.failed.fetch_add(1, Ordering::Relaxed) == 0
-                    && let Ok(mut first) = delivery.first_error.lock()
-                {
-                    *first = format!("{error} on topic {topic}");
-                }
+                shared.producer.context().failed(&error, topic);
                 tracing::error!(%error, topic, "output record not queued");
                 return;
             }

@@ -44,6 +44,18 @@ pub struct OutputTopics {
     pub dead_letters: String,
 }
 
+impl OutputTopics {
+    /// Where responses of `kind` (as [`records::kind_of`] names it) go, if anywhere.
+    pub fn for_kind(&self, kind: &str) -> Option<&str> {
+        match kind {
+            "update" => self.updates.as_deref(),
+            "alert" => self.alerts.as_deref(),
+            "scorecard" => self.scorecards.as_deref(),
+            _ => self.rejections.as_deref(),
+        }
+    }
+}
+
 /// What `hearken pipeline` runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,6 +83,46 @@ pub struct Config {
     pub commit_interval: Duration,
     /// librdkafka properties (`-X key=value`): `consumer.` or `producer.` prefixed for one side.
     pub kafka: Vec<(String, String)>,
+}
+
+/// Which client a librdkafka property (`-X`) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The consumer.
+    Consumer,
+    /// The producer.
+    Producer,
+}
+
+/// Sets on `config` the properties meant for `side`: `consumer.KEY` or `producer.KEY` for
+/// one side only (the prefix dropped), any other key for both.
+pub fn apply_properties(
+    config: &mut rdkafka::ClientConfig,
+    properties: &[(String, String)],
+    side: Side,
+) {
+    for (key, value) in properties {
+        let (mine, theirs) = match side {
+            Side::Consumer => ("consumer.", "producer."),
+            Side::Producer => ("producer.", "consumer."),
+        };
+        if let Some(key) = key.strip_prefix(mine) {
+            config.set(key, value);
+        } else if !key.starts_with(theirs) {
+            config.set(key, value);
+        }
+    }
+}
+
+/// The value of a record's header `name` (matched without regard to case), as text.
+pub fn header<'a>(message: &'a impl rdkafka::Message, name: &str) -> Option<&'a str> {
+    use rdkafka::message::Headers as _;
+    let headers = message.headers()?;
+    (0..headers.count())
+        .filter_map(|i| headers.try_get(i))
+        .find(|h| h.key.eq_ignore_ascii_case(name))
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// What `/healthz` reports: whether the replica is a member of its group, and whether its

@@ -70,7 +70,7 @@ pub struct Outcome {
     pub not_owned: bool,
     /// Conversations opened.
     pub opened: u32,
-    /// Conversations ended, completed and abandoned.
+    /// Conversations ended by their `end` (completed).
     pub completed: u32,
     /// Conversations ended as abandoned.
     pub abandoned: u32,
@@ -236,25 +236,15 @@ impl State {
         Some(CommitPoint { resume, processed })
     }
 
-    /// A record that could not be decoded: it only moves the partition on.
-    pub fn skip(&mut self, topic: &Arc<str>, record: Record<'_>) -> Outcome {
-        let Some(p) = self
-            .partitions
-            .get_mut(&(Arc::clone(topic), record.partition))
-        else {
-            return Outcome::default();
-        };
-        let rebuilt = record.offset < p.replay_until;
-        p.advance(record);
-        Outcome {
-            rebuilt,
-            ..Outcome::default()
-        }
-    }
-
-    /// Handles one decoded record. A record for a partition not owned (a straggler after a
-    /// revoke) is ignored: its owner reads it.
-    pub fn record(&mut self, topic: &Arc<str>, record: Record<'_>, decoded: Decoded) -> Outcome {
+    /// Handles one record: `None` for one that could not be decoded, which only moves the
+    /// partition on. A record for a partition not owned (a straggler after a revoke) is
+    /// ignored: its owner reads it.
+    pub fn record(
+        &mut self,
+        topic: &Arc<str>,
+        record: Record<'_>,
+        decoded: Option<Decoded>,
+    ) -> Outcome {
         let key = (Arc::clone(topic), record.partition);
         let Some(p) = self.partitions.get_mut(&key) else {
             return Outcome {
@@ -264,6 +254,12 @@ impl State {
         };
         let rebuilt = record.offset < p.replay_until;
         p.advance(record);
+        let Some(decoded) = decoded else {
+            return Outcome {
+                rebuilt,
+                ..Outcome::default()
+            };
+        };
         let ts = record.timestamp_ms.unwrap_or(p.clock_ms);
         let mut ctx = Ctx {
             settings: &self.settings,
@@ -572,7 +568,7 @@ mod tests {
                     timestamp_ms: Some(*ts),
                     key,
                 };
-                state.record(&topic(), record, decoded)
+                state.record(&topic(), record, Some(decoded))
             })
             .collect()
     }
@@ -694,6 +690,29 @@ mod tests {
         // The rejection is in the outputs too, outside any conversation's sequence.
         assert_eq!(out[2].responses[0].seq, 0);
         assert_eq!(s.revoke(&(topic(), 0)), 2);
+        assert_eq!(s.live(), 0);
+    }
+
+    #[test]
+    fn records_of_a_partition_not_owned_are_left_to_its_owner_decoded_or_not() {
+        let mut s = State::new(settings());
+        let record = Record {
+            partition: 3,
+            offset: 0,
+            timestamp_ms: Some(1),
+            key: "a",
+        };
+        // Undecodable: not dead-lettered here (the owner does that), only marked.
+        assert!(s.record(&topic(), record, None).not_owned);
+        let decoded = records::decode(
+            "a",
+            AGENT.as_bytes(),
+            None,
+            InputEncoding::Json,
+            &Default::default(),
+        );
+        let out = s.record(&topic(), record, Some(decoded.unwrap()));
+        assert!(out.not_owned && out.responses.is_empty());
         assert_eq!(s.live(), 0);
     }
 
