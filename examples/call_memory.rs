@@ -5,6 +5,9 @@
 //! the stream's share (HTTP/2 and tonic buffers) comes from `hearken serve` under loadgen
 //! (docs/performance.md).
 //!
+//! The baseline is taken after one conversation has gone through the whole call, so what the
+//! process loads once (the embedded model, compiled rubric, caches) is not counted.
+//!
 //! `cargo run --release --example call_memory -- [conversations] [minutes]`
 
 use hearken::engine::{Conversation, Event, InputLimits, Rubric, Start};
@@ -30,7 +33,14 @@ fn main() {
     let minutes: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
     let rubric = Rubric::embedded();
     let utterances = long_call(minutes);
-    let checkpoints = [1, 10, 50, 100, 200, utterances.len()];
+    let checkpoints = [1, 10, 50, 100, 200, 400, utterances.len()];
+    // One conversation through the whole call first, so that what a process loads once (the
+    // embedded model, the rubric's automata, the stem cache) is not counted per conversation.
+    let mut warm = Conversation::open(Start::default(), &rubric, InputLimits::default()).unwrap();
+    for u in &utterances {
+        warm.observe(Event::Utterance(u.clone())).unwrap();
+    }
+    drop(warm);
     let before = rss();
     let mut conversations: Vec<Conversation> = (0..n)
         .map(|_| Conversation::open(Start::default(), &rubric, InputLimits::default()).unwrap())

@@ -174,8 +174,6 @@ impl AlertPolicy {
         let offset = offset_ms.unwrap_or(0);
         self.last[i] = Some((offset, ordinal, severity));
         self.raised[i] += 1;
-        let mut evidence_utterance_ids = evidence_utterance_ids;
-        evidence_utterance_ids.shrink_to_fit();
         Some(KeptAlert {
             kind,
             severity,
@@ -187,9 +185,8 @@ impl AlertPolicy {
     }
 }
 
-/// An alert as a conversation keeps it until its scorecard: the facts, without the texts that
-/// the profile can give again (a long call raises hundreds of alerts; their message and tip
-/// were most of a call's memory).
+/// An alert the policy let through: the facts, without the texts that the profile can give
+/// again ([`KeptAlert::alert`] gives it in full).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KeptAlert {
     kind: AlertKind,
@@ -205,6 +202,33 @@ pub(crate) struct KeptAlert {
 impl KeptAlert {
     /// The alert in full, with the texts of `profile` (the profile it was raised under).
     pub(crate) fn alert(&self, profile: &Profile) -> Alert {
+        self.facts()
+            .alert(profile, self.evidence_utterance_ids.clone())
+    }
+
+    fn facts(&self) -> Facts {
+        Facts {
+            kind: self.kind,
+            severity: self.severity,
+            number: self.number,
+            occurrences: self.occurrences,
+            offset_ms: self.offset_ms,
+        }
+    }
+}
+
+/// What an alert is, besides its evidence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Facts {
+    kind: AlertKind,
+    severity: Severity,
+    number: u32,
+    occurrences: u32,
+    offset_ms: i64,
+}
+
+impl Facts {
+    fn alert(&self, profile: &Profile, evidence_utterance_ids: Vec<String>) -> Alert {
         let rule = profile.alert(self.kind);
         let message = if self.occurrences > 1 {
             format!(
@@ -222,9 +246,99 @@ impl KeptAlert {
             severity: self.severity,
             message,
             coaching_tip: rule.tip.clone(),
-            evidence_utterance_ids: self.evidence_utterance_ids.clone(),
+            evidence_utterance_ids,
             offset_ms: self.offset_ms,
         }
+    }
+}
+
+/// The alerts a conversation keeps for its scorecard, at most `MAX_ALERTS_KEPT`: a long call
+/// raises hundreds, so each is a few fixed-size facts, the evidence ids of all of them share one
+/// buffer, and the buffers grow by an eighth rather than doubling (an alert with its own list of
+/// strings, in vectors that doubled, cost ~150 bytes, the largest part of a long call's memory
+/// after the history).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AlertLog {
+    kept: Vec<Entry>,
+    /// Every kept alert's evidence ids, back to back.
+    ids: String,
+    /// Where each id ends in `ids`.
+    ends: Vec<u32>,
+}
+
+/// One kept alert: its facts and how many evidence ids were kept up to and including its own.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset_ms: i64,
+    number: u32,
+    occurrences: u32,
+    ids_so_far: u32,
+    kind: AlertKind,
+    severity: Severity,
+}
+
+/// Room for `extra` more items in a buffer that grows by an eighth at a time.
+fn room<T>(v: &mut Vec<T>, extra: usize) {
+    if v.capacity() - v.len() < extra {
+        v.reserve_exact(extra.max(v.len() / 8 + 4));
+    }
+}
+
+impl AlertLog {
+    /// Keeps `alert` unless `MAX_ALERTS_KEPT` are kept already (later ones are still emitted
+    /// live, and counted in the metrics).
+    pub(crate) fn keep(&mut self, alert: &KeptAlert) {
+        if self.kept.len() >= super::MAX_ALERTS_KEPT {
+            return;
+        }
+        let bytes: usize = alert.evidence_utterance_ids.iter().map(String::len).sum();
+        if self.ids.capacity() - self.ids.len() < bytes {
+            self.ids.reserve_exact(bytes.max(self.ids.len() / 8 + 64));
+        }
+        room(&mut self.ends, alert.evidence_utterance_ids.len());
+        for id in &alert.evidence_utterance_ids {
+            self.ids.push_str(id);
+            self.ends
+                .push(u32::try_from(self.ids.len()).unwrap_or(u32::MAX));
+        }
+        room(&mut self.kept, 1);
+        self.kept.push(Entry {
+            offset_ms: alert.offset_ms,
+            number: alert.number,
+            occurrences: alert.occurrences,
+            ids_so_far: u32::try_from(self.ends.len()).unwrap_or(u32::MAX),
+            kind: alert.kind,
+            severity: alert.severity,
+        });
+    }
+
+    /// Every kept alert in full, in the order raised, with the texts of `profile`.
+    pub(crate) fn alerts(&self, profile: &Profile) -> Vec<Alert> {
+        let mut first_id = 0;
+        let mut start = 0;
+        self.kept
+            .iter()
+            .map(|e| {
+                let ids_so_far = e.ids_so_far as usize;
+                let evidence = self.ends[first_id..ids_so_far]
+                    .iter()
+                    .map(|&end| {
+                        let id = self.ids[start..end as usize].to_owned();
+                        start = end as usize;
+                        id
+                    })
+                    .collect();
+                first_id = ids_so_far;
+                let facts = Facts {
+                    kind: e.kind,
+                    severity: e.severity,
+                    number: e.number,
+                    occurrences: e.occurrences,
+                    offset_ms: e.offset_ms,
+                };
+                facts.alert(profile, evidence)
+            })
+            .collect()
     }
 }
 
@@ -309,5 +423,31 @@ mod tests {
             s,
             ["st", "nd", "rd", "th", "th", "th", "th", "st", "nd", "th"]
         );
+    }
+
+    #[test]
+    fn the_log_gives_back_every_kept_alert_as_raised_up_to_its_cap() {
+        let profile = Rubric::embedded().profile("voice").unwrap();
+        let mut policy = AlertPolicy::default();
+        let mut log = AlertLog::default();
+        let mut raised = Vec::new();
+        // Evidence lists of every length, none included, ids of different lengths, far apart in
+        // time so that no cool-down holds one back.
+        for i in 0..super::super::MAX_ALERTS_KEPT as i64 + 5 {
+            let ids: Vec<String> = (0..i % 4)
+                .map(|j| format!("u{i}-{}", "x".repeat(j as usize)))
+                .collect();
+            let kind = AlertKind::ALL[i as usize % AlertKind::ALL.len()];
+            let kept = policy
+                .occur(&profile, kind, Some(i * 10_000_000), i as u32 + 1, ids)
+                .expect("no cool-down this far apart");
+            log.keep(&kept);
+            raised.push(kept.alert(&profile));
+        }
+        let kept = log.alerts(&profile);
+        assert_eq!(kept.len(), super::super::MAX_ALERTS_KEPT);
+        assert_eq!(kept, raised[..super::super::MAX_ALERTS_KEPT]);
+        assert!(kept.iter().any(|a| a.evidence_utterance_ids.is_empty()));
+        assert!(kept.iter().any(|a| a.evidence_utterance_ids.len() == 3));
     }
 }

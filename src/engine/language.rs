@@ -279,7 +279,7 @@ impl CompiledLanguage {
 
 /// The grammatical shape of a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuestionForm {
+pub(crate) enum QuestionForm {
     /// Opens with a wh-word or "how" ("what happened", "how does it behave").
     Wh,
     /// Auxiliary before the subject ("did you restart it", "is it plugged in").
@@ -296,7 +296,7 @@ pub enum QuestionForm {
 
 /// How an utterance ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// Nothing says the sentence stops short (or there are no words).
     #[default]
     Finished,
@@ -311,14 +311,14 @@ pub enum Ending {
 
 impl Ending {
     /// Whether the speaker stopped before the sentence was done.
-    pub fn unfinished(self) -> bool {
+    pub(crate) fn unfinished(self) -> bool {
         self != Ending::Finished
     }
 }
 
 /// What the language detectors read of one utterance.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Analysis {
+pub(crate) struct Analysis {
     /// Words without fillers and stutters.
     pub words: Words,
     /// Leading discourse markers ("so", "and", "well", "okay") before the substance.
@@ -337,17 +337,17 @@ pub struct Analysis {
 
 impl Analysis {
     /// The first substantive word (after discourse markers).
-    pub fn head(&self) -> Option<&str> {
+    pub(crate) fn head(&self) -> Option<&str> {
         self.words.get(self.lead)
     }
 
     /// The word after the head.
-    pub fn second(&self) -> Option<&str> {
+    pub(crate) fn second(&self) -> Option<&str> {
         self.words.get(self.lead + 1)
     }
 
     /// Share of this utterance's content stems that occur in `other` (sorted stems).
-    pub fn overlap_with(&self, other: &[Stem]) -> (usize, f64) {
+    pub(crate) fn overlap_with(&self, other: &[Stem]) -> (usize, f64) {
         if self.content.is_empty() {
             return (0, 0.0);
         }

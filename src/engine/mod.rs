@@ -183,7 +183,7 @@ pub struct Conversation {
     customer: CustomerState,
     policy: alerts::AlertPolicy,
     /// Alerts raised so far, for the scorecard (at most `MAX_ALERTS_KEPT`).
-    alerts: Vec<alerts::KeptAlert>,
+    alerts: alerts::AlertLog,
     followups: followups::FollowUps,
     /// Final utterances seen: hash of id → hash of content (repeats are ignored or rejected).
     finals: HashMap<u64, u64>,
@@ -262,7 +262,7 @@ impl Conversation {
             score,
             customer: CustomerState::default(),
             policy: alerts::AlertPolicy::default(),
-            alerts: Vec::new(),
+            alerts: alerts::AlertLog::default(),
             followups: followups::FollowUps::default(),
             finals: HashMap::new(),
             ended: false,
@@ -390,13 +390,8 @@ impl Conversation {
         let times = (u.start_ms, u.end_ms);
         let ordinal = self.metrics.utterances + 1;
         let segment = analyse(u, ordinal, &profile);
-        let placement = self.state.place(segment, &profile);
-        let Some(mut found) = self.detect(&placement, &profile) else {
-            return Vec::new();
-        };
-        let Some(segment) = self.state.latest() else {
-            return Vec::new();
-        };
+        let placement = self.state.place(&segment, &profile);
+        let mut found = self.detect(&segment, &placement, &profile);
         let turn = Turn {
             utterance_id: segment.utterance_id.clone(),
             role: segment.role,
@@ -407,23 +402,21 @@ impl Conversation {
             ordinal,
         };
         self.record(&found, &placement, &turn);
-        let due = self.follow_ups(&found, &profile);
+        let due = self.follow_ups(&segment, &found, &profile);
+        self.state.remember(segment, &profile);
         let alerts_due = alerts_due(&mut found, due, &turn);
         let contributions = self.rescore(&found, &turn, &profile);
         self.emit(found, alerts_due, contributions, turn, &profile)
     }
 
-    /// Runs every detector on the newest segment, then lets the learned layer revise what they
-    /// found. `None` if the timeline lost the segment (it never does).
+    /// Runs every detector on the segment being scored, then lets the learned layer revise what
+    /// they found.
     fn detect(
         &mut self,
+        segment: &Segment,
         placement: &state::Placement,
         profile: &Profile,
-    ) -> Option<Vec<Detection>> {
-        let Some(segment) = self.state.latest() else {
-            debug_assert!(false, "place() keeps the newest segment");
-            return None;
-        };
+    ) -> Vec<Detection> {
         let context = Context {
             profile,
             state: &self.state,
@@ -446,7 +439,7 @@ impl Conversation {
             &mut found,
             self.record_features,
         );
-        Some(found)
+        found
     }
 
     /// The running counts, the chat clock and the interruption marks for one turn.
@@ -477,24 +470,24 @@ impl Conversation {
         }
     }
 
-    /// What earlier turns called for and this one did (not) deliver; then the newest segment
-    /// keeps only what the history needs.
-    fn follow_ups(&mut self, found: &[Detection], profile: &Profile) -> Vec<followups::FollowUp> {
+    /// What earlier turns called for and this one did (not) deliver.
+    fn follow_ups(
+        &mut self,
+        segment: &Segment,
+        found: &[Detection],
+        profile: &Profile,
+    ) -> Vec<followups::FollowUp> {
         let mut counts = metrics::FollowUpCounts::default();
-        let due = match self.state.latest() {
-            Some(segment) => self.followups.after(
-                segment,
-                found,
-                &self.state,
-                profile,
-                self.metrics.customer_turns,
-                &mut counts,
-            ),
-            None => Vec::new(),
-        };
+        let due = self.followups.after(
+            segment,
+            found,
+            &self.state,
+            profile,
+            self.metrics.customer_turns,
+            &mut counts,
+        );
         self.metrics.record_follow_ups(&counts);
         self.customer = self.followups.customer();
-        self.state.compact_latest();
         due
     }
 
@@ -547,9 +540,7 @@ impl Conversation {
         })));
         for kept in raised {
             emitted.push(Emitted::Alert(kept.alert(profile)));
-            if self.alerts.len() < MAX_ALERTS_KEPT {
-                self.alerts.push(kept);
-            }
+            self.alerts.keep(&kept);
         }
         emitted
     }
@@ -719,15 +710,10 @@ impl Conversation {
             .iter()
             .map(|kept| kept.alert(&self.profile))
             .collect();
-        for kept in raised {
-            if self.alerts.len() < MAX_ALERTS_KEPT {
-                self.alerts.push(kept);
-            }
+        for kept in &raised {
+            self.alerts.keep(kept);
         }
-        let all: Vec<Alert> = std::mem::take(&mut self.alerts)
-            .iter()
-            .map(|kept| kept.alert(&self.profile))
-            .collect();
+        let all = std::mem::take(&mut self.alerts).alerts(&self.profile);
         Ok((
             raised_now,
             scorecard::build(
@@ -742,8 +728,6 @@ impl Conversation {
     }
 }
 
-/// Attributes each component's change to the behaviours of this update that feed it (split
-/// evenly), or to talk time when none does.
 /// What the stages after detection need of the turn being scored.
 struct Turn {
     utterance_id: String,

@@ -1,16 +1,20 @@
-//! A conversation's windowed state: recent final utterances in arrival order, the timed ones
+//! A conversation's windowed state: the earlier final utterances in arrival order, the timed ones
 //! placed by start time (speech recognisers finalise the two channels independently, so a
 //! segment may arrive after a later-starting one), each role's speech as an interval union,
 //! holds, the agent's current run of speech and the speaking-rate window.
 //!
-//! Bounded: the history keeps at most `history.max_utterances` utterances and forgets speech
-//! that ended more than `history.max_window_ms` before the latest speech; running totals live in
-//! `Metrics`, so forgetting loses no count.
+//! The utterance being scored is a [`Segment`] (its text, tokens and full analysis); once it is
+//! scored the history keeps it as an [`Earlier`] turn, which holds only what the detectors of
+//! later utterances read — no text, no tokens.
+//!
+//! Bounded: the history and the utterance being scored are at most `history.max_utterances`
+//! utterances, and speech that ended more than `history.max_window_ms` before the latest speech
+//! is forgotten; running totals live in `Metrics`, so forgetting loses no count.
 
 use std::collections::VecDeque;
 
 use super::event::Role;
-use super::language::Analysis;
+use super::language::{Analysis, Ending, QuestionForm, Stem};
 use super::rubric::Profile;
 use super::text::Token;
 use super::timing::{IntervalSet, longest_common_piece};
@@ -18,9 +22,9 @@ use super::timing::{IntervalSet, longest_common_piece};
 /// Holds remembered per conversation; older ones are forgotten.
 const MAX_HOLDS: usize = 32;
 
-/// A final utterance as the detectors see it.
+/// The final utterance being scored, as the detectors see it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Segment {
+pub(crate) struct Segment {
     /// Its id.
     pub utterance_id: String,
     /// Position among the conversation's final utterances, from 1.
@@ -29,7 +33,7 @@ pub struct Segment {
     pub role: Role,
     /// Which participant, when known.
     pub participant_id: Option<String>,
-    /// The words as sent.
+    /// The words as sent (the learned layer reads them; the history never keeps them).
     pub text: String,
     /// The words, tokenised.
     pub tokens: Vec<Token>,
@@ -46,26 +50,72 @@ pub struct Segment {
 impl Segment {
     /// Whether `other` was said by the other party: a different role, or, when neither role is
     /// known, a different participant.
-    pub fn is_other_party(&self, other: &Segment) -> bool {
+    pub(crate) fn is_other_party(&self, other: &Earlier) -> bool {
         match (self.role, other.role) {
-            (Role::Unknown, Role::Unknown) => self.participant_id != other.participant_id,
+            (Role::Unknown, Role::Unknown) => {
+                self.participant_id.as_deref() != other.participant_id.as_deref()
+            }
             (a, b) => a != b,
         }
     }
 
     /// Whether the speaker could be the agent (an agent, or a speaker of unknown role).
-    pub fn may_be_agent(&self) -> bool {
+    pub(crate) fn may_be_agent(&self) -> bool {
         matches!(self.role, Role::Agent | Role::Unknown)
     }
 
-    /// Whether the speaker could be the customer.
-    pub fn may_be_customer(&self) -> bool {
-        matches!(self.role, Role::Customer | Role::Unknown)
-    }
-
     /// `(start, end)` when timed.
-    pub fn interval(&self) -> Option<(i64, i64)> {
+    pub(crate) fn interval(&self) -> Option<(i64, i64)> {
         self.start_ms.zip(self.end_ms)
+    }
+}
+
+/// An earlier final utterance, as the history keeps it: everything the detectors of later
+/// utterances read, and nothing else (no text, no tokens, no word positions).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Earlier {
+    /// Its id.
+    pub utterance_id: Box<str>,
+    /// Position among the conversation's final utterances, from 1.
+    pub ordinal: u32,
+    /// Who spoke.
+    pub role: Role,
+    /// Which participant, when known.
+    pub participant_id: Option<Box<str>>,
+    /// End offset, if timed.
+    pub end_ms: Option<i64>,
+    /// A short listening cue.
+    pub backchannel: bool,
+    /// Its number of words (fillers and stutters left out).
+    pub words: u32,
+    /// Stems of its content words, sorted, without repeats.
+    pub content: Box<[Stem]>,
+    /// Its question form, if it was one.
+    pub question: Option<QuestionForm>,
+    /// Whether it ended with a question mark.
+    pub question_mark: bool,
+    /// How it ended.
+    pub ending: Ending,
+    /// Its sentiment in [-1, 1].
+    pub sentiment: f64,
+}
+
+impl From<Segment> for Earlier {
+    fn from(s: Segment) -> Self {
+        Earlier {
+            utterance_id: s.utterance_id.into_boxed_str(),
+            ordinal: s.ordinal,
+            role: s.role,
+            participant_id: s.participant_id.map(String::into_boxed_str),
+            end_ms: s.end_ms,
+            backchannel: s.backchannel,
+            words: u32::try_from(s.analysis.words.len()).unwrap_or(u32::MAX),
+            content: s.analysis.content.into_boxed_slice(),
+            question: s.analysis.question,
+            question_mark: s.analysis.question_mark,
+            ending: s.analysis.ending,
+            sentiment: s.analysis.sentiment,
+        }
     }
 }
 
@@ -73,7 +123,7 @@ impl Segment {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TimedSpan {
     /// Its id.
-    pub utterance_id: String,
+    pub utterance_id: Box<str>,
     /// Arrival position.
     pub ordinal: u32,
     /// Who spoke.
@@ -135,8 +185,9 @@ struct AgentRun {
 /// The windowed state of one conversation.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct State {
-    /// Recent final utterances, in arrival order (newest last).
-    pub recent: VecDeque<Segment>,
+    /// Earlier final utterances, in arrival order (newest last); the one being scored is not
+    /// among them.
+    pub recent: VecDeque<Earlier>,
     /// Recent timed utterances, by start (then arrival).
     pub timeline: VecDeque<TimedSpan>,
     agent_speech: IntervalSet,
@@ -152,11 +203,6 @@ impl State {
     /// The latest end of any timed speech so far.
     pub(crate) fn frontier_ms(&self) -> Option<i64> {
         self.frontier_ms
-    }
-
-    /// The newest final utterance.
-    pub(crate) fn latest(&self) -> Option<&Segment> {
-        self.recent.back()
     }
 
     /// Whether a hold is open.
@@ -207,16 +253,24 @@ impl State {
         }
     }
 
-    /// Adds a final utterance. Timing is computed only when it is timed and `speech_timing`
-    /// is on in the profile.
-    pub(crate) fn place(&mut self, segment: Segment, profile: &Profile) -> Placement {
+    /// Places the final utterance being scored on the timeline. Timing is computed only when
+    /// it is timed and `speech_timing` is on in the profile.
+    pub(crate) fn place(&mut self, segment: &Segment, profile: &Profile) -> Placement {
         let mut placement = Placement::default();
         if let (Some((start, end)), true) = (segment.interval(), profile.timing.speech_timing) {
-            self.place_timed(&segment, start, end, profile, &mut placement);
+            self.place_timed(segment, start, end, profile, &mut placement);
         }
-        self.recent.push_back(segment);
         self.forget(profile);
         placement
+    }
+
+    /// Keeps a scored utterance as an earlier turn, forgetting the oldest beyond the window
+    /// (the history and the next utterance together are at most `history.max_utterances`).
+    pub(crate) fn remember(&mut self, segment: Segment, profile: &Profile) {
+        self.recent.push_back(Earlier::from(segment));
+        while self.recent.len() >= profile.history.max_utterances {
+            self.recent.pop_front();
+        }
     }
 
     fn place_timed(
@@ -246,7 +300,7 @@ impl State {
                 .timeline
                 .iter()
                 .filter(|t| t.role == counterpart && t.start_ms < end && start < t.end_ms)
-                .map(|t| t.utterance_id.clone())
+                .map(|t| t.utterance_id.to_string())
                 .collect();
         }
 
@@ -315,7 +369,7 @@ impl State {
         }
 
         let span = TimedSpan {
-            utterance_id: segment.utterance_id.clone(),
+            utterance_id: segment.utterance_id.as_str().into(),
             ordinal: segment.ordinal,
             role,
             start_ms: start,
@@ -345,22 +399,10 @@ impl State {
                 && t.start_ms < start
         });
         (!answered_already).then(|| Response {
-            to_utterance_id: customer.utterance_id.clone(),
+            to_utterance_id: customer.utterance_id.to_string(),
             gap_ms: start - customer.end_ms,
             customer_turn_ms: customer.end_ms - customer.start_ms,
         })
-    }
-
-    /// Drops what only the newest utterance's detectors needed — its text and tokens — once it
-    /// has been scored. Earlier turns are read only through their analysis, so a long call's
-    /// history costs a fraction of its transcript, and holds no raw text.
-    pub(crate) fn compact_latest(&mut self) {
-        if let Some(latest) = self.recent.back_mut() {
-            latest.text = String::new();
-            latest.tokens = Vec::new();
-            latest.analysis.words.compact();
-            latest.analysis.content.shrink_to_fit();
-        }
     }
 
     /// Marks the agent utterance `utterance_id` as an interruption already counted.
@@ -369,7 +411,7 @@ impl State {
             .timeline
             .iter_mut()
             .rev()
-            .find(|t| t.utterance_id == utterance_id)
+            .find(|t| &*t.utterance_id == utterance_id)
         {
             span.interrupting = true;
         }
@@ -377,9 +419,6 @@ impl State {
 
     fn forget(&mut self, profile: &Profile) {
         let rules = &profile.history;
-        while self.recent.len() > rules.max_utterances {
-            self.recent.pop_front();
-        }
         let Some(frontier) = self.frontier_ms else {
             return;
         };

@@ -298,17 +298,7 @@ impl Words {
             .get(i + 1)
             .map_or(self.joined.len(), |&next| next as usize)
             .checked_sub(1)?;
-        // `get`, not indexing: compacted words have no text left.
         self.joined.get(start..end)
-    }
-
-    /// Keeps only the number of words: what the detectors read of earlier turns. The words
-    /// themselves, their token positions and their phrases are dropped (history memory).
-    pub fn compact(&mut self) {
-        self.joined = String::new();
-        self.token_index = Vec::new();
-        self.matches = Vec::new();
-        self.starts.shrink_to_fit();
     }
 
     /// Iterates over the words.
@@ -594,17 +584,6 @@ mod phrase_tests {
                 })
                 .is_none()
         );
-    }
-
-    #[test]
-    fn compacted_words_keep_their_count_and_answer_nothing_else() {
-        let (set, words) = single(&["i see"]);
-        let mut w = words("oh i see now");
-        w.compact();
-        assert_eq!(w.len(), 4);
-        assert_eq!(w.get(1), None);
-        assert_eq!(w.iter().count(), 0);
-        assert!(set.find(&w).is_none());
     }
 
     #[test]

@@ -25,9 +25,7 @@ pub(super) fn is_acknowledgement(utterance: &Segment, context: &Context<'_>) -> 
         return false;
     }
     let answers_a_question = context.previous().is_some_and(|p| {
-        utterance.is_other_party(p)
-            && p.analysis.question.is_some()
-            && lang.answers.covers(&a.words)
+        utterance.is_other_party(p) && p.question.is_some() && lang.answers.covers(&a.words)
     });
     !answers_a_question
 }

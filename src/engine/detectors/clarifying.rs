@@ -113,11 +113,11 @@ impl Detector for ClarifyingDetector {
             )
             && let Some(previous) = context.other_turns(utterance, 1).next()
         {
-            let (shared, share) = a.overlap_with(&previous.analysis.content);
+            let (shared, share) = a.overlap_with(&previous.content);
             if shared >= 1 && share >= 0.99 {
                 found.push(
                     Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
-                        .related([previous.utterance_id.clone()]),
+                        .related([&*previous.utterance_id]),
                 );
             }
         }

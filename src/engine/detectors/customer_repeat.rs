@@ -38,11 +38,11 @@ impl Detector for CustomerRepeatDetector {
             .earlier()
             .filter(|s| s.role == Role::Customer && Some(s.ordinal) != adjacent);
         for turn in earlier {
-            let (shared, share) = a.overlap_with(&turn.analysis.content);
+            let (shared, share) = a.overlap_with(&turn.content);
             if shared >= rules.repeat_min_content_words && share >= rules.repeat_min_overlap {
                 found.push(
                     Detection::whole(Behaviour::CustomerRepeat, 0.7, utterance)
-                        .related([turn.utterance_id.clone()]),
+                        .related([&*turn.utterance_id]),
                 );
                 return;
             }

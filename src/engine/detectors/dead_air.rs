@@ -58,15 +58,17 @@ mod tests {
                 Some((start, end)),
             )
         };
-        state.place(seg("u1", 1, 0, 1000), &p);
+        let first = seg("u1", 1, 0, 1000);
+        state.place(&first, &p);
+        state.remember(first, &p);
         assert!(state.start_hold(1500));
         assert!(state.end_hold(60_000));
-        let placement = state.place(seg("u2", 2, 61_000, 62_000), &p);
+        let latest = seg("u2", 2, 61_000, 62_000);
+        let placement = state.place(&latest, &p);
         assert_eq!(
             placement.silence_before_ms, 1500,
             "only the silence outside the hold counts"
         );
-        let latest = state.latest().unwrap().clone();
         let mut found = Vec::new();
         DeadAirDetector.detect(
             &latest,

@@ -30,9 +30,10 @@ impl Detector for EmpathyDetector {
         if a.question_mark && a.words.len() <= 3 {
             return;
         }
-        let emotional = context.other_turns(utterance, 1).next().is_some_and(|p| {
-            p.analysis.sentiment <= context.profile.language.thresholds.emotion_sentiment
-        });
+        let emotional = context
+            .other_turns(utterance, 1)
+            .next()
+            .is_some_and(|p| p.sentiment <= context.profile.language.thresholds.emotion_sentiment);
         found.push(Detection::words(
             Behaviour::Empathy,
             if emotional { 0.95 } else { 0.8 },

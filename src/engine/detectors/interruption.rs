@@ -67,11 +67,8 @@ fn said_cut_off(utterance: &Segment, context: &Context<'_>, found: &mut Vec<Dete
         return;
     };
     let Some(agent) = context
-        .state
-        .recent
-        .iter()
-        .rev()
-        .find(|s| s.role == Role::Agent && !s.backchannel && s.ordinal < utterance.ordinal)
+        .earlier()
+        .find(|s| s.role == Role::Agent && !s.backchannel)
     else {
         return;
     };
@@ -80,12 +77,12 @@ fn said_cut_off(utterance: &Segment, context: &Context<'_>, found: &mut Vec<Dete
         .state
         .timeline
         .iter()
-        .any(|t| t.utterance_id == agent.utterance_id && t.interrupting)
+        .any(|t| *t.utterance_id == *agent.utterance_id && t.interrupting)
     {
         return;
     }
     let mut d = Detection::words(Behaviour::Interruption, 0.7, utterance, m.start, m.end);
-    d.related_utterance_ids = vec![agent.utterance_id.clone()];
+    d.related_utterance_ids = vec![agent.utterance_id.to_string()];
     found.push(d);
 }
 
@@ -111,7 +108,7 @@ impl InterruptionDetector {
                     report(
                         start,
                         customer.end_ms,
-                        customer.utterance_id.clone(),
+                        customer.utterance_id.to_string(),
                         context,
                         found,
                     );
@@ -119,7 +116,7 @@ impl InterruptionDetector {
             }
             Role::Customer => {
                 let this = TimedSpan {
-                    utterance_id: utterance.utterance_id.clone(),
+                    utterance_id: utterance.utterance_id.as_str().into(),
                     ordinal: utterance.ordinal,
                     role: Role::Customer,
                     start_ms: start,
@@ -137,7 +134,7 @@ impl InterruptionDetector {
                     report(
                         agent.start_ms,
                         end,
-                        agent.utterance_id.clone(),
+                        agent.utterance_id.to_string(),
                         context,
                         found,
                     );
@@ -253,7 +250,7 @@ mod tests {
         let p = voice();
         let mut state = crate::engine::state::State::default();
         let seg = super::super::testing::segment(&p, 0, Role::Agent, "hello", None);
-        let placement = state.place(seg.clone(), &p);
+        let placement = state.place(&seg, &p);
         let mut found = Vec::new();
         InterruptionDetector.detect(
             &seg,

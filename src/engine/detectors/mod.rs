@@ -27,7 +27,7 @@ pub(crate) use backchannel::is_backchannel;
 
 use super::metrics::Metrics;
 use super::rubric::Profile;
-use super::state::{Placement, Segment, State};
+use super::state::{Earlier, Placement, Segment, State};
 use super::text::span_of;
 
 /// A listening behaviour or timing event.
@@ -92,7 +92,7 @@ pub(super) fn phrase(
 
 impl Detection {
     /// A timing detection: no text span.
-    pub fn timing(
+    pub(crate) fn timing(
         behaviour: Behaviour,
         confidence: f32,
         duration_ms: i64,
@@ -113,7 +113,8 @@ impl Detection {
 pub(crate) struct Context<'a> {
     /// The conversation's rubric profile.
     pub profile: &'a Profile,
-    /// The conversation's state, the new utterance placed.
+    /// The conversation's state: the new utterance placed on the timeline, the earlier ones
+    /// in the history.
     pub state: &'a State,
     /// What placing the new utterance revealed.
     pub placement: &'a Placement,
@@ -133,13 +134,13 @@ pub(crate) struct Cues {
 }
 
 impl<'a> Context<'a> {
-    /// Earlier final utterances still in the window, newest first (the new one excluded).
-    pub(crate) fn earlier(&self) -> impl Iterator<Item = &'a Segment> + 'a {
-        self.state.recent.iter().rev().skip(1)
+    /// Earlier final utterances still in the window, newest first.
+    pub(crate) fn earlier(&self) -> impl Iterator<Item = &'a Earlier> + 'a {
+        self.state.recent.iter().rev()
     }
 
     /// The utterance just before the new one.
-    pub(crate) fn previous(&self) -> Option<&'a Segment> {
+    pub(crate) fn previous(&self) -> Option<&'a Earlier> {
         self.earlier().next()
     }
 
@@ -148,7 +149,7 @@ impl<'a> Context<'a> {
     pub(crate) fn latest_turn(
         &self,
         utterance: &Segment,
-    ) -> Option<(&'a Segment, impl Iterator<Item = &'a Segment> + 'a)> {
+    ) -> Option<(&'a Earlier, impl Iterator<Item = &'a Earlier> + 'a)> {
         let mut earlier = self.earlier();
         let latest = earlier
             .by_ref()
@@ -161,7 +162,7 @@ impl<'a> Context<'a> {
         &self,
         utterance: &'a Segment,
         n: usize,
-    ) -> impl Iterator<Item = &'a Segment> + 'a {
+    ) -> impl Iterator<Item = &'a Earlier> + 'a {
         self.earlier()
             .filter(move |s| utterance.is_other_party(s))
             .take(n)
@@ -170,7 +171,7 @@ impl<'a> Context<'a> {
 
 impl Detection {
     /// A language detection with the character span of words `[start, end)` of `utterance`.
-    pub fn words(
+    pub(crate) fn words(
         behaviour: Behaviour,
         confidence: f32,
         utterance: &Segment,
@@ -187,7 +188,7 @@ impl Detection {
     }
 
     /// The same, spanning the whole utterance.
-    pub fn whole(behaviour: Behaviour, confidence: f32, utterance: &Segment) -> Self {
+    pub(crate) fn whole(behaviour: Behaviour, confidence: f32, utterance: &Segment) -> Self {
         Self::words(
             behaviour,
             confidence,
@@ -198,8 +199,9 @@ impl Detection {
     }
 
     /// Adds related utterances.
-    pub fn related(mut self, ids: impl IntoIterator<Item = String>) -> Self {
-        self.related_utterance_ids.extend(ids);
+    pub(crate) fn related<S: Into<String>>(mut self, ids: impl IntoIterator<Item = S>) -> Self {
+        self.related_utterance_ids
+            .extend(ids.into_iter().map(Into::into));
         self
     }
 }

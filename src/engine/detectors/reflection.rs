@@ -40,10 +40,10 @@ impl Detector for ReflectionDetector {
         let mut latest: &[crate::engine::language::Stem] = &[];
         for turn in context.other_turns(utterance, rules.reflection_context_turns) {
             if related.is_empty() {
-                latest = &turn.analysis.content;
+                latest = &turn.content;
             }
-            recent.extend(turn.analysis.content.iter().cloned());
-            related.push(turn.utterance_id.clone());
+            recent.extend(turn.content.iter().cloned());
+            related.push(&*turn.utterance_id);
         }
         // An echo of the other's latest words is a listening cue, not a paraphrase.
         if turn_initial

@@ -48,17 +48,17 @@ impl Detector for SentenceCompletionDetector {
             return;
         };
         if !utterance.is_other_party(unfinished)
-            || !unfinished.analysis.ending.unfinished()
-            || unfinished.analysis.question_mark
-            || unfinished.analysis.question.is_some()
-            || unfinished.analysis.words.len() < rules.completion_min_context_words
+            || !unfinished.ending.unfinished()
+            || unfinished.question_mark
+            || unfinished.question.is_some()
+            || (unfinished.words as usize) < rules.completion_min_context_words
         {
             return;
         }
         // The speaker's own turn before it must be finished (a listening cue counts as one).
         if before
             .find(|s| !utterance.is_other_party(s))
-            .is_some_and(|own| !own.backchannel && own.analysis.ending.unfinished())
+            .is_some_and(|own| !own.backchannel && own.ending.unfinished())
         {
             return;
         }
@@ -71,7 +71,7 @@ impl Detector for SentenceCompletionDetector {
         }
         found.push(
             Detection::whole(Behaviour::SentenceCompletion, confidence, utterance)
-                .related([unfinished.utterance_id.clone()]),
+                .related([&*unfinished.utterance_id]),
         );
     }
 }
