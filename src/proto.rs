@@ -376,25 +376,6 @@ pub fn scorecard_to_proto(
     }
 }
 
-/// A rejection on the wire. Carries field paths and limits only.
-pub fn rejection_to_proto(r: &engine::Rejected) -> Rejection {
-    use engine::RejectReason as E;
-    Rejection {
-        reason: match r.reason {
-            E::InvalidArgument => RejectionReason::InvalidArgument,
-            E::FailedPrecondition => RejectionReason::FailedPrecondition,
-            E::ResourceExhausted => RejectionReason::ResourceExhausted,
-            E::OutOfRange => RejectionReason::OutOfRange,
-            E::AlreadyExists => RejectionReason::AlreadyExists,
-            E::UnknownProfile => RejectionReason::UnknownProfile,
-        } as i32,
-        field: r.field.to_string(),
-        description: r.description.clone(),
-        utterance_id: r.utterance_id.clone().unwrap_or_default(),
-        retry_after_ms: r.retry_after_ms.unwrap_or(0),
-    }
-}
-
 /// The response of `ScoreTranscript` (and each line of `hearken score`) for a scored
 /// conversation.
 pub fn scored_to_response(
@@ -419,7 +400,7 @@ pub fn scored_to_response(
         rejections: scored
             .rejections
             .iter()
-            .map(|(_, r)| rejection_to_proto(r))
+            .map(|(_, r)| crate::service::error::rejection(r))
             .collect(),
         metadata: Default::default(),
     }

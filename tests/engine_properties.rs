@@ -193,7 +193,7 @@ fn an_utterance_after_end_is_rejected_and_input_limits_hold() {
     let r = c.observe(Event::Utterance(too_long)).unwrap_err();
     assert_eq!(
         (r.reason, r.field),
-        (RejectReason::InvalidArgument, "utterance.text")
+        (RejectReason::TooLong, "utterance.text")
     );
     let at_limit = Utterance {
         utterance_id: "u".into(),
@@ -209,7 +209,7 @@ fn an_utterance_after_end_is_rejected_and_input_limits_hold() {
     };
     assert_eq!(
         c.observe(Event::Utterance(late)).unwrap_err().reason,
-        RejectReason::OutOfRange
+        RejectReason::OffsetOutOfRange
     );
     let id_257 = Utterance {
         utterance_id: "i".repeat(257),
@@ -230,7 +230,7 @@ fn an_utterance_after_end_is_rejected_and_input_limits_hold() {
     };
     assert_eq!(
         c.observe(Event::Utterance(after)).unwrap_err().reason,
-        RejectReason::FailedPrecondition
+        RejectReason::ConversationEnded
     );
 }
 
@@ -253,7 +253,7 @@ fn utterances_beyond_the_cap_are_rejected() {
         let r = c.observe(Event::Utterance(u));
         assert_eq!(r.is_ok(), i < 50, "utterance {i}");
         if i >= 50 {
-            assert_eq!(r.unwrap_err().reason, RejectReason::ResourceExhausted);
+            assert_eq!(r.unwrap_err().reason, RejectReason::TooManyUtterances);
         }
     }
 }
@@ -266,7 +266,7 @@ fn holds_must_pair_up() {
         c.observe(hold(SignalKind::HoldEnded, 10))
             .unwrap_err()
             .reason,
-        RejectReason::FailedPrecondition
+        RejectReason::HoldConflict
     );
     assert!(
         c.observe(hold(SignalKind::HoldStarted, 10))
@@ -277,7 +277,7 @@ fn holds_must_pair_up() {
         c.observe(hold(SignalKind::HoldStarted, 20))
             .unwrap_err()
             .reason,
-        RejectReason::FailedPrecondition
+        RejectReason::HoldConflict
     );
     assert!(c.observe(hold(SignalKind::HoldEnded, 30)).is_ok());
 }

@@ -48,8 +48,12 @@ impl Default for InputLimits {
     }
 }
 
-fn invalid(field: &'static str, description: String) -> Rejected {
-    Rejected::new(RejectReason::InvalidArgument, field, description)
+fn malformed(field: &'static str, description: String) -> Rejected {
+    Rejected::new(RejectReason::Malformed, field, description)
+}
+
+fn too_long(field: &'static str, description: String) -> Rejected {
+    Rejected::new(RejectReason::TooLong, field, description)
 }
 
 /// Whether `c` may not stand in an identifier: a control character, or an invisible format
@@ -72,16 +76,16 @@ fn hidden_or_control(c: char) -> bool {
 /// characters. Never echoes the value.
 pub(crate) fn check_id(value: &str, field: &'static str, max: usize) -> Result<(), Rejected> {
     if value.is_empty() {
-        return Err(invalid(field, "must not be empty".into()));
+        return Err(malformed(field, "must not be empty".into()));
     }
     if value.len() > max {
-        return Err(invalid(
+        return Err(too_long(
             field,
             format!("must be at most {max} bytes, got {}", value.len()),
         ));
     }
     if value.chars().any(hidden_or_control) {
-        return Err(invalid(
+        return Err(malformed(
             field,
             "must not contain control, bidirectional-override or zero-width characters".into(),
         ));
@@ -98,19 +102,19 @@ impl InputLimits {
                 .chars()
                 .any(|c| !(c.is_ascii_alphanumeric() || c == '-'))
         {
-            return Err(invalid(
+            return Err(malformed(
                 "start.language",
                 "must be a BCP-47 tag of at most 64 letters, digits and dashes".into(),
             ));
         }
         if start.rubric_profile.len() > self.max_id_bytes {
-            return Err(invalid(
+            return Err(too_long(
                 "start.rubric_profile",
                 format!("must be at most {} bytes", self.max_id_bytes),
             ));
         }
         if start.metadata.len() > self.max_metadata_entries {
-            return Err(invalid(
+            return Err(too_long(
                 "start.metadata",
                 format!(
                     "must have at most {} entries, got {}",
@@ -121,13 +125,14 @@ impl InputLimits {
         }
         for (key, value) in &start.metadata {
             if key.is_empty() || key.len() > self.max_metadata_key_bytes {
-                return Err(invalid(
+                let reject = if key.is_empty() { malformed } else { too_long };
+                return Err(reject(
                     "start.metadata",
                     format!("keys must be 1 to {} bytes", self.max_metadata_key_bytes),
                 ));
             }
             if value.len() > self.max_metadata_value_bytes {
-                return Err(invalid(
+                return Err(too_long(
                     "start.metadata",
                     format!(
                         "values must be at most {} bytes",
@@ -146,7 +151,7 @@ impl InputLimits {
             check_id(participant, "utterance.participant_id", self.max_id_bytes)?;
         }
         if u.text.len() > self.max_text_bytes {
-            return Err(invalid(
+            return Err(too_long(
                 "utterance.text",
                 format!(
                     "must be at most {} bytes, got {}",
@@ -158,13 +163,13 @@ impl InputLimits {
         if let Some(c) = u.confidence
             && !(0.0..=1.0).contains(&c)
         {
-            return Err(invalid(
+            return Err(malformed(
                 "utterance.confidence",
                 "must be within [0, 1]".into(),
             ));
         }
         let out_of_range = |field, description: String| {
-            Rejected::new(RejectReason::OutOfRange, field, description)
+            Rejected::new(RejectReason::OffsetOutOfRange, field, description)
         };
         match (u.start_ms, u.end_ms) {
             (None, None) => {}
@@ -178,9 +183,10 @@ impl InputLimits {
                     }
                 }
                 if end < start {
-                    return Err(out_of_range(
+                    return Err(Rejected::new(
+                        RejectReason::EndsBeforeStart,
                         "utterance.end_ms",
-                        "must not be before start_ms".into(),
+                        "must not be before start_ms",
                     ));
                 }
             }
@@ -195,7 +201,7 @@ impl InputLimits {
                 }
             }
             (None, Some(_)) => {
-                return Err(invalid(
+                return Err(malformed(
                     "utterance.start_ms",
                     "must be set when end_ms is".into(),
                 ));
@@ -210,7 +216,7 @@ impl InputLimits {
             Ok(())
         } else {
             Err(Rejected::new(
-                RejectReason::OutOfRange,
+                RejectReason::OffsetOutOfRange,
                 field,
                 format!("must be within [0, {}]", self.max_offset_ms),
             ))

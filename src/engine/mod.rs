@@ -21,6 +21,7 @@ pub(crate) mod language;
 pub(crate) mod learned;
 pub(crate) mod limits;
 pub(crate) mod metrics;
+mod reject;
 pub(crate) mod rubric;
 pub(crate) mod scorecard;
 pub(crate) mod scorer;
@@ -38,6 +39,7 @@ pub use detectors::{Behaviour, Detection};
 pub use event::{Channel, End, EndReason, Event, Role, Signal, SignalKind, Start, Utterance};
 pub use limits::InputLimits;
 pub use metrics::Metrics;
+pub use reject::{RejectReason, Rejected};
 pub use rubric::{Profile, Rubric, RubricError};
 pub use scorecard::{CoachingPoint, Scorecard};
 pub use scorer::{Component, ComponentScore, Score, score_with_mood};
@@ -47,61 +49,6 @@ use state::{Segment, State};
 
 /// Alerts kept for the scorecard at most; later ones are still emitted live.
 pub const MAX_ALERTS_KEPT: usize = 1_000;
-
-/// Why a message could not be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    /// A field is missing, malformed or too long.
-    InvalidArgument,
-    /// Not allowed in the conversation's state.
-    FailedPrecondition,
-    /// A cap was reached.
-    ResourceExhausted,
-    /// A timestamp out of range.
-    OutOfRange,
-    /// A repeated utterance id with different content.
-    AlreadyExists,
-    /// The rubric profile does not exist.
-    UnknownProfile,
-}
-
-/// A message that could not be used. Names fields and limits, never text or metadata values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {description}")]
-pub struct Rejected {
-    /// Why.
-    pub reason: RejectReason,
-    /// The offending field's path.
-    pub field: &'static str,
-    /// What is wrong.
-    pub description: String,
-    /// The utterance id, when the message had a valid one.
-    pub utterance_id: Option<String>,
-    /// How long to wait before retrying, when waiting helps.
-    pub retry_after_ms: Option<i64>,
-}
-
-impl Rejected {
-    /// A rejection without utterance id or retry hint.
-    pub fn new(reason: RejectReason, field: &'static str, description: impl Into<String>) -> Self {
-        Rejected {
-            reason,
-            field,
-            description: description.into(),
-            utterance_id: None,
-            retry_after_ms: None,
-        }
-    }
-
-    /// Names the utterance the rejection is about, when its id is a valid one (an invalid id is
-    /// never echoed).
-    pub fn for_utterance(mut self, utterance: &Utterance, limits: &InputLimits) -> Self {
-        if limits::check_id(&utterance.utterance_id, "", limits.max_id_bytes).is_ok() {
-            self.utterance_id = Some(utterance.utterance_id.clone());
-        }
-        self
-    }
-}
 
 /// Direction of the customer's mood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -301,7 +248,7 @@ impl Conversation {
     pub fn observe(&mut self, event: Event) -> Result<Vec<Emitted>, Rejected> {
         if self.ended {
             return Err(Rejected::new(
-                RejectReason::FailedPrecondition,
+                RejectReason::ConversationEnded,
                 "conversation_id",
                 "the conversation has ended",
             ));
@@ -335,7 +282,7 @@ impl Conversation {
         if let Some(&content) = self.finals.get(&id_key) {
             let reject = |field, description: &str| {
                 Err(
-                    Rejected::new(RejectReason::AlreadyExists, field, description)
+                    Rejected::new(RejectReason::DuplicateUtterance, field, description)
                         .for_utterance(&u, &self.limits),
                 )
             };
@@ -367,7 +314,7 @@ impl Conversation {
         }
         if self.metrics.utterances >= self.limits.max_utterances {
             return Err(Rejected::new(
-                RejectReason::ResourceExhausted,
+                RejectReason::TooManyUtterances,
                 "utterance",
                 format!(
                     "the conversation already has the maximum of {} utterances",
@@ -657,7 +604,7 @@ impl Conversation {
             Ok(())
         } else {
             Err(Rejected::new(
-                RejectReason::FailedPrecondition,
+                RejectReason::HoldConflict,
                 "signal.kind",
                 match signal.kind {
                     SignalKind::HoldStarted => "a hold is already in progress",

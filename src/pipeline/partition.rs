@@ -80,7 +80,7 @@ impl Outcome {
     fn reject(&mut self, response: StreamConversationsResponse, r: &Rejected) {
         self.responses.push(response);
         if self.dead.is_none() {
-            let reason = proto::rejection_to_proto(r);
+            let reason = crate::service::error::rejection(r);
             self.dead = Some(DeadLetter::new(
                 DeadReason::Rejected,
                 &reason.field,
@@ -180,7 +180,7 @@ fn rejection(id: &str, seq: i64, r: &Rejected) -> StreamConversationsResponse {
     response(
         id,
         seq,
-        stream_conversations_response::Payload::Rejection(proto::rejection_to_proto(r)),
+        stream_conversations_response::Payload::Rejection(crate::service::error::rejection(r)),
     )
 }
 
@@ -473,7 +473,7 @@ impl route::Conversations for Ctx<'_> {
     fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {
         if *self.live_total >= self.settings.max_conversations {
             let mut r = Rejected::new(
-                RejectReason::ResourceExhausted,
+                RejectReason::TooManyConversations,
                 "conversation_id",
                 format!(
                     "this replica already has the maximum of {} live conversations (--max-conversations); add replicas or partitions",

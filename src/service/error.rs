@@ -1,11 +1,67 @@
-//! Stream- and call-level failures, and the one place they become gRPC statuses. Every status
-//! carries `ErrorInfo { reason, domain: "hearken" }`; none carries transcript text or metadata
-//! values. Per-message problems on a stream are in-band `Rejection`s instead (see `stream.rs`).
+//! The one place where what went wrong becomes what the wire says: stream- and call-level
+//! failures become gRPC statuses, and the engine's and routing's reasons for refusing a message
+//! ([`RejectReason`]) become the proto `RejectionReason` of an in-band rejection or, when a whole
+//! call fails on them, a status. Every status carries `ErrorInfo { reason, domain: "hearken" }`;
+//! none carries transcript text or metadata values.
 
 use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::engine::{RejectReason, Rejected};
+use crate::proto::v1::{Rejection, RejectionReason};
+
+/// The wire's reason for a refused message.
+pub fn rejection_reason(reason: RejectReason) -> RejectionReason {
+    use RejectReason as R;
+    match reason {
+        R::Malformed | R::TooLong => RejectionReason::InvalidArgument,
+        R::OffsetOutOfRange | R::EndsBeforeStart => RejectionReason::OutOfRange,
+        R::DuplicateUtterance => RejectionReason::AlreadyExists,
+        R::ConversationEnded | R::HoldConflict | R::AlreadyLive | R::NotOpen => {
+            RejectionReason::FailedPrecondition
+        }
+        R::TooManyUtterances | R::TooManyConversations | R::RateLimited => {
+            RejectionReason::ResourceExhausted
+        }
+        R::UnknownProfile => RejectionReason::UnknownProfile,
+    }
+}
+
+/// The gRPC code of a call that fails on a refused message (a `ScoreTranscript` whose start is
+/// refused).
+fn rejection_code(reason: RejectReason) -> Code {
+    match rejection_reason(reason) {
+        RejectionReason::OutOfRange => Code::OutOfRange,
+        RejectionReason::AlreadyExists => Code::AlreadyExists,
+        RejectionReason::FailedPrecondition | RejectionReason::UnknownProfile => {
+            Code::FailedPrecondition
+        }
+        RejectionReason::ResourceExhausted => Code::ResourceExhausted,
+        RejectionReason::InvalidArgument | RejectionReason::Unspecified => Code::InvalidArgument,
+    }
+}
+
+/// An in-band rejection on the wire. Carries field paths and limits only.
+pub fn rejection(r: &Rejected) -> Rejection {
+    Rejection {
+        reason: rejection_reason(r.reason) as i32,
+        field: r.field.to_string(),
+        description: r.description.clone(),
+        utterance_id: r.utterance_id.clone().unwrap_or_default(),
+        retry_after_ms: r.retry_after_ms.unwrap_or(0),
+    }
+}
+
+/// Which limit a request is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversize {
+    /// The encoded message is larger than the method's limit (`MESSAGE_TOO_LARGE`).
+    Message,
+    /// A transcript has more utterances than allowed (`TOO_MANY_UTTERANCES`).
+    Utterances,
+}
 
 /// The `ErrorInfo.domain` of every hearken error.
 pub const ERROR_DOMAIN: &str = "hearken";
@@ -24,8 +80,8 @@ pub enum ServiceError {
     /// A request is larger than its limit.
     #[error("{what} exceeds the limit of {limit}")]
     TooLarge {
-        /// `ErrorInfo.reason`.
-        reason: &'static str,
+        /// Which limit.
+        over: Oversize,
         /// What is too large.
         what: &'static str,
         /// The limit.
@@ -43,9 +99,9 @@ pub enum ServiceError {
         /// The limit.
         limit: usize,
     },
-    /// The rubric profile does not exist on this server.
-    #[error("no rubric profile of that name on this server")]
-    UnknownProfile,
+    /// The call's one message was refused, as a message on a stream would have been.
+    #[error(transparent)]
+    Rejected(Rejected),
     /// The server is shutting down; reconnect (to another instance) and replay.
     #[error("the server is draining; reconnect and replay")]
     Draining,
@@ -83,7 +139,7 @@ impl ServiceError {
             | ServiceError::TooMany { .. }
             | ServiceError::ClientNotReading(_)
             | ServiceError::StreamOpenRate(_) => Code::ResourceExhausted,
-            ServiceError::UnknownProfile => Code::FailedPrecondition,
+            ServiceError::Rejected(r) => rejection_code(r.reason),
             ServiceError::Draining => Code::Unavailable,
             ServiceError::Internal => Code::Internal,
             ServiceError::StreamMaxDuration(_) | ServiceError::StreamIdle(_) => Code::OutOfRange,
@@ -96,10 +152,22 @@ impl ServiceError {
     pub fn reason(&self) -> &'static str {
         match self {
             ServiceError::InvalidArgument { .. } => "INVALID_ARGUMENT",
-            ServiceError::TooLarge { reason, .. } => reason,
+            ServiceError::TooLarge {
+                over: Oversize::Message,
+                ..
+            } => "MESSAGE_TOO_LARGE",
+            ServiceError::TooLarge {
+                over: Oversize::Utterances,
+                ..
+            } => "TOO_MANY_UTTERANCES",
             ServiceError::MalformedMessage => "MALFORMED_MESSAGE",
             ServiceError::TooMany { .. } => "TOO_MANY_CALLS",
-            ServiceError::UnknownProfile => "UNKNOWN_RUBRIC_PROFILE",
+            ServiceError::Rejected(r) => match r.reason {
+                RejectReason::UnknownProfile => "UNKNOWN_RUBRIC_PROFILE",
+                reason => rejection_reason(reason)
+                    .as_str_name()
+                    .trim_start_matches("REJECTION_REASON_"),
+            },
             ServiceError::Draining => "DRAINING",
             ServiceError::Internal => "INTERNAL",
             ServiceError::StreamMaxDuration(_) => "STREAM_MAX_DURATION",
@@ -123,6 +191,9 @@ impl From<ServiceError> for Status {
         match &error {
             ServiceError::InvalidArgument { field, description } => {
                 details.add_bad_request_violation(field.clone(), description.clone());
+            }
+            ServiceError::Rejected(r) if r.reason != RejectReason::UnknownProfile => {
+                details.add_bad_request_violation(r.field, r.description.clone());
             }
             ServiceError::Draining => {
                 details.set_retry_info(Some(Duration::ZERO));
@@ -159,9 +230,22 @@ mod tests {
                 "INVALID_ARGUMENT",
             ),
             (
-                ServiceError::UnknownProfile,
+                ServiceError::Rejected(Rejected::new(
+                    RejectReason::UnknownProfile,
+                    "start.rubric_profile",
+                    "no rubric profile of that name on this server",
+                )),
                 Code::FailedPrecondition,
                 "UNKNOWN_RUBRIC_PROFILE",
+            ),
+            (
+                ServiceError::Rejected(Rejected::new(
+                    RejectReason::TooLong,
+                    "start.metadata",
+                    "must have at most 32 entries, got 40",
+                )),
+                Code::InvalidArgument,
+                "INVALID_ARGUMENT",
             ),
             (ServiceError::Draining, Code::Unavailable, "DRAINING"),
             (
@@ -181,7 +265,7 @@ mod tests {
             ),
             (
                 ServiceError::TooLarge {
-                    reason: "MESSAGE_TOO_LARGE",
+                    over: Oversize::Message,
                     what: "message",
                     limit: 10,
                 },
@@ -204,5 +288,38 @@ mod tests {
             draining.retry_info().unwrap().retry_delay,
             Some(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn every_domain_reason_has_its_wire_reason() {
+        use RejectReason as R;
+        use RejectionReason as W;
+        for (reason, wire) in [
+            (R::Malformed, W::InvalidArgument),
+            (R::TooLong, W::InvalidArgument),
+            (R::OffsetOutOfRange, W::OutOfRange),
+            (R::EndsBeforeStart, W::OutOfRange),
+            (R::DuplicateUtterance, W::AlreadyExists),
+            (R::ConversationEnded, W::FailedPrecondition),
+            (R::HoldConflict, W::FailedPrecondition),
+            (R::AlreadyLive, W::FailedPrecondition),
+            (R::NotOpen, W::FailedPrecondition),
+            (R::TooManyUtterances, W::ResourceExhausted),
+            (R::TooManyConversations, W::ResourceExhausted),
+            (R::RateLimited, W::ResourceExhausted),
+            (R::UnknownProfile, W::UnknownProfile),
+        ] {
+            assert_eq!(rejection_reason(reason), wire, "{reason:?}");
+            let r = Rejected::new(reason, "f", "d").retry_after(5);
+            let on_wire = rejection(&r);
+            assert_eq!(
+                (
+                    on_wire.reason,
+                    on_wire.field.as_str(),
+                    on_wire.retry_after_ms
+                ),
+                (wire as i32, "f", 5)
+            );
+        }
     }
 }

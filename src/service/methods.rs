@@ -173,7 +173,7 @@ fn documented_size_error(
                 && status.message().contains("message length too large") =>
         {
             tonic::Status::from(ServiceError::TooLarge {
-                reason: "MESSAGE_TOO_LARGE",
+                over: crate::service::error::Oversize::Message,
                 what,
                 limit,
             })

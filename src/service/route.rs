@@ -76,7 +76,7 @@ pub(crate) fn route(
                 Some(signal) => Event::Signal(signal),
                 None => {
                     let r = Rejected::new(
-                        RejectReason::InvalidArgument,
+                        RejectReason::Malformed,
                         "signal.kind",
                         "must be a known, specified kind",
                     );
@@ -111,7 +111,7 @@ pub(crate) fn on_start(
 ) {
     if live {
         let r = Rejected::new(
-            RejectReason::FailedPrecondition,
+            RejectReason::AlreadyLive,
             "start",
             "the conversation is already live",
         );
@@ -127,7 +127,7 @@ pub(crate) fn on_start(
     if let Err(r) = set.open(id, start) {
         // A cap that is full may have room later: only a start that is wrong in itself keeps
         // the conversation from opening by its next utterance.
-        if r.reason != RejectReason::ResourceExhausted {
+        if !r.reason.may_pass_later() {
             set.remember(id, Gone::StartRefused(r.field));
         }
         set.reject(id, r);
@@ -143,12 +143,12 @@ pub(crate) fn check_id(id: &str, limits: &InputLimits) -> Result<(), Rejected> {
 pub(crate) fn not_live(gone: Gone) -> Rejected {
     match gone {
         Gone::Ended => Rejected::new(
-            RejectReason::FailedPrecondition,
+            RejectReason::ConversationEnded,
             "conversation_id",
             "the conversation has ended; use a new conversation_id",
         ),
         Gone::StartRefused(field) => Rejected::new(
-            RejectReason::FailedPrecondition,
+            RejectReason::NotOpen,
             "start",
             format!(
                 "the conversation's start was rejected ({field}); it is not open: send a valid start first"
@@ -159,5 +159,5 @@ pub(crate) fn not_live(gone: Gone) -> Rejected {
 
 /// A signal or end for a conversation that is not known.
 pub(crate) fn unknown(hint: &'static str) -> Rejected {
-    Rejected::new(RejectReason::FailedPrecondition, "conversation_id", hint)
+    Rejected::new(RejectReason::NotOpen, "conversation_id", hint)
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use prost::Message as _;
 
 use super::Shared;
-use super::error::ServiceError;
-use crate::engine::{self, Conversation, End, RejectReason};
+use super::error::{Oversize, ServiceError};
+use crate::engine::{self, Conversation, End};
 use crate::proto::{self, v1::*};
 
 pub(super) async fn score_transcript(
@@ -19,7 +19,7 @@ pub(super) async fn score_transcript(
     let limits = &shared.limits;
     if request.encoded_len() > limits.max_transcript_message_bytes {
         return Err(ServiceError::TooLarge {
-            reason: "MESSAGE_TOO_LARGE",
+            over: Oversize::Message,
             what: "a ScoreTranscript request",
             limit: limits.max_transcript_message_bytes,
         });
@@ -42,7 +42,7 @@ pub(super) async fn score_transcript(
     }
     if request.utterances.len() > limits.max_transcript_utterances {
         return Err(ServiceError::TooLarge {
-            reason: "TOO_MANY_UTTERANCES",
+            over: Oversize::Utterances,
             what: "utterances",
             limit: limits.max_transcript_utterances,
         });
@@ -53,10 +53,7 @@ pub(super) async fn score_transcript(
         &shared.rubric(),
         limits.input.clone(),
     )
-    .map_err(|r| match r.reason {
-        RejectReason::UnknownProfile => ServiceError::UnknownProfile,
-        _ => invalid(r.field, r.description),
-    })?;
+    .map_err(ServiceError::Rejected)?;
     let mut signals = Vec::with_capacity(request.signals.len());
     for (i, s) in request.signals.iter().enumerate() {
         signals.push(proto::signal_from_proto(s).ok_or_else(|| {

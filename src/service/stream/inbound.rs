@@ -117,7 +117,7 @@ fn classify(status: &Status, max_message_bytes: usize) -> Received {
     Received::Failed(match status.code() {
         // tonic: "decoded message length too large" (and a decompressed one).
         Code::OutOfRange | Code::ResourceExhausted => ServiceError::TooLarge {
-            reason: "MESSAGE_TOO_LARGE",
+            over: crate::service::error::Oversize::Message,
             what: "a StreamConversations request",
             limit: max_message_bytes,
         },

@@ -172,7 +172,7 @@ fn response(
 }
 
 fn rejection(r: &Rejected) -> stream_conversations_response::Payload {
-    stream_conversations_response::Payload::Rejection(proto::rejection_to_proto(r))
+    stream_conversations_response::Payload::Rejection(crate::service::error::rejection(r))
 }
 
 /// The call time an event carries, for the rate's call-time allowance.
@@ -332,7 +332,7 @@ impl StreamTask {
         let limits = &self.shared.limits;
         let exhausted = |what: &str, cap: usize| {
             let mut r = Rejected::new(
-                RejectReason::ResourceExhausted,
+                RejectReason::TooManyConversations,
                 "conversation_id",
                 format!(
                     "{what} already has the maximum of {cap} live conversations; end one or retry later"
@@ -479,7 +479,7 @@ impl StreamTask {
 /// by `seq` can never mistake it for data).
 fn over_rate(id: &str, wait: Duration, rate: f64) -> StreamConversationsResponse {
     let mut r = Rejected::new(
-        RejectReason::ResourceExhausted,
+        RejectReason::RateLimited,
         "conversation_id",
         format!(
             "more than {rate} messages per second for this conversation (beyond what its call time allows); resend after the delay"
