@@ -41,9 +41,13 @@ pub struct LanguageRules {
     pub question_tags: Vec<String>,
     pub clarifying: Vec<String>,
     pub non_understanding: Vec<String>,
+    pub unambiguous_non_understanding: Vec<String>,
+    pub weak_clarifying: Vec<String>,
+    pub echo_wh_words: Vec<String>,
     pub acknowledgements: Vec<String>,
     pub answers: Vec<String>,
     pub empathy: Vec<String>,
+    pub short_only_empathy: Vec<String>,
     pub reflection_openings: Vec<String>,
     pub weak_reflection_openings: Vec<String>,
     pub courtesies: Vec<String>,
@@ -118,15 +122,19 @@ pub struct CompiledLanguage {
     pub clause_continuations: WordSet,
     pub open_last_words: WordSet,
     pub completion_blocked_openers: WordSet,
+    pub echo_wh_words: WordSet,
     /// Phrase lists.
     pub lead_ins: PhraseSet,
     pub open_requests: PhraseSet,
     pub question_tags: PhraseSet,
     pub clarifying: PhraseSet,
     pub non_understanding: PhraseSet,
+    pub unambiguous_non_understanding: PhraseSet,
+    pub weak_clarifying: PhraseSet,
     pub acknowledgements: PhraseSet,
     pub answers: PhraseSet,
     pub empathy: PhraseSet,
+    pub short_only_empathy: PhraseSet,
     pub reflection_openings: PhraseSet,
     pub weak_reflection_openings: PhraseSet,
     pub courtesies: PhraseSet,
@@ -141,6 +149,8 @@ pub struct CompiledLanguage {
     pub escalation: PhraseSet,
     pub side_issue_markers: PhraseSet,
     pub problem_words: PhraseSet,
+    /// `vocabulary.acknowledgements`: the phrases a backchannel is made of.
+    pub backchannels: PhraseSet,
     /// Word valences of the rubric, consulted before the lexicon.
     overrides: Lexicon,
     /// VADER's lexicon, shared by every profile.
@@ -220,8 +230,13 @@ impl CompiledLanguage {
             .copied()
     }
 
-    /// Compiles the rules; `lexicon` is the base sentiment lexicon.
-    pub fn new(rules: &LanguageRules, lexicon: Arc<Lexicon>) -> CompiledLanguage {
+    /// Compiles the rules and the backchannel vocabulary; `lexicon` is the base sentiment
+    /// lexicon. Fails only when the phrases are too many or too long for one automaton.
+    pub fn new(
+        rules: &LanguageRules,
+        backchannels: &[String],
+        lexicon: Arc<Lexicon>,
+    ) -> Result<CompiledLanguage, String> {
         let mut phrases = PhraseIndexBuilder::new();
         let mut compiled = CompiledLanguage {
             overrides: rules
@@ -250,14 +265,18 @@ impl CompiledLanguage {
             clause_continuations: set(&rules.clause_continuations),
             open_last_words: set(&rules.open_last_words),
             completion_blocked_openers: set(&rules.completion_blocked_openers),
+            echo_wh_words: set(&rules.echo_wh_words),
             lead_ins: phrases.add(&rules.lead_ins),
             open_requests: phrases.add(&rules.open_requests),
             question_tags: phrases.add(&rules.question_tags),
             clarifying: phrases.add(&rules.clarifying),
             non_understanding: phrases.add(&rules.non_understanding),
+            unambiguous_non_understanding: phrases.add(&rules.unambiguous_non_understanding),
+            weak_clarifying: phrases.add(&rules.weak_clarifying),
             acknowledgements: phrases.add(&rules.acknowledgements),
             answers: phrases.add(&rules.answers),
             empathy: phrases.add(&rules.empathy),
+            short_only_empathy: phrases.add(&rules.short_only_empathy),
             reflection_openings: phrases.add(&rules.reflection_openings),
             weak_reflection_openings: phrases.add(&rules.weak_reflection_openings),
             courtesies: phrases.add(&rules.courtesies),
@@ -270,10 +289,13 @@ impl CompiledLanguage {
             escalation: phrases.add(&rules.escalation),
             side_issue_markers: phrases.add(&rules.side_issue_markers),
             problem_words: phrases.add(&rules.problem_words),
+            backchannels: phrases.add(backchannels),
             phrases: PhraseIndex::default(),
         };
-        compiled.phrases = phrases.build();
-        compiled
+        compiled.phrases = phrases
+            .build()
+            .map_err(|e| format!("the phrase lists do not fit one automaton: {e}"))?;
+        Ok(compiled)
     }
 }
 

@@ -690,8 +690,8 @@ struct Turn {
 fn analyse(u: Utterance, ordinal: u32, profile: &Profile) -> Segment {
     let tokens = text::tokenize(&u.text);
     let duration = u.interval().map(|(s, e)| e - s);
-    let backchannel = detectors::is_backchannel(&tokens, duration, profile);
     let analysis = language::analyse(&u.text, &tokens, &profile.compiled.fillers, profile.lang());
+    let backchannel = detectors::is_backchannel(&tokens, &analysis.words, duration, profile);
     Segment {
         utterance_id: u.utterance_id,
         ordinal,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::alerts::{AlertKind, Severity};
 use super::language::{CompiledLanguage, LanguageRules};
 use super::scorer::Component;
-use super::text::phrase_words;
+use super::text::tokenize;
 
 /// The embedded default rubric, as TOML.
 pub(crate) const DEFAULT_RUBRIC_TOML: &str = include_str!("rubric/default.toml");
@@ -197,11 +197,24 @@ pub struct CoachingText {
 }
 
 /// One named set of rules; every conversation is scored with one profile.
-#[derive(Debug, Clone, Deserialize)]
+/// A profile as its file gives it: every table, checked by serde, nothing compiled.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ProfileFile {
+    history: HistoryRules,
+    timing: TimingRules,
+    vocabulary: Vocabulary,
+    scoring: ScoringRules,
+    alerts: BTreeMap<AlertKind, AlertRule>,
+    coaching: BTreeMap<Component, CoachingText>,
+    language: LanguageRules,
+}
+
+/// A rubric profile, compiled: its rules as data and its vocabularies ready for matching. Only
+/// [`Rubric`] makes one, so every field is set.
+#[derive(Debug, Clone)]
 pub struct Profile {
     /// The profile's name.
-    #[serde(skip)]
     pub name: String,
     /// Context kept.
     pub history: HistoryRules,
@@ -217,20 +230,52 @@ pub struct Profile {
     pub coaching: BTreeMap<Component, CoachingText>,
     /// Language behaviours: word lists and thresholds.
     pub language: LanguageRules,
-    /// Word lists split into words once, at load.
-    #[serde(skip)]
+    /// The vocabularies compiled, once, at load.
     pub compiled: CompiledVocabulary,
 }
 
 /// Vocabularies prepared for matching.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CompiledVocabulary {
-    /// The language rules compiled; always set on a profile from a [`Rubric`].
-    pub language: Option<Arc<CompiledLanguage>>,
-    /// Acknowledgement phrases as word sequences, longest first.
-    pub acknowledgements: Vec<Vec<String>>,
+    /// The language rules and the backchannel vocabulary, in one phrase automaton.
+    pub language: Arc<CompiledLanguage>,
     /// Fillers, lower-cased.
     pub fillers: Vec<String>,
+}
+
+impl ProfileFile {
+    /// Compiles the vocabularies. Fails only when they do not fit one automaton.
+    fn compile(
+        self,
+        name: &str,
+        lexicon: &Arc<super::language::Lexicon>,
+    ) -> Result<Profile, String> {
+        let language = CompiledLanguage::new(
+            &self.language,
+            &self.vocabulary.acknowledgements,
+            Arc::clone(lexicon),
+        )?;
+        let fillers = self
+            .vocabulary
+            .fillers
+            .iter()
+            .map(|f| f.to_lowercase())
+            .collect();
+        Ok(Profile {
+            name: name.to_owned(),
+            history: self.history,
+            timing: self.timing,
+            vocabulary: self.vocabulary,
+            scoring: self.scoring,
+            alerts: self.alerts,
+            coaching: self.coaching,
+            language: self.language,
+            compiled: CompiledVocabulary {
+                language: Arc::new(language),
+                fillers,
+            },
+        })
+    }
 }
 
 impl Profile {
@@ -241,11 +286,7 @@ impl Profile {
 
     /// The compiled language rules.
     pub fn lang(&self) -> &CompiledLanguage {
-        // Invariant: every profile is built by `Rubric::from_toml_str`, which compiles them.
-        self.compiled
-            .language
-            .as_deref()
-            .expect("profiles come from Rubric::from_toml_str")
+        &self.compiled.language
     }
 
     /// Weight of a component (0 when not configured).
@@ -308,7 +349,10 @@ impl Profile {
             "must be at least 1",
         );
         check(
-            !self.compiled.acknowledgements.is_empty(),
+            self.vocabulary
+                .acknowledgements
+                .iter()
+                .any(|p| !tokenize(p).is_empty()),
             "vocabulary.acknowledgements",
             "must hold at least one phrase with a word in it",
         );
@@ -482,26 +526,19 @@ impl Rubric {
         for (name, overrides) in &file.profiles {
             let mut table = file.base.clone();
             overlay(&mut table, overrides);
-            match toml::Value::Table(table).try_into::<Profile>() {
-                Ok(mut profile) => {
-                    profile.name = name.clone();
-                    profile.compiled = CompiledVocabulary {
-                        language: Some(Arc::new(CompiledLanguage::new(
-                            &profile.language,
-                            Arc::clone(&lexicon),
-                        ))),
-                        acknowledgements: phrase_words(&profile.vocabulary.acknowledgements),
-                        fillers: profile
-                            .vocabulary
-                            .fillers
-                            .iter()
-                            .map(|f| f.to_lowercase())
-                            .collect(),
-                    };
+            let file = match toml::Value::Table(table).try_into::<ProfileFile>() {
+                Ok(file) => file,
+                Err(e) => {
+                    problems.push(format!("profiles.{name}: {}", e.message()));
+                    continue;
+                }
+            };
+            match file.compile(name, &lexicon) {
+                Ok(profile) => {
                     profile.validate(&mut problems);
                     profiles.insert(name.clone(), Arc::new(profile));
                 }
-                Err(e) => problems.push(format!("profiles.{name}: {}", e.message())),
+                Err(e) => problems.push(format!("profiles.{name}: {e}")),
             }
         }
         if !file.profiles.contains_key(&file.default_profile) {

@@ -80,54 +80,6 @@ fn lower_word(word: &str) -> String {
     out
 }
 
-/// Whether `tokens` consist only of the given phrases (each a sequence of words) and fillers,
-/// in any order and repetition: "yeah yeah", "uh okay", "i see right". Empty input is not.
-pub(crate) fn covered_by_phrases(
-    tokens: &[Token],
-    phrases: &[Vec<String>],
-    fillers: &[String],
-) -> bool {
-    if tokens.is_empty() {
-        return false;
-    }
-    let mut i = 0;
-    let mut matched_phrase = false;
-    'outer: while i < tokens.len() {
-        if fillers.iter().any(|f| *f == tokens[i].word) {
-            i += 1;
-            continue;
-        }
-        for phrase in phrases {
-            let n = phrase.len();
-            if n > 0
-                && i + n <= tokens.len()
-                && phrase
-                    .iter()
-                    .zip(&tokens[i..i + n])
-                    .all(|(p, t)| *p == t.word)
-            {
-                i += n;
-                matched_phrase = true;
-                continue 'outer;
-            }
-        }
-        return false;
-    }
-    matched_phrase
-}
-
-/// Splits each phrase of a vocabulary into its words, with the same rules as [`tokenize`].
-pub(crate) fn phrase_words(phrases: &[String]) -> Vec<Vec<String>> {
-    let mut out: Vec<Vec<String>> = phrases
-        .iter()
-        .map(|p| tokenize(p).into_iter().map(|t| t.word).collect::<Vec<_>>())
-        .filter(|p: &Vec<String>| !p.is_empty())
-        .collect();
-    // Longest first, so that "i see" wins over "i".
-    out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,25 +161,6 @@ mod tests {
         let tokens = tokenize("né ok");
         assert_eq!((tokens[1].start_char, tokens[1].end_char), (3, 5));
         assert_eq!((tokens[0].start_char, tokens[0].end_char), (0, 2));
-    }
-
-    #[test]
-    fn phrase_cover_accepts_repeats_and_fillers_only_with_a_phrase() {
-        let phrases = phrase_words(&["i see".into(), "yeah".into(), "okay".into()]);
-        let fillers = vec!["uh".to_string(), "um".to_string()];
-        assert!(covered_by_phrases(
-            &tokenize("uh yeah yeah"),
-            &phrases,
-            &fillers
-        ));
-        assert!(covered_by_phrases(&tokenize("I see."), &phrases, &fillers));
-        assert!(!covered_by_phrases(&tokenize("uh um"), &phrases, &fillers));
-        assert!(!covered_by_phrases(
-            &tokenize("I see the problem"),
-            &phrases,
-            &fillers
-        ));
-        assert!(!covered_by_phrases(&[], &phrases, &fillers));
     }
 }
 
@@ -387,21 +320,23 @@ impl PhraseIndexBuilder {
         }
     }
 
-    /// Compiles the automaton.
-    pub(crate) fn build(self) -> PhraseIndex {
+    /// Compiles the automaton. An error (the phrases are too many or too long for it) is the
+    /// rubric's, never "matches nothing".
+    pub(crate) fn build(self) -> Result<PhraseIndex, aho_corasick::BuildError> {
         let automaton = if self.texts.is_empty() {
             None
         } else {
-            aho_corasick::AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::Standard)
-                .build(&self.texts)
-                .ok()
+            Some(
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::Standard)
+                    .build(&self.texts)?,
+            )
         };
-        PhraseIndex {
+        Ok(PhraseIndex {
             automaton,
             patterns: self.patterns,
             id: self.id,
-        }
+        })
     }
 }
 
@@ -487,6 +422,12 @@ impl PhraseSet {
             .min_by_key(|m| m.start)
     }
 
+    /// Whether words `[start, end)` are exactly one of the phrases.
+    pub fn is_exactly(&self, words: &Words, start: usize, end: usize) -> bool {
+        self.find_all(words)
+            .any(|m| m.start == start && m.end == end)
+    }
+
     /// Whether the phrases cover every word (repeats allowed).
     pub fn covers(&self, words: &Words) -> bool {
         if words.is_empty() {
@@ -529,12 +470,23 @@ mod phrase_tests {
     fn single(phrases: &[&str]) -> (PhraseSet, impl Fn(&str) -> Words) {
         let mut builder = PhraseIndexBuilder::new();
         let set = builder.add(&phrases.iter().map(|p| p.to_string()).collect::<Vec<_>>());
-        let index = builder.build();
+        let index = builder.build().expect("a small automaton");
         (set, move |text: &str| {
             let mut w = words(text);
             index.scan(&mut w);
             w
         })
+    }
+
+    #[test]
+    fn a_cover_accepts_repeats_and_fillers_only_with_a_phrase() {
+        let (set, words) = single(&["i see", "yeah", "okay"]);
+        assert!(set.covers(&words("uh yeah yeah")));
+        assert!(set.covers(&words("I see.")));
+        assert!(set.covers(&words("yeah i see okay")));
+        assert!(!set.covers(&words("uh um")));
+        assert!(!set.covers(&words("I see the problem")));
+        assert!(!set.covers(&words("")));
     }
 
     #[test]
@@ -564,7 +516,7 @@ mod phrase_tests {
         let thanks = builder.add(&["thank you".into(), "thanks".into()]);
         let polite = builder.add(&["please".into(), "thank you".into(), "thank you".into()]);
         let empty = builder.add(&[]);
-        let index = builder.build();
+        let index = builder.build().expect("a small automaton");
         let mut w = words("well thank you, please");
         index.scan(&mut w);
         assert_eq!(thanks.find(&w).map(|m| (m.start, m.end)), Some((1, 3)));

@@ -6,21 +6,19 @@ use super::{Behaviour, Context, Detection, Detector};
 use crate::engine::event::Role;
 use crate::engine::rubric::Profile;
 use crate::engine::state::Segment;
-use crate::engine::text::{Token, covered_by_phrases};
+use crate::engine::text::{Token, Words};
 
-/// Whether an utterance with these words and this duration (if timed) is a backchannel.
+/// Whether an utterance of these tokens (whose `words` the rubric's phrases were found in) and
+/// this duration (if timed) is a backchannel.
 pub(crate) fn is_backchannel(
     tokens: &[Token],
+    words: &Words,
     duration_ms: Option<i64>,
     profile: &Profile,
 ) -> bool {
     tokens.len() <= profile.timing.backchannel_max_words
         && duration_ms.is_none_or(|d| d <= profile.timing.backchannel_max_ms)
-        && covered_by_phrases(
-            tokens,
-            &profile.compiled.acknowledgements,
-            &profile.compiled.fillers,
-        )
+        && profile.lang().backchannels.covers(words)
 }
 
 /// Whether the backchannel detector reports this utterance: a timed agent cue under speech
@@ -62,25 +60,26 @@ mod tests {
     use super::*;
     use crate::engine::text::tokenize;
 
+    /// Whether `text` lasting `ms` is a backchannel, its words found as the engine finds them.
+    fn cue(text: &str, ms: Option<i64>, p: &Profile) -> bool {
+        let tokens = tokenize(text);
+        let a = crate::engine::language::analyse(text, &tokens, &p.compiled.fillers, p.lang());
+        is_backchannel(&tokens, &a.words, ms, p)
+    }
+
     #[test]
     fn short_cues_are_backchannels_and_long_or_wordy_ones_are_not() {
         let p = voice();
-        assert!(is_backchannel(&tokenize("mm-hmm"), Some(400), &p));
-        assert!(is_backchannel(&tokenize("uh I see"), Some(900), &p));
-        assert!(is_backchannel(&tokenize("Right, right."), None, &p));
+        assert!(cue("mm-hmm", Some(400), &p));
+        assert!(cue("uh I see", Some(900), &p));
+        assert!(cue("Right, right.", None, &p));
+        assert!(!cue("mm-hmm", Some(1500), &p), "too long");
         assert!(
-            !is_backchannel(&tokenize("mm-hmm"), Some(1500), &p),
-            "too long"
-        );
-        assert!(
-            !is_backchannel(&tokenize("yeah yeah okay right"), Some(800), &p),
+            !cue("yeah yeah okay right", Some(800), &p),
             "too many words"
         );
-        assert!(
-            !is_backchannel(&tokenize("I see the problem"), Some(800), &p),
-            "takes the floor"
-        );
-        assert!(!is_backchannel(&tokenize(""), Some(100), &p));
+        assert!(!cue("I see the problem", Some(800), &p), "takes the floor");
+        assert!(!cue("", Some(100), &p));
     }
 
     #[test]

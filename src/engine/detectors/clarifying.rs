@@ -25,34 +25,23 @@ pub(super) fn is_non_understanding(utterance: &Segment, context: &Context<'_>) -
     if a.words.len() > SHORT || !lang.non_understanding.covers(&a.words) {
         return false;
     }
-    // Without a question mark only the unambiguous ones count: "sorry" may apologise, "what,"
-    // may start a sentence, "huh" may be a listening noise, "excuse me" may interrupt.
-    let words: Vec<&str> = a.words.iter().collect();
+    // Without a question mark only the unambiguous ones count (`unambiguous_non_understanding`).
     a.question_mark
-        || matches!(
-            words.as_slice(),
-            ["pardon"]
-                | ["pardon", "me"]
-                | ["come", "again"]
-                | ["say", "again"]
-                | ["beg", "your", "pardon"]
-                | ["i", "beg", "your", "pardon"]
-                | ["sorry", "what"]
-                | ["i'm", "sorry", "what"]
-        )
+        || lang
+            .unambiguous_non_understanding
+            .is_exactly(&a.words, 0, a.words.len())
 }
 
 /// "A what?", "Did what?": an echo of the other person's words with the part not caught
 /// replaced by a wh-word.
-fn is_wh_echo(utterance: &Segment) -> bool {
+fn is_wh_echo(utterance: &Segment, context: &Context<'_>) -> bool {
     let a = &utterance.analysis;
     a.question_mark
         && a.words.len() >= 2
         && a.words.len() <= SHORT
-        && matches!(
-            a.words.get(a.words.len() - 1),
-            Some("what" | "who" | "where" | "when")
-        )
+        && a.words
+            .get(a.words.len() - 1)
+            .is_some_and(|w| context.profile.lang().echo_wh_words.contains(w))
 }
 
 impl Detector for ClarifyingDetector {
@@ -62,7 +51,7 @@ impl Detector for ClarifyingDetector {
         }
         let a = &utterance.analysis;
         let lang = context.profile.lang();
-        if context.cues.non_understanding || is_wh_echo(utterance) {
+        if context.cues.non_understanding || is_wh_echo(utterance, context) {
             found.push(Detection::whole(
                 Behaviour::ClarifyingQuestion,
                 0.85,
@@ -72,12 +61,8 @@ impl Detector for ClarifyingDetector {
         }
         if let Some(m) = lang.clarifying.find(&a.words) {
             let phrase: Vec<&str> = (m.start..m.end).filter_map(|i| a.words.get(i)).collect();
-            // Phrases that also start ordinary sentences count only when asked ("you said you
-            // owned one" reports; "what was that movie" asks about something else).
-            let weak = matches!(
-                phrase.as_slice(),
-                ["you", "said"] | ["you", "mean"] | ["what", "was", "that"] | ["what's", "that"]
-            );
+            // Phrases that also start ordinary sentences count only when asked.
+            let weak = lang.weak_clarifying.is_exactly(&a.words, m.start, m.end);
             let whole = m.end + 1 >= a.words.len();
             let asked = a.question.is_some() || a.question_mark;
             let idiom = a

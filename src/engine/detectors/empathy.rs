@@ -10,9 +10,6 @@ use crate::engine::state::Segment;
 #[derive(Debug)]
 pub(super) struct EmpathyDetector;
 
-/// "oh no" and friends count only as a reply of their own, not inside a longer turn.
-const SHORT_ONLY: &[&str] = &["oh no", "oh dear", "too bad"];
-
 impl Detector for EmpathyDetector {
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !utterance.may_be_agent() || context.cues.non_understanding {
@@ -23,8 +20,8 @@ impl Detector for EmpathyDetector {
         let Some(m) = lang.empathy.find(&a.words) else {
             return;
         };
-        let phrase: Vec<&str> = (m.start..m.end).filter_map(|i| a.words.get(i)).collect();
-        if SHORT_ONLY.contains(&phrase.join(" ").as_str()) && a.words.len() > 4 {
+        // "oh no" and friends count only as a reply of their own, not inside a longer turn.
+        if a.words.len() > 4 && lang.short_only_empathy.is_exactly(&a.words, m.start, m.end) {
             return;
         }
         if a.question_mark && a.words.len() <= 3 {
@@ -88,5 +85,20 @@ mod tests {
         ] {
             assert!(!empathic(text), "{text}");
         }
+    }
+
+    #[test]
+    fn the_short_only_list_is_the_rubrics() {
+        let script = [
+            (Role::Customer, "my card was declined at the shop today"),
+            (Role::Agent, "oh no, the card was declined at the shop"),
+        ];
+        let found = run_text(&voice(), &script);
+        assert!(!kinds(&found[1]).contains(&Behaviour::Empathy));
+        let rubric =
+            crate::engine::Rubric::from_toml_str("[base.language]\nshort_only_empathy = []\n")
+                .unwrap();
+        let found = run_text(&rubric.profile("voice").unwrap(), &script);
+        assert!(kinds(&found[1]).contains(&Behaviour::Empathy));
     }
 }

@@ -275,12 +275,17 @@ pub(crate) mod testing {
         timing: Option<(i64, i64)>,
     ) -> Segment {
         let tokens = tokenize(text);
-        let backchannel = is_backchannel(&tokens, timing.map(|(s, e)| e - s), profile);
         let analysis = crate::engine::language::analyse(
             text,
             &tokens,
             &profile.compiled.fillers,
             profile.lang(),
+        );
+        let backchannel = is_backchannel(
+            &tokens,
+            &analysis.words,
+            timing.map(|(s, e)| e - s),
+            profile,
         );
         Segment {
             utterance_id: format!("u{}", i + 1),
