@@ -17,61 +17,124 @@ use serde::Deserialize;
 
 use super::text::{PhraseIndex, PhraseIndexBuilder, PhraseSet, Token, Words};
 
-/// Word lists and thresholds of the language behaviours (`[base.language]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // each list is documented in default.toml beside its values
-pub struct LanguageRules {
-    pub discourse_markers: Vec<String>,
-    pub lead_ins: Vec<String>,
-    pub stop_words: Vec<String>,
-    pub wh_words: Vec<String>,
-    pub subordinating_wh_words: Vec<String>,
-    pub fact_nouns: Vec<String>,
-    pub indirect_questions: Vec<String>,
-    pub weak_question_tags: Vec<String>,
-    pub auxiliaries: Vec<String>,
-    pub subjects: Vec<String>,
-    pub statement_subjects: Vec<String>,
-    pub exclamatives: Vec<String>,
-    pub open_wh_followers: Vec<String>,
-    pub closed_wh_followers: Vec<String>,
-    pub closed_wh_words: Vec<String>,
-    pub open_requests: Vec<String>,
-    pub question_tags: Vec<String>,
-    pub clarifying: Vec<String>,
-    pub non_understanding: Vec<String>,
-    pub unambiguous_non_understanding: Vec<String>,
-    pub weak_clarifying: Vec<String>,
-    pub echo_wh_words: Vec<String>,
-    pub acknowledgements: Vec<String>,
-    pub answers: Vec<String>,
-    pub empathy: Vec<String>,
-    pub short_only_empathy: Vec<String>,
-    pub reflection_openings: Vec<String>,
-    pub weak_reflection_openings: Vec<String>,
-    pub courtesies: Vec<String>,
-    pub solutions: Vec<String>,
-    /// The agent saying what they will do or have done ("I'll transfer you", "let me check"):
-    /// informing or acting, not saying back what the customer said.
-    pub agent_actions: Vec<String>,
-    pub dismissive: Vec<String>,
-    pub repeat_markers: Vec<String>,
-    /// The customer saying they were cut off ("can I just finish"): an interruption by the
-    /// agent's latest turn, heard in the words when there is no timing to show it.
-    pub cut_off_complaints: Vec<String>,
-    pub frustration: Vec<String>,
-    pub escalation: Vec<String>,
-    pub side_issue_markers: Vec<String>,
-    pub problem_words: Vec<String>,
-    pub negations: Vec<String>,
-    pub boosters: Vec<String>,
-    pub dampeners: Vec<String>,
-    pub clause_continuations: Vec<String>,
-    pub open_last_words: Vec<String>,
-    pub completion_blocked_openers: Vec<String>,
-    pub sentiment_overrides: HashMap<String, f64>,
-    pub thresholds: LanguageThresholds,
+/// Declares each list of `[base.language]` once: its field in the file type
+/// ([`LanguageRules`]: a list of strings), its field in the compiled type ([`CompiledLanguage`]: a
+/// set of single words, or a phrase set of the one shared automaton), and its compilation.
+macro_rules! language_lists {
+    (
+        words { $($(#[$wm:meta])* $w:ident,)* }
+        phrases { $($(#[$pm:meta])* $p:ident,)* }
+    ) => {
+        /// Word lists and thresholds of the language behaviours (`[base.language]`).
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(missing_docs)] // each list is documented in default.toml beside its values
+        pub struct LanguageRules {
+            $($(#[$wm])* pub $w: Vec<String>,)*
+            $($(#[$pm])* pub $p: Vec<String>,)*
+            pub sentiment_overrides: HashMap<String, f64>,
+            pub thresholds: LanguageThresholds,
+        }
+
+        /// The rules compiled for matching.
+        #[derive(Clone)]
+        pub struct CompiledLanguage {
+            $($(#[$wm])* pub $w: WordSet,)*
+            $($(#[$pm])* pub $p: PhraseSet,)*
+            /// `vocabulary.acknowledgements`: the phrases a backchannel is made of.
+            pub backchannels: PhraseSet,
+            /// Word valences of the rubric, consulted before the lexicon.
+            overrides: Lexicon,
+            /// VADER's lexicon, shared by every profile.
+            lexicon: Arc<Lexicon>,
+            /// Every phrase list above in one automaton: an utterance is scanned once.
+            phrases: PhraseIndex,
+        }
+
+        impl CompiledLanguage {
+            /// Compiles the rules and the backchannel vocabulary; `lexicon` is the base
+            /// sentiment lexicon. Fails only when the phrases are too many or too long for one
+            /// automaton.
+            pub fn new(
+                rules: &LanguageRules,
+                backchannels: &[String],
+                lexicon: Arc<Lexicon>,
+            ) -> Result<CompiledLanguage, String> {
+                let mut phrases = PhraseIndexBuilder::new();
+                let mut compiled = CompiledLanguage {
+                    $($w: set(&rules.$w),)*
+                    $($p: phrases.add(&rules.$p),)*
+                    backchannels: phrases.add(backchannels),
+                    overrides: rules
+                        .sentiment_overrides
+                        .iter()
+                        .map(|(w, v)| (w.to_lowercase(), *v))
+                        .collect(),
+                    lexicon,
+                    phrases: PhraseIndex::default(),
+                };
+                compiled.phrases = phrases
+                    .build()
+                    .map_err(|e| format!("the phrase lists do not fit one automaton: {e}"))?;
+                Ok(compiled)
+            }
+        }
+    };
+}
+
+language_lists! {
+    words {
+        discourse_markers,
+        stop_words,
+        wh_words,
+        subordinating_wh_words,
+        fact_nouns,
+        auxiliaries,
+        subjects,
+        statement_subjects,
+        exclamatives,
+        open_wh_followers,
+        closed_wh_followers,
+        closed_wh_words,
+        echo_wh_words,
+        negations,
+        boosters,
+        dampeners,
+        clause_continuations,
+        open_last_words,
+        completion_blocked_openers,
+    }
+    phrases {
+        lead_ins,
+        indirect_questions,
+        weak_question_tags,
+        open_requests,
+        question_tags,
+        clarifying,
+        non_understanding,
+        unambiguous_non_understanding,
+        weak_clarifying,
+        acknowledgements,
+        answers,
+        empathy,
+        short_only_empathy,
+        reflection_openings,
+        weak_reflection_openings,
+        courtesies,
+        solutions,
+        /// The agent saying what they will do or have done ("I'll transfer you", "let me check"):
+        /// informing or acting, not saying back what the customer said.
+        agent_actions,
+        dismissive,
+        repeat_markers,
+        /// The customer saying they were cut off ("can I just finish"): an interruption by the
+        /// agent's latest turn, heard in the words when there is no timing to show it.
+        cut_off_complaints,
+        frustration,
+        escalation,
+        side_issue_markers,
+        problem_words,
+    }
 }
 
 /// Numbers of the language behaviours.
@@ -96,67 +159,6 @@ pub struct LanguageThresholds {
     pub closed_question_streak: u32,
     pub frustration_drop: f64,
     pub long_customer_turn_words: usize,
-}
-
-/// The rules compiled for matching.
-#[derive(Clone)]
-pub struct CompiledLanguage {
-    /// Single-word lists.
-    pub discourse_markers: WordSet,
-    pub stop_words: WordSet,
-    pub wh_words: WordSet,
-    pub subordinating_wh_words: WordSet,
-    pub fact_nouns: WordSet,
-    pub indirect_questions: PhraseSet,
-    pub weak_question_tags: PhraseSet,
-    pub auxiliaries: WordSet,
-    pub subjects: WordSet,
-    pub statement_subjects: WordSet,
-    pub exclamatives: WordSet,
-    pub open_wh_followers: WordSet,
-    pub closed_wh_followers: WordSet,
-    pub closed_wh_words: WordSet,
-    pub negations: WordSet,
-    pub boosters: WordSet,
-    pub dampeners: WordSet,
-    pub clause_continuations: WordSet,
-    pub open_last_words: WordSet,
-    pub completion_blocked_openers: WordSet,
-    pub echo_wh_words: WordSet,
-    /// Phrase lists.
-    pub lead_ins: PhraseSet,
-    pub open_requests: PhraseSet,
-    pub question_tags: PhraseSet,
-    pub clarifying: PhraseSet,
-    pub non_understanding: PhraseSet,
-    pub unambiguous_non_understanding: PhraseSet,
-    pub weak_clarifying: PhraseSet,
-    pub acknowledgements: PhraseSet,
-    pub answers: PhraseSet,
-    pub empathy: PhraseSet,
-    pub short_only_empathy: PhraseSet,
-    pub reflection_openings: PhraseSet,
-    pub weak_reflection_openings: PhraseSet,
-    pub courtesies: PhraseSet,
-    pub solutions: PhraseSet,
-    /// See `LanguageRules::agent_actions`.
-    pub agent_actions: PhraseSet,
-    pub dismissive: PhraseSet,
-    pub repeat_markers: PhraseSet,
-    /// See `LanguageRules::cut_off_complaints`.
-    pub cut_off_complaints: PhraseSet,
-    pub frustration: PhraseSet,
-    pub escalation: PhraseSet,
-    pub side_issue_markers: PhraseSet,
-    pub problem_words: PhraseSet,
-    /// `vocabulary.acknowledgements`: the phrases a backchannel is made of.
-    pub backchannels: PhraseSet,
-    /// Word valences of the rubric, consulted before the lexicon.
-    overrides: Lexicon,
-    /// VADER's lexicon, shared by every profile.
-    lexicon: Arc<Lexicon>,
-    /// Every phrase list above in one automaton: an utterance is scanned once.
-    phrases: PhraseIndex,
 }
 
 impl std::fmt::Debug for CompiledLanguage {
@@ -228,74 +230,6 @@ impl CompiledLanguage {
             .get(word)
             .or_else(|| self.lexicon.get(word))
             .copied()
-    }
-
-    /// Compiles the rules and the backchannel vocabulary; `lexicon` is the base sentiment
-    /// lexicon. Fails only when the phrases are too many or too long for one automaton.
-    pub fn new(
-        rules: &LanguageRules,
-        backchannels: &[String],
-        lexicon: Arc<Lexicon>,
-    ) -> Result<CompiledLanguage, String> {
-        let mut phrases = PhraseIndexBuilder::new();
-        let mut compiled = CompiledLanguage {
-            overrides: rules
-                .sentiment_overrides
-                .iter()
-                .map(|(w, v)| (w.to_lowercase(), *v))
-                .collect(),
-            lexicon,
-            discourse_markers: set(&rules.discourse_markers),
-            stop_words: set(&rules.stop_words),
-            wh_words: set(&rules.wh_words),
-            subordinating_wh_words: set(&rules.subordinating_wh_words),
-            fact_nouns: set(&rules.fact_nouns),
-            indirect_questions: phrases.add(&rules.indirect_questions),
-            weak_question_tags: phrases.add(&rules.weak_question_tags),
-            auxiliaries: set(&rules.auxiliaries),
-            subjects: set(&rules.subjects),
-            statement_subjects: set(&rules.statement_subjects),
-            exclamatives: set(&rules.exclamatives),
-            open_wh_followers: set(&rules.open_wh_followers),
-            closed_wh_followers: set(&rules.closed_wh_followers),
-            closed_wh_words: set(&rules.closed_wh_words),
-            negations: set(&rules.negations),
-            boosters: set(&rules.boosters),
-            dampeners: set(&rules.dampeners),
-            clause_continuations: set(&rules.clause_continuations),
-            open_last_words: set(&rules.open_last_words),
-            completion_blocked_openers: set(&rules.completion_blocked_openers),
-            echo_wh_words: set(&rules.echo_wh_words),
-            lead_ins: phrases.add(&rules.lead_ins),
-            open_requests: phrases.add(&rules.open_requests),
-            question_tags: phrases.add(&rules.question_tags),
-            clarifying: phrases.add(&rules.clarifying),
-            non_understanding: phrases.add(&rules.non_understanding),
-            unambiguous_non_understanding: phrases.add(&rules.unambiguous_non_understanding),
-            weak_clarifying: phrases.add(&rules.weak_clarifying),
-            acknowledgements: phrases.add(&rules.acknowledgements),
-            answers: phrases.add(&rules.answers),
-            empathy: phrases.add(&rules.empathy),
-            short_only_empathy: phrases.add(&rules.short_only_empathy),
-            reflection_openings: phrases.add(&rules.reflection_openings),
-            weak_reflection_openings: phrases.add(&rules.weak_reflection_openings),
-            courtesies: phrases.add(&rules.courtesies),
-            solutions: phrases.add(&rules.solutions),
-            agent_actions: phrases.add(&rules.agent_actions),
-            dismissive: phrases.add(&rules.dismissive),
-            repeat_markers: phrases.add(&rules.repeat_markers),
-            cut_off_complaints: phrases.add(&rules.cut_off_complaints),
-            frustration: phrases.add(&rules.frustration),
-            escalation: phrases.add(&rules.escalation),
-            side_issue_markers: phrases.add(&rules.side_issue_markers),
-            problem_words: phrases.add(&rules.problem_words),
-            backchannels: phrases.add(backchannels),
-            phrases: PhraseIndex::default(),
-        };
-        compiled.phrases = phrases
-            .build()
-            .map_err(|e| format!("the phrase lists do not fit one automaton: {e}"))?;
-        Ok(compiled)
     }
 }
 
