@@ -3,6 +3,9 @@
 
 use serde::Deserialize;
 
+use super::detectors::{Behaviour, Detection};
+use super::event::Role;
+use super::followups::FollowUp;
 use super::rubric::Profile;
 
 /// What an alert is about.
@@ -340,6 +343,94 @@ impl AlertLog {
             })
             .collect()
     }
+}
+
+impl AlertKind {
+    /// The alert a behaviour calls for, if any.
+    pub(crate) fn for_behaviour(behaviour: Behaviour) -> Option<AlertKind> {
+        Some(match behaviour {
+            Behaviour::Interruption | Behaviour::CutOff => AlertKind::Interruption,
+            Behaviour::Overtalk => AlertKind::Overtalk,
+            Behaviour::Monologue => AlertKind::LongMonologue,
+            Behaviour::DeadAir => AlertKind::DeadAir,
+            Behaviour::FastSpeech => AlertKind::FastSpeech,
+            Behaviour::CustomerRepeat => AlertKind::CustomerRepeating,
+            Behaviour::EscalationRequest => AlertKind::EscalationRisk,
+            Behaviour::PrematureSolution => AlertKind::PrematureSolution,
+            Behaviour::UnansweredQuestion => AlertKind::UnansweredQuestion,
+            Behaviour::DismissiveLanguage => AlertKind::DismissiveLanguage,
+            _ => return None,
+        })
+    }
+}
+
+impl FollowUp {
+    /// The alert a follow-up that fell due calls for, with its evidence: the utterance that
+    /// revealed it (`current`, none at the end of the call) and the one it is about.
+    pub(crate) fn into_alert(self, current: Option<&str>) -> (AlertKind, Vec<String>) {
+        let with = |other: String| {
+            current
+                .map(str::to_owned)
+                .into_iter()
+                .chain([other])
+                .collect()
+        };
+        match self {
+            FollowUp::UnansweredQuestion { question } => {
+                (AlertKind::UnansweredQuestion, with(question))
+            }
+            FollowUp::EmpathyMissed { emotion } => (AlertKind::EmpathyMissed, with(emotion)),
+            FollowUp::SideIssueDropped { side_issue } => {
+                (AlertKind::SideIssueDropped, with(side_issue))
+            }
+            FollowUp::ClosedQuestionStreak { questions } => {
+                (AlertKind::ClosedQuestionStreak, questions)
+            }
+            FollowUp::FrustrationRising { latest } => (AlertKind::FrustrationRising, vec![latest]),
+        }
+    }
+}
+
+/// The alerts a turn of `role` calls for: one per kind its detections map to (an agent's or
+/// customer's turn only), then one per follow-up that fell due (an unanswered question is also
+/// a detection of this turn).
+pub(crate) fn due(
+    found: &mut Vec<Detection>,
+    follow_ups: Vec<FollowUp>,
+    utterance_id: &str,
+    role: Role,
+) -> Vec<(AlertKind, Vec<String>)> {
+    let mut out: Vec<(AlertKind, Vec<String>)> = Vec::new();
+    if role == Role::Agent || role == Role::Customer {
+        for d in found.iter() {
+            let Some(kind) = AlertKind::for_behaviour(d.behaviour) else {
+                continue;
+            };
+            if out.iter().any(|(k, _)| *k == kind) {
+                continue;
+            }
+            let mut evidence = vec![utterance_id.to_owned()];
+            evidence.extend(
+                d.related_utterance_ids
+                    .iter()
+                    .filter(|r| *r != utterance_id)
+                    .cloned(),
+            );
+            out.push((kind, evidence));
+        }
+    }
+    for f in follow_ups {
+        if let FollowUp::UnansweredQuestion { question } = &f {
+            found.push(Detection::timing(
+                Behaviour::UnansweredQuestion,
+                0.7,
+                0,
+                vec![question.clone()],
+            ));
+        }
+        out.push(f.into_alert(Some(utterance_id)));
+    }
+    out
 }
 
 #[cfg(test)]

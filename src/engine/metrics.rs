@@ -1,5 +1,8 @@
 //! Running metrics of a conversation: counts and times, updated after every utterance.
 
+use super::detectors::{Behaviour, Detection};
+use super::event::Role;
+
 /// Running counts and times. Times in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
@@ -232,6 +235,110 @@ impl Metrics {
             0.0
         } else {
             self.agent_talk_ms as f64 / total as f64
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one final utterance and what was found in it: the one place the running counts
+    /// of a turn are written (the follow-ups' go through [`Metrics::record_follow_ups`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_turn(
+        &mut self,
+        timing: &super::rubric::TimingRules,
+        found: &[Detection],
+        placement: &super::state::Placement,
+        role: Role,
+        words: u64,
+        (start_ms, end_ms): (Option<i64>, Option<i64>),
+        backchannel: bool,
+    ) {
+        let m = self;
+        m.utterances += 1;
+        let duration = start_ms.zip(end_ms).map(|(s, e)| e - s);
+        if start_ms.is_some() && end_ms.is_none() {
+            m.start_only_utterances += 1;
+        }
+        match role {
+            Role::Agent => {
+                m.agent_talk_ms += placement.new_talk_ms;
+                m.agent_words += words;
+                if !backchannel {
+                    m.agent_turns += 1;
+                }
+                if let Some(d) = duration
+                    && timing.speech_timing
+                    && d >= timing.speaking_rate_min_utterance_ms
+                {
+                    m.rate_words += words;
+                    m.rate_ms += d;
+                }
+                m.longest_monologue_ms = m.longest_monologue_ms.max(placement.run_after_ms);
+                if let Some(response) = &placement.response {
+                    m.response_gaps += 1;
+                    m.response_gap_sum_ms += response.gap_ms;
+                    if response.customer_turn_ms >= timing.long_customer_turn_ms
+                        && (0..timing.rushed_response_ms).contains(&response.gap_ms)
+                    {
+                        m.rushed_responses += 1;
+                    }
+                }
+            }
+            Role::Customer => {
+                m.customer_talk_ms += placement.new_talk_ms;
+                m.customer_words += words;
+                m.customer_turns += 1;
+            }
+            Role::Other | Role::Unknown => {}
+        }
+        m.overtalk_ms += placement.new_overtalk_ms;
+        if backchannel {
+            m.backchannel_overtalk_ms += placement.new_overtalk_ms;
+        }
+        let agent = role == Role::Agent;
+        let customer = role == Role::Customer;
+        let mut question = false;
+        let mut clarifying = false;
+        for d in found {
+            // Language behaviours count for the roles they are about; an unknown speaker's are
+            // reported but not counted.
+            match d.behaviour {
+                Behaviour::Interruption => m.interruptions += 1,
+                Behaviour::CutOff => m.cut_offs += 1,
+                Behaviour::Backchannel => {
+                    m.backchannels += 1;
+                    m.acknowledgements += 1;
+                }
+                Behaviour::DeadAir => {
+                    m.dead_air_episodes += 1;
+                    m.dead_air_ms += d.duration_ms;
+                }
+                Behaviour::OpenQuestion if agent => {
+                    question = true;
+                    m.open_questions += 1;
+                }
+                Behaviour::ClosedQuestion if agent => {
+                    question = true;
+                    m.closed_questions += 1;
+                }
+                Behaviour::ClarifyingQuestion if agent => {
+                    clarifying = true;
+                    m.clarifying_questions += 1;
+                }
+                Behaviour::Acknowledgement if agent => m.acknowledgements += 1,
+                Behaviour::Empathy if agent => m.empathy += 1,
+                Behaviour::Reflection if agent => m.reflections += 1,
+                Behaviour::SentenceCompletion if agent => m.sentence_completions += 1,
+                Behaviour::PrematureSolution if agent => m.premature_solutions += 1,
+                Behaviour::DismissiveLanguage if agent => m.dismissive += 1,
+                Behaviour::CustomerRepeat if customer => m.customer_repeats += 1,
+                Behaviour::EscalationRequest if customer => m.escalation_requests += 1,
+                _ => {}
+            }
+        }
+        // One question per utterance, whatever its kinds.
+        if question || clarifying {
+            m.questions += 1;
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use super::detectors::Behaviour;
+use super::detectors::{Behaviour, Detection};
 use super::metrics::Metrics;
 use super::rubric::Profile;
 
@@ -348,6 +348,47 @@ pub fn score_with_mood(profile: &Profile, metrics: &Metrics, frustration: f64) -
         confidence,
         components,
     }
+}
+
+/// What moved each component between `before` and `after`: the behaviours of this update that
+/// feed it (the change split evenly), or talk time when none does.
+pub(crate) fn explain(
+    before: &Score,
+    after: &Score,
+    found: &[Detection],
+    utterance_id: &str,
+) -> Vec<super::Contribution> {
+    const NOTICEABLE: f64 = 0.01;
+    let mut out = Vec::new();
+    for (b, a) in before.components.iter().zip(&after.components) {
+        let delta = a.score - b.score;
+        if delta.abs() < NOTICEABLE {
+            continue;
+        }
+        let mut causes: Vec<Behaviour> = found
+            .iter()
+            .map(|d| d.behaviour)
+            .filter(|x| a.component.is_fed_by(*x))
+            .collect();
+        causes.dedup();
+        if causes.is_empty() {
+            out.push(super::Contribution {
+                component: a.component,
+                behaviour: None,
+                delta,
+                utterance_id: utterance_id.to_owned(),
+            });
+        } else {
+            let share = delta / causes.len() as f64;
+            out.extend(causes.into_iter().map(|behaviour| super::Contribution {
+                component: a.component,
+                behaviour: Some(behaviour),
+                delta: share,
+                utterance_id: utterance_id.to_owned(),
+            }));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

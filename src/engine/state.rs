@@ -48,6 +48,29 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// Analyses a final utterance: its tokens, the language features, whether it is a
+    /// backchannel.
+    pub(crate) fn of(u: super::Utterance, ordinal: u32, profile: &Profile) -> Segment {
+        let tokens = super::text::tokenize(&u.text);
+        let duration = u.interval().map(|(s, e)| e - s);
+        let analysis =
+            super::language::analyse(&u.text, &tokens, &profile.compiled.fillers, profile.lang());
+        let backchannel =
+            super::detectors::is_backchannel(&tokens, &analysis.words, duration, profile);
+        Segment {
+            utterance_id: u.utterance_id,
+            ordinal,
+            role: u.role,
+            participant_id: u.participant_id,
+            text: u.text,
+            tokens,
+            start_ms: u.start_ms,
+            end_ms: u.end_ms,
+            backchannel,
+            analysis,
+        }
+    }
+
     /// Whether `other` was said by the other party: a different role, or, when neither role is
     /// known, a different participant.
     pub(crate) fn is_other_party(&self, other: &Earlier) -> bool {
