@@ -9,7 +9,7 @@
 //! its segments is. The data's `collaborative_completion` is the rubric's sentence completion.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -198,16 +198,183 @@ pub(super) fn strip(text: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What `eval` adds up over the conversations.
+struct Tally {
+    counts: BTreeMap<String, Counts>,
+    /// Up to `--errors` examples per (behaviour, kind of error).
+    examples: HashMap<(String, &'static str), Vec<String>>,
+    errors: Option<usize>,
+    scored: u64,
+}
+
+impl Tally {
+    fn new(errors: Option<usize>) -> Tally {
+        Tally {
+            counts: STANDARD
+                .iter()
+                .map(|b| (b.to_string(), Counts::default()))
+                .collect(),
+            examples: HashMap::new(),
+            errors,
+            scored: 0,
+        }
+    }
+
+    /// Counts one item against every behaviour it is labelled or detected with.
+    fn add(&mut self, item: Item) {
+        self.scored += 1;
+        let names: BTreeSet<String> = self
+            .counts
+            .keys()
+            .cloned()
+            .chain(item.positive.iter().cloned())
+            .collect();
+        for name in names {
+            if item.ignore.contains(&name) {
+                continue;
+            }
+            let c = self.counts.entry(name.clone()).or_default();
+            let (is, said) = (item.positive.contains(&name), item.detected.contains(&name));
+            let kind = match (is, said) {
+                (true, true) => {
+                    c.tp += 1;
+                    continue;
+                }
+                (false, true) => {
+                    c.fp += 1;
+                    "false positive"
+                }
+                (true, false) => {
+                    c.fn_ += 1;
+                    "false negative"
+                }
+                (false, false) => continue,
+            };
+            if let Some(n) = self.errors {
+                let list = self.examples.entry((name, kind)).or_default();
+                if list.len() < n {
+                    list.push(format!("{}  > {}", item.context, item.text));
+                }
+            }
+        }
+    }
+
+    /// Precision, recall and F1 from the counts.
+    fn finish(&mut self) {
+        for c in self.counts.values_mut() {
+            let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+            c.precision = ratio(c.tp, c.tp + c.fp);
+            c.recall = ratio(c.tp, c.tp + c.fn_);
+            c.f1 = if c.precision + c.recall == 0.0 {
+                0.0
+            } else {
+                2.0 * c.precision * c.recall / (c.precision + c.recall)
+            };
+        }
+    }
+}
+
+/// One labelled conversation, scored: its items (utterances, or units with `--per-unit`) with
+/// what was detected in each, and its session quality label with the final score, if it has
+/// one.
+fn score_conversation(
+    t: crate::transcript::Transcript,
+    conversation: Conversation,
+    args: &EvalArgs,
+) -> (Vec<Item>, Option<(String, f64, String)>) {
+    let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
+    // What came before utterance `i`, for reading errors in context (only with `--errors`).
+    let speakers: Vec<String> = match args.errors {
+        Some(_) => t
+            .utterances
+            .iter()
+            .map(|u| {
+                let who = u.participant_id.as_deref().unwrap_or_default();
+                format!("{:?} {who}", u.role).to_lowercase()
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let before = |i: usize| -> String {
+        (i.saturating_sub(2)..i)
+            .filter_map(|j| Some(format!("    [{}] {}\n", speakers.get(j)?, texts[j])))
+            .collect()
+    };
+    let ids: Vec<String> = t
+        .utterances
+        .iter()
+        .map(|u| u.utterance_id.clone())
+        .collect();
+    let result = engine::score_events(
+        conversation,
+        engine::transcript_events(t.utterances, t.signals, End::default()),
+    );
+    let quality = t.labels.iter().flatten().find_map(|l| {
+        l.get("mi_quality")
+            .and_then(|q| q.as_str())
+            .map(str::to_string)
+    });
+    let session = quality
+        .filter(|q| q == "high" || q == "low")
+        .map(|q| (t.conversation_id.clone(), result.scorecard.score.overall, q));
+    let mut detected: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for update in &result.timeline {
+        let set = detected.entry(update.utterance_id.as_str()).or_default();
+        set.extend(
+            update
+                .behaviours
+                .iter()
+                .map(|d| label_of(d.behaviour).to_string()),
+        );
+    }
+    let mut items: Vec<Item> = Vec::new();
+    let mut unit_index: HashMap<String, usize> = HashMap::new();
+    for (i, labels) in t.labels.iter().enumerate() {
+        let Some(labels) = labels else { continue };
+        let Some(positive) = strings(labels.get("behaviours")) else {
+            continue;
+        };
+        if positive.is_empty() {
+            continue; // not annotated
+        }
+        let positive: BTreeSet<String> = positive.into_iter().filter(|b| b != "none").collect();
+        let ignore = strings(labels.get("behaviours_ignore")).unwrap_or_default();
+        let found = detected.get(ids[i].as_str()).cloned().unwrap_or_default();
+        let unit = labels
+            .get("unit")
+            .and_then(|u| u.as_str())
+            .filter(|_| args.per_unit);
+        match unit.and_then(|u| unit_index.get(u).copied()) {
+            Some(at) => {
+                items[at].detected.extend(found);
+                items[at].text.push_str(" / ");
+                items[at].text.push_str(&texts[i]);
+            }
+            None => {
+                if let Some(u) = unit {
+                    unit_index.insert(u.to_string(), items.len());
+                } else if args.per_unit {
+                    unit_index.insert(ids[i].clone(), items.len());
+                }
+                items.push(Item {
+                    detected: found,
+                    positive,
+                    ignore,
+                    text: texts[i].clone(),
+                    context: before(i),
+                });
+            }
+        }
+    }
+    (items, session)
+}
+
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let items = args.input.read(&args.file)?;
     let limits = InputLimits::default();
-    let mut counts: BTreeMap<String, Counts> = STANDARD
-        .iter()
-        .map(|b| (b.to_string(), Counts::default()))
-        .collect();
-    let mut examples: HashMap<(String, &'static str), Vec<String>> = HashMap::new();
-    let (mut conversations, mut scored, mut skipped) = (0u64, 0u64, 0u64);
+    let mut tally = Tally::new(args.errors);
+    let (mut conversations, mut skipped) = (0u64, 0u64);
     let mut sessions: Vec<(String, f64, String)> = Vec::new();
     // Warnings (guessed or suspicious input), counted and reported once at the end.
     let (mut warned, mut first_warning) = (0u64, None::<String>);
@@ -244,142 +411,17 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
         };
         conversations += 1;
-        let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
-        // What came before utterance `i`, for reading errors in context (only with `--errors`).
-        let speakers: Vec<String> = match args.errors {
-            Some(_) => t
-                .utterances
-                .iter()
-                .map(|u| {
-                    let who = u.participant_id.as_deref().unwrap_or_default();
-                    format!("{:?} {who}", u.role).to_lowercase()
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let before = |i: usize| -> String {
-            (i.saturating_sub(2)..i)
-                .filter_map(|j| Some(format!("    [{}] {}\n", speakers.get(j)?, texts[j])))
-                .collect()
-        };
-        let ids: Vec<String> = t
-            .utterances
-            .iter()
-            .map(|u| u.utterance_id.clone())
-            .collect();
-        let result = engine::score_events(
-            conversation,
-            engine::transcript_events(t.utterances, t.signals, End::default()),
-        );
-        let quality = t.labels.iter().flatten().find_map(|l| {
-            l.get("mi_quality")
-                .and_then(|q| q.as_str())
-                .map(str::to_string)
-        });
-        if let Some(q) = quality.filter(|q| q == "high" || q == "low") {
-            sessions.push((t.conversation_id.clone(), result.scorecard.score.overall, q));
-        }
-        let mut detected: HashMap<&str, BTreeSet<String>> = HashMap::new();
-        for update in &result.timeline {
-            let set = detected.entry(update.utterance_id.as_str()).or_default();
-            set.extend(
-                update
-                    .behaviours
-                    .iter()
-                    .map(|d| label_of(d.behaviour).to_string()),
-            );
-        }
-        // Items: utterances, or units.
-        let mut items: Vec<Item> = Vec::new();
-        let mut unit_index: HashMap<String, usize> = HashMap::new();
-        for (i, labels) in t.labels.iter().enumerate() {
-            let Some(labels) = labels else { continue };
-            let Some(positive) = strings(labels.get("behaviours")) else {
-                continue;
-            };
-            if positive.is_empty() {
-                continue; // not annotated
-            }
-            let positive: BTreeSet<String> = positive.into_iter().filter(|b| b != "none").collect();
-            let ignore = strings(labels.get("behaviours_ignore")).unwrap_or_default();
-            let found = detected.get(ids[i].as_str()).cloned().unwrap_or_default();
-            let unit = labels
-                .get("unit")
-                .and_then(|u| u.as_str())
-                .filter(|_| args.per_unit);
-            match unit.and_then(|u| unit_index.get(u).copied()) {
-                Some(at) => {
-                    items[at].detected.extend(found);
-                    items[at].text.push_str(" / ");
-                    items[at].text.push_str(&texts[i]);
-                }
-                None => {
-                    if let Some(u) = unit {
-                        unit_index.insert(u.to_string(), items.len());
-                    } else if args.per_unit {
-                        unit_index.insert(ids[i].clone(), items.len());
-                    }
-                    items.push(Item {
-                        detected: found,
-                        positive,
-                        ignore,
-                        text: texts[i].clone(),
-                        context: before(i),
-                    });
-                }
-            }
-        }
+        let (items, session) = score_conversation(t, conversation, &args);
+        sessions.extend(session);
         for item in items {
-            scored += 1;
-            let names: BTreeSet<String> = counts
-                .keys()
-                .cloned()
-                .chain(item.positive.iter().cloned())
-                .collect();
-            for name in names {
-                if item.ignore.contains(&name) {
-                    continue;
-                }
-                let c = counts.entry(name.clone()).or_default();
-                let (is, said) = (item.positive.contains(&name), item.detected.contains(&name));
-                let kind = match (is, said) {
-                    (true, true) => {
-                        c.tp += 1;
-                        continue;
-                    }
-                    (false, true) => {
-                        c.fp += 1;
-                        "false positive"
-                    }
-                    (true, false) => {
-                        c.fn_ += 1;
-                        "false negative"
-                    }
-                    (false, false) => continue,
-                };
-                if let Some(n) = args.errors {
-                    let list = examples.entry((name, kind)).or_default();
-                    if list.len() < n {
-                        list.push(format!("{}  > {}", item.context, item.text));
-                    }
-                }
-            }
+            tally.add(item);
         }
     }
-    for c in counts.values_mut() {
-        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        c.precision = ratio(c.tp, c.tp + c.fp);
-        c.recall = ratio(c.tp, c.tp + c.fn_);
-        c.f1 = if c.precision + c.recall == 0.0 {
-            0.0
-        } else {
-            2.0 * c.precision * c.recall / (c.precision + c.recall)
-        };
-    }
+    tally.finish();
     let report = Report {
-        behaviours: counts,
+        behaviours: tally.counts,
         conversations,
-        scored,
+        scored: tally.scored,
         skipped_lines: skipped,
         per_unit: args.per_unit,
         strip_punctuation: args.strip_punctuation,
@@ -400,50 +442,60 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        writeln!(
-            out,
-            "{} conversations, {} {} scored{}",
-            conversations,
-            scored,
-            if args.per_unit { "units" } else { "utterances" },
-            if args.strip_punctuation {
-                " (punctuation stripped)"
-            } else {
-                ""
-            }
-        )?;
-        writeln!(
-            out,
-            "{:<26} {:>7} {:>7} {:>7} {:>9} {:>7} {:>6}",
-            "behaviour", "tp", "fp", "fn", "precision", "recall", "f1"
-        )?;
-        for (name, c) in &report.behaviours {
-            writeln!(
-                out,
-                "{:<26} {:>7} {:>7} {:>7} {:>9.3} {:>7.3} {:>6.3}",
-                name, c.tp, c.fp, c.fn_, c.precision, c.recall, c.f1
-            )?;
-        }
-        if let Some(q) = &report.quality {
-            writeln!(
-                out,
-                "session quality: AUC {:.3} of the final score ({} high, {} low sessions)",
-                q.auc, q.high, q.low
-            )?;
-        }
-        let mut keys: Vec<_> = examples.keys().cloned().collect();
-        keys.sort();
-        for key in keys {
-            writeln!(out, "\n{} — {}:", key.0, key.1)?;
-            for text in &examples[&key] {
-                writeln!(out, "{text}")?;
-            }
-        }
+        write_table(&mut out, &report, &tally.examples)?;
     }
     if skipped > 0 {
         eprintln!("hearken eval: {skipped} line(s) skipped");
     }
     Ok(super::outcome(skipped as usize, 0, true).0)
+}
+
+/// The report as a table, then the examples of errors asked for.
+fn write_table(
+    out: &mut impl Write,
+    report: &Report,
+    examples: &HashMap<(String, &'static str), Vec<String>>,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} conversations, {} {} scored{}",
+        report.conversations,
+        report.scored,
+        if report.per_unit { "units" } else { "utterances" },
+        if report.strip_punctuation {
+            " (punctuation stripped)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "{:<26} {:>7} {:>7} {:>7} {:>9} {:>7} {:>6}",
+        "behaviour", "tp", "fp", "fn", "precision", "recall", "f1"
+    )?;
+    for (name, c) in &report.behaviours {
+        writeln!(
+            out,
+            "{:<26} {:>7} {:>7} {:>7} {:>9.3} {:>7.3} {:>6.3}",
+            name, c.tp, c.fp, c.fn_, c.precision, c.recall, c.f1
+        )?;
+    }
+    if let Some(q) = &report.quality {
+        writeln!(
+            out,
+            "session quality: AUC {:.3} of the final score ({} high, {} low sessions)",
+            q.auc, q.high, q.low
+        )?;
+    }
+    let mut keys: Vec<_> = examples.keys().cloned().collect();
+    keys.sort();
+    for key in keys {
+        writeln!(out, "\n{} — {}:", key.0, key.1)?;
+        for text in &examples[&key] {
+            writeln!(out, "{text}")?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
