@@ -461,7 +461,11 @@ fn write_table(
         "{} conversations, {} {} scored{}",
         report.conversations,
         report.scored,
-        if report.per_unit { "units" } else { "utterances" },
+        if report.per_unit {
+            "units"
+        } else {
+            "utterances"
+        },
         if report.strip_punctuation {
             " (punctuation stripped)"
         } else {

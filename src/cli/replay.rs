@@ -141,6 +141,9 @@ type Outgoing = (
 /// Reconnect attempts per call before giving up.
 const MAX_ATTEMPTS: u32 = 10;
 
+/// When each utterance (by id and partial flag) was sent, for its update's latency.
+type SentAt = Arc<Mutex<HashMap<(String, bool), Instant>>>;
+
 /// Streams one conversation and prints the responses as they arrive. If the stream fails in a
 /// retryable way, reconnects with backoff, replays the conversation from its start (the engine
 /// is deterministic, so the server rebuilds the same state) and skips the responses already
@@ -151,64 +154,10 @@ pub(super) async fn stream_call(
     speed: f64,
     output: Output,
 ) -> anyhow::Result<CallResult> {
-    use stream_conversations_request::Payload;
     let id = t.conversation_id.clone();
-    let sent_at: Arc<Mutex<HashMap<(String, bool), Instant>>> = Arc::default();
-    let sent: HashMap<String, Sent> = t
-        .utterances
-        .iter()
-        .map(|u| {
-            let text = output.show_text.then(|| u.text.clone());
-            (
-                u.utterance_id.clone(),
-                Sent {
-                    role: u.role.name(),
-                    start_ms: u.start_ms,
-                    text,
-                },
-            )
-        })
-        .collect();
-    let start = ConversationStart {
-        channel: match t.start.channel {
-            engine::Channel::Voice => crate::proto::v1::Channel::Voice,
-            engine::Channel::Chat => crate::proto::v1::Channel::Chat,
-        } as i32,
-        language: t.start.language.clone(),
-        rubric_profile: t.start.rubric_profile.clone(),
-        metadata: t
-            .start
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        start_time: None,
-    };
-    // Every message of the call, with the offset it is due at (a segment when it ends).
-    let mut messages: Vec<Outgoing> = vec![(None, Payload::Start(start), None)];
-    for event in engine::transcript_events(t.utterances.clone(), t.signals.clone(), End::default())
-    {
-        messages.push(match event {
-            Event::Utterance(u) => (
-                u.end_ms,
-                Payload::Utterance(convert::utterance_to_proto(&u)),
-                Some((u.utterance_id.clone(), u.partial)),
-            ),
-            Event::Signal(s) => (
-                Some(s.offset_ms),
-                Payload::Signal(convert::signal_to_proto(&s)),
-                None,
-            ),
-            Event::End(end, _) => (
-                None,
-                Payload::End(ConversationEnd {
-                    offset_ms: end.offset_ms,
-                }),
-                None,
-            ),
-        });
-    }
-    let messages = Arc::new(messages);
+    let sent_at: SentAt = Arc::default();
+    let sent = sent_utterances(t, output);
+    let messages = Arc::new(call_messages(t));
     // How many messages have gone out so far (a reconnect resends these at once).
     let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let origin = Instant::now();
@@ -218,105 +167,37 @@ pub(super) async fn stream_call(
     let mut refused_since: Option<Instant> = None;
     loop {
         let (tx, rx) = mpsc::channel(64);
-        let sender = {
-            let (id, sent_at, messages, progress) = (
-                id.clone(),
-                Arc::clone(&sent_at),
-                Arc::clone(&messages),
-                Arc::clone(&progress),
-            );
-            tokio::spawn(async move {
-                let replay_upto = progress.load(std::sync::atomic::Ordering::SeqCst);
-                for (i, (due, payload, key)) in messages.iter().enumerate() {
-                    // Without pacing, everything goes at once: the server's rate limit lets a
-                    // conversation send as many messages as its own call time allows.
-                    if i >= replay_upto
-                        && let (Some(offset), true) = (due, speed > 0.0)
-                    {
-                        // Paced in call time from the first attempt: a replay catches up.
-                        tokio::time::sleep_until(
-                            origin
-                                + Duration::from_secs_f64((*offset).max(0) as f64 / 1000.0 / speed),
-                        )
-                        .await;
-                    }
-                    if let Some(key) = key {
-                        sent_at
-                            .lock()
-                            .expect("not poisoned")
-                            .insert(key.clone(), Instant::now());
-                    }
-                    if tx.send(request(&id, payload.clone())).await.is_err() {
-                        return;
-                    }
-                    progress.fetch_max(i + 1, std::sync::atomic::Ordering::SeqCst);
-                }
-                // Hold the stream open until the responses are read.
-                tx.closed().await;
-            })
-        };
+        let sender = tokio::spawn(send_messages(
+            tx,
+            id.clone(),
+            Arc::clone(&messages),
+            Arc::clone(&progress),
+            Arc::clone(&sent_at),
+            (origin, speed),
+        ));
         let failure = match client.stream_conversations(ReceiverStream::new(rx)).await {
             Err(status) => Some(status),
             Ok(response) => {
                 let mut inbound = response.into_inner();
-                loop {
-                    match inbound.message().await {
-                        Ok(Some(response)) => {
-                            if response.seq != 0 && response.seq <= last_seq {
-                                continue; // seen before the reconnect
-                            }
-                            last_seq = last_seq.max(response.seq);
-                            result.responses += 1;
-                            use stream_conversations_response::Payload as Out;
-                            match &response.payload {
-                                Some(Out::Update(u)) => {
-                                    if let Some(at) = sent_at
-                                        .lock()
-                                        .expect("not poisoned")
-                                        .remove(&(u.utterance_id.clone(), u.partial))
-                                    {
-                                        result.latencies.push(at.elapsed());
-                                    }
-                                }
-                                Some(Out::Alert(_)) => result.alerts += 1,
-                                Some(Out::Rejection(_)) => result.rejections += 1,
-                                Some(Out::Scorecard(card)) => result.scorecard = Some(card.clone()),
-                                None => {}
-                            }
-                            if output.silent {
-                                // Reported by the caller.
-                            } else if output.json {
-                                writeln!(
-                                    std::io::stdout(),
-                                    "{}",
-                                    serde_json::to_string(&response)?
-                                )?;
-                            } else {
-                                write!(
-                                    std::io::stdout(),
-                                    "{}",
-                                    render::response(&response, &sent, output.quiet)
-                                )?;
-                            }
-                            if result.scorecard.is_some() {
-                                // Close our side and read to the end, so the call ends with
-                                // OK rather than as cancelled.
-                                sender.abort();
-                                let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                                    while let Ok(Some(_)) = inbound.message().await {}
-                                })
-                                .await;
-                                break None;
-                            }
-                        }
-                        Ok(None) => {
-                            break Some(tonic::Status::unavailable(
-                                "the stream ended before the scorecard",
-                            ));
-                        }
-                        Err(status) => break Some(status),
-                    }
+                let failure = read_responses(
+                    &mut inbound,
+                    &mut last_seq,
+                    &mut result,
+                    &sent_at,
+                    &sent,
+                    output,
+                )
+                .await?;
+                if failure.is_none() {
+                    // The scorecard came: close our side and read to the end, so the call
+                    // ends with OK rather than as cancelled.
+                    sender.abort();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                        while let Ok(Some(_)) = inbound.message().await {}
+                    })
+                    .await;
                 }
+                failure
             }
         };
         sender.abort();
@@ -358,6 +239,164 @@ pub(super) async fn stream_call(
             );
         }
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// What the renderer shows of each utterance sent (its text only with `--show-text`).
+fn sent_utterances(t: &Transcript, output: Output) -> HashMap<String, Sent> {
+    t.utterances
+        .iter()
+        .map(|u| {
+            let text = output.show_text.then(|| u.text.clone());
+            (
+                u.utterance_id.clone(),
+                Sent {
+                    role: u.role.name(),
+                    start_ms: u.start_ms,
+                    text,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Every message of the call, with the offset it is due at (a segment when it ends).
+fn call_messages(t: &Transcript) -> Vec<Outgoing> {
+    use stream_conversations_request::Payload;
+    let start = ConversationStart {
+        channel: match t.start.channel {
+            engine::Channel::Voice => crate::proto::v1::Channel::Voice,
+            engine::Channel::Chat => crate::proto::v1::Channel::Chat,
+        } as i32,
+        language: t.start.language.clone(),
+        rubric_profile: t.start.rubric_profile.clone(),
+        metadata: t
+            .start
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        start_time: None,
+    };
+    let mut messages: Vec<Outgoing> = vec![(None, Payload::Start(start), None)];
+    for event in engine::transcript_events(t.utterances.clone(), t.signals.clone(), End::default())
+    {
+        messages.push(match event {
+            Event::Utterance(u) => (
+                u.end_ms,
+                Payload::Utterance(convert::utterance_to_proto(&u)),
+                Some((u.utterance_id.clone(), u.partial)),
+            ),
+            Event::Signal(s) => (
+                Some(s.offset_ms),
+                Payload::Signal(convert::signal_to_proto(&s)),
+                None,
+            ),
+            Event::End(end, _) => (
+                None,
+                Payload::End(ConversationEnd {
+                    offset_ms: end.offset_ms,
+                }),
+                None,
+            ),
+        });
+    }
+    messages
+}
+
+/// Sends the call's messages on one stream: those already sent before a reconnect at once, the
+/// rest paced in call time from `origin` at `speed` (0: all at once), then holds the stream
+/// open until the responses are read.
+async fn send_messages(
+    tx: mpsc::Sender<StreamConversationsRequest>,
+    id: String,
+    messages: Arc<Vec<Outgoing>>,
+    progress: Arc<std::sync::atomic::AtomicUsize>,
+    sent_at: SentAt,
+    (origin, speed): (Instant, f64),
+) {
+    let replay_upto = progress.load(std::sync::atomic::Ordering::SeqCst);
+    for (i, (due, payload, key)) in messages.iter().enumerate() {
+        // Without pacing, everything goes at once: the server's rate limit lets a
+        // conversation send as many messages as its own call time allows.
+        if i >= replay_upto
+            && let (Some(offset), true) = (due, speed > 0.0)
+        {
+            // Paced in call time from the first attempt: a replay catches up.
+            tokio::time::sleep_until(
+                origin + Duration::from_secs_f64((*offset).max(0) as f64 / 1000.0 / speed),
+            )
+            .await;
+        }
+        if let Some(key) = key {
+            sent_at
+                .lock()
+                .expect("not poisoned")
+                .insert(key.clone(), Instant::now());
+        }
+        if tx.send(request(&id, payload.clone())).await.is_err() {
+            return;
+        }
+        progress.fetch_max(i + 1, std::sync::atomic::Ordering::SeqCst);
+    }
+    tx.closed().await;
+}
+
+/// Reads and prints a stream's responses, skipping those seen before a reconnect (by `seq`):
+/// `None` once the scorecard came, or the status the stream failed with.
+async fn read_responses(
+    inbound: &mut tonic::Streaming<StreamConversationsResponse>,
+    last_seq: &mut i64,
+    result: &mut CallResult,
+    sent_at: &SentAt,
+    sent: &HashMap<String, Sent>,
+    output: Output,
+) -> anyhow::Result<Option<tonic::Status>> {
+    use stream_conversations_response::Payload as Out;
+    loop {
+        let response = match inbound.message().await {
+            Ok(Some(response)) => response,
+            Ok(None) => {
+                return Ok(Some(tonic::Status::unavailable(
+                    "the stream ended before the scorecard",
+                )));
+            }
+            Err(status) => return Ok(Some(status)),
+        };
+        if response.seq != 0 && response.seq <= *last_seq {
+            continue; // seen before the reconnect
+        }
+        *last_seq = (*last_seq).max(response.seq);
+        result.responses += 1;
+        match &response.payload {
+            Some(Out::Update(u)) => {
+                if let Some(at) = sent_at
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(&(u.utterance_id.clone(), u.partial))
+                {
+                    result.latencies.push(at.elapsed());
+                }
+            }
+            Some(Out::Alert(_)) => result.alerts += 1,
+            Some(Out::Rejection(_)) => result.rejections += 1,
+            Some(Out::Scorecard(card)) => result.scorecard = Some(card.clone()),
+            None => {}
+        }
+        if output.silent {
+            // Reported by the caller.
+        } else if output.json {
+            writeln!(std::io::stdout(), "{}", serde_json::to_string(&response)?)?;
+        } else {
+            write!(
+                std::io::stdout(),
+                "{}",
+                render::response(&response, sent, output.quiet)
+            )?;
+        }
+        if result.scorecard.is_some() {
+            return Ok(None);
+        }
     }
 }
 
