@@ -86,4 +86,41 @@ mod tests {
         );
         assert!(!kinds(&found[3]).contains(&Behaviour::PrematureSolution));
     }
+
+    /// The counts this detector reads are the engine's own (`Metrics::record_turn`, driven by
+    /// `testing::run_text` through `Conversation::observe`): a clarifying question counts as a
+    /// question, and a reflection as understanding shown. A harness that counted for itself
+    /// once left both out, so these cases came out premature in the tests and not in
+    /// production.
+    #[test]
+    fn the_counts_read_are_the_engines_own() {
+        let long_description = "the light goes orange after a minute and then every device says there is no internet even though the cable is plugged in properly and I already restarted everything twice this morning before calling you";
+        let after_clarifying = run_text(
+            &voice(),
+            &[
+                (Role::Customer, long_description),
+                (Role::Agent, "sorry?"),
+                (Role::Customer, "the light goes orange after a minute"),
+                (Role::Agent, "okay you need to reset the line from our side"),
+            ],
+        );
+        assert!(kinds(&after_clarifying[1]).contains(&Behaviour::ClarifyingQuestion));
+        assert!(!kinds(&after_clarifying[3]).contains(&Behaviour::PrematureSolution));
+
+        let after_reflection = run_text(
+            &voice(),
+            &[
+                (Role::Customer, "my internet keeps dropping every evening"),
+                (Role::Agent, "what happens when it drops"),
+                (Role::Customer, "it just stops every evening"),
+                (
+                    Role::Agent,
+                    "so it sounds like your internet keeps dropping every evening",
+                ),
+                (Role::Agent, "okay you need to reset the line from our side"),
+            ],
+        );
+        assert!(kinds(&after_reflection[3]).contains(&Behaviour::Reflection));
+        assert!(!kinds(&after_reflection[4]).contains(&Behaviour::PrematureSolution));
+    }
 }
