@@ -82,11 +82,6 @@ impl Segment {
         }
     }
 
-    /// Whether the speaker could be the agent (an agent, or a speaker of unknown role).
-    pub(crate) fn may_be_agent(&self) -> bool {
-        matches!(self.role, Role::Agent | Role::Unknown)
-    }
-
     /// `(start, end)` when timed.
     pub(crate) fn interval(&self) -> Option<(i64, i64)> {
         self.start_ms.zip(self.end_ms)

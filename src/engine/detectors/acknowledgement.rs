@@ -4,7 +4,7 @@
 //! "yes" or "no" right after the other person's question answers it rather than acknowledging.
 //! A timed agent cue inside the customer's turn is reported as a backchannel instead.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports acknowledgements.
@@ -39,9 +39,13 @@ fn lang_max(context: &Context<'_>) -> usize {
 }
 
 impl Detector for AcknowledgementDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::AgentOrUnknown
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         // Agent backchannels are reported by the backchannel detector.
-        if !utterance.may_be_agent() || super::backchannel::reports(utterance, context) {
+        if super::backchannel::reports(utterance, context) {
             return;
         }
         if context.cues.acknowledgement {

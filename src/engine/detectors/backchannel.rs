@@ -2,7 +2,7 @@
 //! `timing.backchannel_max_words` words and `timing.backchannel_max_ms` long, made only of the
 //! acknowledgement vocabulary (fillers allowed). An active-listening cue, never an interruption.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::event::Role;
 use crate::engine::rubric::Profile;
 use crate::engine::state::Segment;
@@ -35,6 +35,10 @@ pub(super) fn reports(utterance: &Segment, context: &Context<'_>) -> bool {
 pub(super) struct BackchannelDetector;
 
 impl Detector for BackchannelDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Agent
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         if !reports(utterance, context) {
             return;

@@ -4,7 +4,7 @@
 //! echo questions that repeat their words with a question mark. "I'm sorry, what?" is a
 //! clarification, not empathy.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports clarifying questions.
@@ -45,10 +45,11 @@ fn is_wh_echo(utterance: &Segment, context: &Context<'_>) -> bool {
 }
 
 impl Detector for ClarifyingDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::AgentOrUnknown
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if !utterance.may_be_agent() {
-            return;
-        }
         let a = &utterance.analysis;
         let lang = context.profile.lang();
         if context.cues.non_understanding || is_wh_echo(utterance, context) {

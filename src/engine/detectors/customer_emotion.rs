@@ -2,8 +2,7 @@
 //! with negation and intensifiers, so "not bad at all" is not negative) or a frustration marker
 //! ("ridiculous", "fed up", "waste of time").
 
-use super::{Behaviour, Context, Detection, Detector};
-use crate::engine::event::Role;
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports customer emotion.
@@ -11,10 +10,11 @@ use crate::engine::state::Segment;
 pub(super) struct CustomerEmotionDetector;
 
 impl Detector for CustomerEmotionDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Customer
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if utterance.role != Role::Customer {
-            return;
-        }
         let a = &utterance.analysis;
         let threshold = context.profile.language.thresholds.emotion_sentiment;
         if let Some(m) = context.profile.lang().frustration.find(&a.words) {
@@ -40,6 +40,7 @@ impl Detector for CustomerEmotionDetector {
 mod tests {
     use super::super::testing::{kinds, run_text, voice};
     use super::*;
+    use crate::engine::event::Role;
 
     fn emotional(text: &str) -> bool {
         kinds(&run_text(&voice(), &[(Role::Customer, text)])[0])

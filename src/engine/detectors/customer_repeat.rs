@@ -3,7 +3,7 @@
 //! utterance (not the one just before it), or a repetition marker ("as I said", "like I told
 //! you", "for the third time").
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::event::Role;
 use crate::engine::state::Segment;
 
@@ -12,10 +12,11 @@ use crate::engine::state::Segment;
 pub(super) struct CustomerRepeatDetector;
 
 impl Detector for CustomerRepeatDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Customer
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if utterance.role != Role::Customer {
-            return;
-        }
         let a = &utterance.analysis;
         if let Some(m) = context.profile.lang().repeat_markers.find(&a.words) {
             found.push(Detection::words(

@@ -1,7 +1,7 @@
 //! Dead air (rubric: timing behaviours): a stretch with no one speaking longer than
 //! `timing.dead_air_ms`, holds excluded. Reported by the utterance that ends the silence.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports dead air.
@@ -9,6 +9,10 @@ use crate::engine::state::Segment;
 pub(super) struct DeadAirDetector;
 
 impl Detector for DeadAirDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Anyone
+    }
+
     fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let silence = context.placement.silence_before_ms;
         if silence > context.profile.timing.dead_air_ms {

@@ -1,8 +1,7 @@
 //! Dismissive language (rubric: language behaviours): "calm down", "that's not our problem",
 //! "you should have…", "as I already said", flat contradiction — from the agent.
 
-use super::{Behaviour, Context, Detection, Detector};
-use crate::engine::event::Role;
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports dismissive language of the agent.
@@ -10,10 +9,13 @@ use crate::engine::state::Segment;
 pub(super) struct DismissiveDetector;
 
 impl Detector for DismissiveDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Agent
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         found.extend(super::phrase(
             utterance,
-            Role::Agent,
             &context.profile.lang().dismissive,
             Behaviour::DismissiveLanguage,
             0.8,
@@ -25,6 +27,7 @@ impl Detector for DismissiveDetector {
 mod tests {
     use super::super::testing::{kinds, run_text, voice};
     use super::*;
+    use crate::engine::event::Role;
 
     #[test]
     fn dismissing_the_customer_is_reported_and_helping_is_not() {

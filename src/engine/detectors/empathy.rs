@@ -3,7 +3,7 @@
 //! deal with this", "I'd be upset too"). Stronger right after the customer showed emotion. A
 //! short "sorry?" or "I'm sorry, what?" asks to repeat and is not empathy.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports expressions of empathy.
@@ -11,8 +11,12 @@ use crate::engine::state::Segment;
 pub(super) struct EmpathyDetector;
 
 impl Detector for EmpathyDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::AgentOrUnknown
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if !utterance.may_be_agent() || context.cues.non_understanding {
+        if context.cues.non_understanding {
             return;
         }
         let a = &utterance.analysis;

@@ -1,8 +1,7 @@
 //! Escalation request (rubric: language behaviours): the customer asks for a manager or
 //! supervisor, to cancel, to complain, or mentions legal steps.
 
-use super::{Behaviour, Context, Detection, Detector};
-use crate::engine::event::Role;
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports escalation requests.
@@ -10,10 +9,13 @@ use crate::engine::state::Segment;
 pub(super) struct EscalationDetector;
 
 impl Detector for EscalationDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Customer
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         found.extend(super::phrase(
             utterance,
-            Role::Customer,
             &context.profile.lang().escalation,
             Behaviour::EscalationRequest,
             0.85,
@@ -25,6 +27,7 @@ impl Detector for EscalationDetector {
 mod tests {
     use super::super::testing::{kinds, run_text, voice};
     use super::*;
+    use crate::engine::event::Role;
 
     #[test]
     fn asking_for_a_manager_or_to_cancel_is_escalation() {

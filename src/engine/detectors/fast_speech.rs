@@ -2,7 +2,7 @@
 //! `timing.fast_speech_wpm` over at least `timing.fast_speech_window_ms` of agent speech,
 //! counting agent utterances at least `timing.speaking_rate_min_utterance_ms` long.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports fast agent speech.
@@ -10,6 +10,10 @@ use crate::engine::state::Segment;
 pub(super) struct FastSpeechDetector;
 
 impl Detector for FastSpeechDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Anyone
+    }
+
     fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let Some((words, ms)) = context.placement.rate_window else {
             return;

@@ -6,7 +6,7 @@
 //! utterance that reveals an earlier-arrived agent interruption reports it too; each agent
 //! utterance counts once.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::event::Role;
 use crate::engine::state::{Segment, TimedSpan};
 
@@ -50,6 +50,10 @@ fn report(
 }
 
 impl Detector for InterruptionDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Anyone
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let before = found.len();
         self.detect_timed(utterance, context, found);

@@ -73,17 +73,13 @@ pub struct Detection {
     pub duration_ms: i64,
 }
 
-/// The detection of a phrase list: the first phrase of `set` in an utterance of `role`.
+/// The detection of a phrase list: the first phrase of `set` in the utterance.
 pub(super) fn phrase(
     utterance: &Segment,
-    role: super::event::Role,
     set: &super::text::PhraseSet,
     behaviour: Behaviour,
     confidence: f32,
 ) -> Option<Detection> {
-    if utterance.role != role {
-        return None;
-    }
     let m = set.find(&utterance.analysis.words)?;
     Some(Detection::words(
         behaviour, confidence, utterance, m.start, m.end,
@@ -206,8 +202,38 @@ impl Detection {
     }
 }
 
+/// Whose utterances a detector judges. Each detector declares it beside its code; [`detect_all`]
+/// applies it, so no detector filters roles on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Speakers {
+    /// Anyone: a timing detector, for which who spoke is part of what it reads.
+    Anyone,
+    /// The agent only.
+    Agent,
+    /// The agent, or a speaker of unknown role (a transcript without roles: a listener's
+    /// behaviours are found for both sides, and counted for neither).
+    AgentOrUnknown,
+    /// The customer only.
+    Customer,
+}
+
+impl Speakers {
+    fn admit(self, role: super::event::Role) -> bool {
+        use super::event::Role;
+        match self {
+            Speakers::Anyone => true,
+            Speakers::Agent => role == Role::Agent,
+            Speakers::AgentOrUnknown => matches!(role, Role::Agent | Role::Unknown),
+            Speakers::Customer => role == Role::Customer,
+        }
+    }
+}
+
 /// Recognises one behaviour.
 pub(crate) trait Detector: Send + Sync + std::fmt::Debug {
+    /// Whose utterances it judges.
+    fn speakers(&self) -> Speakers;
+
     /// Appends what it finds in `utterance` (already placed in `context.state`) to `found`.
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>);
 }
@@ -245,7 +271,9 @@ pub(crate) fn detect_all(utterance: &Segment, context: &Context<'_>) -> Vec<Dete
     let context = Context { cues, ..*context };
     let mut found = Vec::new();
     for detector in DETECTORS {
-        detector.detect(utterance, &context, &mut found);
+        if detector.speakers().admit(utterance.role) {
+            detector.detect(utterance, &context, &mut found);
+        }
     }
     found
 }

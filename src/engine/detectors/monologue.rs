@@ -3,8 +3,7 @@
 //! break it), longer than `timing.monologue_ms`. Reported once per run, by the utterance that
 //! takes the run over the threshold.
 
-use super::{Behaviour, Context, Detection, Detector};
-use crate::engine::event::Role;
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports monologues.
@@ -12,13 +11,14 @@ use crate::engine::state::Segment;
 pub(super) struct MonologueDetector;
 
 impl Detector for MonologueDetector {
-    fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
+    fn speakers(&self) -> Speakers {
+        Speakers::Agent
+    }
+
+    fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let p = context.placement;
         let threshold = context.profile.timing.monologue_ms;
-        if utterance.role == Role::Agent
-            && p.run_before_ms <= threshold
-            && p.run_after_ms > threshold
-        {
+        if p.run_before_ms <= threshold && p.run_after_ms > threshold {
             let first = p.run_first_utterance_id.iter().cloned().collect();
             found.push(Detection::timing(
                 Behaviour::Monologue,
@@ -34,6 +34,7 @@ impl Detector for MonologueDetector {
 mod tests {
     use super::super::testing::{run, timing_kinds as kinds, voice};
     use super::*;
+    use crate::engine::event::Role;
 
     #[test]
     fn agent_run_over_the_threshold_is_reported_once() {

@@ -2,7 +2,7 @@
 //! at once for longer than `timing.overtalk_ms` without a break. Reported by the utterance
 //! whose placement added to such a stretch.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports overtalk episodes.
@@ -10,6 +10,10 @@ use crate::engine::state::Segment;
 pub(super) struct OvertalkDetector;
 
 impl Detector for OvertalkDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Anyone
+    }
+
     fn detect(&self, _utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let p = context.placement;
         if p.new_overtalk_ms > 0 && p.overtalk_episode_ms > context.profile.timing.overtalk_ms {

@@ -3,8 +3,7 @@
 //! the agent has asked any question, or before the customer has said
 //! `premature_min_customer_words` words.
 
-use super::{Behaviour, Context, Detection, Detector};
-use crate::engine::event::Role;
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports fixes offered too early.
@@ -12,8 +11,12 @@ use crate::engine::state::Segment;
 pub(super) struct PrematureSolutionDetector;
 
 impl Detector for PrematureSolutionDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Agent
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if utterance.role != Role::Agent || utterance.analysis.question.is_some() {
+        if utterance.analysis.question.is_some() {
             return;
         }
         let m = context.metrics;
@@ -51,6 +54,7 @@ impl Detector for PrematureSolutionDetector {
 mod tests {
     use super::super::testing::{kinds, run_text, voice};
     use super::*;
+    use crate::engine::event::Role;
 
     #[test]
     fn a_fix_before_the_problem_is_described_is_premature() {

@@ -5,7 +5,7 @@
 //! me about…", "why…"), **closed** when a yes/no or one short fact answers it ("did you restart
 //! it", "what's your account number", "how many times", "which one", "when").
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::language::{Analysis, CompiledLanguage, QuestionForm};
 use crate::engine::state::Segment;
 
@@ -119,10 +119,11 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
 }
 
 impl Detector for QuestionDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::AgentOrUnknown
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if !utterance.may_be_agent() {
-            return;
-        }
         let a = &utterance.analysis;
         // "Really?", "Do you?", "Is it?": backchannel questions acknowledge, they do not ask.
         // "Sorry, what?" asks to repeat: a clarifying question, not an open or closed one.

@@ -3,7 +3,7 @@
 //! right…"), with a weaker opening ("so you…") and some of their words, or by restating most of
 //! its content words from the customer's recent turns.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::language::QuestionForm;
 use crate::engine::state::Segment;
 
@@ -12,10 +12,11 @@ use crate::engine::state::Segment;
 pub(super) struct ReflectionDetector;
 
 impl Detector for ReflectionDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::AgentOrUnknown
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if !utterance.may_be_agent() {
-            return;
-        }
         let a = &utterance.analysis;
         let lang = context.profile.lang();
         let rules = &context.profile.language.thresholds;

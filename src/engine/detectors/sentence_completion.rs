@@ -13,7 +13,7 @@
 //! - a listening cue of the agent's in between ("uh-huh") does not matter;
 //! - with timing, the agent starts within `completion_max_gap_ms` of the customer stopping.
 
-use super::{Behaviour, Context, Detection, Detector};
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::language::{Ending, QuestionForm};
 use crate::engine::state::Segment;
 
@@ -22,10 +22,11 @@ use crate::engine::state::Segment;
 pub(super) struct SentenceCompletionDetector;
 
 impl Detector for SentenceCompletionDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::AgentOrUnknown
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if !utterance.may_be_agent() {
-            return;
-        }
         let a = &utterance.analysis;
         let lang = context.profile.lang();
         let rules = &context.profile.language.thresholds;

@@ -3,8 +3,7 @@
 //! followed by a problem word ("the bill looked odd"). Whether the agent picks it up is
 //! followed by the conversation (`side_issue_dropped`).
 
-use super::{Behaviour, Context, Detection, Detector};
-use crate::engine::event::Role;
+use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
 /// Reports side issues raised by the customer.
@@ -12,10 +11,11 @@ use crate::engine::state::Segment;
 pub(super) struct SideIssueDetector;
 
 impl Detector for SideIssueDetector {
+    fn speakers(&self) -> Speakers {
+        Speakers::Customer
+    }
+
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        if utterance.role != Role::Customer {
-            return;
-        }
         let lang = context.profile.lang();
         let words = &utterance.analysis.words;
         let Some(marker) = lang.side_issue_markers.find(words) else {
@@ -42,6 +42,7 @@ impl Detector for SideIssueDetector {
 mod tests {
     use super::super::testing::{kinds, run_text, voice};
     use super::*;
+    use crate::engine::event::Role;
 
     #[test]
     fn a_problem_mentioned_in_passing_is_a_side_issue() {
