@@ -101,7 +101,6 @@ impl FollowUps {
         customer_turns: u32,
         counts: &mut FollowUpCounts,
     ) -> Vec<FollowUp> {
-        let rules = &profile.language.thresholds;
         let mut due = Vec::new();
         match segment.role {
             Role::Customer => due.extend(self.customer_turn(
@@ -112,117 +111,168 @@ impl FollowUps {
                 customer_turns,
                 counts,
             )),
-            Role::Agent => {
-                let cue =
-                    has(found, Behaviour::Acknowledgement) || has(found, Behaviour::Backchannel);
-                let empathy = has(found, Behaviour::Empathy);
-                let reflection = has(found, Behaviour::Reflection);
-                // A backchannel takes no turn.
-                let turn = !segment.backchannel;
-
-                // A long customer turn is acknowledged by the agent's next cue, reflection or
-                // empathy; the agent's next real turn without one closes it unacknowledged.
-                if self.long_turn_open && (cue || empathy || reflection) {
-                    counts.long_turns_acknowledged += 1;
-                    self.long_turn_open = false;
-                } else if turn {
-                    self.long_turn_open = false;
-                }
-                if let Some(emotion) = &mut self.emotion {
-                    if empathy {
-                        counts.emotion_answered += 1;
-                        self.emotion = None;
-                    } else {
-                        emotion.acknowledged |= cue || reflection;
-                        if turn {
-                            emotion.agent_turns += 1;
-                        }
-                        if emotion.agent_turns >= rules.response_window_agent_turns {
-                            if !emotion.acknowledged {
-                                due.push(FollowUp::EmpathyMissed {
-                                    emotion: emotion.utterance_id.clone(),
-                                });
-                            }
-                            self.emotion = None;
-                        }
-                    }
-                }
-                if let Some(question) = &mut self.question {
-                    let lang = profile.lang();
-                    let (shared, _) = segment.analysis.overlap_with(&question.content);
-                    // Taken up: it shares the question's words, asks about it, or replies with a
-                    // statement of its own (not a new question of the agent's).
-                    let reply = turn
-                        && segment.analysis.question.is_none()
-                        && segment.analysis.words.len() >= 4;
-                    let answered = shared > 0
-                        || reply
-                        || has(found, Behaviour::ClarifyingQuestion)
-                        || lang
-                            .answers
-                            .at(&segment.analysis.words, segment.analysis.lead)
-                            .is_some()
-                        || lang.answers.at(&segment.analysis.words, 0).is_some();
-                    if answered {
-                        self.question = None;
-                    } else if turn {
-                        question.agent_turns += 1;
-                        if question.agent_turns >= rules.response_window_agent_turns {
-                            due.push(FollowUp::UnansweredQuestion {
-                                question: question.utterance_id.clone(),
-                            });
-                            counts.unanswered_questions += 1;
-                            self.question = None;
-                        }
-                    }
-                }
-                let mut kept = VecDeque::with_capacity(self.side_issues.len());
-                while let Some(mut side) = self.side_issues.pop_front() {
-                    let (shared, _) = segment.analysis.overlap_with(&side.content);
-                    if shared > 0 {
-                        continue; // picked up
-                    }
-                    if turn {
-                        side.agent_turns += 1;
-                    }
-                    if side.agent_turns >= rules.side_issue_window_agent_turns {
-                        counts.side_issues_dropped += 1;
-                        due.push(FollowUp::SideIssueDropped {
-                            side_issue: side.utterance_id,
-                        });
-                    } else {
-                        kept.push_back(side);
-                    }
-                }
-                self.side_issues = kept;
-
-                if reflection {
-                    self.understood = true;
-                }
-                if has(found, Behaviour::ClosedQuestion)
-                    && !has(found, Behaviour::ClarifyingQuestion)
-                {
-                    self.closed_run.push_back(segment.utterance_id.clone());
-                    let streak = rules.closed_question_streak as usize;
-                    if self.closed_run.len() > streak {
-                        self.closed_run.pop_front();
-                    }
-                    if self.closed_run.len() == streak && !self.understood {
-                        due.push(FollowUp::ClosedQuestionStreak {
-                            questions: self.closed_run.iter().cloned().collect(),
-                        });
-                        counts.closed_question_streaks += 1;
-                        self.closed_run.clear();
-                    }
-                } else if has(found, Behaviour::OpenQuestion)
-                    || has(found, Behaviour::ClarifyingQuestion)
-                {
-                    self.closed_run.clear();
-                }
-            }
+            Role::Agent => due.extend(self.agent_turn(segment, found, profile, counts)),
             Role::Other | Role::Unknown => {}
         }
         due
+    }
+
+    /// An agent turn: what it answers of the customer's open emotion, question, side issues
+    /// and long turn, and whether it adds to a run of closed questions.
+    fn agent_turn(
+        &mut self,
+        segment: &Segment,
+        found: &[Detection],
+        profile: &Profile,
+        counts: &mut FollowUpCounts,
+    ) -> Vec<FollowUp> {
+        let rules = &profile.language.thresholds;
+        let mut due = Vec::new();
+        let cue = has(found, Behaviour::Acknowledgement) || has(found, Behaviour::Backchannel);
+        let empathy = has(found, Behaviour::Empathy);
+        let reflection = has(found, Behaviour::Reflection);
+        // A backchannel takes no turn.
+        let turn = !segment.backchannel;
+
+        // A long customer turn is acknowledged by the agent's next cue, reflection or
+        // empathy; the agent's next real turn without one closes it unacknowledged.
+        if self.long_turn_open && (cue || empathy || reflection) {
+            counts.long_turns_acknowledged += 1;
+            self.long_turn_open = false;
+        } else if turn {
+            self.long_turn_open = false;
+        }
+        if let Some(emotion) = &mut self.emotion {
+            if empathy {
+                counts.emotion_answered += 1;
+                self.emotion = None;
+            } else {
+                emotion.acknowledged |= cue || reflection;
+                if turn {
+                    emotion.agent_turns += 1;
+                }
+                if emotion.agent_turns >= rules.response_window_agent_turns {
+                    if !emotion.acknowledged {
+                        due.push(FollowUp::EmpathyMissed {
+                            emotion: emotion.utterance_id.clone(),
+                        });
+                    }
+                    self.emotion = None;
+                }
+            }
+        }
+        due.extend(self.question_after(segment, found, profile, turn, counts));
+        due.extend(self.side_issues_after(segment, rules, turn, counts));
+        if reflection {
+            self.understood = true;
+        }
+        due.extend(self.closed_run_after(segment, found, rules, counts));
+        due
+    }
+
+    /// Whether an agent turn takes up the customer's open question; it is due once the
+    /// agent's turns have passed it by.
+    fn question_after(
+        &mut self,
+        segment: &Segment,
+        found: &[Detection],
+        profile: &Profile,
+        turn: bool,
+        counts: &mut FollowUpCounts,
+    ) -> Option<FollowUp> {
+        let question = self.question.as_mut()?;
+        let lang = profile.lang();
+        let (shared, _) = segment.analysis.overlap_with(&question.content);
+        // Taken up: it shares the question's words, asks about it, or replies with a
+        // statement of its own (not a new question of the agent's).
+        let reply =
+            turn && segment.analysis.question.is_none() && segment.analysis.words.len() >= 4;
+        let answered = shared > 0
+            || reply
+            || has(found, Behaviour::ClarifyingQuestion)
+            || lang
+                .answers
+                .at(&segment.analysis.words, segment.analysis.lead)
+                .is_some()
+            || lang.answers.at(&segment.analysis.words, 0).is_some();
+        if answered {
+            self.question = None;
+            return None;
+        }
+        if !turn {
+            return None;
+        }
+        question.agent_turns += 1;
+        if question.agent_turns < profile.language.thresholds.response_window_agent_turns {
+            return None;
+        }
+        let due = FollowUp::UnansweredQuestion {
+            question: question.utterance_id.clone(),
+        };
+        counts.unanswered_questions += 1;
+        self.question = None;
+        Some(due)
+    }
+
+    /// The side issues an agent turn picks up (they share its words) or lets pass; those
+    /// passed over for the window are due.
+    fn side_issues_after(
+        &mut self,
+        segment: &Segment,
+        rules: &super::language::LanguageThresholds,
+        turn: bool,
+        counts: &mut FollowUpCounts,
+    ) -> Vec<FollowUp> {
+        let mut due = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.side_issues.len());
+        while let Some(mut side) = self.side_issues.pop_front() {
+            let (shared, _) = segment.analysis.overlap_with(&side.content);
+            if shared > 0 {
+                continue; // picked up
+            }
+            if turn {
+                side.agent_turns += 1;
+            }
+            if side.agent_turns >= rules.side_issue_window_agent_turns {
+                counts.side_issues_dropped += 1;
+                due.push(FollowUp::SideIssueDropped {
+                    side_issue: side.utterance_id,
+                });
+            } else {
+                kept.push_back(side);
+            }
+        }
+        self.side_issues = kept;
+        due
+    }
+
+    /// A closed question adds to the run (due at the streak length unless the agent showed
+    /// understanding); an open or clarifying question ends it.
+    fn closed_run_after(
+        &mut self,
+        segment: &Segment,
+        found: &[Detection],
+        rules: &super::language::LanguageThresholds,
+        counts: &mut FollowUpCounts,
+    ) -> Option<FollowUp> {
+        if has(found, Behaviour::ClosedQuestion) && !has(found, Behaviour::ClarifyingQuestion) {
+            self.closed_run.push_back(segment.utterance_id.clone());
+            let streak = rules.closed_question_streak as usize;
+            if self.closed_run.len() > streak {
+                self.closed_run.pop_front();
+            }
+            if self.closed_run.len() == streak && !self.understood {
+                let due = FollowUp::ClosedQuestionStreak {
+                    questions: self.closed_run.iter().cloned().collect(),
+                };
+                counts.closed_question_streaks += 1;
+                self.closed_run.clear();
+                return Some(due);
+            }
+        } else if has(found, Behaviour::OpenQuestion) || has(found, Behaviour::ClarifyingQuestion) {
+            self.closed_run.clear();
+        }
+        None
     }
 
     fn customer_turn(

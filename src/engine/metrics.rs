@@ -253,7 +253,7 @@ impl Metrics {
         (start_ms, end_ms): (Option<i64>, Option<i64>),
         backchannel: bool,
     ) {
-        let m = self;
+        let m = &mut *self;
         m.utterances += 1;
         let duration = start_ms.zip(end_ms).map(|(s, e)| e - s);
         if start_ms.is_some() && end_ms.is_none() {
@@ -295,6 +295,13 @@ impl Metrics {
         if backchannel {
             m.backchannel_overtalk_ms += placement.new_overtalk_ms;
         }
+        self.count_behaviours(found, role);
+    }
+
+    /// The language and timing behaviours of one turn. Language behaviours count for the
+    /// roles they are about; an unknown speaker's are reported but not counted.
+    fn count_behaviours(&mut self, found: &[Detection], role: Role) {
+        let m = self;
         let agent = role == Role::Agent;
         let customer = role == Role::Customer;
         let mut question = false;
