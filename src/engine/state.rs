@@ -330,50 +330,7 @@ impl State {
         self.frontier_ms = Some(self.frontier_ms.map_or(end, |f| f.max(end)));
 
         match role {
-            Role::Agent => {
-                if !segment.backchannel {
-                    placement.response = self.response_to(start);
-                }
-                placement.run_before_ms = self.run.as_ref().map_or(0, |r| r.end_ms - r.start_ms);
-                match &mut self.run {
-                    Some(run)
-                        if start - run.end_ms < rules.monologue_max_gap_ms
-                            && start >= run.start_ms =>
-                    {
-                        run.end_ms = run.end_ms.max(end);
-                    }
-                    _ => {
-                        placement.run_before_ms = 0;
-                        self.run = Some(AgentRun {
-                            start_ms: start,
-                            end_ms: end,
-                            first_utterance_id: segment.utterance_id.clone(),
-                        });
-                    }
-                }
-                if let Some(run) = &self.run {
-                    placement.run_after_ms = run.end_ms - run.start_ms;
-                    placement.run_first_utterance_id = Some(run.first_utterance_id.clone());
-                }
-                let duration = end - start;
-                if duration >= rules.speaking_rate_min_utterance_ms {
-                    self.rate_window
-                        .push_back((segment.tokens.len() as u64, duration));
-                    let mut total_ms: i64 = self.rate_window.iter().map(|w| w.1).sum();
-                    while let Some(&(_, front_ms)) = self.rate_window.front() {
-                        if total_ms - front_ms >= rules.fast_speech_window_ms {
-                            total_ms -= front_ms;
-                            self.rate_window.pop_front();
-                        } else {
-                            break;
-                        }
-                    }
-                    if total_ms >= rules.fast_speech_window_ms {
-                        let words = self.rate_window.iter().map(|w| w.0).sum();
-                        placement.rate_window = Some((words, total_ms));
-                    }
-                }
-            }
+            Role::Agent => self.place_agent(segment, start, end, rules, placement),
             Role::Customer => {
                 // A customer turn (not a mere "mm-hmm") inside or after the agent's run ends it.
                 if !segment.backchannel
@@ -399,6 +356,59 @@ impl State {
             .timeline
             .partition_point(|t| (t.start_ms, t.ordinal) <= (start, segment.ordinal));
         self.timeline.insert(at, span);
+    }
+
+    /// An agent utterance on the timeline: the customer turn it answers, the agent's run of
+    /// speech it extends or starts, and the speaking-rate window.
+    fn place_agent(
+        &mut self,
+        segment: &Segment,
+        start: i64,
+        end: i64,
+        rules: &super::rubric::TimingRules,
+        placement: &mut Placement,
+    ) {
+        if !segment.backchannel {
+            placement.response = self.response_to(start);
+        }
+        placement.run_before_ms = self.run.as_ref().map_or(0, |r| r.end_ms - r.start_ms);
+        match &mut self.run {
+            Some(run)
+                if start - run.end_ms < rules.monologue_max_gap_ms && start >= run.start_ms =>
+            {
+                run.end_ms = run.end_ms.max(end);
+            }
+            _ => {
+                placement.run_before_ms = 0;
+                self.run = Some(AgentRun {
+                    start_ms: start,
+                    end_ms: end,
+                    first_utterance_id: segment.utterance_id.clone(),
+                });
+            }
+        }
+        if let Some(run) = &self.run {
+            placement.run_after_ms = run.end_ms - run.start_ms;
+            placement.run_first_utterance_id = Some(run.first_utterance_id.clone());
+        }
+        let duration = end - start;
+        if duration >= rules.speaking_rate_min_utterance_ms {
+            self.rate_window
+                .push_back((segment.tokens.len() as u64, duration));
+            let mut total_ms: i64 = self.rate_window.iter().map(|w| w.1).sum();
+            while let Some(&(_, front_ms)) = self.rate_window.front() {
+                if total_ms - front_ms >= rules.fast_speech_window_ms {
+                    total_ms -= front_ms;
+                    self.rate_window.pop_front();
+                } else {
+                    break;
+                }
+            }
+            if total_ms >= rules.fast_speech_window_ms {
+                let words = self.rate_window.iter().map(|w| w.0).sum();
+                placement.rate_window = Some((words, total_ms));
+            }
+        }
     }
 
     /// The customer turn that an agent utterance starting at `start` answers: the latest
