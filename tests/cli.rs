@@ -794,3 +794,29 @@ fn pipeline_names_every_flag_out_of_range_at_once() {
         assert!(stderr.contains(flag), "{flag} not named: {stderr}");
     }
 }
+
+/// The load generator too: `--window 0` was clamped to 1, and a negative `--drain` would have
+/// panicked once the calls were done; both are refused by name before anything connects.
+#[test]
+fn loadgen_names_every_flag_out_of_range_at_once() {
+    let out = hearken()
+        .args([
+            "loadgen",
+            "--addr",
+            "http://127.0.0.1:1",
+            "--window",
+            "0",
+            "--drain=-1",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for flag in ["--window", "--drain"] {
+        assert!(stderr.contains(flag), "{flag} not named: {stderr}");
+    }
+    assert!(stderr.contains("2 flags are out of range"), "{stderr}");
+    assert!(!stderr.contains("nothing answers"), "{stderr}");
+}

@@ -198,14 +198,14 @@ async fn run_stream(
     histogram: &Arc<Mutex<Histogram<u64>>>,
     counters: &Arc<Counters>,
 ) -> Option<tonic::Status> {
-    let (tx, rx) = mpsc::channel(window.max(1) * 2 + 4);
+    let (tx, rx) = mpsc::channel(window * 2 + 4);
     let mut client = ListeningServiceClient::new(channel);
     let mut inbound = match client.stream_conversations(ReceiverStream::new(rx)).await {
         Ok(response) => response.into_inner(),
         Err(status) => return Some(status),
     };
     let pending: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
-    let permits = Arc::new(Semaphore::new(window.max(1)));
+    let permits = Arc::new(Semaphore::new(window));
     let failure: Arc<Mutex<Option<tonic::Status>>> = Arc::default();
     let receiver = {
         let (pending, permits, histogram, counters, failure) = (
@@ -311,16 +311,28 @@ async fn run_stream(
     None
 }
 
+impl LoadgenArgs {
+    /// Every flag out of range, named, in one error.
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = super::Problems::default();
+        problems.check(self.calls >= 1, "--calls must be at least 1");
+        problems.check(self.connections >= 1, "--connections must be at least 1");
+        problems.check(self.window >= 1, "--window must be at least 1");
+        problems.check(
+            self.duration > 0.0 && self.duration <= 24.0 * 3600.0,
+            "--duration must be within (0, 86400] seconds",
+        );
+        problems.check(
+            self.drain >= 0.0 && self.drain <= 3600.0,
+            "--drain must be within [0, 3600] seconds",
+        );
+        problems.check(self.rate >= 0.0, "--rate must not be negative");
+        problems.finish()
+    }
+}
+
 pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        args.calls >= 1 && args.connections >= 1,
-        "--calls and --connections must be at least 1"
-    );
-    anyhow::ensure!(
-        args.duration > 0.0 && args.duration <= 24.0 * 3600.0,
-        "--duration must be within (0, 86400] seconds"
-    );
-    anyhow::ensure!(args.rate >= 0.0, "--rate must not be negative");
+    args.validate()?;
     let samples: Arc<Vec<Transcript>> = Arc::new(
         transcript::Reader::new(DEMO_CALLS.as_bytes())
             .collect::<Result<_, _>>()
