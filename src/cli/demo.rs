@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::replay::{self, Output};
+use super::client::{self, Output};
 use crate::engine::Rubric;
 use crate::proto::v1::listening_service_client::ListeningServiceClient;
 use crate::samples::DEMO_CALLS;
@@ -94,8 +94,8 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             quiet: args.quiet,
             silent: false,
         };
-        let result = replay::stream_call(&mut client, call, speed, output).await?;
-        println!("     {}\n", replay::latency_summary(&result.latencies));
+        let result = client::stream_call(&mut client, call, speed, output).await?;
+        println!("     {}\n", client::latency_summary(&result.latencies));
         summary.push((call.conversation_id.clone(), result));
     }
     println!("━━ summary ━━ (a component without evidence yet shows \"-\")");
@@ -232,7 +232,7 @@ async fn floor_demo(
                         quiet: true,
                         silent: true,
                     };
-                    let result = replay::stream_call(&mut client, &call, speed, output).await;
+                    let result = client::stream_call(&mut client, &call, speed, output).await;
                     (call.conversation_id, agent, result)
                 });
             }

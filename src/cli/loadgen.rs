@@ -165,16 +165,16 @@ async fn run_call(
     {
         // The server pacing admissions (RESOURCE_EXHAUSTED with a retry delay) is not an error
         // of the call: counted apart, and waited out as asked.
-        if super::replay::refused_for_now(&status) {
+        if super::client::refused_for_now(&status) {
             counters.refusals.fetch_add(1, Ordering::Relaxed);
         } else {
             counters.errors.fetch_add(1, Ordering::Relaxed);
         }
         attempt += 1;
-        if !super::replay::retryable(&status) || Instant::now() >= stop_at {
+        if !super::client::retryable(&status) || Instant::now() >= stop_at {
             return;
         }
-        let wait = super::replay::backoff(attempt, &status);
+        let wait = super::client::backoff(attempt, &status);
         if Instant::now() + wait >= stop_at {
             return;
         }

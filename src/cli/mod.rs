@@ -1,5 +1,6 @@
 //! The `hearken` command: one file per verb (serve, demo, replay, score, eval, loadgen).
 
+mod client;
 mod demo;
 pub mod eval;
 mod features;
