@@ -27,20 +27,7 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
             .skip(a.lead)
             .collect::<Vec<_>>()
             .windows(2)
-            .any(|w| {
-                w[0] == "you"
-                    && matches!(
-                        w[1],
-                        "think"
-                            | "feel"
-                            | "reckon"
-                            | "suppose"
-                            | "believe"
-                            | "imagine"
-                            | "plan"
-                            | "like"
-                    )
-            })
+            .any(|w| w[0] == "you" && lang.opinion_verbs.contains(w[1]))
     };
     // The first noun-like word after "what's your" / "what is the": a fact ("number") or not.
     let fact = || {
@@ -65,7 +52,7 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
                 // "how about you" hands over the floor; "how about the blue one" offers a choice.
                 if a.words
                     .get(a.lead + 2)
-                    .is_some_and(|w| matches!(w, "you" | "yourself" | "your"))
+                    .is_some_and(|w| lang.handover_words.contains(w))
                 {
                     (Open, 0.8)
                 } else {
@@ -79,24 +66,12 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
             // what / what's / which-like.
             if second.is_empty() {
                 return None; // a bare "what?" asks to repeat
-            } else if matches!(
-                second,
-                "about"
-                    | "if"
-                    | "else"
-                    | "happened"
-                    | "happens"
-                    | "happening"
-                    | "kind"
-                    | "sort"
-                    | "type"
-                    | "types"
-                    | "going"
-            ) {
+            } else if lang.range_followers.contains(second) {
                 if second == "about"
-                    && !a.words.get(a.lead + 2).is_some_and(|w| {
-                        matches!(w, "you" | "yourself" | "your" | "the" | "that" | "it")
-                    })
+                    && !a
+                        .words
+                        .get(a.lead + 2)
+                        .is_some_and(|w| lang.topic_openers.contains(w))
                 {
                     (Closed, 0.55)
                 } else {
@@ -104,9 +79,7 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
                 }
             } else if fact() {
                 (Closed, 0.75)
-            } else if lang.auxiliaries.contains(second)
-                || matches!(head, "what's" | "whats" | "what're" | "what'd")
-            {
+            } else if lang.auxiliaries.contains(second) || lang.contracted_what.contains(head) {
                 (Open, 0.7)
             } else if a.words.len() <= a.lead + 6 || a.question_mark {
                 (Closed, 0.6) // "what time", "what model is it"
