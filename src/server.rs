@@ -270,6 +270,9 @@ pub async fn run(
     Ok(())
 }
 
+/// How long a changed rubric file must stay the same before it is loaded.
+const RUBRIC_SETTLE: Duration = Duration::from_millis(100);
+
 /// Reloads the rubric file when `reload` is notified (SIGHUP), and when its content changes. A
 /// file that does not validate is refused with every problem logged, and the current rubric
 /// stays. Conversations in flight keep the profile they opened with; only new ones get the new
@@ -305,6 +308,19 @@ async fn watch_rubric(
         };
         if !forced && text == last {
             continue;
+        }
+        // A file being written can be read half-way (editors and `cp` truncate first, and an
+        // empty file is a valid rubric: the default). Only content that stays the same for a
+        // moment is loaded; content still changing is looked at again on the next turn.
+        tokio::time::sleep(RUBRIC_SETTLE).await;
+        match tokio::fs::read_to_string(&path).await {
+            Ok(again) if again == text => {}
+            _ => {
+                if forced {
+                    reload.notify_one();
+                }
+                continue;
+            }
         }
         last = text;
         match Rubric::from_toml_str(&last) {

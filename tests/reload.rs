@@ -144,3 +144,53 @@ async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file caught half-written is not loaded. Editors and `cp` truncate a file before they write
+/// it, and an empty file is a valid rubric (the default, without the file's profiles): a poll
+/// that read it in between once dropped every profile of the file. Here the file stays empty
+/// for 40 ms at a time while the server polls every 20 ms, ten times over; its profile must
+/// never go away.
+#[tokio::test]
+async fn a_rubric_file_read_while_it_is_being_written_is_not_loaded() {
+    let dir = std::env::temp_dir().join(format!("hearken-reload-half-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rubric.toml");
+    let content = "[profiles.strict.timing]\ninterruption_min_remaining_ms = 100\n";
+    std::fs::write(&file, content).unwrap();
+    let rubric = file.to_str().unwrap();
+    let (server, url) = common::spawn_serve(
+        &["--rubric-poll", "20ms", "--rubric", rubric],
+        &[],
+        Stdio::piped(),
+    );
+    let mut client = None;
+    assert!(
+        eventually(async || {
+            client = ListeningServiceClient::connect(url.clone()).await.ok();
+            client.is_some()
+        })
+        .await,
+        "server up"
+    );
+    let mut client = client.unwrap();
+    assert!(client.score_transcript(request("strict")).await.is_ok());
+    for round in 0..10 {
+        std::fs::write(&file, "").unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        std::fs::write(&file, content).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            client.score_transcript(request("strict")).await.is_ok(),
+            "round {round}: the profile went away"
+        );
+    }
+    drop(client);
+    common::terminate(&server);
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!log.contains("rubric reloaded"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
