@@ -39,15 +39,16 @@ async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
-#[tokio::test]
-async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
-    let dir = std::env::temp_dir().join(format!("hearken-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("rubric.toml");
-    std::fs::write(&file, "# no changes yet\n").unwrap();
-    let rubric = file.to_str().unwrap();
+/// `hearken serve` polling the rubric file `file` every `poll`, and a client once it answers.
+async fn serve_with_rubric(
+    file: &std::path::Path,
+    poll: &str,
+) -> (
+    std::process::Child,
+    ListeningServiceClient<tonic::transport::Channel>,
+) {
     let (server, url) = common::spawn_serve(
-        &["--rubric-poll", "100ms", "--rubric", rubric],
+        &["--rubric-poll", poll, "--rubric", file.to_str().unwrap()],
         &[],
         Stdio::piped(),
     );
@@ -60,7 +61,16 @@ async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
         .await,
         "server up"
     );
-    let mut client = client.unwrap();
+    (server, client.unwrap())
+}
+
+#[tokio::test]
+async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("hearken-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rubric.toml");
+    std::fs::write(&file, "# no changes yet\n").unwrap();
+    let (server, mut client) = serve_with_rubric(&file, "100ms").await;
     assert_eq!(
         client
             .score_transcript(request("strict"))
@@ -157,22 +167,7 @@ async fn a_rubric_file_read_while_it_is_being_written_is_not_loaded() {
     let file = dir.join("rubric.toml");
     let content = "[profiles.strict.timing]\ninterruption_min_remaining_ms = 100\n";
     std::fs::write(&file, content).unwrap();
-    let rubric = file.to_str().unwrap();
-    let (server, url) = common::spawn_serve(
-        &["--rubric-poll", "20ms", "--rubric", rubric],
-        &[],
-        Stdio::piped(),
-    );
-    let mut client = None;
-    assert!(
-        eventually(async || {
-            client = ListeningServiceClient::connect(url.clone()).await.ok();
-            client.is_some()
-        })
-        .await,
-        "server up"
-    );
-    let mut client = client.unwrap();
+    let (server, mut client) = serve_with_rubric(&file, "20ms").await;
     assert!(client.score_transcript(request("strict")).await.is_ok());
     for round in 0..10 {
         std::fs::write(&file, "").unwrap();

@@ -178,12 +178,14 @@ impl AlertPolicy {
         self.last[i] = Some((offset, ordinal, severity));
         self.raised[i] += 1;
         Some(KeptAlert {
-            kind,
-            severity,
-            number: self.raised[i],
-            occurrences,
+            facts: Facts {
+                kind,
+                severity,
+                number: self.raised[i],
+                occurrences,
+                offset_ms: offset,
+            },
             evidence_utterance_ids,
-            offset_ms: offset,
         })
     }
 }
@@ -192,31 +194,15 @@ impl AlertPolicy {
 /// again ([`KeptAlert::alert`] gives it in full).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KeptAlert {
-    kind: AlertKind,
-    severity: Severity,
-    /// How many alerts of this kind were raised, this one included.
-    number: u32,
-    /// How many times the behaviour occurred, raised or not, this one included.
-    occurrences: u32,
+    facts: Facts,
     evidence_utterance_ids: Vec<String>,
-    offset_ms: i64,
 }
 
 impl KeptAlert {
     /// The alert in full, with the texts of `profile` (the profile it was raised under).
     pub(crate) fn alert(&self, profile: &Profile) -> Alert {
-        self.facts()
+        self.facts
             .alert(profile, self.evidence_utterance_ids.clone())
-    }
-
-    fn facts(&self) -> Facts {
-        Facts {
-            kind: self.kind,
-            severity: self.severity,
-            number: self.number,
-            occurrences: self.occurrences,
-            offset_ms: self.offset_ms,
-        }
     }
 }
 
@@ -225,7 +211,9 @@ impl KeptAlert {
 struct Facts {
     kind: AlertKind,
     severity: Severity,
+    /// How many alerts of this kind were raised, this one included.
     number: u32,
+    /// How many times the behaviour occurred, raised or not, this one included.
     occurrences: u32,
     offset_ms: i64,
 }
@@ -255,29 +243,20 @@ impl Facts {
     }
 }
 
-/// The alerts a conversation keeps for its scorecard, at most `MAX_ALERTS_KEPT`: a long call
-/// raises hundreds, so each is a few fixed-size facts, the evidence ids of all of them share one
-/// buffer, and the buffers grow by an eighth rather than doubling (an alert with its own list of
-/// strings, in vectors that doubled, cost ~150 bytes, the largest part of a long call's memory
-/// after the history).
+/// The alerts a conversation keeps for its scorecard, at most `MAX_ALERTS_KEPT`. A long call
+/// raises hundreds, so each is its facts, the evidence ids of all of them share one buffer, and
+/// the buffers grow by an eighth rather than doubling (one record per alert with its own list
+/// of strings, in doubling vectors, cost ~160 bytes an alert: the largest part of a long call's
+/// memory after the history).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AlertLog {
-    kept: Vec<Entry>,
-    /// Every kept alert's evidence ids, back to back.
-    ids: String,
+    facts: Vec<Facts>,
+    /// For each alert, how many evidence ids were kept up to and including its own.
+    ids_so_far: Vec<u32>,
+    /// Every kept alert's evidence ids, back to back (UTF-8).
+    ids: Vec<u8>,
     /// Where each id ends in `ids`.
     ends: Vec<u32>,
-}
-
-/// One kept alert: its facts and how many evidence ids were kept up to and including its own.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    offset_ms: i64,
-    number: u32,
-    occurrences: u32,
-    ids_so_far: u32,
-    kind: AlertKind,
-    severity: Severity,
 }
 
 /// Room for `extra` more items in a buffer that grows by an eighth at a time.
@@ -287,58 +266,48 @@ fn room<T>(v: &mut Vec<T>, extra: usize) {
     }
 }
 
+/// A length or offset in the log's buffers (at most `MAX_ALERTS_KEPT` alerts of ids within the
+/// id limit: far below `u32::MAX`).
+fn index(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 impl AlertLog {
     /// Keeps `alert` unless `MAX_ALERTS_KEPT` are kept already (later ones are still emitted
     /// live, and counted in the metrics).
     pub(crate) fn keep(&mut self, alert: &KeptAlert) {
-        if self.kept.len() >= super::MAX_ALERTS_KEPT {
+        if self.facts.len() >= super::MAX_ALERTS_KEPT {
             return;
         }
-        let bytes: usize = alert.evidence_utterance_ids.iter().map(String::len).sum();
-        if self.ids.capacity() - self.ids.len() < bytes {
-            self.ids.reserve_exact(bytes.max(self.ids.len() / 8 + 64));
+        let ids = &alert.evidence_utterance_ids;
+        room(&mut self.ids, ids.iter().map(String::len).sum());
+        room(&mut self.ends, ids.len());
+        for id in ids {
+            self.ids.extend_from_slice(id.as_bytes());
+            self.ends.push(index(self.ids.len()));
         }
-        room(&mut self.ends, alert.evidence_utterance_ids.len());
-        for id in &alert.evidence_utterance_ids {
-            self.ids.push_str(id);
-            self.ends
-                .push(u32::try_from(self.ids.len()).unwrap_or(u32::MAX));
-        }
-        room(&mut self.kept, 1);
-        self.kept.push(Entry {
-            offset_ms: alert.offset_ms,
-            number: alert.number,
-            occurrences: alert.occurrences,
-            ids_so_far: u32::try_from(self.ends.len()).unwrap_or(u32::MAX),
-            kind: alert.kind,
-            severity: alert.severity,
-        });
+        room(&mut self.facts, 1);
+        room(&mut self.ids_so_far, 1);
+        self.facts.push(alert.facts);
+        self.ids_so_far.push(index(self.ends.len()));
     }
 
     /// Every kept alert in full, in the order raised, with the texts of `profile`.
     pub(crate) fn alerts(&self, profile: &Profile) -> Vec<Alert> {
-        let mut first_id = 0;
-        let mut start = 0;
-        self.kept
+        let (mut first_id, mut start) = (0, 0);
+        self.facts
             .iter()
-            .map(|e| {
-                let ids_so_far = e.ids_so_far as usize;
-                let evidence = self.ends[first_id..ids_so_far]
+            .zip(&self.ids_so_far)
+            .map(|(facts, &ids_so_far)| {
+                let evidence = self.ends[first_id..ids_so_far as usize]
                     .iter()
                     .map(|&end| {
-                        let id = self.ids[start..end as usize].to_owned();
+                        let id = String::from_utf8_lossy(&self.ids[start..end as usize]);
                         start = end as usize;
-                        id
+                        id.into_owned()
                     })
                     .collect();
-                first_id = ids_so_far;
-                let facts = Facts {
-                    kind: e.kind,
-                    severity: e.severity,
-                    number: e.number,
-                    occurrences: e.occurrences,
-                    offset_ms: e.offset_ms,
-                };
+                first_id = ids_so_far as usize;
                 facts.alert(profile, evidence)
             })
             .collect()

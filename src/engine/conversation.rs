@@ -155,6 +155,7 @@ impl Conversation {
             .check_utterance(&u)
             .map_err(|r| r.for_utterance(&u, &self.limits))?;
         let id_key = stable_hash(&u.utterance_id);
+        let content_of = |u: &Utterance| stable_hash((&u.role, &u.text, u.start_ms, u.end_ms));
         if let Some(&content) = self.finals.get(&id_key) {
             let reject = |field, description: &str| {
                 Err(
@@ -168,7 +169,7 @@ impl Conversation {
                     "a partial segment cannot follow the final one with the same utterance_id",
                 );
             }
-            return if content == stable_hash((&u.role, &u.text, u.start_ms, u.end_ms)) {
+            return if content == content_of(&u) {
                 Ok(Vec::new()) // an identical repeat (e.g. a replay) is ignored
             } else {
                 reject(
@@ -199,37 +200,24 @@ impl Conversation {
             )
             .for_utterance(&u, &self.limits));
         }
-        self.finals.insert(
-            id_key,
-            stable_hash((&u.role, &u.text, u.start_ms, u.end_ms)),
-        );
+        self.finals.insert(id_key, content_of(&u));
         Ok(self.score_final(u))
     }
 
     /// One final utterance through the stages, each written once: analyse → place → detect →
-    /// record → follow-ups → alerts → score → emit.
+    /// record → follow-ups → alerts → score → emit; then the history keeps it.
     fn score_final(&mut self, u: Utterance) -> Vec<Emitted> {
         let profile = Arc::clone(&self.profile);
-        let times = (u.start_ms, u.end_ms);
-        let ordinal = self.metrics.utterances + 1;
-        let segment = Segment::of(u, ordinal, &profile);
+        let segment = Segment::of(u, self.metrics.utterances + 1, &profile);
         let placement = self.state.place(&segment, &profile);
         let mut found = self.detect(&segment, &placement, &profile);
-        let turn = Turn {
-            utterance_id: segment.utterance_id.clone(),
-            role: segment.role,
-            start_ms: segment.start_ms,
-            words: segment.tokens.len() as u64,
-            backchannel: segment.backchannel,
-            times,
-            ordinal,
-        };
-        self.record(&found, &placement, &turn);
+        self.record(&found, &placement, &segment);
         let due = self.follow_ups(&segment, &found, &profile);
+        let alerts_due = alerts::due(&mut found, due, &segment.utterance_id, segment.role);
+        let contributions = self.rescore(&found, &segment, &profile);
+        let emitted = self.emit(found, alerts_due, contributions, &segment, &profile);
         self.state.remember(segment, &profile);
-        let alerts_due = alerts::due(&mut found, due, &turn.utterance_id, turn.role);
-        let contributions = self.rescore(&found, &turn, &profile);
-        self.emit(found, alerts_due, contributions, turn, &profile)
+        emitted
     }
 
     /// Runs every detector on the segment being scored, then lets the learned layer revise what
@@ -266,31 +254,24 @@ impl Conversation {
     }
 
     /// The running counts, the chat clock and the interruption marks for one turn.
-    fn record(&mut self, found: &[Detection], placement: &state::Placement, turn: &Turn) {
-        self.metrics.record_turn(
-            &self.profile.timing,
-            found,
-            placement,
-            turn.role,
-            turn.words,
-            turn.times,
-            turn.backchannel,
-        );
+    fn record(&mut self, found: &[Detection], placement: &state::Placement, segment: &Segment) {
+        self.metrics
+            .record_turn(&self.profile.timing, found, placement, segment);
         if self.start.channel == Channel::Chat
-            && let Some(at) = turn.times.0.or(turn.times.1)
+            && let Some(at) = segment.start_ms.or(segment.end_ms)
         {
-            self.chat.message(&mut self.metrics, turn.role, at);
+            self.chat.message(&mut self.metrics, segment.role, at);
         }
         for d in found
             .iter()
             .filter(|d| d.behaviour == Behaviour::Interruption)
         {
-            let agent = if turn.role == Role::Agent {
-                turn.utterance_id.clone()
+            let agent = if segment.role == Role::Agent {
+                segment.utterance_id.as_str()
             } else {
-                d.related_utterance_ids[0].clone()
+                d.related_utterance_ids[0].as_str()
             };
-            self.state.mark_interrupting(&agent);
+            self.state.mark_interrupting(agent);
         }
     }
 
@@ -321,10 +302,10 @@ impl Conversation {
     fn rescore(
         &mut self,
         found: &[Detection],
-        turn: &Turn,
+        segment: &Segment,
         profile: &Profile,
     ) -> Vec<Contribution> {
-        let before = if turn.role == Role::Customer {
+        let before = if segment.role == Role::Customer {
             self.score.clone()
         } else {
             std::mem::replace(
@@ -332,41 +313,49 @@ impl Conversation {
                 scorer::score_with_mood(profile, &self.metrics, self.customer.frustration),
             )
         };
-        scorer::explain(&before, &self.score, found, &turn.utterance_id)
+        scorer::explain(&before, &self.score, found, &segment.utterance_id)
     }
 
-    /// The update, then the alerts the policy lets through (kept for the scorecard up to
-    /// [`MAX_ALERTS_KEPT`]).
+    /// The update, then the alerts the policy lets through.
     fn emit(
         &mut self,
         found: Vec<Detection>,
         alerts_due: Vec<(AlertKind, Vec<String>)>,
         contributions: Vec<Contribution>,
-        turn: Turn,
+        segment: &Segment,
         profile: &Profile,
     ) -> Vec<Emitted> {
-        let raised: Vec<_> = alerts_due
-            .into_iter()
-            .filter_map(|(kind, evidence)| {
-                self.policy
-                    .occur(profile, kind, turn.start_ms, turn.ordinal, evidence)
-            })
-            .collect();
-        let mut emitted = Vec::with_capacity(1 + raised.len());
-        emitted.push(Emitted::Update(Box::new(Update {
-            utterance_id: turn.utterance_id,
+        let mut emitted = vec![Emitted::Update(Box::new(Update {
+            utterance_id: segment.utterance_id.clone(),
             partial: false,
             score: self.score.clone(),
             behaviours: found,
             metrics: self.metrics.clone(),
             customer: self.customer,
             contributions,
-        })));
-        for kept in raised {
-            emitted.push(Emitted::Alert(kept.alert(profile)));
-            self.alerts.keep(&kept);
+        }))];
+        for (kind, evidence) in alerts_due {
+            let raised = self.raise(profile, kind, segment.start_ms, segment.ordinal, evidence);
+            emitted.extend(raised.map(Emitted::Alert));
         }
         emitted
+    }
+
+    /// An occurrence of `kind`: the alert, if the policy lets it through, kept for the
+    /// scorecard (up to [`MAX_ALERTS_KEPT`]).
+    fn raise(
+        &mut self,
+        profile: &Profile,
+        kind: AlertKind,
+        offset_ms: Option<i64>,
+        ordinal: u32,
+        evidence: Vec<String>,
+    ) -> Option<Alert> {
+        let kept = self
+            .policy
+            .occur(profile, kind, offset_ms, ordinal, evidence)?;
+        self.alerts.keep(&kept);
+        Some(kept.alert(profile))
     }
 
     fn observe_signal(&mut self, signal: Signal) -> Result<(), Rejected> {
@@ -403,32 +392,20 @@ impl Conversation {
             .unwrap_or(0)
             .max(self.chat.last_ms().unwrap_or(0));
         let duration_ms = end.offset_ms.map_or(frontier, |o| o.max(frontier));
-        let mut raised = Vec::new();
+        let profile = Arc::clone(&self.profile);
         let ordinal = self.metrics.utterances + 1;
         let mut counts = metrics::FollowUpCounts::default();
         let at_end = self.followups.at_end(&mut counts);
         self.metrics.record_follow_ups(&counts);
+        let mut raised = Vec::new();
         for f in at_end {
             let (kind, evidence) = f.into_alert(None);
-            if let Some(kept) =
-                self.policy
-                    .occur(&self.profile, kind, Some(duration_ms), ordinal, evidence)
-            {
-                raised.push(kept);
-            }
+            raised.extend(self.raise(&profile, kind, Some(duration_ms), ordinal, evidence));
         }
-        self.score =
-            scorer::score_with_mood(&self.profile, &self.metrics, self.customer.frustration);
-        let raised_now: Vec<Alert> = raised
-            .iter()
-            .map(|kept| kept.alert(&self.profile))
-            .collect();
-        for kept in &raised {
-            self.alerts.keep(kept);
-        }
-        let all = std::mem::take(&mut self.alerts).alerts(&self.profile);
+        self.score = scorer::score_with_mood(&profile, &self.metrics, self.customer.frustration);
+        let all = std::mem::take(&mut self.alerts).alerts(&profile);
         Ok((
-            raised_now,
+            raised,
             scorecard::build(
                 &self.profile,
                 self.score.clone(),
@@ -439,15 +416,4 @@ impl Conversation {
             ),
         ))
     }
-}
-
-/// What the stages after detection need of the turn being scored.
-struct Turn {
-    utterance_id: String,
-    role: Role,
-    start_ms: Option<i64>,
-    words: u64,
-    backchannel: bool,
-    times: (Option<i64>, Option<i64>),
-    ordinal: u32,
 }

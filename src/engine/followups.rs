@@ -101,20 +101,14 @@ impl FollowUps {
         customer_turns: u32,
         counts: &mut FollowUpCounts,
     ) -> Vec<FollowUp> {
-        let mut due = Vec::new();
         match segment.role {
-            Role::Customer => due.extend(self.customer_turn(
-                segment,
-                found,
-                state,
-                profile,
-                customer_turns,
-                counts,
-            )),
-            Role::Agent => due.extend(self.agent_turn(segment, found, profile, counts)),
-            Role::Other | Role::Unknown => {}
+            Role::Customer => self
+                .customer_turn(segment, found, state, profile, customer_turns, counts)
+                .into_iter()
+                .collect(),
+            Role::Agent => self.agent_turn(segment, found, profile, counts),
+            Role::Other | Role::Unknown => Vec::new(),
         }
-        due
     }
 
     /// An agent turn: what it answers of the customer's open emotion, question, side issues

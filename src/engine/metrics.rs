@@ -242,110 +242,101 @@ impl Metrics {
 impl Metrics {
     /// Counts one final utterance and what was found in it: the one place the running counts
     /// of a turn are written (the follow-ups' go through [`Metrics::record_follow_ups`]).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_turn(
         &mut self,
         timing: &super::rubric::TimingRules,
         found: &[Detection],
         placement: &super::state::Placement,
-        role: Role,
-        words: u64,
-        (start_ms, end_ms): (Option<i64>, Option<i64>),
-        backchannel: bool,
+        segment: &super::state::Segment,
     ) {
-        let m = &mut *self;
-        m.utterances += 1;
-        let duration = start_ms.zip(end_ms).map(|(s, e)| e - s);
-        if start_ms.is_some() && end_ms.is_none() {
-            m.start_only_utterances += 1;
+        let words = segment.tokens.len() as u64;
+        self.utterances += 1;
+        if segment.start_ms.is_some() && segment.end_ms.is_none() {
+            self.start_only_utterances += 1;
         }
-        match role {
+        match segment.role {
             Role::Agent => {
-                m.agent_talk_ms += placement.new_talk_ms;
-                m.agent_words += words;
-                if !backchannel {
-                    m.agent_turns += 1;
+                self.agent_talk_ms += placement.new_talk_ms;
+                self.agent_words += words;
+                if !segment.backchannel {
+                    self.agent_turns += 1;
                 }
-                if let Some(d) = duration
+                if let Some((start, end)) = segment.interval()
                     && timing.speech_timing
-                    && d >= timing.speaking_rate_min_utterance_ms
+                    && end - start >= timing.speaking_rate_min_utterance_ms
                 {
-                    m.rate_words += words;
-                    m.rate_ms += d;
+                    self.rate_words += words;
+                    self.rate_ms += end - start;
                 }
-                m.longest_monologue_ms = m.longest_monologue_ms.max(placement.run_after_ms);
+                self.longest_monologue_ms = self.longest_monologue_ms.max(placement.run_after_ms);
                 if let Some(response) = &placement.response {
-                    m.response_gaps += 1;
-                    m.response_gap_sum_ms += response.gap_ms;
+                    self.response_gaps += 1;
+                    self.response_gap_sum_ms += response.gap_ms;
                     if response.customer_turn_ms >= timing.long_customer_turn_ms
                         && (0..timing.rushed_response_ms).contains(&response.gap_ms)
                     {
-                        m.rushed_responses += 1;
+                        self.rushed_responses += 1;
                     }
                 }
             }
             Role::Customer => {
-                m.customer_talk_ms += placement.new_talk_ms;
-                m.customer_words += words;
-                m.customer_turns += 1;
+                self.customer_talk_ms += placement.new_talk_ms;
+                self.customer_words += words;
+                self.customer_turns += 1;
             }
             Role::Other | Role::Unknown => {}
         }
-        m.overtalk_ms += placement.new_overtalk_ms;
-        if backchannel {
-            m.backchannel_overtalk_ms += placement.new_overtalk_ms;
+        self.overtalk_ms += placement.new_overtalk_ms;
+        if segment.backchannel {
+            self.backchannel_overtalk_ms += placement.new_overtalk_ms;
         }
-        self.count_behaviours(found, role);
+        self.count_behaviours(found, segment.role);
     }
 
     /// The language and timing behaviours of one turn. Language behaviours count for the
     /// roles they are about; an unknown speaker's are reported but not counted.
     fn count_behaviours(&mut self, found: &[Detection], role: Role) {
-        let m = self;
         let agent = role == Role::Agent;
         let customer = role == Role::Customer;
-        let mut question = false;
-        let mut clarifying = false;
+        // One question per utterance, whatever its kinds.
+        let mut asked = false;
         for d in found {
-            // Language behaviours count for the roles they are about; an unknown speaker's are
-            // reported but not counted.
             match d.behaviour {
-                Behaviour::Interruption => m.interruptions += 1,
-                Behaviour::CutOff => m.cut_offs += 1,
+                Behaviour::Interruption => self.interruptions += 1,
+                Behaviour::CutOff => self.cut_offs += 1,
                 Behaviour::Backchannel => {
-                    m.backchannels += 1;
-                    m.acknowledgements += 1;
+                    self.backchannels += 1;
+                    self.acknowledgements += 1;
                 }
                 Behaviour::DeadAir => {
-                    m.dead_air_episodes += 1;
-                    m.dead_air_ms += d.duration_ms;
+                    self.dead_air_episodes += 1;
+                    self.dead_air_ms += d.duration_ms;
                 }
                 Behaviour::OpenQuestion if agent => {
-                    question = true;
-                    m.open_questions += 1;
+                    asked = true;
+                    self.open_questions += 1;
                 }
                 Behaviour::ClosedQuestion if agent => {
-                    question = true;
-                    m.closed_questions += 1;
+                    asked = true;
+                    self.closed_questions += 1;
                 }
                 Behaviour::ClarifyingQuestion if agent => {
-                    clarifying = true;
-                    m.clarifying_questions += 1;
+                    asked = true;
+                    self.clarifying_questions += 1;
                 }
-                Behaviour::Acknowledgement if agent => m.acknowledgements += 1,
-                Behaviour::Empathy if agent => m.empathy += 1,
-                Behaviour::Reflection if agent => m.reflections += 1,
-                Behaviour::SentenceCompletion if agent => m.sentence_completions += 1,
-                Behaviour::PrematureSolution if agent => m.premature_solutions += 1,
-                Behaviour::DismissiveLanguage if agent => m.dismissive += 1,
-                Behaviour::CustomerRepeat if customer => m.customer_repeats += 1,
-                Behaviour::EscalationRequest if customer => m.escalation_requests += 1,
+                Behaviour::Acknowledgement if agent => self.acknowledgements += 1,
+                Behaviour::Empathy if agent => self.empathy += 1,
+                Behaviour::Reflection if agent => self.reflections += 1,
+                Behaviour::SentenceCompletion if agent => self.sentence_completions += 1,
+                Behaviour::PrematureSolution if agent => self.premature_solutions += 1,
+                Behaviour::DismissiveLanguage if agent => self.dismissive += 1,
+                Behaviour::CustomerRepeat if customer => self.customer_repeats += 1,
+                Behaviour::EscalationRequest if customer => self.escalation_requests += 1,
                 _ => {}
             }
         }
-        // One question per utterance, whatever its kinds.
-        if question || clarifying {
-            m.questions += 1;
+        if asked {
+            self.questions += 1;
         }
     }
 }

@@ -234,6 +234,11 @@ impl Words {
         self.joined.get(start..end)
     }
 
+    /// Adjacent pairs of words from word `start` on.
+    pub fn pairs_from(&self, start: usize) -> impl Iterator<Item = (&str, &str)> + '_ {
+        (start + 1..self.len()).filter_map(move |i| Some((self.get(i - 1)?, self.get(i)?)))
+    }
+
     /// Iterates over the words.
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
@@ -487,6 +492,17 @@ mod phrase_tests {
         assert!(!set.covers(&words("uh um")));
         assert!(!set.covers(&words("I see the problem")));
         assert!(!set.covers(&words("")));
+    }
+
+    #[test]
+    fn pairs_are_adjacent_words_from_a_start() {
+        let w = words("so what do you think");
+        assert_eq!(
+            w.pairs_from(1).collect::<Vec<_>>(),
+            [("what", "do"), ("do", "you"), ("you", "think")]
+        );
+        assert_eq!(w.pairs_from(4).count(), 0);
+        assert_eq!(words("").pairs_from(0).count(), 0);
     }
 
     #[test]

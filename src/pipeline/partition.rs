@@ -472,16 +472,15 @@ impl route::Conversations for Ctx<'_> {
 
     fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {
         if *self.live_total >= self.settings.max_conversations {
-            let mut r = Rejected::new(
+            return Err(Rejected::new(
                 RejectReason::TooManyConversations,
                 "conversation_id",
                 format!(
                     "this replica already has the maximum of {} live conversations (--max-conversations); add replicas or partitions",
                     self.settings.max_conversations
                 ),
-            );
-            r.retry_after_ms = Some(1_000);
-            return Err(r);
+            )
+            .retry_after(1_000));
         }
         let conversation = Conversation::open(
             proto::start_from_proto(start),

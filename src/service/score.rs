@@ -33,7 +33,7 @@ pub(super) async fn score_transcript(
         "conversation_id",
         limits.input.max_id_bytes,
     )
-    .map_err(|r| invalid(r.field, r.description))?;
+    .map_err(ServiceError::Rejected)?;
     if request.utterances.is_empty() {
         return Err(invalid(
             "utterances",

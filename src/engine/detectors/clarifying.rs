@@ -61,20 +61,16 @@ impl Detector for ClarifyingDetector {
             return;
         }
         if let Some(m) = lang.clarifying.find(&a.words) {
-            let phrase: Vec<&str> = (m.start..m.end).filter_map(|i| a.words.get(i)).collect();
+            let first = a.words.get(m.start);
             // Phrases that also start ordinary sentences count only when asked.
             let weak = lang.weak_clarifying.is_exactly(&a.words, m.start, m.end);
             let whole = m.end + 1 >= a.words.len();
             let asked = a.question.is_some() || a.question_mark;
-            let idiom = a
-                .words
-                .iter()
-                .collect::<Vec<_>>()
-                .windows(2)
-                .any(|w| w == ["you", "know"])
-                && phrase.first() == Some(&"what");
+            // "what you know about it" is not asking what was meant.
+            let idiom =
+                first == Some("what") && a.words.pairs_from(0).any(|p| p == ("you", "know"));
             let counts = if weak {
-                asked && (whole || phrase[0] == "you")
+                asked && (whole || first == Some("you"))
             } else {
                 (m.start <= a.lead && a.words.len() <= m.end + 8) || asked
             };

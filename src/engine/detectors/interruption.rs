@@ -8,14 +8,16 @@
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::event::Role;
-use crate::engine::state::{Segment, TimedSpan};
+use crate::engine::state::Segment;
 
 /// Reports interruptions and cut-offs.
 #[derive(Debug)]
 pub(super) struct InterruptionDetector;
 
-fn interrupts(agent: (i64, i64), customer: &TimedSpan, min_remaining_ms: i64) -> bool {
-    customer.start_ms < agent.0 && agent.0 <= customer.end_ms - min_remaining_ms
+/// Whether speech over `agent` (start, end) cuts into `customer` (start, end) with at least
+/// `min_remaining_ms` of it left.
+fn interrupts(agent: (i64, i64), customer: (i64, i64), min_remaining_ms: i64) -> bool {
+    customer.0 < agent.0 && agent.0 <= customer.1 - min_remaining_ms
 }
 
 fn report(
@@ -107,7 +109,7 @@ impl InterruptionDetector {
                     .iter()
                     .rev()
                     .filter(|t| t.role == Role::Customer && !t.backchannel)
-                    .find(|t| interrupts((start, end), t, min_remaining))
+                    .find(|t| interrupts((start, end), (t.start_ms, t.end_ms), min_remaining))
                 {
                     report(
                         start,
@@ -119,21 +121,12 @@ impl InterruptionDetector {
                 }
             }
             Role::Customer => {
-                let this = TimedSpan {
-                    utterance_id: utterance.utterance_id.as_str().into(),
-                    ordinal: utterance.ordinal,
-                    role: Role::Customer,
-                    start_ms: start,
-                    end_ms: end,
-                    backchannel: false,
-                    interrupting: false,
-                };
                 for agent in timeline.iter().filter(|t| {
                     t.role == Role::Agent
                         && !t.backchannel
                         && !t.interrupting
                         && t.ordinal < utterance.ordinal
-                        && interrupts((t.start_ms, t.end_ms), &this, min_remaining)
+                        && interrupts((t.start_ms, t.end_ms), (start, end), min_remaining)
                 }) {
                     report(
                         agent.start_ms,

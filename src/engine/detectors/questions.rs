@@ -23,11 +23,8 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
     // "what do you think", "where do you see this going": opinions, whatever the wh-word.
     let asks_opinion = || {
         a.words
-            .iter()
-            .skip(a.lead)
-            .collect::<Vec<_>>()
-            .windows(2)
-            .any(|w| w[0] == "you" && lang.opinion_verbs.contains(w[1]))
+            .pairs_from(a.lead)
+            .any(|(w, next)| w == "you" && lang.opinion_verbs.contains(next))
     };
     // The first noun-like word after "what's your" / "what is the": a fact ("number") or not.
     let fact = || {

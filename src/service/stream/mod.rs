@@ -331,15 +331,14 @@ impl StreamTask {
     fn open(&mut self, conversation_id: &str, start: &ConversationStart) -> Result<(), Rejected> {
         let limits = &self.shared.limits;
         let exhausted = |what: &str, cap: usize| {
-            let mut r = Rejected::new(
+            Rejected::new(
                 RejectReason::TooManyConversations,
                 "conversation_id",
                 format!(
                     "{what} already has the maximum of {cap} live conversations; end one or retry later"
                 ),
-            );
-            r.retry_after_ms = Some(1_000);
-            r
+            )
+            .retry_after(1_000)
         };
         if self.live.len() >= limits.max_conversations_per_stream {
             return Err(exhausted(
@@ -478,14 +477,14 @@ impl StreamTask {
 /// later gets the same responses as if it had never been refused (a replay's de-duplication
 /// by `seq` can never mistake it for data).
 fn over_rate(id: &str, wait: Duration, rate: f64) -> StreamConversationsResponse {
-    let mut r = Rejected::new(
+    let r = Rejected::new(
         RejectReason::RateLimited,
         "conversation_id",
         format!(
             "more than {rate} messages per second for this conversation (beyond what its call time allows); resend after the delay"
         ),
-    );
-    r.retry_after_ms = Some(wait.as_millis().max(1) as i64);
+    )
+    .retry_after(wait.as_millis().max(1) as i64);
     response(id, 0, rejection(&r))
 }
 
