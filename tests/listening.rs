@@ -108,6 +108,42 @@ fn a_reflection_after_a_first_sentence_of_something_else_is_found() {
     );
 }
 
+/// A listening cue from the customer ("mm-hmm") says nothing to reflect: the reflection that
+/// follows says back their last turn with substance, and points at it.
+#[test]
+fn a_reflection_after_the_customers_listening_cue_refers_to_what_they_said() {
+    let mut c = conversation();
+    let script = [
+        (
+            Role::Customer,
+            "I was charged twice for my phone bill this month and I can't afford that right now.",
+        ),
+        (Role::Agent, "Let me have a look at the account."),
+        (Role::Customer, "Mm-hmm."),
+        (
+            Role::Agent,
+            "So you've been billed twice for the same month, and money is tight.",
+        ),
+    ];
+    let mut related = Vec::new();
+    for (i, (role, text)) in script.iter().enumerate() {
+        for e in c
+            .observe(Event::Utterance(u(&format!("u{i}"), *role, text)))
+            .unwrap()
+        {
+            if let Emitted::Update(up) = e {
+                related.extend(
+                    up.behaviours
+                        .into_iter()
+                        .filter(|d| d.behaviour == Behaviour::Reflection)
+                        .map(|d| (i, d.related_utterance_ids)),
+                );
+            }
+        }
+    }
+    assert_eq!(related, [(3, vec!["u0".to_string()])]);
+}
+
 #[test]
 fn traps_clarifying_is_not_a_question_type_and_empathy_is_not_a_reflection() {
     let f = found(&[
@@ -210,7 +246,7 @@ fn the_same_turns_give_the_same_bits() {
     assert_eq!(digest_of_call(), PINNED_DIGEST, "{:#x}", digest_of_call());
 }
 
-const PINNED_DIGEST: u64 = 0x74b2_e462_15e4_7218;
+const PINNED_DIGEST: u64 = 0x6fd9_3330_9672_c6e1;
 
 #[test]
 fn start_only_timing_is_scored_and_said_to_be_partial() {

@@ -246,6 +246,10 @@ impl Conversation {
                 backchannel: segment.backchannel,
                 utterance_id: &segment.utterance_id,
                 words: &segment.analysis.words,
+                asks_the_other: detectors::questions::addressed_to_the_other(
+                    &segment.analysis,
+                    profile.lang(),
+                ),
             },
             &mut found,
             self.record_features,

@@ -101,6 +101,12 @@ language_lists! {
         handover_words,
         topic_openers,
         contracted_what,
+        /// Verbs of an offer ("how can I help"): a question in the first person that still
+        /// addresses the other party.
+        offer_verbs,
+        /// Words that follow a copula's subject noun ("the", "my"): "what's the reason the
+        /// payment is late" asks; "what's so sad about this is…" states.
+        determiners,
         echo_wh_words,
         negations,
         boosters,
@@ -114,6 +120,15 @@ language_lists! {
         indirect_questions,
         weak_question_tags,
         open_requests,
+        /// Conventional greetings ("how are you doing"): courtesies, not questions to answer at
+        /// length.
+        greeting_questions,
+        /// A speaker searching their own memory ("what's the word", "what was his name"):
+        /// thinking aloud, not asking.
+        word_searches,
+        /// Questions that expect no answer ("why bother", "who knows") when they are the whole
+        /// utterance.
+        rhetorical_questions,
         question_tags,
         clarifying,
         non_understanding,
@@ -330,35 +345,7 @@ pub(crate) fn analyse(
 ) -> Analysis {
     let mut words = Words::new(tokens, fillers);
     lang.phrases.scan(&mut words);
-    // Skip discourse markers and courtesies before the substance ("no problem at all, can you
-    // walk me through…", "thank you, what happened then"), keeping at least three words.
-    let mut lead = 0;
-    loop {
-        if let Some(m) = lang
-            .lead_ins
-            .at(&words, lead)
-            .filter(|m| m.end + 2 < words.len())
-        {
-            lead = m.end;
-        } else if lead + 1 < words.len()
-            && words
-                .get(lead)
-                .is_some_and(|w| lang.discourse_markers.contains(w))
-        {
-            lead += 1;
-        } else {
-            break;
-        }
-    }
-    // "you know, what do you think" and "i mean, how…" lead in too.
-    while lead + 2 < words.len()
-        && matches!(
-            (words.get(lead), words.get(lead + 1)),
-            (Some("you"), Some("know")) | (Some("i"), Some("mean"))
-        )
-    {
-        lead += 2;
-    }
+    let lead = lead_from(&words, 0, lang);
     let mut content: Vec<Stem> = words
         .iter()
         .filter(|w| {
@@ -406,8 +393,84 @@ pub(crate) fn analyse(
         sentiment: 0.0,
     };
     analysis.question = question_form(&analysis, lang);
+    if analysis.question == Some(QuestionForm::Declarative) {
+        // "So, if you did decide, how would you go about it?", "Sandra, can you give me an
+        // example?": the question's form is in a later clause.
+        if let Some((lead, form)) = later_clause_question(&analysis, text, tokens, lang) {
+            analysis.lead = lead;
+            analysis.question = Some(form);
+        }
+    }
     analysis.sentiment = sentiment(&analysis.words, lang);
     analysis
+}
+
+/// The first substantive word at or after `start`: discourse markers and courtesies are skipped
+/// ("no problem at all, can you walk me through…", "thank you, what happened then"), keeping
+/// at least three words; so are "you know" and "I mean".
+fn lead_from(words: &Words, start: usize, lang: &CompiledLanguage) -> usize {
+    let mut lead = start;
+    loop {
+        if let Some(m) = lang
+            .lead_ins
+            .at(words, lead)
+            .filter(|m| m.end + 2 < words.len())
+        {
+            lead = m.end;
+        } else if lead + 1 < words.len()
+            && words
+                .get(lead)
+                .is_some_and(|w| lang.discourse_markers.contains(w))
+        {
+            lead += 1;
+        } else {
+            break;
+        }
+    }
+    while lead + 2 < words.len()
+        && matches!(
+            (words.get(lead), words.get(lead + 1)),
+            (Some("you"), Some("know")) | (Some("i"), Some("mean"))
+        )
+    {
+        lead += 2;
+    }
+    lead
+}
+
+/// For a question known only by its question mark: the first clause after punctuation
+/// (comma, stop, colon, dash) that has a question's form, with its lead.
+fn later_clause_question(
+    a: &Analysis,
+    text: &str,
+    tokens: &[Token],
+    lang: &CompiledLanguage,
+) -> Option<(usize, QuestionForm)> {
+    let marks: Vec<u32> = text
+        .chars()
+        .enumerate()
+        .filter(|(_, c)| matches!(c, ',' | '.' | '?' | '!' | ';' | ':' | '\u{2014}'))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let token = |i: usize| a.words.token_of(i).and_then(|t| tokens.get(t));
+    let mut clause = a.clone();
+    for i in a.lead + 1..a.words.len() {
+        let (Some(before), Some(this)) = (token(i - 1), token(i)) else {
+            continue;
+        };
+        if !marks
+            .iter()
+            .any(|&m| m >= before.end_char && m < this.start_char)
+        {
+            continue;
+        }
+        clause.lead = lead_from(&a.words, i, lang);
+        match question_form(&clause, lang) {
+            Some(QuestionForm::Declarative) | None => {}
+            Some(form) => return Some((clause.lead, form)),
+        }
+    }
+    None
 }
 
 fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> {
@@ -442,6 +505,39 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
             && (third.is_some_and(|t| matches!(t, "is" | "was"))
                 || (head.starts_with("how")
                     && third.is_some_and(|t| lang.statement_subjects.contains(t))));
+        // "what's even worse is…", "what was so fun though was…": a pseudo-cleft states.
+        // Not "what do you think is causing it" (an inverted question) nor "what's the reason
+        // the payment is late" (the copula ends a clause about a noun).
+        let inverted = second_aux && third.is_some_and(|t| lang.subjects.contains(t));
+        let pseudo_cleft = !mark
+            && !inverted
+            && matches!(head, "what" | "what's")
+            && !second.is_some_and(|s| matches!(s, "else" | "kind" | "sort" | "type"))
+            && (a.lead + 3..a.words.len().saturating_sub(1)).any(|j| {
+                let before = a.words.get(j - 1).unwrap_or("");
+                matches!(a.words.get(j), Some("is" | "was"))
+                    && !lang.subjects.contains(before)
+                    && !lang.statement_subjects.contains(before)
+                    && !a
+                        .words
+                        .get(j - 2)
+                        .is_some_and(|w| lang.determiners.contains(w))
+                    && !(a.lead..j).any(|k| {
+                        a.words.get(k).is_some_and(|w| {
+                            matches!(
+                                w,
+                                "you"
+                                    | "your"
+                                    | "you're"
+                                    | "you've"
+                                    | "you'd"
+                                    | "you'll"
+                                    | "yours"
+                                    | "yourself"
+                            )
+                        })
+                    })
+            });
         // "when I was…", "which is…": joining clauses; "which router do you have" still asks.
         let noun_then_aux = third.is_some_and(|t| lang.auxiliaries.contains(t));
         // "Which is the same": a relative clause continuing the last turn, not a question.
@@ -457,6 +553,7 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
         if !exclamative
             && !statement
             && !clause
+            && !pseudo_cleft
             && !joins
             && !relative
             && (second.is_some() || mark || a.words.len() == a.lead + 1)

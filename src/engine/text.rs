@@ -188,6 +188,25 @@ struct SetMatch {
     found: PhraseMatch,
 }
 
+/// A word stuttered with hyphens as transcribers write it ("I-I", "and-and", "wha-wha-what",
+/// "t-to") is the word; "mm-hmm", "uh-huh", "uh-uh" and "mm-mm" ("no") stay as they are (a
+/// filler or a word without a vowel is never the stuttered word).
+fn destutter<'a>(word: &'a str, fillers: &[String]) -> &'a str {
+    let Some((_, last)) = word.rsplit_once('-') else {
+        return word;
+    };
+    let stuttered = !last.is_empty()
+        && word[..word.len() - last.len() - 1]
+            .split('-')
+            .all(|part| !part.is_empty() && last.starts_with(part));
+    let voiced = last.contains(['a', 'e', 'i', 'o', 'u', 'y']);
+    if stuttered && voiced && !fillers.iter().any(|f| f == last) {
+        last
+    } else {
+        word
+    }
+}
+
 impl Words {
     /// The words of `tokens`, without fillers and immediate repeats.
     pub fn new(tokens: &[Token], fillers: &[String]) -> Words {
@@ -200,14 +219,15 @@ impl Words {
         words.joined.push(' ');
         let mut last: Option<&str> = None;
         for (i, t) in tokens.iter().enumerate() {
-            if fillers.contains(&t.word) || last == Some(t.word.as_str()) {
+            let word = destutter(&t.word, fillers);
+            if fillers.contains(&t.word) || last == Some(word) {
                 continue;
             }
             words.starts.push(words.joined.len() as u32);
-            words.joined.push_str(&t.word);
+            words.joined.push_str(word);
             words.joined.push(' ');
             words.token_index.push(i as u32);
-            last = Some(&t.word);
+            last = Some(word);
         }
         words
     }
@@ -510,6 +530,16 @@ mod phrase_tests {
         let w = words("what, what, uh, what do you think");
         assert_eq!(w.iter().collect::<Vec<_>>(), ["what", "do", "you", "think"]);
         assert_eq!(w.token_index, [0, 4, 5, 6]);
+        let w = words("So what-what would, wha-wha-what I-I t-to say");
+        assert_eq!(
+            w.iter().collect::<Vec<_>>(),
+            ["so", "what", "would", "what", "i", "to", "say"]
+        );
+        let w = words("uh-uh mm-mm mm-hmm uh-huh well-known so-so");
+        assert_eq!(
+            w.iter().collect::<Vec<_>>(),
+            ["uh-uh", "mm-mm", "mm-hmm", "uh-huh", "well-known", "so"]
+        );
     }
 
     #[test]

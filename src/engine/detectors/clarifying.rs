@@ -60,12 +60,22 @@ impl Detector for ClarifyingDetector {
             ));
             return;
         }
-        if let Some(m) = lang.clarifying.find(&a.words) {
+        for m in lang.clarifying.find_all(&a.words) {
             let first = a.words.get(m.start);
             // Phrases that also start ordinary sentences count only when asked.
             let weak = lang.weak_clarifying.is_exactly(&a.words, m.start, m.end);
             let whole = m.end + 1 >= a.words.len();
-            let asked = a.question.is_some() || a.question_mark;
+            // Asked: the utterance has a question's form or mark, the phrase is itself one
+            // ("do you mean", "did you say"), or a question follows it ("just to check, is
+            // the letter from us"), as speech recognition writes it without punctuation.
+            let inverted = |i: usize| {
+                a.words.get(i).is_some_and(|w| lang.auxiliaries.contains(w))
+                    && a.words
+                        .get(i + 1)
+                        .is_some_and(|w| lang.subjects.contains(w))
+            };
+            let asked =
+                a.question.is_some() || a.question_mark || inverted(m.start) || inverted(m.end);
             // "what you know about it" is not asking what was meant.
             let idiom =
                 first == Some("what") && a.words.pairs_from(0).any(|p| p == ("you", "know"));
@@ -128,6 +138,10 @@ mod tests {
             "pardon",
             "can you say more about the orange light",
             "Orange?",
+            // as speech recognition writes them: no punctuation, the question after the phrase
+            "sorry when you say at night do you mean every night or just some",
+            "just to check is it the box from us or your own",
+            "sorry did you say it flashes orange or amber",
         ] {
             assert!(clarifies(before, text), "{text}");
         }

@@ -18,6 +18,9 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
     use Behaviour::{ClosedQuestion as Closed, OpenQuestion as Open};
     let form = a.question?;
     let head = a.head()?;
+    if !addressed_to_the_other(a, lang) {
+        return None;
+    }
     let second = a.second().unwrap_or("");
     let boost = if a.question_mark { 0.1 } else { 0.0 };
     // "what do you think", "where do you see this going": opinions, whatever the wh-word.
@@ -41,6 +44,8 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
         QuestionForm::Declarative => (Closed, 0.6),
         QuestionForm::Wh if head == "why" || head == "why'd" => (Open, 0.85),
         QuestionForm::Wh if asks_opinion() => (Open, 0.8),
+        // "who else could you ask", "where else have you looked": a range, not one fact.
+        QuestionForm::Wh if lang.closed_wh_words.contains(head) && second == "else" => (Open, 0.7),
         QuestionForm::Wh if lang.closed_wh_words.contains(head) => (Closed, 0.7 + boost),
         QuestionForm::Wh if head.starts_with("how") => {
             if lang.closed_wh_followers.contains(second) {
@@ -86,6 +91,51 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
         }
     };
     Some((kind, f32::min(confidence, 1.0)))
+}
+
+/// Whether a question asks the other party at all. Not a greeting ("how are you doing
+/// today"), a search of one's own memory ("what's the word", "what was his name"), a question
+/// that expects no answer ("why bother"), or one about oneself that never speaks of the other
+/// ("what else do I do", "what did I put it in") unless it offers ("how can I help").
+pub(crate) fn addressed_to_the_other(a: &Analysis, lang: &CompiledLanguage) -> bool {
+    let words = &a.words;
+    if lang
+        .greeting_questions
+        .find(words)
+        .is_some_and(|m| m.end + 2 >= words.len())
+        || lang.word_searches.at(words, a.lead).is_some()
+        || lang
+            .rhetorical_questions
+            .at(words, a.lead)
+            .is_some_and(|m| m.end == words.len())
+    {
+        return false;
+    }
+    let speaks_of_you = words.iter().any(is_you);
+    let about_oneself = !speaks_of_you
+        && !words.iter().any(|w| lang.offer_verbs.contains(w))
+        && a.words
+            .pairs_from(a.lead)
+            .take(3)
+            .any(|(aux, subject)| lang.auxiliaries.contains(aux) && matches!(subject, "i" | "we"));
+    !(a.question == Some(QuestionForm::Wh) && about_oneself)
+}
+
+/// "you", "your", "you're", "yourself", …
+fn is_you(w: &str) -> bool {
+    matches!(
+        w,
+        "you"
+            | "your"
+            | "yours"
+            | "yourself"
+            | "you're"
+            | "you've"
+            | "you'd"
+            | "you'll"
+            | "ya"
+            | "y'all"
+    )
 }
 
 impl Detector for QuestionDetector {
@@ -137,6 +187,18 @@ mod tests {
             "what have you tried so far",
             "How about you?",
             "what else is going on with the account",
+            // the question's form in a later clause, after a condition or a name
+            "So, if you did decide to change it, how would you go about that?",
+            "Sandra, can you give me an example of a time it happened?",
+            // stuttered as transcribers write it
+            "Okay, and-and why would you want to make this change?",
+            "Wha-wha-what do you think made them leave?",
+            "Hmm. So, who else could you ask to help you?",
+            // a question about oneself that still addresses the other: an offer
+            "how can I help today",
+            // a copula ending a clause about a noun, not a pseudo-cleft
+            "what's the reason the payment is late",
+            "How are you doing with the new router?",
         ] {
             assert_eq!(kind_of(text), [Behaviour::OpenQuestion], "{text}");
         }
@@ -168,6 +230,17 @@ mod tests {
             "what a shame",
             "I can do that for you",
             "",
+            // not asking the other party: greetings, memory searches, rhetoric, self-talk
+            "Hi, how are you doing today?",
+            "How you doing, Howard?",
+            "what's the word I'm looking for",
+            "oh what was his name",
+            "why bother",
+            "what else did I serve with that.",
+            "What was I going to say about that,",
+            // pseudo-clefts state
+            "what's even worse, is they promote them",
+            "But what was so fun though is that I had to take my son",
         ] {
             assert!(kind_of(text).is_empty(), "{text}");
         }

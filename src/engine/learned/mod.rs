@@ -50,6 +50,13 @@ impl Memory {
         })
     }
 
+    /// Whether a turn of this party is remembered.
+    fn has(&self, role: Role, participant: Option<&str>) -> bool {
+        self.latest
+            .iter()
+            .any(|t| t.role == role && t.participant.as_deref() == participant)
+    }
+
     /// Remembers a turn (at most the latest two parties are kept).
     fn remember(
         &mut self,
@@ -99,6 +106,9 @@ pub(crate) struct Input<'a> {
     pub utterance_id: &'a str,
     /// Its words as the rules read them.
     pub words: &'a super::text::Words,
+    /// Whether the question rules' exclusions leave it a question to the other party at all
+    /// (not a greeting, a search of one's memory, a rhetorical question or self-talk).
+    pub asks_the_other: bool,
 }
 
 /// Longest turn a courtesy phrase keeps from being a reflection candidate: chosen to separate
@@ -167,7 +177,9 @@ pub(crate) fn revise(
         let single = f.sentences.len() <= 1;
         let ruled_question = rules.open || rules.closed;
         let known_role = input.role != Role::Unknown;
-        f.question_candidate = if known_role {
+        f.question_candidate = if !input.asks_the_other {
+            false // the rubric's exclusions bind the heads too
+        } else if known_role {
             (ruled_question || rules.question_sentences > 0 || f.question_mark)
                 && !(single && (rules.clarifying || ruled_question))
         } else {
@@ -213,14 +225,21 @@ pub(crate) fn revise(
             out = Some(f);
         }
     }
-    memory.remember(
-        model,
-        input.utterance_id,
-        input.role,
-        input.participant,
-        input.text,
-        embedding,
-    );
+    // A listening cue ("mm-hmm", "yeah") says nothing to say back: the party's last turn with
+    // substance stays the context for the other's next turn.
+    let cue = input.backchannel
+        || input.words.is_empty()
+        || profile.lang().acknowledgements.covers(input.words);
+    if !(cue && memory.has(input.role, input.participant)) {
+        memory.remember(
+            model,
+            input.utterance_id,
+            input.role,
+            input.participant,
+            input.text,
+            embedding,
+        );
+    }
     out
 }
 
