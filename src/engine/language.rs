@@ -99,7 +99,9 @@ language_lists! {
         opinion_verbs,
         range_followers,
         handover_words,
-        topic_openers,
+        /// Words of an offer after "how about" / "what about" ("Tuesday", "ten o'clock", "the
+        /// blue one"): a choice to accept, so a closed question.
+        choice_words,
         contracted_what,
         /// Verbs of an offer ("how can I help"): a question in the first person that still
         /// addresses the other party.
@@ -107,6 +109,11 @@ language_lists! {
         /// Words that follow a copula's subject noun ("the", "my"): "what's the reason the
         /// payment is late" asks; "what's so sad about this is…" states.
         determiners,
+        /// Verbs that report speech or thought ("she said, why…", "and I'm like, what…"): what
+        /// follows them is quoted, not asked.
+        reporting_verbs,
+        /// Nouns that make a yes/no form ask for an opinion ("do you have any thoughts on…").
+        opinion_nouns,
         echo_wh_words,
         negations,
         boosters,
@@ -398,7 +405,7 @@ pub(crate) fn analyse(
         // example?": the question's form is in a later clause.
         if let Some((lead, form)) = later_clause_question(&analysis, text, tokens, lang) {
             analysis.lead = lead;
-            analysis.question = Some(form);
+            analysis.question = form;
         }
     }
     analysis.sentiment = sentiment(&analysis.words, lang);
@@ -439,13 +446,14 @@ fn lead_from(words: &Words, start: usize, lang: &CompiledLanguage) -> usize {
 }
 
 /// For a question known only by its question mark: the first clause after punctuation
-/// (comma, stop, colon, dash) that has a question's form, with its lead.
+/// (comma, stop, colon, dash) that has a question's form, with its lead; `None` for the form
+/// when that clause is quoted after a reporting verb (no question asked at all).
 fn later_clause_question(
     a: &Analysis,
     text: &str,
     tokens: &[Token],
     lang: &CompiledLanguage,
-) -> Option<(usize, QuestionForm)> {
+) -> Option<(usize, Option<QuestionForm>)> {
     let marks: Vec<u32> = text
         .chars()
         .enumerate()
@@ -465,9 +473,15 @@ fn later_clause_question(
             continue;
         }
         clause.lead = lead_from(&a.words, i, lang);
+        let quoted = a
+            .words
+            .get(i - 1)
+            .is_some_and(|w| lang.reporting_verbs.contains(w));
         match question_form(&clause, lang) {
             Some(QuestionForm::Declarative) | None => {}
-            Some(form) => return Some((clause.lead, form)),
+            // "And she said, why are you…?": a question reported, not asked.
+            Some(_) if quoted => return Some((a.lead, None)),
+            Some(form) => return Some((clause.lead, Some(form))),
         }
     }
     None

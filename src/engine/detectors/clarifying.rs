@@ -5,6 +5,7 @@
 //! clarification, not empathy.
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
+use crate::engine::language::QuestionForm;
 use crate::engine::state::Segment;
 
 /// Reports clarifying questions.
@@ -95,26 +96,47 @@ impl Detector for ClarifyingDetector {
                 return;
             }
         }
-        // An echo: a short question repeating the other person's words ("in our country?").
+        // An echo: a short question repeating the other person's words ("in our country?",
+        // "Amarillo?"), from one of their last three turns.
         if a.question_mark
             && a.words.len() <= SHORT
             && !a.content.is_empty()
-            && matches!(
-                a.question,
-                Some(crate::engine::language::QuestionForm::Declarative)
-            )
-            && let Some(previous) = context.other_turns(utterance, 1).next()
+            && matches!(a.question, Some(QuestionForm::Declarative))
+            && let Some(source) = context
+                .other_turns(utterance, ECHO_TURNS)
+                .find(|t| matches!(a.overlap_with(&t.content), (shared, share) if shared >= 1 && share >= 0.99))
         {
-            let (shared, share) = a.overlap_with(&previous.content);
-            if shared >= 1 && share >= 0.99 {
-                found.push(
-                    Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
-                        .related([&*previous.utterance_id]),
-                );
-            }
+            found.push(
+                Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
+                    .related([&*source.utterance_id]),
+            );
+            return;
+        }
+        // Their question said back in one's own words ("Do I vote?" after "Do you vote?",
+        // "What's my motivation?"): checking what was asked before answering it.
+        if a.question_mark
+            && a.words.len() <= QUESTION_ECHO_MAX_WORDS
+            && !a.content.is_empty()
+            && a.words
+                .iter()
+                .any(|w| matches!(w, "i" | "my" | "me" | "i'm"))
+            && let Some(previous) = context.other_turns(utterance, 1).next()
+            && (previous.question_mark || previous.question.is_some())
+            && matches!(a.overlap_with(&previous.content), (shared, share) if shared >= 1 && share >= 0.99)
+        {
+            found.push(
+                Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
+                    .related([&*previous.utterance_id]),
+            );
         }
     }
 }
+
+/// The other person's turns an echo question may repeat.
+const ECHO_TURNS: usize = 3;
+
+/// Longest question that can be the other's question said back ("Why did I pick music?").
+const QUESTION_ECHO_MAX_WORDS: usize = 6;
 
 #[cfg(test)]
 mod tests {
@@ -145,6 +167,33 @@ mod tests {
         ] {
             assert!(clarifies(before, text), "{text}");
         }
+    }
+
+    #[test]
+    fn echoes_of_an_earlier_turn_and_questions_said_back_are_clarifying() {
+        let profile = voice();
+        let found = run_text(
+            &profile,
+            &[
+                (Role::Customer, "I grew up in Amarillo actually."),
+                (Role::Customer, "So we moved a lot."),
+                (Role::Agent, "Amarillo?"),
+            ],
+        );
+        assert!(kinds(&found[2]).contains(&Behaviour::ClarifyingQuestion));
+        let found = run_text(
+            &profile,
+            &[
+                (Role::Customer, "Do you vote?"),
+                (Role::Agent, "Do I vote?"),
+            ],
+        );
+        assert!(kinds(&found[1]).contains(&Behaviour::ClarifyingQuestion));
+        let found = run_text(
+            &profile,
+            &[(Role::Customer, "Hello?"), (Role::Agent, "Hm?")],
+        );
+        assert!(kinds(&found[1]).contains(&Behaviour::ClarifyingQuestion));
     }
 
     #[test]

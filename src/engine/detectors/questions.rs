@@ -37,8 +37,35 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
             .take(4)
             .any(|w| lang.fact_nouns.contains(w))
     };
+    // "how about you", "what about your other account", "how about Pink Floyd": the floor or a
+    // topic handed over, open; "how about Tuesday at ten", "what about the blue one", "how about
+    // I send a new one": an offer to accept or not, closed.
+    let about_kind = || {
+        let next = a.words.get(a.lead + 2);
+        if next.is_some_and(|w| lang.handover_words.contains(w)) {
+            (Open, 0.8)
+        } else if next.is_some_and(|w| matches!(w, "i" | "we"))
+            || a.words.iter().skip(a.lead + 2).take(4).any(|w| {
+                lang.choice_words.contains(w)
+                    || w.chars().next().is_some_and(|c| c.is_ascii_digit())
+            })
+        {
+            (Closed, 0.6)
+        } else {
+            (Open, 0.7)
+        }
+    };
     let (kind, confidence) = match form {
         QuestionForm::Request => (Open, 0.85),
+        // "do you have any thoughts on…": the form of yes/no, asking for an opinion.
+        QuestionForm::Inversion
+            if a.words
+                .iter()
+                .skip(a.lead + 2)
+                .any(|w| lang.opinion_nouns.contains(w)) =>
+        {
+            (Open, 0.7)
+        }
         QuestionForm::Inversion | QuestionForm::Indirect => (Closed, 0.8 + boost),
         QuestionForm::Tag => (Closed, 0.7 + boost),
         QuestionForm::Declarative => (Closed, 0.6),
@@ -51,15 +78,7 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
             if lang.closed_wh_followers.contains(second) {
                 (Closed, 0.8)
             } else if second == "about" {
-                // "how about you" hands over the floor; "how about the blue one" offers a choice.
-                if a.words
-                    .get(a.lead + 2)
-                    .is_some_and(|w| lang.handover_words.contains(w))
-                {
-                    (Open, 0.8)
-                } else {
-                    (Closed, 0.6)
-                }
+                about_kind()
             } else {
                 (Open, 0.8)
             }
@@ -68,17 +87,10 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
             // what / what's / which-like.
             if second.is_empty() {
                 return None; // a bare "what?" asks to repeat
+            } else if second == "about" {
+                about_kind()
             } else if lang.range_followers.contains(second) {
-                if second == "about"
-                    && !a
-                        .words
-                        .get(a.lead + 2)
-                        .is_some_and(|w| lang.topic_openers.contains(w))
-                {
-                    (Closed, 0.55)
-                } else {
-                    (Open, 0.75)
-                }
+                (Open, 0.75)
             } else if fact() {
                 (Closed, 0.75)
             } else if lang.auxiliaries.contains(second) || lang.contracted_what.contains(head) {
@@ -95,10 +107,14 @@ pub(crate) fn classify(a: &Analysis, lang: &CompiledLanguage) -> Option<(Behavio
 
 /// Whether a question asks the other party at all. Not a greeting ("how are you doing
 /// today"), a search of one's own memory ("what's the word", "what was his name"), a question
-/// that expects no answer ("why bother"), or one about oneself that never speaks of the other
+/// that expects no answer ("why bother"), one quoted after a reporting verb, or one about oneself that never speaks of the other
 /// ("what else do I do", "what did I put it in") unless it offers ("how can I help").
 pub(crate) fn addressed_to_the_other(a: &Analysis, lang: &CompiledLanguage) -> bool {
     let words = &a.words;
+    // A question mark with no form left: the question was quoted ("and she said, why…?").
+    if a.question_mark && a.question.is_none() {
+        return false;
+    }
     if lang
         .greeting_questions
         .find(words)
@@ -109,6 +125,20 @@ pub(crate) fn addressed_to_the_other(a: &Analysis, lang: &CompiledLanguage) -> b
             .at(words, a.lead)
             .is_some_and(|m| m.end == words.len())
     {
+        return false;
+    }
+    // "what if,", "how did,", "what are the,": abandoned before asking anything.
+    let rest = words.len().saturating_sub(a.lead);
+    let abandoned = !a.question_mark
+        && a.ending.unfinished()
+        && rest <= 3
+        && words.get(words.len() - 1).is_some_and(|w| {
+            lang.auxiliaries.contains(w)
+                || lang.wh_words.contains(w)
+                || lang.determiners.contains(w)
+                || w == "if"
+        });
+    if abandoned {
         return false;
     }
     let speaks_of_you = words.iter().any(is_you);
@@ -194,6 +224,10 @@ mod tests {
             "Okay, and-and why would you want to make this change?",
             "Wha-wha-what do you think made them leave?",
             "Hmm. So, who else could you ask to help you?",
+            // yes/no in form, asking for an opinion; a topic handed over
+            "do you have any thoughts on the new plan",
+            "How about Pink Floyd?",
+            "what about your other account",
             // a question about oneself that still addresses the other: an offer
             "how can I help today",
             // a copula ending a clause about a noun, not a pseudo-cleft
@@ -216,6 +250,10 @@ mod tests {
             "when did it start",
             "it's the blue one isn't it",
             "You've tried that already?",
+            // an offer to accept or not
+            "how about Tuesday at ten",
+            "what about the blue one",
+            "how about I send you a new one",
         ] {
             assert_eq!(kind_of(text), [Behaviour::ClosedQuestion], "{text}");
         }
@@ -238,6 +276,10 @@ mod tests {
             "why bother",
             "what else did I serve with that.",
             "What was I going to say about that,",
+            // abandoned before asking; quoted, not asked
+            "what if,",
+            "how did,",
+            "And she said, why are you cutting off the phone?",
             // pseudo-clefts state
             "what's even worse, is they promote them",
             "But what was so fun though is that I had to take my son",
