@@ -245,11 +245,7 @@ impl Conversation {
                 participant: segment.participant_id.as_deref(),
                 backchannel: segment.backchannel,
                 utterance_id: &segment.utterance_id,
-                words: &segment.analysis.words,
-                asks_the_other: detectors::questions::addressed_to_the_other(
-                    &segment.analysis,
-                    profile.lang(),
-                ),
+                analysis: &segment.analysis,
             },
             &mut found,
             self.record_features,

@@ -399,7 +399,7 @@ pub(crate) fn analyse(
         ending,
         sentiment: 0.0,
     };
-    analysis.question = question_form(&analysis, lang);
+    analysis.question = question_form(&analysis, analysis.lead, lang);
     if analysis.question == Some(QuestionForm::Declarative) {
         // "So, if you did decide, how would you go about it?", "Sandra, can you give me an
         // example?": the question's form is in a later clause.
@@ -410,6 +410,14 @@ pub(crate) fn analyse(
     }
     analysis.sentiment = sentiment(&analysis.words, lang);
     analysis
+}
+
+/// Whether a word speaks of the person addressed: "you", "your", "you're", "yourself"…
+pub(crate) fn is_you(w: &str) -> bool {
+    matches!(
+        w,
+        "you" | "your" | "you're" | "you've" | "you'd" | "you'll" | "yours" | "yourself"
+    )
 }
 
 /// The first substantive word at or after `start`: discourse markers and courtesies are skipped
@@ -461,7 +469,6 @@ fn later_clause_question(
         .map(|(i, _)| i as u32)
         .collect();
     let token = |i: usize| a.words.token_of(i).and_then(|t| tokens.get(t));
-    let mut clause = a.clone();
     for i in a.lead + 1..a.words.len() {
         let (Some(before), Some(this)) = (token(i - 1), token(i)) else {
             continue;
@@ -472,33 +479,35 @@ fn later_clause_question(
         {
             continue;
         }
-        clause.lead = lead_from(&a.words, i, lang);
+        let lead = lead_from(&a.words, i, lang);
         let quoted = a
             .words
             .get(i - 1)
             .is_some_and(|w| lang.reporting_verbs.contains(w));
-        match question_form(&clause, lang) {
+        match question_form(a, lead, lang) {
             Some(QuestionForm::Declarative) | None => {}
             // "And she said, why are you…?": a question reported, not asked.
             Some(_) if quoted => return Some((a.lead, None)),
-            Some(form) => return Some((clause.lead, Some(form))),
+            Some(form) => return Some((lead, Some(form))),
         }
     }
     None
 }
 
-fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> {
-    let head = a.head()?;
-    let second = a.second();
-    let third = a.words.get(a.lead + 2);
+/// The question form of `a`'s words read from word `lead` (the utterance's lead, or a later
+/// clause's).
+fn question_form(a: &Analysis, lead: usize, lang: &CompiledLanguage) -> Option<QuestionForm> {
+    let head = a.words.get(lead)?;
+    let second = a.words.get(lead + 1);
+    let third = a.words.get(lead + 2);
     let mark = a.question_mark;
-    if lang.open_requests.at(&a.words, a.lead).is_some() {
+    if lang.open_requests.at(&a.words, lead).is_some() {
         return Some(QuestionForm::Request);
     }
     if lang
         .indirect_questions
         .find(&a.words)
-        .is_some_and(|m| m.start <= a.lead + 1)
+        .is_some_and(|m| m.start <= lead + 1)
     {
         return Some(QuestionForm::Indirect);
     }
@@ -527,7 +536,7 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
             && !inverted
             && matches!(head, "what" | "what's")
             && !second.is_some_and(|s| matches!(s, "else" | "kind" | "sort" | "type"))
-            && (a.lead + 3..a.words.len().saturating_sub(1)).any(|j| {
+            && (lead + 3..a.words.len().saturating_sub(1)).any(|j| {
                 let before = a.words.get(j - 1).unwrap_or("");
                 matches!(a.words.get(j), Some("is" | "was"))
                     && !lang.subjects.contains(before)
@@ -536,21 +545,7 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
                         .words
                         .get(j - 2)
                         .is_some_and(|w| lang.determiners.contains(w))
-                    && !(a.lead..j).any(|k| {
-                        a.words.get(k).is_some_and(|w| {
-                            matches!(
-                                w,
-                                "you"
-                                    | "your"
-                                    | "you're"
-                                    | "you've"
-                                    | "you'd"
-                                    | "you'll"
-                                    | "yours"
-                                    | "yourself"
-                            )
-                        })
-                    })
+                    && !(lead..j).any(|k| a.words.get(k).is_some_and(is_you))
             });
         // "when I was…", "which is…": joining clauses; "which router do you have" still asks.
         let noun_then_aux = third.is_some_and(|t| lang.auxiliaries.contains(t));
@@ -570,7 +565,7 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
             && !pseudo_cleft
             && !joins
             && !relative
-            && (second.is_some() || mark || a.words.len() == a.lead + 1)
+            && (second.is_some() || mark || a.words.len() == lead + 1)
         {
             return Some(QuestionForm::Wh);
         }
@@ -587,8 +582,8 @@ fn question_form(a: &Analysis, lang: &CompiledLanguage) -> Option<QuestionForm> 
             return Some(QuestionForm::Inversion);
         }
     }
-    if a.words.len() > a.lead + 2 {
-        let tagged = |set: &PhraseSet| set.at_end(&a.words).is_some_and(|m| m.start > a.lead);
+    if a.words.len() > lead + 2 {
+        let tagged = |set: &PhraseSet| set.at_end(&a.words).is_some_and(|m| m.start > lead);
         if tagged(&lang.question_tags) || (mark && tagged(&lang.weak_question_tags)) {
             return Some(QuestionForm::Tag);
         }

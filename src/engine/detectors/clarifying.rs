@@ -6,7 +6,7 @@
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::language::QuestionForm;
-use crate::engine::state::Segment;
+use crate::engine::state::{Earlier, Segment};
 
 /// Reports clarifying questions.
 #[derive(Debug)]
@@ -96,37 +96,30 @@ impl Detector for ClarifyingDetector {
                 return;
             }
         }
-        // An echo: a short question repeating the other person's words ("in our country?",
-        // "Amarillo?"), from one of their last three turns.
-        if a.question_mark
-            && a.words.len() <= SHORT
-            && !a.content.is_empty()
-            && matches!(a.question, Some(QuestionForm::Declarative))
-            && let Some(source) = context
-                .other_turns(utterance, ECHO_TURNS)
-                .find(|t| matches!(a.overlap_with(&t.content), (shared, share) if shared >= 1 && share >= 0.99))
-        {
+        // An echo: a short question repeating the other person's words from one of their last
+        // three turns ("in our country?", "Amarillo?"), or their question said back in one's
+        // own words ("Do I vote?" after "Do you vote?"): checking what was said or asked.
+        if !a.question_mark || a.content.is_empty() {
+            return;
+        }
+        let restates = |t: &&Earlier| matches!(a.overlap_with(&t.content), (shared, share) if shared >= 1 && share >= 0.99);
+        let echo = (a.words.len() <= SHORT
+            && matches!(a.question, Some(QuestionForm::Declarative)))
+        .then(|| context.other_turns(utterance, ECHO_TURNS).find(restates))
+        .flatten();
+        let said_back = || {
+            (a.words.len() <= QUESTION_ECHO_MAX_WORDS
+                && a.words
+                    .iter()
+                    .any(|w| matches!(w, "i" | "my" | "me" | "i'm")))
+            .then(|| context.other_turns(utterance, 1).next())
+            .flatten()
+            .filter(|p| (p.question_mark || p.question.is_some()) && restates(p))
+        };
+        if let Some(source) = echo.or_else(said_back) {
             found.push(
                 Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
                     .related([&*source.utterance_id]),
-            );
-            return;
-        }
-        // Their question said back in one's own words ("Do I vote?" after "Do you vote?",
-        // "What's my motivation?"): checking what was asked before answering it.
-        if a.question_mark
-            && a.words.len() <= QUESTION_ECHO_MAX_WORDS
-            && !a.content.is_empty()
-            && a.words
-                .iter()
-                .any(|w| matches!(w, "i" | "my" | "me" | "i'm"))
-            && let Some(previous) = context.other_turns(utterance, 1).next()
-            && (previous.question_mark || previous.question.is_some())
-            && matches!(a.overlap_with(&previous.content), (shared, share) if shared >= 1 && share >= 0.99)
-        {
-            found.push(
-                Detection::whole(Behaviour::ClarifyingQuestion, 0.6, utterance)
-                    .related([&*previous.utterance_id]),
             );
         }
     }

@@ -6,7 +6,7 @@
 //! it", "what's your account number", "how many times", "which one", "when").
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
-use crate::engine::language::{Analysis, CompiledLanguage, QuestionForm};
+use crate::engine::language::{self, Analysis, CompiledLanguage, QuestionForm};
 use crate::engine::state::Segment;
 
 /// Reports open and closed questions of the agent.
@@ -141,7 +141,9 @@ pub(crate) fn addressed_to_the_other(a: &Analysis, lang: &CompiledLanguage) -> b
     if abandoned {
         return false;
     }
-    let speaks_of_you = words.iter().any(is_you);
+    let speaks_of_you = words
+        .iter()
+        .any(|w| language::is_you(w) || matches!(w, "ya" | "y'all"));
     let about_oneself = !speaks_of_you
         && !words.iter().any(|w| lang.offer_verbs.contains(w))
         && a.words
@@ -149,23 +151,6 @@ pub(crate) fn addressed_to_the_other(a: &Analysis, lang: &CompiledLanguage) -> b
             .take(3)
             .any(|(aux, subject)| lang.auxiliaries.contains(aux) && matches!(subject, "i" | "we"));
     !(a.question == Some(QuestionForm::Wh) && about_oneself)
-}
-
-/// "you", "your", "you're", "yourself", …
-fn is_you(w: &str) -> bool {
-    matches!(
-        w,
-        "you"
-            | "your"
-            | "yours"
-            | "yourself"
-            | "you're"
-            | "you've"
-            | "you'd"
-            | "you'll"
-            | "ya"
-            | "y'all"
-    )
 }
 
 impl Detector for QuestionDetector {

@@ -318,12 +318,7 @@ pub(crate) fn compute(
         punctuated: text.contains(['.', '?', '!', ',']),
         question_candidate: false,
         reflection_candidate: false,
-        addresses_you: all.iter().any(|w| {
-            matches!(
-                w.as_str(),
-                "you" | "your" | "you're" | "you've" | "you'd" | "you'll" | "yours" | "yourself"
-            )
-        }),
+        addresses_you: all.iter().any(|w| crate::engine::language::is_you(w)),
     }
 }
 

@@ -104,11 +104,8 @@ pub(crate) struct Input<'a> {
     pub backchannel: bool,
     /// Its id.
     pub utterance_id: &'a str,
-    /// Its words as the rules read them.
-    pub words: &'a super::text::Words,
-    /// Whether the question rules' exclusions leave it a question to the other party at all
-    /// (not a greeting, a search of one's memory, a rhetorical question or self-talk).
-    pub asks_the_other: bool,
+    /// Its analysis as the rules read it.
+    pub analysis: &'a language::Analysis,
 }
 
 /// Longest turn a courtesy phrase keeps from being a reflection candidate: chosen to separate
@@ -177,8 +174,11 @@ pub(crate) fn revise(
         let single = f.sentences.len() <= 1;
         let ruled_question = rules.open || rules.closed;
         let known_role = input.role != Role::Unknown;
-        f.question_candidate = if !input.asks_the_other {
-            false // the rubric's exclusions bind the heads too
+        // The question rules' exclusions (greetings, memory searches, rhetoric, self-talk,
+        // quotes) bind the heads too.
+        f.question_candidate = if !questions::addressed_to_the_other(input.analysis, profile.lang())
+        {
+            false
         } else if known_role {
             (ruled_question || rules.question_sentences > 0 || f.question_mark)
                 && !(single && (rules.clarifying || ruled_question))
@@ -198,17 +198,18 @@ pub(crate) fn revise(
         // `agent_actions` and `solutions`;
         // empathy is its own behaviour) unless the reflection rules say so.
         let lang = profile.lang();
-        let acting = lang.agent_actions.find(input.words).is_some()
-            || lang.solutions.find(input.words).is_some();
+        let acting = lang.agent_actions.find(&input.analysis.words).is_some()
+            || lang.solutions.find(&input.analysis.words).is_some();
         // A courtesy said back ("nice talking with you too") is politeness, not a paraphrase
         // (the reflection rule's exclusion, which the learned layer must not overturn).
         // Only a short turn: in a longer one the courtesy is a sentence of its own beside the
         // saying back ("Thanks for waiting. So the connection drops most evenings …").
-        let courtesy = input.words.len() <= COURTESY_TURN_MAX_WORDS
-            && lang.courtesies.find(input.words).is_some();
+        let courtesy = input.analysis.words.len() <= COURTESY_TURN_MAX_WORDS
+            && lang.courtesies.find(&input.analysis.words).is_some();
         // An echo of the other's words (short, and nothing but theirs) is a listening cue, not a
         // paraphrase: the rubric's rule, which the learned layer must not overturn.
-        let echo = input.words.len() <= profile.language.thresholds.reflection_echo_max_words
+        let echo = input.analysis.words.len()
+            <= profile.language.thresholds.reflection_echo_max_words
             && f.overlap() >= 1.0;
         f.reflection_candidate = other.is_some()
             && !brushing_off
@@ -228,8 +229,11 @@ pub(crate) fn revise(
     // A listening cue ("mm-hmm", "yeah") says nothing to say back: the party's last turn with
     // substance stays the context for the other's next turn.
     let cue = input.backchannel
-        || input.words.is_empty()
-        || profile.lang().acknowledgements.covers(input.words);
+        || input.analysis.words.is_empty()
+        || profile
+            .lang()
+            .acknowledgements
+            .covers(&input.analysis.words);
     if !(cue && memory.has(input.role, input.participant)) {
         memory.remember(
             model,
