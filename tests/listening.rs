@@ -246,7 +246,7 @@ fn the_same_turns_give_the_same_bits() {
     assert_eq!(digest_of_call(), PINNED_DIGEST, "{:#x}", digest_of_call());
 }
 
-const PINNED_DIGEST: u64 = 0x3103_0c46_9100_c3ed;
+const PINNED_DIGEST: u64 = 0x1a51_dca1_10ef_61c5;
 
 #[test]
 fn start_only_timing_is_scored_and_said_to_be_partial() {
@@ -385,5 +385,96 @@ fn dismissive_language_raises_an_alert() {
         out.iter()
             .any(|e| matches!(e, Emitted::Alert(a) if a.kind == AlertKind::DismissiveLanguage)),
         "{out:?}"
+    );
+}
+
+#[test]
+fn a_reflective_opening_with_the_customers_words_is_a_reflection_whatever_the_head_says() {
+    for (customer, agent) in [
+        (
+            "My flight to Madrid was cancelled this morning and I've got a wedding there on Saturday.",
+            "So your flight's been cancelled and you need to be in Madrid before Saturday.",
+        ),
+        (
+            "my flight to madrid was cancelled this morning and i've got a wedding there on saturday",
+            "so your flight's been cancelled and you need to be in madrid before saturday",
+        ),
+    ] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(has(&f, Behaviour::Reflection), "{agent}: {f:?}");
+    }
+}
+
+/// The final metrics and empathy score of a call where the customer shows emotion and the
+/// agent answers with `answer`.
+fn emotion_answered_with(answer: &str) -> (Metrics, f64, usize) {
+    let mut c = conversation();
+    let script = [
+        (
+            Role::Customer,
+            "I'm really upset, my card was charged twice for the same order and now I can't pay my rent this week.",
+        ),
+        (Role::Agent, answer),
+        (Role::Customer, "Yes."),
+        (Role::Agent, "Let me look at the order now."),
+    ];
+    for (i, (role, text)) in script.iter().enumerate() {
+        c.observe(Event::Utterance(u(&format!("u{i}"), *role, text)))
+            .unwrap();
+    }
+    let card = c
+        .observe(Event::End(End::default(), EndReason::Completed))
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e {
+            Emitted::Scorecard(card) => Some(card),
+            _ => None,
+        })
+        .unwrap();
+    let missed = card
+        .alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::EmpathyMissed)
+        .count();
+    let empathy = card.score.component(Component::Empathy).score;
+    (card.metrics, empathy, missed)
+}
+
+#[test]
+fn emotion_said_back_earns_part_of_the_empathy_that_naming_it_earns() {
+    let (named, named_score, named_missed) =
+        emotion_answered_with("I'm so sorry, that must be really stressful.");
+    let (said_back, said_back_score, said_back_missed) = emotion_answered_with(
+        "So you were charged twice for the one order and that's left you short for the rent.",
+    );
+    let (ignored, ignored_score, ignored_missed) =
+        emotion_answered_with("What's the order number?");
+    assert_eq!(
+        (
+            named.emotion_answered,
+            named.emotion_reflected,
+            named_missed
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        (
+            said_back.emotion_answered,
+            said_back.emotion_reflected,
+            said_back_missed
+        ),
+        (0, 1, 0)
+    );
+    assert_eq!(
+        (
+            ignored.emotion_answered,
+            ignored.emotion_reflected,
+            ignored_missed
+        ),
+        (0, 0, 1)
+    );
+    assert!(
+        named_score > said_back_score && said_back_score > ignored_score,
+        "{named_score} > {said_back_score} > {ignored_score}"
     );
 }

@@ -22,7 +22,7 @@ pub struct Cli {
     /// Log format on standard error.
     #[arg(long, global = true, env = crate::config::ENV_LOG_FORMAT, value_enum, default_value = "plain")]
     log_format: LogFormat,
-    /// Listening model file (safetensors, as `models/build.sh` writes) instead of the embedded one.
+    /// Listening model file (safetensors, as `models/build.py` writes) instead of the embedded one.
     #[arg(long, global = true, env = "HEARKEN_MODEL", value_name = "FILE")]
     model: Option<std::path::PathBuf>,
     /// What to do.

@@ -23,6 +23,8 @@ struct Pending {
     content: Vec<super::language::Stem>,
     agent_turns: u32,
     acknowledged: bool,
+    /// For an emotion: the agent said back what the customer said (a reflection) in time.
+    reflected: bool,
 }
 
 impl Pending {
@@ -32,6 +34,7 @@ impl Pending {
             content: segment.analysis.content.clone(),
             agent_turns: 0,
             acknowledged: false,
+            reflected: false,
         }
     }
 }
@@ -142,6 +145,7 @@ impl FollowUps {
                 self.emotion = None;
             } else {
                 emotion.acknowledged |= cue || reflection;
+                emotion.reflected |= reflection;
                 if turn {
                     emotion.agent_turns += 1;
                 }
@@ -150,6 +154,8 @@ impl FollowUps {
                         due.push(FollowUp::EmpathyMissed {
                             emotion: emotion.utterance_id.clone(),
                         });
+                    } else if emotion.reflected {
+                        counts.emotion_reflected += 1;
                     }
                     self.emotion = None;
                 }
@@ -369,14 +375,15 @@ impl FollowUps {
             })
             .collect();
         counts.side_issues_dropped += due.len() as u32;
-        // Emotion the agent had a turn to answer and did not.
-        if let Some(emotion) = self.emotion.take()
-            && emotion.agent_turns > 0
-            && !emotion.acknowledged
-        {
-            due.push(FollowUp::EmpathyMissed {
-                emotion: emotion.utterance_id,
-            });
+        // Emotion the agent had a turn to answer and did not; or answered with a reflection.
+        if let Some(emotion) = self.emotion.take() {
+            if emotion.reflected {
+                counts.emotion_reflected += 1;
+            } else if emotion.agent_turns > 0 && !emotion.acknowledged {
+                due.push(FollowUp::EmpathyMissed {
+                    emotion: emotion.utterance_id,
+                });
+            }
         }
         due
     }

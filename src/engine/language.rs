@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::text::{PhraseIndex, PhraseIndexBuilder, PhraseSet, Token, Words};
+use super::text::{PhraseIndex, PhraseIndexBuilder, PhraseMatch, PhraseSet, Token, Words};
 
 /// Declares each list of `[base.language]` once: its field in the file type
 /// ([`LanguageRules`]: a list of strings), its field in the compiled type ([`CompiledLanguage`]: a
@@ -258,6 +258,16 @@ impl CompiledLanguage {
             .or_else(|| self.lexicon.get(word))
             .copied()
     }
+
+    /// A fix the speaker prescribes (a `solutions` phrase: "you need to restart it"), unless
+    /// it comes after a reflective opening and so says back the other's situation ("so your
+    /// flight's been cancelled and you need to be in Madrid").
+    pub(crate) fn prescribed_solution(&self, words: &Words) -> Option<PhraseMatch> {
+        let said_back_from = self.reflection_openings.find(words).map(|m| m.end);
+        self.solutions
+            .find_all(words)
+            .find(|m| said_back_from.is_none_or(|end| m.start < end))
+    }
 }
 
 /// The grammatical shape of a question.
@@ -408,8 +418,49 @@ pub(crate) fn analyse(
             analysis.question = form;
         }
     }
+    if analysis.question.is_none() && reverse_polarity_tag(&analysis, text, tokens, lang) {
+        analysis.question = Some(QuestionForm::Tag);
+    }
     analysis.sentiment = sentiment(&analysis.words, lang);
     analysis
+}
+
+/// A positive tag set off after a negative clause ("they're not, are they."; "he wasn't there,
+/// was he") asks for confirmation without a question mark. The punctuation before it tells the
+/// tag from a verb and its object ("I didn't do it"); "neither do I", "nor can we" agree.
+fn reverse_polarity_tag(
+    a: &Analysis,
+    text: &str,
+    tokens: &[Token],
+    lang: &CompiledLanguage,
+) -> bool {
+    let n = a.words.len();
+    if n < a.lead + 4 {
+        return false;
+    }
+    let (before, aux, pronoun) = (
+        a.words.get(n - 3).unwrap_or(""),
+        a.words.get(n - 2).unwrap_or(""),
+        a.words.get(n - 1).unwrap_or(""),
+    );
+    let set_off = match (
+        a.words.token_of(n - 3).and_then(|t| tokens.get(t)),
+        a.words.token_of(n - 2).and_then(|t| tokens.get(t)),
+    ) {
+        (Some(b), Some(t)) => text
+            .chars()
+            .skip(b.end_char as usize)
+            .take(t.start_char.saturating_sub(b.end_char) as usize)
+            .any(|c| matches!(c, ',' | ';' | '\u{2014}')),
+        _ => false,
+    };
+    set_off
+        && lang.auxiliaries.contains(aux)
+        && !lang.negations.contains(aux)
+        && lang.subjects.contains(pronoun)
+        && !lang.determiners.contains(pronoun)
+        && !matches!(before, "neither" | "nor" | "so")
+        && (a.lead..n - 2).any(|k| a.words.get(k).is_some_and(|w| lang.negations.contains(w)))
 }
 
 /// Whether a word speaks of the person addressed: "you", "your", "you're", "yourself"…

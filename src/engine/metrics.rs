@@ -68,6 +68,9 @@ pub struct Metrics {
     pub emotion_episodes: u32,
     /// Episodes answered with empathy within the response window.
     pub emotion_answered: u32,
+    /// Episodes answered, within the window, with a reflection but no empathy: the agent said
+    /// back what the customer said without naming the feeling (part credit in the score).
+    pub emotion_reflected: u32,
     /// Customer turns of at least `long_customer_turn_words` words.
     pub long_customer_turns: u32,
     /// Long customer turns acknowledged (backchannel under them, or a cue, reflection or
@@ -171,6 +174,7 @@ impl ChatClock {
 pub(crate) struct FollowUpCounts {
     pub(crate) emotion_episodes: u32,
     pub(crate) emotion_answered: u32,
+    pub(crate) emotion_reflected: u32,
     pub(crate) long_customer_turns: u32,
     pub(crate) long_turns_acknowledged: u32,
     pub(crate) unanswered_questions: u32,
@@ -184,6 +188,7 @@ impl Metrics {
     pub(crate) fn record_follow_ups(&mut self, c: &FollowUpCounts) {
         self.emotion_episodes += c.emotion_episodes;
         self.emotion_answered += c.emotion_answered;
+        self.emotion_reflected += c.emotion_reflected;
         self.long_customer_turns += c.long_customer_turns;
         self.long_turns_acknowledged += c.long_turns_acknowledged;
         self.unanswered_questions += c.unanswered_questions;

@@ -118,6 +118,7 @@ pub struct AcknowledgementRules {
 pub struct EmpathyRules {
     pub half_confidence_episodes: f64,
     pub unprompted_score: f64,
+    pub reflection_credit: f64,
 }
 
 /// Parameters of the understanding component.

@@ -232,7 +232,9 @@ fn empathy(profile: &Profile, m: &Metrics) -> Option<Raw> {
         });
     }
     let episodes = f64::from(m.emotion_episodes);
-    let score = 100.0 * f64::from(m.emotion_answered).min(episodes) / episodes;
+    let answered =
+        f64::from(m.emotion_answered) + r.reflection_credit * f64::from(m.emotion_reflected);
+    let score = 100.0 * answered.min(episodes) / episodes;
     Some(Raw {
         score,
         evidence: episodes,

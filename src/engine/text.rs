@@ -61,6 +61,40 @@ pub(crate) fn tokenize(text: &str) -> Vec<Token> {
     tokens
 }
 
+/// The text with each redaction marker (`[PII]`, `[CARD NUMBER]`: words alone in square
+/// brackets) blanked out, one space per character, so that character offsets still point into
+/// the original. Borrowed when there is none.
+pub(crate) fn blank_redactions(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('[') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = chars.clone();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '[' {
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&c| c == ']' || c == '[')
+                .map(|k| i + 1 + k);
+            if let Some(end) = end.filter(|&e| chars[e] == ']') {
+                let inner = &chars[i + 1..end];
+                if inner.iter().any(|c| is_word_char(*c))
+                    && inner
+                        .iter()
+                        .all(|c| is_word_char(*c) || matches!(c, ' ' | '_' | '-' | ':'))
+                {
+                    out[i..=end].fill(' ');
+                    i = end + 1;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out.into_iter().collect())
+}
+
 /// A word lower-cased, its apostrophes straightened.
 fn lower_word(word: &str) -> String {
     if word
@@ -86,6 +120,19 @@ mod tests {
 
     fn words(text: &str) -> Vec<String> {
         tokenize(text).into_iter().map(|t| t.word).collect()
+    }
+
+    #[test]
+    fn redaction_markers_are_blanked_in_place() {
+        assert_eq!(
+            blank_redactions("my card [CARD NUMBER] and [PII]. ok [x"),
+            "my card               and      . ok [x"
+        );
+        assert_eq!(blank_redactions("[a [b] c]"), "[a     c]");
+        assert!(matches!(
+            blank_redactions("no markers"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -36,8 +36,7 @@ impl Detector for PrematureSolutionDetector {
         if let Some(phrase) = context
             .profile
             .lang()
-            .solutions
-            .find(&utterance.analysis.words)
+            .prescribed_solution(&utterance.analysis.words)
         {
             found.push(Detection::words(
                 Behaviour::PrematureSolution,
@@ -89,6 +88,27 @@ mod tests {
             ],
         );
         assert!(!kinds(&found[3]).contains(&Behaviour::PrematureSolution));
+    }
+
+    #[test]
+    fn a_need_said_back_is_not_a_fix() {
+        let found = run_text(
+            &voice(),
+            &[
+                (
+                    Role::Customer,
+                    "my flight to madrid was cancelled and i've got a wedding there on saturday",
+                ),
+                (
+                    Role::Agent,
+                    "so your flight's been cancelled and you need to be in madrid before saturday",
+                ),
+                (Role::Agent, "so you have to restart the router"),
+            ],
+        );
+        assert!(!kinds(&found[1]).contains(&Behaviour::PrematureSolution));
+        // A prescription that only looks like a reflective opening still is one.
+        assert!(kinds(&found[2]).contains(&Behaviour::PrematureSolution));
     }
 
     /// The counts this detector reads are the engine's own (`Metrics::record_turn`, driven by

@@ -234,6 +234,9 @@ mod tests {
             "which router do you have",
             "when did it start",
             "it's the blue one isn't it",
+            // a positive tag after a negative clause, with or without a question mark
+            "it hasn't arrived yet, has it.",
+            "you didn't get the email, did you",
             "You've tried that already?",
             // an offer to accept or not
             "how about Tuesday at ten",
@@ -252,6 +255,10 @@ mod tests {
             "how nice",
             "what a shame",
             "I can do that for you",
+            // agreeing with a negative, not a tag
+            "I don't like it either, neither do I",
+            "I don't know where they are",
+            "I didn't do it.",
             "",
             // not asking the other party: greetings, memory searches, rhetoric, self-talk
             "Hi, how are you doing today?",

@@ -7,7 +7,8 @@
 //!   (`completion_min_context_words`) and is not a question;
 //! - the agent's words are few (`completion_max_words`), are not a listening cue, do not open
 //!   as an answer, a reaction or a clause of their own (`completion_blocked_openers`: "yeah",
-//!   "well", "i", "that's"…), and do not themselves stop mid-clause;
+//!   "well", "i", "that's"…), do not themselves stop mid-clause, and are not only the other's
+//!   own words said back (that mirrors them);
 //! - the agent's own previous turn was finished: after their own unfinished turn, a few words
 //!   continue their sentence, not the other's;
 //! - a listening cue of the agent's in between ("uh-huh") does not matter;
@@ -54,6 +55,11 @@ impl Detector for SentenceCompletionDetector {
             || unfinished.question.is_some()
             || (unfinished.words as usize) < rules.completion_min_context_words
         {
+            return;
+        }
+        // Saying the other's own words back ("…five bedrooms," "Five bedrooms.") mirrors them; a
+        // completion adds what they had not said yet.
+        if a.overlap_with(&unfinished.content).1 >= 1.0 {
             return;
         }
         // The speaker's own turn before it must be finished (a listening cue counts as one).

@@ -39,6 +39,11 @@ pub(crate) struct RuleFlags {
     pub sentence_closed: bool,
     /// Sentences the rules read as questions of either kind.
     pub question_sentences: u32,
+    /// The speaker says what they will do or have done, or proposes a fix (the rubric's
+    /// `agent_actions` and `solutions`).
+    pub acting: bool,
+    /// The other party's latest turn asked something: this turn may be the answer.
+    pub answering: bool,
 }
 
 /// One utterance's features.
@@ -275,6 +280,16 @@ pub(crate) fn compute(
         }
     }
     hashed.add(&["nq"], questions as f32 / 3.0);
+    let addresses_you = all.iter().any(|w| crate::engine::language::is_you(w));
+    if addresses_you {
+        hashed.add(&["F", "you"], 1.0);
+    }
+    if rules.acting {
+        hashed.add(&["F", "acting"], 1.0);
+    }
+    if rules.answering {
+        hashed.add(&["F", "answering"], 1.0);
+    }
     let mut overlap = 0.0;
     if let Some(other) = other {
         for (p, (a, b)) in ep.iter_mut().zip(e.iter().zip(other)) {
@@ -318,7 +333,7 @@ pub(crate) fn compute(
         punctuated: text.contains(['.', '?', '!', ',']),
         question_candidate: false,
         reflection_candidate: false,
-        addresses_you: all.iter().any(|w| crate::engine::language::is_you(w)),
+        addresses_you,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The learned listening layer: decides open questions, closed questions and reflections from
 //! sentence embeddings, the context (the other party's latest turn) and the rules' own findings,
-//! with small linear heads (`model.rs`, built by `models/build.sh`). The rules stay the source
+//! with small linear heads (`model.rs`, built by `models/build.py`). The rules stay the source
 //! of every other behaviour and are features here; each head's decision replaces the rules' for
 //! its behaviour, with the head's probability as the confidence and the sentence that carries it
 //! as the evidence span.
@@ -40,6 +40,8 @@ struct Turn {
     participant: Option<String>,
     embedding: Box<[f32]>,
     words: Vec<u64>,
+    /// Whether it asked something (a question form or a question mark).
+    asked: bool,
 }
 
 impl Memory {
@@ -57,16 +59,17 @@ impl Memory {
             .any(|t| t.role == role && t.participant.as_deref() == participant)
     }
 
-    /// Remembers a turn (at most the latest two parties are kept).
+    /// Remembers a turn (at most the latest two parties are kept); `text` is its text as the
+    /// layer reads it (redactions blanked).
     fn remember(
         &mut self,
         model: &Model,
-        utterance_id: &str,
-        role: Role,
-        participant: Option<&str>,
+        input: &Input<'_>,
         text: &str,
         embedding: Option<Box<[f32]>>,
     ) {
+        let (role, participant) = (input.role, input.participant);
+        let asked = input.analysis.question.is_some() || input.analysis.question_mark;
         // The turn's embedding, when the features already computed it (the same function of the
         // same text, so the same bits).
         let embedding = embedding.unwrap_or_else(|| {
@@ -79,11 +82,12 @@ impl Memory {
         self.latest
             .retain(|t| !(t.role == role && t.participant.as_deref() == participant));
         self.latest.push(Turn {
-            utterance_id: utterance_id.to_string(),
+            utterance_id: input.utterance_id.to_string(),
             role,
             participant: participant.map(str::to_string),
             embedding,
             words,
+            asked,
         });
         if self.latest.len() > 2 {
             self.latest.remove(0);
@@ -126,9 +130,19 @@ pub(crate) fn revise(
     let may_be_agent = matches!(input.role, Role::Agent | Role::Unknown);
     let mut out = None;
     let mut embedding = None;
-    if may_be_agent && !input.backchannel && input.text.chars().any(char::is_alphanumeric) {
+    // Redaction markers are opaque to the layer as to the rules (blanked in place, so spans
+    // still point into the text).
+    let text = &*text::blank_redactions(input.text);
+    if may_be_agent && !input.backchannel && text.chars().any(char::is_alphanumeric) {
         let has = |b: Behaviour| found.iter().any(|d| d.behaviour == b);
+        let lang = profile.lang();
+        // Informing, acting or proposing a fix (the rubric's `agent_actions` and `solutions`).
+        let acting = lang.agent_actions.find(&input.analysis.words).is_some()
+            || lang.prescribed_solution(&input.analysis.words).is_some();
+        let other = memory.other_than(input.role, input.participant);
         let mut rules = RuleFlags {
+            acting,
+            answering: other.is_some_and(|t| t.asked),
             open: has(Behaviour::OpenQuestion),
             closed: has(Behaviour::ClosedQuestion),
             reflection: has(Behaviour::Reflection),
@@ -138,10 +152,10 @@ pub(crate) fn revise(
             ..RuleFlags::default()
         };
         // The question rules read each sentence of a multi-sentence turn on its own.
-        let parts = sentences::split(input.text);
+        let parts = sentences::split(text);
         if parts.len() > 1 {
             for part in &parts {
-                let raw = part.text(input.text);
+                let raw = part.text(text);
                 let tokens = text::tokenize(raw);
                 let a = language::analyse(raw, &tokens, &profile.compiled.fillers, profile.lang());
                 match questions::classify(&a, profile.lang()) {
@@ -156,10 +170,9 @@ pub(crate) fn revise(
             rules.sentence_closed = rules.closed;
             rules.question_sentences = u32::from(rules.open || rules.closed);
         }
-        let other = memory.other_than(input.role, input.participant);
         let mut f = features::compute(
             model,
-            input.text,
+            text,
             parts,
             other.map(|t| &*t.embedding),
             other.map_or(&[][..], |t| &t.words),
@@ -187,19 +200,17 @@ pub(crate) fn revise(
             ruled_question && !single
         };
         // A reflection says back what the other party said: there must be something to say
-        // back, and it is about them (it shares their words or speaks of "you"). It lets them
-        // finish and takes them seriously: not while cutting in, finishing their sentence or
-        // brushing them off.
+        // back, and the turn must carry a content word of its own ("So it's [PII] and [PII],
+        // got it." has none the layer can see). The head judges an agent's turn (whether it shares their words or speaks of
+        // "you" are features, not gates: "Kind of a reminder it's time to go to bed" says back
+        // with neither) except where the rubric says it is something else. A reflection lets
+        // them finish and takes them seriously: not while cutting in, finishing their sentence
+        // or brushing them off; informing, acting or proposing a fix (`acting`) is not saying
+        // back either.
         let brushing_off = has(Behaviour::Interruption)
             || has(Behaviour::CutOff)
             || has(Behaviour::SentenceCompletion)
             || has(Behaviour::DismissiveLanguage);
-        // Informing, acting, proposing a fix or sympathising is not saying back (the rubric's
-        // `agent_actions` and `solutions`;
-        // empathy is its own behaviour) unless the reflection rules say so.
-        let lang = profile.lang();
-        let acting = lang.agent_actions.find(&input.analysis.words).is_some()
-            || lang.solutions.find(&input.analysis.words).is_some();
         // A courtesy said back ("nice talking with you too") is politeness, not a paraphrase
         // (the reflection rule's exclusion, which the learned layer must not overturn).
         // Only a short turn: in a longer one the courtesy is a sentence of its own beside the
@@ -211,16 +222,26 @@ pub(crate) fn revise(
         let echo = input.analysis.words.len()
             <= profile.language.thresholds.reflection_echo_max_words
             && f.overlap() >= 1.0;
+        // A turn that is one expression of empathy ("that must be really difficult when you
+        // depend on it for work") is scored as empathy, the rubric's own behaviour; a reflection
+        // beside it is a sentence of its own ("I'm sorry. So you've been billed twice…").
+        let only_empathy = rules.empathy && single;
         f.reflection_candidate = other.is_some()
             && !brushing_off
             && !echo
             && !courtesy
             && (rules.reflection
                 || (input.role == Role::Agent
-                    && (f.overlap() > 0.0 || f.addresses_you)
                     && !acting
-                    && !rules.empathy));
-        decide(model, &f, other.map(|t| t.utterance_id.as_str()), found);
+                    && !only_empathy
+                    && !input.analysis.content.is_empty()));
+        decide(
+            model,
+            &f,
+            other.map(|t| t.utterance_id.as_str()),
+            input.role == Role::Agent,
+            found,
+        );
         embedding = Some(f.dense[..model.dim()].into());
         if record {
             out = Some(f);
@@ -235,24 +256,25 @@ pub(crate) fn revise(
             .acknowledgements
             .covers(&input.analysis.words);
     if !(cue && memory.has(input.role, input.participant)) {
-        memory.remember(
-            model,
-            input.utterance_id,
-            input.role,
-            input.participant,
-            input.text,
-            embedding,
-        );
+        memory.remember(model, input, text, embedding);
     }
     out
 }
 
 /// Applies the heads to the candidates `revise` chose. The question heads decide open, closed
-/// (the likelier when both pass) or neither; the reflection head decides for an agent, and for
-/// a speaker of unknown role (peers, meetings) only confirms or removes a reflection the rules
-/// found, since a restatement between peers is rarer than between agent and customer. Text
-/// without punctuation uses the model's heads for speech recognition's text when it has them.
-fn decide(model: &Model, f: &Features, other: Option<&str>, found: &mut Vec<Detection>) {
+/// (the likelier when both pass) or neither. The reflection head adds reflections for an agent
+/// and never removes one the rules found there (a reflective opening with the customer's words
+/// is the rules' strength: 80 % precise on AnnoMI's development half); for a speaker of unknown
+/// role (peers, meetings) it only confirms or removes a reflection the rules found, since a
+/// restatement between peers is rarer than between agent and customer. Text without
+/// punctuation uses the model's heads for speech recognition's text when it has them.
+fn decide(
+    model: &Model,
+    f: &Features,
+    other: Option<&str>,
+    agent: bool,
+    found: &mut Vec<Detection>,
+) {
     let mut verdicts: Vec<(Behaviour, f32, f32)> = Vec::new(); // behaviour, margin, probability
     let question = f.question_candidate;
     for (behaviour, name) in DECIDED {
@@ -270,6 +292,8 @@ fn decide(model: &Model, f: &Features, other: Option<&str>, found: &mut Vec<Dete
         let z = head.logit(&f.dense, &f.sparse);
         if z >= head.threshold {
             verdicts.push((behaviour, z - head.threshold, model::sigmoid(z)));
+        } else if agent && behaviour == Behaviour::Reflection && rule.is_some() {
+            continue; // the rules' reflection stands
         }
         if let Some(i) = rule {
             found.remove(i);

@@ -1,6 +1,6 @@
 //! The listening model: a static token-embedding table distilled from a sentence encoder, and
 //! small linear heads over features of an utterance (see `features.rs`). Read from a
-//! safetensors file: the one built by `models/build.sh` is embedded in the binary, and
+//! safetensors file: the one built by `models/build.py` is embedded in the binary, and
 //! `--model FILE` loads another.
 //!
 //! Every number is computed with IEEE additions, multiplications, divisions and square roots in
