@@ -246,7 +246,7 @@ fn the_same_turns_give_the_same_bits() {
     assert_eq!(digest_of_call(), PINNED_DIGEST, "{:#x}", digest_of_call());
 }
 
-const PINNED_DIGEST: u64 = 0x1a51_dca1_10ef_61c5;
+const PINNED_DIGEST: u64 = 0x26b7_852a_2125_c50a;
 
 #[test]
 fn start_only_timing_is_scored_and_said_to_be_partial() {
@@ -477,4 +477,27 @@ fn emotion_said_back_earns_part_of_the_empathy_that_naming_it_earns() {
         named_score > said_back_score && said_back_score > ignored_score,
         "{named_score} > {said_back_score} > {ignored_score}"
     );
+}
+
+/// In a turn of several sentences the heads decide, but a question the rules read as open
+/// stays found, and stays open.
+#[test]
+fn an_open_request_after_a_first_sentence_stays_open() {
+    for agent in [
+        "Okay. Tell me a little bit about your family.",
+        "Right, thanks for that. And can I ask you, how is all of this affecting you day to day?",
+        "okay so tell me how you've been managing since the last bill",
+    ] {
+        let f = found(&[
+            (
+                Role::Customer,
+                "It's been a hard few months, the bills keep coming and I don't know where to start.",
+            ),
+            (Role::Agent, agent),
+        ]);
+        assert!(
+            has(&f, Behaviour::OpenQuestion) && !has(&f, Behaviour::ClosedQuestion),
+            "{agent}: {f:?}"
+        );
+    }
 }

@@ -277,6 +277,8 @@ fn decide(
 ) {
     let mut verdicts: Vec<(Behaviour, f32, f32)> = Vec::new(); // behaviour, margin, probability
     let question = f.question_candidate;
+    // The rules' question detections the heads set aside.
+    let mut ruled_questions: Vec<Detection> = Vec::new();
     for (behaviour, name) in DECIDED {
         let Some(head) = model.head_for(name, !f.punctuated) else {
             continue; // no head: the rules decide
@@ -296,7 +298,25 @@ fn decide(
             continue; // the rules' reflection stands
         }
         if let Some(i) = rule {
-            found.remove(i);
+            let d = found.remove(i);
+            if behaviour != Behaviour::Reflection {
+                ruled_questions.push(d);
+            }
+        }
+    }
+    // For an agent the question heads may not take away a question the rules found, nor make
+    // closed one the rules read as open (an open form, "tell me about…", "how is this affecting
+    // you…", is the rules' strength); they may make open one the rules read as closed (the
+    // rules' "closed" leans on the question's first words only).
+    if agent {
+        let asked = verdicts.iter().any(|v| v.0 != Behaviour::Reflection);
+        let ruled_open = ruled_questions
+            .iter()
+            .any(|d| d.behaviour == Behaviour::OpenQuestion);
+        let headed_closed = verdicts.iter().any(|v| v.0 == Behaviour::ClosedQuestion);
+        if !asked || (ruled_open && headed_closed) {
+            verdicts.retain(|v| v.0 == Behaviour::Reflection);
+            found.append(&mut ruled_questions);
         }
     }
     let open = verdicts.iter().position(|v| v.0 == Behaviour::OpenQuestion);
