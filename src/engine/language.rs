@@ -443,24 +443,34 @@ fn reverse_polarity_tag(
         a.words.get(n - 2).unwrap_or(""),
         a.words.get(n - 1).unwrap_or(""),
     );
-    let set_off = match (
-        a.words.token_of(n - 3).and_then(|t| tokens.get(t)),
-        a.words.token_of(n - 2).and_then(|t| tokens.get(t)),
-    ) {
-        (Some(b), Some(t)) => text
-            .chars()
-            .skip(b.end_char as usize)
-            .take(t.start_char.saturating_sub(b.end_char) as usize)
-            .any(|c| matches!(c, ',' | ';' | '\u{2014}')),
-        _ => false,
-    };
-    set_off
-        && lang.auxiliaries.contains(aux)
+    // The word checks first: the punctuation check reads the text.
+    lang.auxiliaries.contains(aux)
         && !lang.negations.contains(aux)
         && lang.subjects.contains(pronoun)
         && !lang.determiners.contains(pronoun)
         && !matches!(before, "neither" | "nor" | "so")
         && (a.lead..n - 2).any(|k| a.words.get(k).is_some_and(|w| lang.negations.contains(w)))
+        && set_off_before(a, tokens, &marks_in(text, &[',', ';', '\u{2014}']), n - 2)
+}
+
+/// Positions (in Unicode scalar values) of the characters of `marks` in `text`.
+fn marks_in(text: &str, marks: &[char]) -> Vec<u32> {
+    text.chars()
+        .enumerate()
+        .filter(|(_, c)| marks.contains(c))
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
+/// Whether one of the `marks` positions stands between word `i - 1` and word `i` of `a`.
+fn set_off_before(a: &Analysis, tokens: &[Token], marks: &[u32], i: usize) -> bool {
+    let token = |i: usize| a.words.token_of(i).and_then(|t| tokens.get(t));
+    match (i.checked_sub(1).and_then(token), token(i)) {
+        (Some(before), Some(this)) => marks
+            .iter()
+            .any(|&m| m >= before.end_char && m < this.start_char),
+        _ => false,
+    }
 }
 
 /// Whether a word speaks of the person addressed: "you", "your", "you're", "yourself"…
@@ -513,21 +523,9 @@ fn later_clause_question(
     tokens: &[Token],
     lang: &CompiledLanguage,
 ) -> Option<(usize, Option<QuestionForm>)> {
-    let marks: Vec<u32> = text
-        .chars()
-        .enumerate()
-        .filter(|(_, c)| matches!(c, ',' | '.' | '?' | '!' | ';' | ':' | '\u{2014}'))
-        .map(|(i, _)| i as u32)
-        .collect();
-    let token = |i: usize| a.words.token_of(i).and_then(|t| tokens.get(t));
+    let marks = marks_in(text, &[',', '.', '?', '!', ';', ':', '\u{2014}']);
     for i in a.lead + 1..a.words.len() {
-        let (Some(before), Some(this)) = (token(i - 1), token(i)) else {
-            continue;
-        };
-        if !marks
-            .iter()
-            .any(|&m| m >= before.end_char && m < this.start_char)
-        {
+        if !set_off_before(a, tokens, &marks, i) {
             continue;
         }
         let lead = lead_from(&a.words, i, lang);

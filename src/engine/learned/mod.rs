@@ -128,6 +128,7 @@ pub(crate) fn revise(
 ) -> Option<Features> {
     let model = model::get();
     let may_be_agent = matches!(input.role, Role::Agent | Role::Unknown);
+    let lang = profile.lang();
     let mut out = None;
     let mut embedding = None;
     // Redaction markers are opaque to the layer as to the rules (blanked in place, so spans
@@ -135,7 +136,6 @@ pub(crate) fn revise(
     let text = &*text::blank_redactions(input.text);
     if may_be_agent && !input.backchannel && text.chars().any(char::is_alphanumeric) {
         let has = |b: Behaviour| found.iter().any(|d| d.behaviour == b);
-        let lang = profile.lang();
         // Informing, acting or proposing a fix (the rubric's `agent_actions` and `solutions`).
         let acting = lang.agent_actions.find(&input.analysis.words).is_some()
             || lang.prescribed_solution(&input.analysis.words).is_some();
@@ -157,8 +157,8 @@ pub(crate) fn revise(
             for part in &parts {
                 let raw = part.text(text);
                 let tokens = text::tokenize(raw);
-                let a = language::analyse(raw, &tokens, &profile.compiled.fillers, profile.lang());
-                match questions::classify(&a, profile.lang()) {
+                let a = language::analyse(raw, &tokens, &profile.compiled.fillers, lang);
+                match questions::classify(&a, lang) {
                     Some((Behaviour::OpenQuestion, _)) => rules.sentence_open = true,
                     Some((Behaviour::ClosedQuestion, _)) => rules.sentence_closed = true,
                     _ => continue,
@@ -189,8 +189,7 @@ pub(crate) fn revise(
         let known_role = input.role != Role::Unknown;
         // The question rules' exclusions (greetings, memory searches, rhetoric, self-talk,
         // quotes) bind the heads too.
-        f.question_candidate = if !questions::addressed_to_the_other(input.analysis, profile.lang())
-        {
+        f.question_candidate = if !questions::addressed_to_the_other(input.analysis, lang) {
             false
         } else if known_role {
             (ruled_question || rules.question_sentences > 0 || f.question_mark)
@@ -201,12 +200,12 @@ pub(crate) fn revise(
         };
         // A reflection says back what the other party said: there must be something to say
         // back, and the turn must carry a content word of its own ("So it's [PII] and [PII],
-        // got it." has none the layer can see). The head judges an agent's turn (whether it shares their words or speaks of
-        // "you" are features, not gates: "Kind of a reminder it's time to go to bed" says back
-        // with neither) except where the rubric says it is something else. A reflection lets
-        // them finish and takes them seriously: not while cutting in, finishing their sentence
-        // or brushing them off; informing, acting or proposing a fix (`acting`) is not saying
-        // back either.
+        // got it." has none the layer can see). The head judges an agent's turn (whether it
+        // shares their words or speaks of "you" are features, not gates: "Kind of a reminder
+        // it's time to go to bed" says back with neither) except where the rubric says it is
+        // something else. A reflection lets them finish and takes them seriously: not while
+        // cutting in, finishing their sentence or brushing them off; informing, acting or
+        // proposing a fix (`acting`) is not saying back either.
         let brushing_off = has(Behaviour::Interruption)
             || has(Behaviour::CutOff)
             || has(Behaviour::SentenceCompletion)
@@ -251,10 +250,7 @@ pub(crate) fn revise(
     // substance stays the context for the other's next turn.
     let cue = input.backchannel
         || input.analysis.words.is_empty()
-        || profile
-            .lang()
-            .acknowledgements
-            .covers(&input.analysis.words);
+        || lang.acknowledgements.covers(&input.analysis.words);
     if !(cue && memory.has(input.role, input.participant)) {
         memory.remember(model, input, text, embedding);
     }
