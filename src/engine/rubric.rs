@@ -152,6 +152,9 @@ pub struct CustomerExperienceRules {
 pub struct ScoringRules {
     /// Score with no evidence.
     pub prior: f64,
+    /// Turns within which each counted fault costs its whole penalty; in a longer conversation
+    /// a fault costs `fault_turns / turns` of it (a rate, not a count).
+    pub fault_turns: f64,
     /// Weight of each component in the overall score.
     pub weights: BTreeMap<Component, f64>,
     /// Patience.
@@ -362,6 +365,11 @@ impl Profile {
             (0.0..=100.0).contains(&s.prior),
             "scoring.prior",
             "must be within 0..=100",
+        );
+        check(
+            s.fault_turns.is_finite() && s.fault_turns >= 1.0,
+            "scoring.fault_turns",
+            "must be a finite number at least 1",
         );
         for component in Component::ALL {
             match s.weights.get(&component) {

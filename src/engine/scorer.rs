@@ -184,6 +184,13 @@ fn talk_balance(profile: &Profile, m: &Metrics) -> Option<Raw> {
     })
 }
 
+/// How much each counted fault weighs after `turns` turns of the party it is counted against:
+/// 1 up to `scoring.fault_turns`, then `fault_turns / turns` (faults are a rate in a long call).
+fn fault_weight(profile: &Profile, turns: u32) -> f64 {
+    let reference = profile.scoring.fault_turns;
+    (reference / f64::from(turns).max(reference)).min(1.0)
+}
+
 fn inquiry(profile: &Profile, m: &Metrics) -> Option<Raw> {
     let r = &profile.scoring.inquiry;
     let questions = f64::from(m.questions);
@@ -198,9 +205,9 @@ fn inquiry(profile: &Profile, m: &Metrics) -> Option<Raw> {
     }
     let open_share =
         f64::from(m.open_questions + m.clarifying_questions).min(questions) / questions;
-    let score = r.base + r.open_points * open_share
-        - r.premature_penalty * f64::from(m.premature_solutions)
-        - r.streak_penalty * f64::from(m.closed_question_streaks);
+    let faults = r.premature_penalty * f64::from(m.premature_solutions)
+        + r.streak_penalty * f64::from(m.closed_question_streaks);
+    let score = r.base + r.open_points * open_share - faults * fault_weight(profile, m.agent_turns);
     Some(Raw {
         score,
         evidence: questions,
@@ -250,10 +257,11 @@ fn understanding(profile: &Profile, m: &Metrics) -> Option<Raw> {
     // Two reflections earn the full points early in a call; later, one per
     // `1 / reflections_per_question` questions as well.
     let wanted = (f64::from(m.questions) * r.reflections_per_question).max(2.0);
+    let faults = r.premature_penalty * f64::from(m.premature_solutions)
+        + r.dismissive_penalty * f64::from(m.dismissive)
+        + r.completion_penalty * f64::from(m.sentence_completions);
     let score = r.base + 2.0 * r.reflection_bonus * (f64::from(m.reflections) / wanted).min(1.0)
-        - r.premature_penalty * f64::from(m.premature_solutions)
-        - r.dismissive_penalty * f64::from(m.dismissive)
-        - r.completion_penalty * f64::from(m.sentence_completions);
+        - faults * fault_weight(profile, m.agent_turns);
     Some(Raw {
         score,
         evidence: f64::from(m.agent_turns),
@@ -266,11 +274,12 @@ fn customer_experience(profile: &Profile, m: &Metrics, frustration: f64) -> Opti
     if m.customer_turns == 0 {
         return None;
     }
+    let faults = r.repeat_penalty * f64::from(m.customer_repeats)
+        + r.escalation_penalty * f64::from(m.escalation_requests)
+        + r.unanswered_penalty * f64::from(m.unanswered_questions)
+        + r.dropped_side_issue_penalty * f64::from(m.side_issues_dropped);
     let score = 100.0
-        - r.repeat_penalty * f64::from(m.customer_repeats)
-        - r.escalation_penalty * f64::from(m.escalation_requests)
-        - r.unanswered_penalty * f64::from(m.unanswered_questions)
-        - r.dropped_side_issue_penalty * f64::from(m.side_issues_dropped)
+        - faults * fault_weight(profile, m.customer_turns)
         - r.frustration_penalty * frustration;
     Some(Raw {
         score,
@@ -520,5 +529,62 @@ mod tests {
         let s = score(&voice(), &m);
         assert!(s.component(Component::TalkBalance).confidence > 0.5);
         assert!(s.component(Component::TalkBalance).score < 40.0);
+    }
+
+    #[test]
+    fn faults_are_a_rate_so_a_long_call_is_not_marked_down_for_its_length() {
+        let p = voice();
+        let raw = |c: Component, m: &Metrics| raw_score(c, &p, m, 0.0).unwrap().score;
+        let short = Metrics {
+            agent_turns: 20,
+            customer_turns: 20,
+            questions: 6,
+            open_questions: 3,
+            reflections: 3,
+            premature_solutions: 1,
+            dismissive: 1,
+            sentence_completions: 1,
+            closed_question_streaks: 1,
+            customer_repeats: 1,
+            unanswered_questions: 1,
+            ..Default::default()
+        };
+        // The same call three times over: three times the turns and the faults.
+        let long = Metrics {
+            agent_turns: 60,
+            customer_turns: 60,
+            questions: 18,
+            open_questions: 9,
+            reflections: 9,
+            premature_solutions: 3,
+            dismissive: 3,
+            sentence_completions: 3,
+            closed_question_streaks: 3,
+            customer_repeats: 3,
+            unanswered_questions: 3,
+            ..Default::default()
+        };
+        for c in [
+            Component::Inquiry,
+            Component::Understanding,
+            Component::CustomerExperience,
+        ] {
+            assert!((raw(c, &short) - raw(c, &long)).abs() < 1e-9, "{c:?}");
+        }
+        // Within `fault_turns` each fault costs its whole penalty, as before.
+        let r = &p.scoring.understanding;
+        assert_eq!(
+            raw(Component::Understanding, &short),
+            r.base + 2.0 * r.reflection_bonus
+                - r.premature_penalty
+                - r.dismissive_penalty
+                - r.completion_penalty
+        );
+        // And more faults in the same call still cost more.
+        let worse = Metrics {
+            dismissive: 4,
+            ..long.clone()
+        };
+        assert!(raw(Component::Understanding, &worse) < raw(Component::Understanding, &long));
     }
 }
