@@ -111,6 +111,45 @@ mod tests {
         assert!(kinds(&found[2]).contains(&Behaviour::PrematureSolution));
     }
 
+    /// Advice and verdicts count as fixes, not only instructions: "you don't need…", "I'd
+    /// suggest…", "it might not be a bad idea to…" before the customer has been heard.
+    #[test]
+    fn early_advice_and_verdicts_are_premature() {
+        for advice in [
+            "well you do not need a new phone, yours is fine",
+            "i'd suggest switching to the annual plan",
+            "it might not be a bad idea to cancel the card",
+            "if i were you i would wait for the refund",
+        ] {
+            let found = run_text(
+                &voice(),
+                &[
+                    (Role::Customer, "hi, I'm calling about my phone bill"),
+                    (Role::Agent, advice),
+                ],
+            );
+            assert!(
+                kinds(&found[1]).contains(&Behaviour::PrematureSolution),
+                "{advice}"
+            );
+        }
+        // Said back, it is the customer's need, not the agent's advice.
+        let found = run_text(
+            &voice(),
+            &[
+                (
+                    Role::Customer,
+                    "i don't think i need the extra data any more",
+                ),
+                (
+                    Role::Agent,
+                    "it sounds like you don't need the extra data now",
+                ),
+            ],
+        );
+        assert!(!kinds(&found[1]).contains(&Behaviour::PrematureSolution));
+    }
+
     /// The counts this detector reads are the engine's own (`Metrics::record_turn`, driven by
     /// `testing::run_text` through `Conversation::observe`): a clarifying question counts as a
     /// question, and a reflection as understanding shown. A harness that counted for itself
