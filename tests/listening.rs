@@ -211,6 +211,21 @@ fn digest_of_call() -> u64 {
             Role::Agent,
             "I'm sorry. So you've been billed twice and that's a strain. How did you notice?",
         ),
+        // Turns the heads decide (their probabilities are the confidences), so the pin
+        // follows the model's weights too, not only the rules.
+        (
+            Role::Customer,
+            "the app logs me out every single time I open it and I lose my basket",
+        ),
+        (
+            Role::Agent,
+            "Every time you open it, it throws you out and the basket is gone.",
+        ),
+        (Role::Customer, "yes and it started after the update"),
+        (
+            Role::Agent,
+            "Right. And what else changed on the phone around then?",
+        ),
     ];
     let mut c = conversation();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -246,7 +261,7 @@ fn the_same_turns_give_the_same_bits() {
     assert_eq!(digest_of_call(), PINNED_DIGEST, "{:#x}", digest_of_call());
 }
 
-const PINNED_DIGEST: u64 = 0x4863_dfb6_b61f_ba62;
+const PINNED_DIGEST: u64 = 0x25c1_517c_9012_4d27;
 
 #[test]
 fn start_only_timing_is_scored_and_said_to_be_partial() {

@@ -150,6 +150,22 @@ mod tests {
                 (Role::Customer, "I called twice last week about the"),
                 (Role::Agent, "I can see both calls"),
             ],
+            // A verdict or a reaction of one's own.
+            vec![
+                (Role::Customer, "and honestly the people on the phone were,"),
+                (Role::Agent, "not great, I imagine."),
+            ],
+            vec![
+                (
+                    Role::Customer,
+                    "so I'd rather not wait another week for the,",
+                ),
+                (Role::Agent, "sounds like it."),
+            ],
+            vec![
+                (Role::Customer, "well we'll see how it goes with the,"),
+                (Role::Agent, "thank you."),
+            ],
             // A question is not unfinished.
             vec![
                 (Role::Customer, "do you want the account number or"),
