@@ -218,6 +218,13 @@ mod tests {
             // a copula ending a clause about a noun, not a pseudo-cleft
             "what's the reason the payment is late",
             "How are you doing with the new router?",
+            // "what" asking for a cause, or for a list of the other's own
+            "What makes it uncomfortable?",
+            "what brought you in today",
+            "what got in the way last time",
+            "What questions do you still have for me?",
+            "so what steps could you take before the move",
+            "tell me something about that",
         ] {
             assert_eq!(kind_of(text), [Behaviour::OpenQuestion], "{text}");
         }
@@ -242,6 +249,9 @@ mod tests {
             "how about Tuesday at ten",
             "what about the blue one",
             "how about I send you a new one",
+            // "what" before a noun asking one fact stays closed
+            "what time does the engineer come",
+            "what model is it?",
         ] {
             assert_eq!(kind_of(text), [Behaviour::ClosedQuestion], "{text}");
         }
