@@ -362,7 +362,8 @@ pub fn score_with_mood(profile: &Profile, metrics: &Metrics, frustration: f64) -
 }
 
 /// What moved each component between `before` and `after`: the behaviours of this update that
-/// feed it (the change split evenly), or talk time when none does.
+/// feed it (the change split evenly), or no behaviour when none does (talk time, evidence
+/// growing, earlier faults weighing less as the call grows).
 pub(crate) fn explain(
     before: &Score,
     after: &Score,
