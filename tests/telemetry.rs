@@ -31,6 +31,14 @@ const META_CANARY: &str = "metacanary7731";
 /// digits of a timestamp or an id in the exported data (seen once in CI), which is no leak.
 const CARD_FRAGMENT: &str = "4111 1111";
 const CONVERSATION: &str = "convcanary4402";
+/// Everything that must never leave the process in metrics or telemetry.
+const CANARIES: [&str; 5] = [
+    TEXT_CANARY,
+    CARD_FRAGMENT,
+    "Zebulon",
+    META_CANARY,
+    CONVERSATION,
+];
 
 /// One call with canaries: a start with metadata, a customer turn, an agent turn that
 /// interrupts (an alert), a message with a bad timestamp (a rejection), the end.
@@ -140,13 +148,7 @@ async fn the_scrape_endpoint_reports_the_call_without_its_content() {
     assert_eq!(value(&rpc("ScoreTranscript", "OK")), 1.0);
     assert_eq!(value(&rpc("ScoreTranscript", "INVALID_ARGUMENT")), 1.0);
     assert!(value("process_resident_memory_bytes") > 0.0);
-    for canary in [
-        TEXT_CANARY,
-        CARD_FRAGMENT,
-        "Zebulon",
-        META_CANARY,
-        CONVERSATION,
-    ] {
+    for canary in CANARIES {
         assert!(!text.contains(canary), "{canary} in /metrics:\n{text}");
     }
     common::terminate(server.0.as_ref().unwrap());
@@ -310,13 +312,7 @@ async fn spans_and_metrics_go_to_the_otlp_collector_under_the_callers_trace() {
         collector.spans.lock().unwrap(),
         collector.metrics.lock().unwrap()
     );
-    for canary in [
-        TEXT_CANARY,
-        CARD_FRAGMENT,
-        "Zebulon",
-        META_CANARY,
-        CONVERSATION,
-    ] {
+    for canary in CANARIES {
         assert!(!exported.contains(canary), "{canary} exported over OTLP");
     }
 }

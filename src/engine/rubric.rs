@@ -609,12 +609,16 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let err = Rubric::from_toml_str(
-            "default_profile = \"missing\"\n[base.timing]\ndead_air_ms = 0\n[base.scoring]\nprior = 150.0\n",
+            "default_profile = \"missing\"\n[base.timing]\ndead_air_ms = 0\n[base.scoring]\nprior = 150.0\nfault_turns = 0.5\n",
         )
         .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("profiles.voice.timing.dead_air_ms"), "{text}");
         assert!(text.contains("profiles.chat.scoring.prior"), "{text}");
+        assert!(
+            text.contains("profiles.voice.scoring.fault_turns"),
+            "{text}"
+        );
         assert!(text.contains("default_profile"), "{text}");
         assert!(err.problems.len() >= 5, "{text}");
     }

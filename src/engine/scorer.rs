@@ -188,7 +188,7 @@ fn talk_balance(profile: &Profile, m: &Metrics) -> Option<Raw> {
 /// 1 up to `scoring.fault_turns`, then `fault_turns / turns` (faults are a rate in a long call).
 fn fault_weight(profile: &Profile, turns: u32) -> f64 {
     let reference = profile.scoring.fault_turns;
-    (reference / f64::from(turns).max(reference)).min(1.0)
+    reference / f64::from(turns).max(reference)
 }
 
 fn inquiry(profile: &Profile, m: &Metrics) -> Option<Raw> {
