@@ -152,6 +152,9 @@ language_lists! {
         /// The agent saying what they will do or have done ("I'll transfer you", "let me check"):
         /// informing or acting, not saying back what the customer said.
         agent_actions,
+        /// Phrases of having listened ("let me summarise", "I can tell", "I get the sense"):
+        /// the "let me" or "I can" inside one is not the agent acting.
+        listening_checks,
         dismissive,
         repeat_markers,
         /// The customer saying they were cut off ("can I just finish"): an interruption by the
@@ -262,6 +265,23 @@ impl CompiledLanguage {
     /// A fix the speaker prescribes (a `solutions` phrase: "you need to restart it"), unless
     /// it comes after a reflective opening and so says back the other's situation ("so your
     /// flight's been cancelled and you need to be in Madrid").
+    /// Whether the speaker says what they will do or have done, or proposes a fix (the
+    /// rubric's `agent_actions` and `solutions`), other than inside a phrase of having listened
+    /// ("let me make sure I understand", "I can tell you're worried": `reflection_openings`,
+    /// `listening_checks`).
+    pub(crate) fn acting(&self, words: &Words) -> bool {
+        let listening: Vec<PhraseMatch> = self
+            .listening_checks
+            .find_all(words)
+            .chain(self.reflection_openings.find_all(words))
+            .collect();
+        self.agent_actions.find_all(words).any(|m| {
+            !listening
+                .iter()
+                .any(|l| l.start <= m.start && m.end <= l.end)
+        }) || self.prescribed_solution(words).is_some()
+    }
+
     pub(crate) fn prescribed_solution(&self, words: &Words) -> Option<PhraseMatch> {
         let said_back_from = self.reflection_openings.find(words).map(|m| m.end);
         self.solutions
@@ -681,4 +701,40 @@ pub(crate) fn sentiment(words: &Words, lang: &CompiledLanguage) -> f64 {
     }
     // "not bad at all": VADER's "at all" after a negated word keeps the flip.
     sum / (sum * sum + ALPHA).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::detectors::testing::voice;
+    use crate::engine::text::tokenize;
+
+    fn acting(text: &str) -> bool {
+        let p = voice();
+        let tokens = tokenize(text);
+        let a = super::analyse(text, &tokens, &p.compiled.fillers, p.lang());
+        p.lang().acting(&a.words)
+    }
+
+    /// "Let me" and "I can" say what the agent will do, except inside a phrase of having
+    /// listened: "let me summarise what you've told me" says back, it does not act.
+    #[test]
+    fn saying_what_one_will_do_is_acting_but_checking_what_one_heard_is_not() {
+        for text in [
+            "let me check that for you",
+            "i can send a new card today",
+            "you should restart the router",
+            "let me summarise, and then i'll send you the form",
+        ] {
+            assert!(acting(text), "{text}");
+        }
+        for text in [
+            "so let me summarise what you've told me, the bill doubled and nobody called back",
+            "let me make sure i understand, the parcel never arrived",
+            "i can tell you're worried about the deadline",
+            "i can hear how tiring this has been",
+            "so you've been charged twice this month",
+        ] {
+            assert!(!acting(text), "{text}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! clarification, not empathy.
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
-use crate::engine::language::QuestionForm;
+use crate::engine::language::{self, QuestionForm};
 use crate::engine::state::{Earlier, Segment};
 
 /// Reports clarifying questions.
@@ -34,15 +34,20 @@ pub(super) fn is_non_understanding(utterance: &Segment, context: &Context<'_>) -
 }
 
 /// "A what?", "Did what?": an echo of the other person's words with the part not caught
-/// replaced by a wh-word.
+/// replaced by a wh-word. Not "you know what?" or "guess what?" (news announced), "she said,
+/// what?" (a question quoted) nor "oldies or what?" (alternatives offered).
 fn is_wh_echo(utterance: &Segment, context: &Context<'_>) -> bool {
     let a = &utterance.analysis;
+    let lang = context.profile.lang();
+    let n = a.words.len();
     a.question_mark
-        && a.words.len() >= 2
-        && a.words.len() <= SHORT
+        && (2..=SHORT).contains(&n)
         && a.words
-            .get(a.words.len() - 1)
-            .is_some_and(|w| context.profile.lang().echo_wh_words.contains(w))
+            .get(n - 1)
+            .is_some_and(|w| lang.echo_wh_words.contains(w))
+        && a.words.get(n - 2).is_some_and(|before| {
+            !matches!(before, "know" | "guess" | "or") && !lang.reporting_verbs.contains(before)
+        })
 }
 
 impl Detector for ClarifyingDetector {
@@ -77,15 +82,26 @@ impl Detector for ClarifyingDetector {
             };
             let asked =
                 a.question.is_some() || a.question_mark || inverted(m.start) || inverted(m.end);
-            // "what you know about it" is not asking what was meant.
-            let idiom =
-                first == Some("what") && a.words.pairs_from(0).any(|p| p == ("you", "know"));
+            // "what you know about it" is not asking what was meant; "pardon my French"
+            // apologises.
+            let idiom = (first == Some("what")
+                && a.words.pairs_from(0).any(|p| p == ("you", "know")))
+                || (first == Some("pardon") && a.words.get(m.end) == Some("my"));
+            // "and I said, what do you mean…": a question quoted, not asked (the reporting
+            // verb just before the phrase, or before the question it ends; "when you say…"
+            // points at the other's words instead).
+            let quoted = (m.start.saturating_sub(3)..m.start).any(|j| {
+                a.words
+                    .get(j)
+                    .is_some_and(|w| lang.reporting_verbs.contains(w))
+                    && !(j > 0 && a.words.get(j - 1).is_some_and(language::is_you))
+            });
             let counts = if weak {
                 asked && (whole || first == Some("you"))
             } else {
                 (m.start <= a.lead && a.words.len() <= m.end + 8) || asked
             };
-            if counts && !idiom {
+            if counts && !idiom && !quoted {
                 found.push(Detection::words(
                     Behaviour::ClarifyingQuestion,
                     0.8,
@@ -151,6 +167,9 @@ mod tests {
             "sorry?",
             "I'm sorry, what?",
             "pardon",
+            // A wh-word for the part not caught, as speech recognition writes it.
+            "the what",
+            "a what",
             "can you say more about the orange light",
             "Orange?",
             // as speech recognition writes them: no punctuation, the question after the phrase
@@ -196,6 +215,12 @@ mod tests {
             "sorry",
             "I'm sorry to hear that",
             "did you restart it",
+            "you know what?",
+            "and I said, what do you mean it's gone",
+            "pardon my French, but it's a joke",
+            "I didn't catch anything last weekend",
+            "guess what?",
+            "the blue one or what?",
             "okay",
             "that sounds annoying",
         ] {

@@ -137,8 +137,7 @@ pub(crate) fn revise(
     if may_be_agent && !input.backchannel && text.chars().any(char::is_alphanumeric) {
         let has = |b: Behaviour| found.iter().any(|d| d.behaviour == b);
         // Informing, acting or proposing a fix (the rubric's `agent_actions` and `solutions`).
-        let acting = lang.agent_actions.find(&input.analysis.words).is_some()
-            || lang.prescribed_solution(&input.analysis.words).is_some();
+        let acting = lang.acting(&input.analysis.words);
         let other = memory.other_than(input.role, input.participant);
         let mut rules = RuleFlags {
             acting,
