@@ -261,7 +261,7 @@ fn the_same_turns_give_the_same_bits() {
     assert_eq!(digest_of_call(), PINNED_DIGEST, "{:#x}", digest_of_call());
 }
 
-const PINNED_DIGEST: u64 = 0x1d0a_b9cc_9b28_ee77;
+const PINNED_DIGEST: u64 = 0x6fcc_14cb_4e57_c2ec;
 
 #[test]
 fn start_only_timing_is_scored_and_said_to_be_partial() {
@@ -418,6 +418,45 @@ fn a_reflective_opening_with_the_customers_words_is_a_reflection_whatever_the_he
         let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
         assert!(has(&f, Behaviour::Reflection), "{agent}: {f:?}");
     }
+}
+
+/// A sentence that opens reflectively with the customer's words is a reflection in a turn that
+/// also asks (the question heads judge the question; the reflection keeps its own sentence).
+#[test]
+fn a_reflection_beside_a_question_in_one_turn_is_found_on_its_sentence() {
+    let f = found(&[
+        (
+            Role::Customer,
+            "Hi, I ordered a kettle last week and you billed my card twice for the same order.",
+        ),
+        (
+            Role::Agent,
+            "I'm sorry. So you've been billed twice for the one kettle order. What happened when you called before?",
+        ),
+    ]);
+    let span = |b: Behaviour| f.iter().find(|(x, _)| *x == b).map(|(_, s)| s.as_str());
+    assert_eq!(
+        span(Behaviour::Reflection),
+        Some("So you've been billed twice for the one kettle order."),
+        "{f:?}"
+    );
+    assert_eq!(
+        span(Behaviour::OpenQuestion),
+        Some("What happened when you called before?"),
+        "{f:?}"
+    );
+    // Not when the sentence only opens reflectively and says nothing of theirs back.
+    let f = found(&[
+        (
+            Role::Customer,
+            "Hi, I ordered a kettle last week and you billed my card twice for the same order.",
+        ),
+        (
+            Role::Agent,
+            "I'm sorry. So you're calling today. What happened when you called before?",
+        ),
+    ]);
+    assert!(!has(&f, Behaviour::Reflection), "{f:?}");
 }
 
 /// The final metrics and empathy score of a call where the customer shows emotion and the

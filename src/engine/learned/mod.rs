@@ -150,13 +150,23 @@ pub(crate) fn revise(
             empathy: has(Behaviour::Empathy),
             ..RuleFlags::default()
         };
-        // The question rules read each sentence of a multi-sentence turn on its own.
+        // The question rules read each sentence of a multi-sentence turn on its own, and so
+        // does the reflection rule's strongest case: a sentence that opens reflectively and
+        // says back the other's words ("I'm sorry. So you've been billed twice for one order.
+        // What happened when you called?"), which the rules miss when the turn also asks.
         let parts = sentences::split(text);
+        let mut said_back = None;
         if parts.len() > 1 {
-            for part in &parts {
+            for (i, part) in parts.iter().enumerate() {
                 let raw = part.text(text);
                 let tokens = text::tokenize(raw);
                 let a = language::analyse(raw, &tokens, &profile.compiled.fillers, lang);
+                if said_back.is_none()
+                    && let Some(other) = other
+                    && says_back(&a, raw, &other.words, profile)
+                {
+                    said_back = Some(i);
+                }
                 match questions::classify(&a, lang) {
                     Some((Behaviour::OpenQuestion, _)) => rules.sentence_open = true,
                     Some((Behaviour::ClosedQuestion, _)) => rules.sentence_closed = true,
@@ -224,11 +234,13 @@ pub(crate) fn revise(
         // depend on it for work") is scored as empathy, the rubric's own behaviour; a reflection
         // beside it is a sentence of its own ("I'm sorry. So you've been billed twice…").
         let only_empathy = rules.empathy && single;
+        let said_back = said_back.filter(|_| input.role == Role::Agent);
         f.reflection_candidate = other.is_some()
             && !brushing_off
             && !echo
             && !courtesy
             && (rules.reflection
+                || said_back.is_some()
                 || (input.role == Role::Agent
                     && !acting
                     && !only_empathy
@@ -238,6 +250,7 @@ pub(crate) fn revise(
             &f,
             other.map(|t| t.utterance_id.as_str()),
             input.role == Role::Agent,
+            said_back.filter(|_| f.reflection_candidate),
             found,
         );
         embedding = Some(f.dense[..model.dim()].into());
@@ -268,6 +281,7 @@ fn decide(
     f: &Features,
     other: Option<&str>,
     agent: bool,
+    said_back: Option<usize>,
     found: &mut Vec<Detection>,
 ) {
     let mut verdicts: Vec<(Behaviour, f32, f32)> = Vec::new(); // behaviour, margin, probability
@@ -321,9 +335,25 @@ fn decide(
     if let (Some(o), Some(c)) = (open, closed) {
         verdicts.remove(if verdicts[o].1 >= verdicts[c].1 { c } else { o });
     }
+    // A sentence of an agent's turn that opens reflectively with the other's words stands as
+    // the rules' reflection would (`says_back`).
+    if let Some(i) = said_back
+        && !verdicts.iter().any(|v| v.0 == Behaviour::Reflection)
+        && !found.iter().any(|d| d.behaviour == Behaviour::Reflection)
+    {
+        found.push(Detection {
+            behaviour: Behaviour::Reflection,
+            confidence: SAID_BACK_CONFIDENCE,
+            span: Some(f.sentences[i].chars),
+            related_utterance_ids: other.map(|id| vec![id.to_string()]).unwrap_or_default(),
+            duration_ms: 0,
+        });
+    }
     for (behaviour, _, p) in verdicts {
         let sentence = match behaviour {
-            Behaviour::Reflection => f.closest_to_other.or(f.sentences.len().checked_sub(1)),
+            Behaviour::Reflection => said_back
+                .or(f.closest_to_other)
+                .or(f.sentences.len().checked_sub(1)),
             _ => f.last_question.or(f.sentences.len().checked_sub(1)),
         };
         found.push(Detection {
@@ -337,4 +367,28 @@ fn decide(
             duration_ms: 0,
         });
     }
+}
+
+/// Confidence of a reflection found by `says_back` (the reflection rule's own for a reflective
+/// opening with the other's words).
+const SAID_BACK_CONFIDENCE: f32 = 0.8;
+
+/// Whether one sentence of a multi-sentence turn says back the other's latest turn: it opens
+/// reflectively (rubric `reflection_openings`: "so you've", "it sounds like"), is not itself
+/// asking, and carries at least `reflection_min_content_words` of the other's longer words.
+fn says_back(a: &language::Analysis, raw: &str, other_words: &[u64], profile: &Profile) -> bool {
+    use language::QuestionForm::{Inversion, Request, Wh};
+    let lang = profile.lang();
+    let opens = lang
+        .reflection_openings
+        .find(&a.words)
+        .is_some_and(|m| m.start <= a.lead);
+    if !opens || matches!(a.question, Some(Wh | Request | Inversion)) {
+        return false;
+    }
+    let shared = features::overlap_words(raw, MAX_OTHER_WORDS)
+        .iter()
+        .filter(|w| other_words.binary_search(w).is_ok())
+        .count();
+    shared >= profile.language.thresholds.reflection_min_content_words
 }
