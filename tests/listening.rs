@@ -261,7 +261,7 @@ fn the_same_turns_give_the_same_bits() {
     assert_eq!(digest_of_call(), PINNED_DIGEST, "{:#x}", digest_of_call());
 }
 
-const PINNED_DIGEST: u64 = 0x6fcc_14cb_4e57_c2ec;
+const PINNED_DIGEST: u64 = 0xd0a0_1678_e712_06b7;
 
 #[test]
 fn start_only_timing_is_scored_and_said_to_be_partial() {
@@ -457,6 +457,26 @@ fn a_reflection_beside_a_question_in_one_turn_is_found_on_its_sentence() {
         ),
     ]);
     assert!(!has(&f, Behaviour::Reflection), "{f:?}");
+}
+
+/// Without punctuation, a turn that says back and then asks with an open form ("so tell me
+/// how…") is open: in a multi-sentence turn whose question sentences the rules all read as
+/// open, the head may decide that it asks but not make it closed.
+#[test]
+fn an_open_request_after_saying_back_stays_open_without_punctuation() {
+    let f = found(&[
+        (
+            Role::Customer,
+            "the trainers i ordered came in the wrong size i ordered a nine and got a seven",
+        ),
+        (
+            Role::Agent,
+            "right so you ordered a size nine and we sent you a seven so tell me how you'd like to sort it out",
+        ),
+    ]);
+    assert!(has(&f, Behaviour::OpenQuestion), "{f:?}");
+    assert!(!has(&f, Behaviour::ClosedQuestion), "{f:?}");
+    assert!(has(&f, Behaviour::Reflection), "{f:?}");
 }
 
 /// The final metrics and empathy score of a call where the customer shows emotion and the

@@ -251,6 +251,7 @@ pub(crate) fn revise(
             other.map(|t| t.utterance_id.as_str()),
             input.role == Role::Agent,
             said_back.filter(|_| f.reflection_candidate),
+            !single && rules.sentence_open && !rules.sentence_closed,
             found,
         );
         embedding = Some(f.dense[..model.dim()].into());
@@ -282,6 +283,7 @@ fn decide(
     other: Option<&str>,
     agent: bool,
     said_back: Option<usize>,
+    sentences_open: bool,
     found: &mut Vec<Detection>,
 ) {
     let mut verdicts: Vec<(Behaviour, f32, f32)> = Vec::new(); // behaviour, margin, probability
@@ -316,7 +318,20 @@ fn decide(
     // For an agent the question heads may not take away a question the rules found, nor make
     // closed one the rules read as open (an open form, "tell me about…", "how is this affecting
     // you…", is the rules' strength); they may make open one the rules read as closed (the
-    // rules' "closed" leans on the question's first words only).
+    // rules' "closed" leans on the question's first words only). In a multi-sentence turn
+    // whose every question sentence the rules read as open (`sentences_open`: "okay so the
+    // other driver is blaming you so talk me through how it happened"), the head's "closed"
+    // stays a question and becomes open.
+    if agent && sentences_open && ruled_questions.is_empty() {
+        if verdicts.iter().any(|v| v.0 == Behaviour::OpenQuestion) {
+            verdicts.retain(|v| v.0 != Behaviour::ClosedQuestion);
+        } else if let Some(v) = verdicts
+            .iter_mut()
+            .find(|v| v.0 == Behaviour::ClosedQuestion)
+        {
+            v.0 = Behaviour::OpenQuestion;
+        }
+    }
     if agent {
         let asked = verdicts.iter().any(|v| v.0 != Behaviour::Reflection);
         let ruled_open = ruled_questions
