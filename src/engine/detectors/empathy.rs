@@ -74,6 +74,8 @@ mod tests {
             "oh no",
             "I completely understand, let me fix that",
             "i can imagine that's been stressful",
+            "That's disappointing when you planned ahead for it.",
+            "oh how disappointing",
         ] {
             assert!(empathic(text), "{text}");
         }
