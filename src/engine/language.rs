@@ -359,6 +359,21 @@ impl Analysis {
         self.words.get(self.lead + 1)
     }
 
+    /// The first phrase of `set` if it opens the utterance (at or before the first
+    /// substantive word: "so you've…", "okay, it sounds like…").
+    pub(crate) fn opening(&self, set: &PhraseSet) -> Option<PhraseMatch> {
+        set.find(&self.words).filter(|m| m.start <= self.lead)
+    }
+
+    /// Whether it asks outright for an answer (a wh-question, a request, an inversion), as a
+    /// restatement never does; a statement with a question mark or a tag may still say back.
+    pub(crate) fn asks_outright(&self) -> bool {
+        matches!(
+            self.question,
+            Some(QuestionForm::Wh | QuestionForm::Request | QuestionForm::Inversion)
+        )
+    }
+
     /// Share of this utterance's content stems that occur in `other` (sorted stems).
     pub(crate) fn overlap_with(&self, other: &[Stem]) -> (usize, f64) {
         if self.content.is_empty() {

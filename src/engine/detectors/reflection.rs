@@ -4,7 +4,6 @@
 //! its content words from the customer's recent turns.
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
-use crate::engine::language::QuestionForm;
 use crate::engine::state::Segment;
 
 /// Reports paraphrases and summaries.
@@ -20,12 +19,7 @@ impl Detector for ReflectionDetector {
         let a = &utterance.analysis;
         let lang = context.profile.lang();
         let rules = &context.profile.language.thresholds;
-        if a.words.is_empty()
-            || matches!(
-                a.question,
-                Some(QuestionForm::Wh | QuestionForm::Request | QuestionForm::Inversion)
-            )
-        {
+        if a.words.is_empty() || a.asks_outright() {
             return;
         }
         if context.cues.acknowledgement || lang.courtesies.find(&a.words).is_some() {
@@ -56,9 +50,7 @@ impl Detector for ReflectionDetector {
         recent.sort_unstable();
         recent.dedup();
         let (shared, share) = a.overlap_with(&recent);
-        let opening =
-            |set: &crate::engine::text::PhraseSet| set.find(&a.words).filter(|m| m.start <= a.lead);
-        if let Some(m) = opening(&lang.reflection_openings) {
+        if let Some(m) = a.opening(&lang.reflection_openings) {
             let strong = a.words.get(m.start) != Some("so");
             if strong || turn_initial {
                 let confidence = if strong { 0.85 } else { 0.7 };
@@ -73,7 +65,8 @@ impl Detector for ReflectionDetector {
                     .related(related),
                 );
             }
-        } else if turn_initial && shared >= 1 && opening(&lang.weak_reflection_openings).is_some() {
+        } else if turn_initial && shared >= 1 && a.opening(&lang.weak_reflection_openings).is_some()
+        {
             found.push(Detection::whole(Behaviour::Reflection, 0.6, utterance).related(related));
         } else if turn_initial
             && shared >= rules.reflection_min_content_words

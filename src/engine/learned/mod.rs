@@ -150,10 +150,10 @@ pub(crate) fn revise(
             empathy: has(Behaviour::Empathy),
             ..RuleFlags::default()
         };
-        // The question rules read each sentence of a multi-sentence turn on its own, and so
-        // does the reflection rule's strongest case: a sentence that opens reflectively and
-        // says back the other's words ("I'm sorry. So you've been billed twice for one order.
-        // What happened when you called?"), which the rules miss when the turn also asks.
+        // The question rules read each sentence of a multi-sentence turn on its own; so, in an
+        // agent's turn, does `says_back`: a sentence that opens reflectively with the other's
+        // words ("I'm sorry. So you've been billed twice for one order. What happened when you
+        // called?"), which the reflection rule, reading the whole turn, misses.
         let parts = sentences::split(text);
         let mut said_back = None;
         if parts.len() > 1 {
@@ -162,6 +162,7 @@ pub(crate) fn revise(
                 let tokens = text::tokenize(raw);
                 let a = language::analyse(raw, &tokens, &profile.compiled.fillers, lang);
                 if said_back.is_none()
+                    && input.role == Role::Agent
                     && let Some(other) = other
                     && says_back(&a, raw, &other.words, profile)
                 {
@@ -234,7 +235,6 @@ pub(crate) fn revise(
         // depend on it for work") is scored as empathy, the rubric's own behaviour; a reflection
         // beside it is a sentence of its own ("I'm sorry. So you've been billed twice…").
         let only_empathy = rules.empathy && single;
-        let said_back = said_back.filter(|_| input.role == Role::Agent);
         f.reflection_candidate = other.is_some()
             && !brushing_off
             && !echo
@@ -351,18 +351,12 @@ fn decide(
         verdicts.remove(if verdicts[o].1 >= verdicts[c].1 { c } else { o });
     }
     // A sentence of an agent's turn that opens reflectively with the other's words stands as
-    // the rules' reflection would (`says_back`).
-    if let Some(i) = said_back
+    // the rules' reflection would (`says_back`); its span is that sentence (below).
+    if said_back.is_some()
         && !verdicts.iter().any(|v| v.0 == Behaviour::Reflection)
         && !found.iter().any(|d| d.behaviour == Behaviour::Reflection)
     {
-        found.push(Detection {
-            behaviour: Behaviour::Reflection,
-            confidence: SAID_BACK_CONFIDENCE,
-            span: Some(f.sentences[i].chars),
-            related_utterance_ids: other.map(|id| vec![id.to_string()]).unwrap_or_default(),
-            duration_ms: 0,
-        });
+        verdicts.insert(0, (Behaviour::Reflection, 0.0, SAID_BACK_CONFIDENCE));
     }
     for (behaviour, _, p) in verdicts {
         let sentence = match behaviour {
@@ -389,16 +383,12 @@ fn decide(
 const SAID_BACK_CONFIDENCE: f32 = 0.8;
 
 /// Whether one sentence of a multi-sentence turn says back the other's latest turn: it opens
-/// reflectively (rubric `reflection_openings`: "so you've", "it sounds like"), is not itself
-/// asking, and carries at least `reflection_min_content_words` of the other's longer words.
+/// reflectively (rubric `reflection_openings`: "so you've", "it sounds like") and does not ask
+/// outright, as the reflection rule requires of a turn; and, since an opening inside a longer
+/// turn is weaker evidence than one that starts it, it carries at least
+/// `reflection_min_content_words` of the other's longer words (the rule needs none).
 fn says_back(a: &language::Analysis, raw: &str, other_words: &[u64], profile: &Profile) -> bool {
-    use language::QuestionForm::{Inversion, Request, Wh};
-    let lang = profile.lang();
-    let opens = lang
-        .reflection_openings
-        .find(&a.words)
-        .is_some_and(|m| m.start <= a.lead);
-    if !opens || matches!(a.question, Some(Wh | Request | Inversion)) {
+    if a.asks_outright() || a.opening(&profile.lang().reflection_openings).is_none() {
         return false;
     }
     let shared = features::overlap_words(raw, MAX_OTHER_WORDS)
