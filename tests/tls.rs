@@ -171,6 +171,48 @@ async fn the_client_certificate_names_the_tenant_for_its_caps() {
     assert_eq!(kind(&r), "rejection", "{r:?}");
 }
 
+/// A certificate from the client CA that names no tenant (an empty subject and only an e-mail
+/// name, or a URI name too long to be one) is refused, not served as every tenant.
+#[tokio::test]
+async fn a_client_certificate_that_names_no_tenant_is_refused() {
+    let server_ca = ca("hearken test server CA");
+    let client_ca = ca("contact centre client CA");
+    let running = tls_server(&server_ca, Some(&client_ca)).await;
+    let signed = |params: CertificateParams| {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &client_ca.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let mut email_only = CertificateParams::new(Vec::<String>::new()).unwrap();
+    email_only.distinguished_name = rcgen::DistinguishedName::new();
+    email_only.subject_alt_names = vec![rcgen::SanType::Rfc822Name(
+        "ops@example.com".try_into().unwrap(),
+    )];
+    let mut long_uri = CertificateParams::new(Vec::<String>::new()).unwrap();
+    long_uri.distinguished_name = rcgen::DistinguishedName::new();
+    long_uri.subject_alt_names = vec![rcgen::SanType::URI(
+        format!("spiffe://example.org/{}", "a".repeat(300))
+            .try_into()
+            .unwrap(),
+    )];
+    for (what, params) in [("e-mail only", email_only), ("321-byte URI", long_uri)] {
+        let refused = call(&running, &server_ca, Some(signed(params)))
+            .await
+            .expect_err(what);
+        assert!(
+            refused.contains("PermissionDenied") && refused.contains("CERTIFICATE_TENANT_MISSING"),
+            "{what}: {refused}"
+        );
+    }
+    call(
+        &running,
+        &server_ca,
+        Some(leaf(&client_ca, "platform-a.example")),
+    )
+    .await
+    .expect("a certificate that names a tenant is served");
+}
+
 /// The floor page is served over TLS with the gRPC port's certificate; under mutual TLS a
 /// browser needs a client certificate from the same CA, and it names the tenant whose calls
 /// the viewer sees.

@@ -114,10 +114,20 @@ struct Report {
     skipped_lines: u64,
     per_unit: bool,
     strip_punctuation: bool,
+    /// Every behaviour detected, labelled or not: in how many utterances and conversations
+    /// (dismissive language among helpful supporters, premature solutions, …).
+    detected: BTreeMap<String, Detected>,
     /// When conversations carry a session quality label (`labels.mi_quality`: `high`/`low`):
     /// how well the final listening score separates them.
     #[serde(skip_serializing_if = "Option::is_none")]
     quality: Option<Quality>,
+}
+
+/// Where one behaviour was detected.
+#[derive(Debug, Default, Serialize)]
+struct Detected {
+    utterances: u64,
+    conversations: u64,
 }
 
 /// The final listening score against a session quality label.
@@ -167,6 +177,9 @@ struct Item {
     detected: BTreeSet<String>,
     positive: BTreeSet<String>,
     ignore: BTreeSet<String>,
+    /// Behaviours outside the standard set that this item is annotated for (a customer turn's
+    /// `customer_negative_emotion`: scored as `customer_emotion`, positive or negative).
+    annotated: BTreeSet<String>,
     text: String,
     /// The utterances before it (only with `--errors`).
     context: String,
@@ -228,6 +241,7 @@ impl Tally {
             .keys()
             .cloned()
             .chain(item.positive.iter().cloned())
+            .chain(item.annotated.iter().cloned())
             .collect();
         for name in names {
             if item.ignore.contains(&name) {
@@ -276,12 +290,16 @@ impl Tally {
 
 /// One labelled conversation, scored: its items (utterances, or units with `--per-unit`) with
 /// what was detected in each, and its session quality label with the final score, if it has
-/// one.
+/// one, and how many of its utterances each behaviour was detected in.
 fn score_conversation(
     t: crate::transcript::Transcript,
     conversation: Conversation,
     args: &EvalArgs,
-) -> (Vec<Item>, Option<(String, f64, String)>) {
+) -> (
+    Vec<Item>,
+    Option<(String, f64, String)>,
+    BTreeMap<String, u64>,
+) {
     let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
     // What came before utterance `i`, for reading errors in context (only with `--errors`).
     let speakers: Vec<String> = match args.errors {
@@ -327,10 +345,34 @@ fn score_conversation(
                 .map(|d| label_of(d.behaviour).to_string()),
         );
     }
+    let mut per_behaviour: BTreeMap<String, u64> = BTreeMap::new();
+    for set in detected.values() {
+        for name in set {
+            *per_behaviour.entry(name.clone()).or_default() += 1;
+        }
+    }
     let mut items: Vec<Item> = Vec::new();
     let mut unit_index: HashMap<String, usize> = HashMap::new();
     for (i, labels) in t.labels.iter().enumerate() {
         let Some(labels) = labels else { continue };
+        // A customer turn labelled for negative emotion (MAIA-DQE: anger, frustration or
+        // disappointment true, all calm false, anything else null) is scored for
+        // `customer_emotion` alone.
+        if let Some(negative) = labels
+            .get("customer_negative_emotion")
+            .and_then(|v| v.as_bool())
+        {
+            let name = label_of(Behaviour::CustomerEmotion).to_string();
+            items.push(Item {
+                detected: detected.get(ids[i].as_str()).cloned().unwrap_or_default(),
+                positive: negative.then(|| name.clone()).into_iter().collect(),
+                ignore: STANDARD.iter().map(|b| b.to_string()).collect(),
+                annotated: BTreeSet::from([name]),
+                text: texts[i].clone(),
+                context: before(i),
+            });
+            continue;
+        }
         let Some(positive) = strings(labels.get("behaviours")) else {
             continue;
         };
@@ -360,13 +402,14 @@ fn score_conversation(
                     detected: found,
                     positive,
                     ignore,
+                    annotated: BTreeSet::new(),
                     text: texts[i].clone(),
                     context: before(i),
                 });
             }
         }
     }
-    (items, session)
+    (items, session, per_behaviour)
 }
 
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -376,6 +419,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::new(args.errors);
     let (mut conversations, mut skipped) = (0u64, 0u64);
     let mut sessions: Vec<(String, f64, String)> = Vec::new();
+    let mut detections: BTreeMap<String, Detected> = BTreeMap::new();
     // Warnings (guessed or suspicious input), counted and reported once at the end.
     let (mut warned, mut first_warning) = (0u64, None::<String>);
     for item in items {
@@ -411,8 +455,13 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
         };
         conversations += 1;
-        let (items, session) = score_conversation(t, conversation, &args);
+        let (items, session, found) = score_conversation(t, conversation, &args);
         sessions.extend(session);
+        for (name, n) in found {
+            let d = detections.entry(name).or_default();
+            d.utterances += n;
+            d.conversations += 1;
+        }
         for item in items {
             tally.add(item);
         }
@@ -425,6 +474,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         skipped_lines: skipped,
         per_unit: args.per_unit,
         strip_punctuation: args.strip_punctuation,
+        detected: detections,
         quality: (!sessions.is_empty()).then(|| Quality {
             auc: auc(&sessions),
             high: sessions.iter().filter(|s| s.2 == "high").count(),
@@ -482,6 +532,15 @@ fn write_table(
             out,
             "{:<26} {:>7} {:>7} {:>7} {:>9.3} {:>7.3} {:>6.3}",
             name, c.tp, c.fp, c.fn_, c.precision, c.recall, c.f1
+        )?;
+    }
+    for name in ["dismissive_language", "premature_solution"] {
+        let d = report.detected.get(name);
+        writeln!(
+            out,
+            "{name}: detected in {} utterances of {} conversations",
+            d.map_or(0, |d| d.utterances),
+            d.map_or(0, |d| d.conversations)
         )?;
     }
     if let Some(q) = &report.quality {

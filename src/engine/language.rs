@@ -121,6 +121,14 @@ language_lists! {
         clause_continuations,
         open_last_words,
         completion_blocked_openers,
+        /// Words after which a dismissive phrase is not one ("you shouldn't have to…").
+        dismissive_unless_next,
+        /// Address and politeness words that may precede a dismissive opener ("sir, please").
+        dismissive_preludes,
+        /// Feelings the agent may name ("overwhelmed", "let down").
+        feeling_words,
+        /// Words that end the reach of a feeling frame (a new clause).
+        feeling_breaks,
     }
     phrases {
         lead_ins,
@@ -145,6 +153,10 @@ language_lists! {
         answers,
         empathy,
         short_only_empathy,
+        /// After an apology: the apology is for a procedure ("due to quality purposes…").
+        procedural_apologies,
+        /// Frames that name the other's feeling with a `feeling_words` word after them.
+        feeling_frames,
         reflection_openings,
         weak_reflection_openings,
         courtesies,
@@ -156,6 +168,10 @@ language_lists! {
         /// the "let me" or "I can" inside one is not the agent acting.
         listening_checks,
         dismissive,
+        /// Dismissive only opening a clause ("calm down", "that's wrong").
+        dismissive_openers,
+        /// Dismissive only as a clause of its own ("whatever.").
+        dismissive_retorts,
         repeat_markers,
         /// The customer saying they were cut off ("can I just finish"): an interruption by the
         /// agent's latest turn, heard in the words when there is no timing to show it.

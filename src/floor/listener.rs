@@ -153,13 +153,18 @@ impl UiListener {
                             let Ok(Ok(tls)) = handshake.await else {
                                 return;
                             };
-                            let tenant = tls
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|c| c.first())
-                                .and_then(|c| crate::service::tenant::certificate_tenant(c))
-                                .map(Arc::from);
+                            // A verified client certificate that names no tenant is refused
+                            // (fail closed), as on the gRPC port.
+                            let tenant = match tls.get_ref().1.peer_certificates() {
+                                Some(certs) => match certs
+                                    .first()
+                                    .and_then(|c| crate::service::tenant::certificate_tenant(c))
+                                {
+                                    Some(t) => Some(Arc::from(t)),
+                                    None => return,
+                                },
+                                None => None,
+                            };
                             let peer = Peer { tenant };
                             let _ = tx.send((Connection::new(Box::new(tls)), peer)).await;
                         });

@@ -132,12 +132,14 @@ pub struct Authenticate(pub Option<Arc<JwtVerifier>>);
 impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let Some(verifier) = &self.0 else {
-            // Without bearer tokens, a client certificate (mutual TLS) names the tenant.
-            if let Some(tenant) = request.peer_certs().and_then(|certs| {
-                certs
+            // Without bearer tokens, a client certificate (mutual TLS) names the tenant. A
+            // verified certificate that names nothing usable is refused: without a tenant the
+            // caller would see every tenant's calls (fail closed).
+            if let Some(certs) = request.peer_certs() {
+                let tenant = certs
                     .first()
                     .and_then(|c| super::tenant::certificate_tenant(c))
-            }) {
+                    .ok_or(ServiceError::PermissionDenied("CERTIFICATE_TENANT_MISSING"))?;
                 request.extensions_mut().insert(Tenant(tenant));
             }
             return Ok(request);

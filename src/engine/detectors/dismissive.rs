@@ -1,8 +1,13 @@
 //! Dismissive language (rubric: language behaviours): "calm down", "that's not our problem",
-//! "you should have…", "as I already said", flat contradiction — from the agent.
+//! "you should have…", "as I already said", flat contradiction — from the agent. Read in
+//! context: an order or a retort counts where it opens a clause ("sir, please calm down",
+//! "whatever."), not inside one ("deep breaths help people calm down", "whatever he likes");
+//! reassurance is not blame ("it is not your fault", "you shouldn't have to live with that").
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
+use crate::engine::language::CompiledLanguage;
 use crate::engine::state::Segment;
+use crate::engine::text::PhraseMatch;
 
 /// Reports dismissive language of the agent.
 #[derive(Debug)]
@@ -14,12 +19,93 @@ impl Detector for DismissiveDetector {
     }
 
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
-        found.extend(super::phrase(
-            utterance,
-            &context.profile.lang().dismissive,
-            Behaviour::DismissiveLanguage,
-            0.8,
-        ));
+        let lang = context.profile.lang();
+        let words = &utterance.analysis.words;
+        let clause = Clauses { utterance, lang };
+        let unless_next = |m: &PhraseMatch| {
+            words
+                .get(m.end)
+                .is_some_and(|w| lang.dismissive_unless_next.contains(w))
+        };
+        let hit = lang
+            .dismissive
+            .find_all(words)
+            .find(|m| !unless_next(m))
+            .or_else(|| {
+                lang.dismissive_openers
+                    .find_all(words)
+                    .find(|m| clause.opens(m.start) && !unless_next(m))
+            })
+            .or_else(|| {
+                lang.dismissive_retorts
+                    .find_all(words)
+                    .find(|m| clause.opens(m.start) && clause.closes(m.end))
+            });
+        if let Some(m) = hit {
+            found.push(Detection::words(
+                Behaviour::DismissiveLanguage,
+                0.8,
+                utterance,
+                m.start,
+                m.end,
+            ));
+        }
+    }
+}
+
+/// Where an utterance's clauses begin and end: at its ends and at sentence or clause
+/// punctuation between two words (`. ! ? ; : ,` and dashes), so speech recognition's text is
+/// one clause.
+struct Clauses<'a> {
+    utterance: &'a Segment,
+    lang: &'a CompiledLanguage,
+}
+
+impl Clauses<'_> {
+    /// Whether punctuation stands between word `i - 1` and word `i`.
+    fn boundary_before(&self, i: usize) -> bool {
+        let words = &self.utterance.analysis.words;
+        let tokens = &self.utterance.tokens;
+        let (Some(a), Some(b)) = (
+            words.token_of(i - 1).and_then(|t| tokens.get(t)),
+            words.token_of(i).and_then(|t| tokens.get(t)),
+        ) else {
+            return true;
+        };
+        self.utterance
+            .text
+            .chars()
+            .skip(a.end_char as usize)
+            .take(b.start_char.saturating_sub(a.end_char) as usize)
+            .any(|c| {
+                matches!(
+                    c,
+                    '.' | '!' | '?' | ';' | ':' | ',' | '\u{2014}' | '\u{2013}'
+                )
+            })
+    }
+
+    /// Whether word `i` opens a clause: only discourse markers or words of address stand
+    /// between it and the clause's start ("so, sir, please calm down").
+    fn opens(&self, mut i: usize) -> bool {
+        let words = &self.utterance.analysis.words;
+        loop {
+            if i == 0 || self.boundary_before(i) {
+                return true;
+            }
+            let before = words.get(i - 1).unwrap_or_default();
+            if !(self.lang.discourse_markers.contains(before)
+                || self.lang.dismissive_preludes.contains(before))
+            {
+                return false;
+            }
+            i -= 1;
+        }
+    }
+
+    /// Whether the clause ends where a phrase ending before word `end` ends.
+    fn closes(&self, end: usize) -> bool {
+        end >= self.utterance.analysis.words.len() || self.boundary_before(end)
     }
 }
 
@@ -43,5 +129,56 @@ mod tests {
         assert!(kinds(&found[1]).contains(&Behaviour::DismissiveLanguage));
         assert!(kinds(&found[2]).contains(&Behaviour::DismissiveLanguage));
         assert!(!kinds(&found[3]).contains(&Behaviour::DismissiveLanguage));
+    }
+
+    fn dismissive(text: &str) -> bool {
+        let found = run_text(
+            &voice(),
+            &[
+                (
+                    Role::Customer,
+                    "i feel like it was all my fault and i can't relax",
+                ),
+                (Role::Agent, text),
+            ],
+        );
+        kinds(&found[1]).contains(&Behaviour::DismissiveLanguage)
+    }
+
+    #[test]
+    fn orders_and_retorts_count_where_they_open_a_clause() {
+        for text in [
+            "calm down",
+            "Sir, please calm down.",
+            "okay just relax, it's fine",
+            "Whatever.",
+            "whatever, that's how it works",
+            "It's fine. Relax.",
+            "that's wrong, you never sent it",
+            "it's your fault for not reading the terms",
+            "you should have read the email",
+        ] {
+            assert!(dismissive(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn reassurance_and_the_same_words_inside_a_clause_are_not_dismissive() {
+        for text in [
+            "It is not your fault.",
+            "it really is not at all your fault",
+            "Just know that it's not your fault that this happened.",
+            "You shouldn't have to live worrying that it will happen again.",
+            "you should have a new card by friday",
+            "Deep breaths can help people calm down.",
+            "Is there anything else you usually do to help you relax?",
+            "Whatever you do, keep the receipt.",
+            "try to play games with him whatever he likes",
+            "Is there something in particular that's wrong?",
+            "Thank you for being willing to listen to me as well!",
+            "You can relax now, the refund has gone through.",
+        ] {
+            assert!(!dismissive(text), "{text}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! short "sorry?" or "I'm sorry, what?" asks to repeat and is not empathy.
 
 use super::{Behaviour, Context, Detection, Detector, Speakers};
+use crate::engine::language::{Analysis, CompiledLanguage};
 use crate::engine::state::Segment;
 
 /// Reports expressions of empathy.
@@ -21,16 +22,27 @@ impl Detector for EmpathyDetector {
         }
         let a = &utterance.analysis;
         let lang = context.profile.lang();
-        let Some(m) = lang.empathy.find(&a.words) else {
-            return;
-        };
-        // "oh no" and friends count only as a reply of their own, not inside a longer turn.
-        if a.words.len() > 4 && lang.short_only_empathy.is_exactly(&a.words, m.start, m.end) {
-            return;
-        }
         if a.question_mark && a.words.len() <= 3 {
             return;
         }
+        let phrase = lang.empathy.find_all(&a.words).find(|m| {
+            // "oh no" and friends count only as a reply of their own, not inside a longer turn.
+            let short_only =
+                a.words.len() > 4 && lang.short_only_empathy.is_exactly(&a.words, m.start, m.end);
+            // An apology for a procedure ("sorry, due to quality purposes I will have to close
+            // this chat") is not one for the customer's trouble.
+            let procedural = lang
+                .procedural_apologies
+                .find_all(&a.words)
+                .any(|p| p.start >= m.end);
+            !short_only && !procedural
+        });
+        let Some((start, end)) = phrase
+            .map(|m| (m.start, m.end))
+            .or_else(|| named_feeling(a, lang))
+        else {
+            return;
+        };
         let emotional = context
             .other_turns(utterance, 1)
             .next()
@@ -39,10 +51,35 @@ impl Detector for EmpathyDetector {
             Behaviour::Empathy,
             if emotional { 0.95 } else { 0.8 },
             utterance,
-            m.start,
-            m.end,
+            start,
+            end,
         ));
     }
+}
+
+/// Words a named feeling may follow its frame by ("you seem [really quite] overwhelmed").
+const FEELING_REACH: usize = 4;
+
+/// The words naming the other's feeling, if the utterance names one: a frame of the rubric
+/// ("it sounds like you're", "you must feel") and, within [`FEELING_REACH`] words and before a
+/// new clause, a feeling word ("overwhelmed"); not where the frame follows an auxiliary ("do
+/// you feel anxious?" asks about a feeling, it does not name it).
+fn named_feeling(a: &Analysis, lang: &CompiledLanguage) -> Option<(usize, usize)> {
+    lang.feeling_frames.find_all(&a.words).find_map(|m| {
+        let asked = m
+            .start
+            .checked_sub(1)
+            .and_then(|i| a.words.get(i))
+            .is_some_and(|w| lang.auxiliaries.contains(w));
+        if asked {
+            return None;
+        }
+        (m.end..(m.end + FEELING_REACH).min(a.words.len()))
+            .map_while(|i| a.words.get(i).map(|w| (i, w)))
+            .take_while(|(_, w)| !lang.feeling_breaks.contains(*w))
+            .find(|(_, w)| lang.feeling_words.contains(*w))
+            .map(|(i, _)| (m.start, i + 1))
+    })
 }
 
 #[cfg(test)]
@@ -76,6 +113,13 @@ mod tests {
             "i can imagine that's been stressful",
             "That's disappointing when you planned ahead for it.",
             "oh how disappointing",
+            "I can tell this is really hurting you a lot.",
+            "We deeply apologize for this inconvenience.",
+            "Don't worry, I'm here to help you.",
+            "It sounds like you are overwhelmed and want a plan.",
+            "You must feel so alone after all that.",
+            "You're feeling bad about not keeping up, and that makes it worse?",
+            "i know you might be feeling betrayed right now",
         ] {
             assert!(empathic(text), "{text}");
         }
@@ -88,6 +132,13 @@ mod tests {
             "sorry?",
             "let me check the line",
             "oh no that's not right the account number is different",
+            "I am sorry, due to quality purposes I will have to close this chat.",
+            "You're welcome.",
+            "Thanks for your patience.",
+            "Do you feel anxious when the bill arrives?",
+            "Are you feeling stressed about it?",
+            "You are right and it is hard for everyone.",
+            "you were charged twice for the same order",
         ] {
             assert!(!empathic(text), "{text}");
         }
