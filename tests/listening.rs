@@ -575,3 +575,74 @@ fn an_open_request_after_a_first_sentence_stays_open() {
         );
     }
 }
+
+/// Support conversations (#28): a reflection says back what the customer said; advice, an
+/// appraisal or a story of one's own is not one, however many of their words it repeats; a
+/// reflection followed by a question is both.
+#[test]
+fn suggestions_appraisals_and_stories_are_not_reflections_and_a_reflection_before_a_question_is_both()
+ {
+    let customer = "I keep failing the tests at work and my boss is getting angry with me.";
+    for agent in [
+        "Try and find new music to listen to while you study for the tests.",
+        "That is a great idea! Keep studying for the tests at work.",
+        "I failed tests at work too when my boss was angry with me.",
+        "A lot of people fail tests at work when a boss gets angry.",
+    ] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(!has(&f, Behaviour::Reflection), "{agent}: {f:?}");
+    }
+    let f = found(&[
+        (
+            Role::Customer,
+            "I lost my job last month and I don't know if anyone will hire me.",
+        ),
+        (
+            Role::Agent,
+            "It sounds like you're worried about your skillset. Is there any way you can improve it?",
+        ),
+    ]);
+    assert!(has(&f, Behaviour::Reflection), "{f:?}");
+    assert!(has(&f, Behaviour::ClosedQuestion), "{f:?}");
+}
+
+/// Empathy as customers hear it (#28): an apology for their trouble, their feeling named,
+/// reassurance; not a courtesy and not an apology for a procedure.
+#[test]
+fn apologies_for_the_trouble_are_empathy_and_courtesies_and_procedures_are_not() {
+    let customer = "I've tried three times and the book still won't open, I'm really fed up.";
+    for agent in [
+        "We deeply apologize for this inconvenience.",
+        "Don't worry, I'm here to help you.",
+        "I can tell this is really hurting you a lot.",
+    ] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(has(&f, Behaviour::Empathy), "{agent}: {f:?}");
+    }
+    for agent in [
+        "You're welcome.",
+        "Thanks for your patience.",
+        "I am sorry, due to quality purposes I will have to close this chat.",
+    ] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(!has(&f, Behaviour::Empathy), "{agent}: {f:?}");
+    }
+}
+
+/// Dismissive language in context (#28): negation and reassurance are not dismissive.
+#[test]
+fn negated_and_reassuring_phrases_are_not_dismissive() {
+    let customer = "I feel like it was all my fault and I just can't relax.";
+    for agent in [
+        "It is not your fault.",
+        "Don't worry about it, you can relax now.",
+        "Deep breaths can help people calm down.",
+    ] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(!has(&f, Behaviour::DismissiveLanguage), "{agent}: {f:?}");
+    }
+    for agent in ["Calm down.", "Whatever.", "That's not my problem."] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(has(&f, Behaviour::DismissiveLanguage), "{agent}: {f:?}");
+    }
+}

@@ -129,6 +129,8 @@ language_lists! {
         feeling_words,
         /// Words that end the reach of a feeling frame (a new clause).
         feeling_breaks,
+        /// First words of a sentence about oneself ("I", "my", "we"): a story of one's own.
+        own_story_heads,
     }
     phrases {
         lead_ins,
@@ -167,6 +169,12 @@ language_lists! {
         /// Phrases of having listened ("let me summarise", "I can tell", "I get the sense"):
         /// the "let me" or "I can" inside one is not the agent acting.
         listening_checks,
+        /// Openings of advice or a suggestion ("try…", "maybe you could…").
+        advice_openers,
+        /// Openings of an appraisal or a courtesy ("that's a good idea", "you're welcome").
+        appraisal_openers,
+        /// Openings of a claim about people in general ("a lot of people…").
+        generic_openers,
         dismissive,
         /// Dismissive only opening a clause ("calm down", "that's wrong").
         dismissive_openers,
@@ -296,6 +304,22 @@ impl CompiledLanguage {
                 .iter()
                 .any(|l| l.start <= m.start && m.end <= l.end)
         }) || self.prescribed_solution(words).is_some()
+    }
+
+    /// Whether a sentence speaks from the agent's own ground, not the other's: it opens with
+    /// advice, an appraisal or courtesy, or a claim about people in general, or it is about
+    /// oneself ("I…", "my…", "we…") without a phrase of having listened ("I can tell…", "I
+    /// hear…"). Such a sentence does not say back what the other said, however many of their
+    /// words it repeats.
+    pub(crate) fn own_ground(&self, a: &Analysis) -> bool {
+        let opens = |set: &PhraseSet| a.opening(set).is_some();
+        if opens(&self.listening_checks) || opens(&self.reflection_openings) {
+            return false;
+        }
+        opens(&self.advice_openers)
+            || opens(&self.appraisal_openers)
+            || opens(&self.generic_openers)
+            || a.head().is_some_and(|w| self.own_story_heads.contains(w))
     }
 
     pub(crate) fn prescribed_solution(&self, words: &Words) -> Option<PhraseMatch> {

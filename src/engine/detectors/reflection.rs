@@ -65,6 +65,10 @@ impl Detector for ReflectionDetector {
                     .related(related),
                 );
             }
+        } else if lang.own_ground(a) {
+            // Advice, an appraisal, a story of one's own or people in general: not a
+            // restatement, however many of the other's words it repeats ("That is a great
+            // idea! Keep studying for the tests at work.").
         } else if turn_initial && shared >= 1 && a.opening(&lang.weak_reflection_openings).is_some()
         {
             found.push(Detection::whole(Behaviour::Reflection, 0.6, utterance).related(related));

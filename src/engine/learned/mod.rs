@@ -156,15 +156,21 @@ pub(crate) fn revise(
         // called?"), which the reflection rule, reading the whole turn, misses.
         let parts = sentences::split(text);
         let mut said_back = None;
+        // Whether a sentence of the turn may say back what the other said: one that neither
+        // asks outright nor speaks from the agent's own ground (advice, an appraisal, a story
+        // of one's own, people in general).
+        let may_say_back = |a: &language::Analysis| !a.asks_outright() && !lang.own_ground(a);
+        let mut saying_back = false;
         if parts.len() > 1 {
             for (i, part) in parts.iter().enumerate() {
                 let raw = part.text(text);
                 let tokens = text::tokenize(raw);
                 let a = language::analyse(raw, &tokens, &profile.compiled.fillers, lang);
+                saying_back |= may_say_back(&a);
                 if said_back.is_none()
                     && input.role == Role::Agent
                     && let Some(other) = other
-                    && says_back(&a, raw, &other.words, profile)
+                    && says_back(&a, raw, i == 0, &other.words, profile)
                 {
                     said_back = Some(i);
                 }
@@ -176,6 +182,7 @@ pub(crate) fn revise(
                 rules.question_sentences += 1;
             }
         } else {
+            saying_back = may_say_back(input.analysis);
             rules.sentence_open = rules.open;
             rules.sentence_closed = rules.closed;
             rules.question_sentences = u32::from(rules.open || rules.closed);
@@ -244,6 +251,7 @@ pub(crate) fn revise(
                 || (input.role == Role::Agent
                     && !acting
                     && !only_empathy
+                    && saying_back
                     && !input.analysis.content.is_empty()));
         decide(
             model,
@@ -384,12 +392,26 @@ const SAID_BACK_CONFIDENCE: f32 = 0.8;
 
 /// Whether one sentence of a multi-sentence turn says back the other's latest turn: it opens
 /// reflectively (rubric `reflection_openings`: "so you've", "it sounds like") and does not ask
-/// outright, as the reflection rule requires of a turn; and, since an opening inside a longer
-/// turn is weaker evidence than one that starts it, it carries at least
-/// `reflection_min_content_words` of the other's longer words (the rule needs none).
-fn says_back(a: &language::Analysis, raw: &str, other_words: &[u64], profile: &Profile) -> bool {
-    if a.asks_outright() || a.opening(&profile.lang().reflection_openings).is_none() {
+/// outright, as the reflection rule requires of a turn. A strong opening ("it sounds like",
+/// not "so you…") that starts the turn is the rule's own evidence ("It sounds like you're
+/// worried about your skillset. Is there any way you can improve?"); elsewhere in a turn an
+/// opening is weaker evidence, so the sentence must carry at least
+/// `reflection_min_content_words` of the other's longer words.
+fn says_back(
+    a: &language::Analysis,
+    raw: &str,
+    first: bool,
+    other_words: &[u64],
+    profile: &Profile,
+) -> bool {
+    if a.asks_outright() {
         return false;
+    }
+    let Some(opening) = a.opening(&profile.lang().reflection_openings) else {
+        return false;
+    };
+    if first && a.words.get(opening.start) != Some("so") {
+        return true;
     }
     let shared = features::overlap_words(raw, MAX_OTHER_WORDS)
         .iter()
