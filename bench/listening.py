@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "models"))
+from contact_centre import contact_centre  # noqa: E402  (models/contact_centre.py)
 
 # (set, eval flags, what to read, floor, label). `f1:B` is behaviour B's F1, `p:B` its
 # precision, `auc` the session AUC, `found:B` the utterances B was detected in (lower is better).
@@ -54,33 +56,6 @@ FILES = {
     "maia": "maia-dev.jsonl",
     "dch1": "dch1-dev.jsonl",
 }
-CC_LABELS = {"open": "open_question", "closed": "closed_question", "clarifying": "clarifying_question",
-             "ack": "acknowledgement", "empathy": "empathy", "reflection": "reflection", "none": "none"}
-
-
-def contact_centre(out):
-    """models/data/contact-centre.txt in the development sets' format (as models/build.py reads it)."""
-    convs, cur = [], None
-    for line in (REPO / "models/data/contact-centre.txt").read_text().splitlines():
-        line = line.strip()
-        m = re.match(r"# conversation (\S+)", line)
-        if m:
-            cur = {"conversation_id": "cc-" + m.group(1), "utterances": []}
-            convs.append(cur)
-            continue
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"(C|A)(?: \[([^\]]*)\])?: (.*)", line)
-        if not m or cur is None:
-            sys.exit(f"contact-centre.txt: cannot read line: {line}")
-        who, labels, text = m.groups()
-        behaviours = [] if who == "C" else [CC_LABELS[x.strip()] for x in labels.split(",")]
-        cur["utterances"].append({"utterance_id": "u%04d" % (len(cur["utterances"]) + 1),
-                                  "role": "customer" if who == "C" else "agent", "text": text,
-                                  "labels": {"behaviours": behaviours}})
-    out.write_text("".join(json.dumps(c) + "\n" for c in convs))
-
-
 def run_eval(hearken, path, flags):
     cmd = [hearken, "eval", "--json", *flags, str(path)]
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -111,7 +86,7 @@ def main():
     dev = Path(args.dev)
     tmp = Path(tempfile.mkdtemp(prefix="hearken-listening-"))
     cc = tmp / "contact-centre.jsonl"
-    contact_centre(cc)
+    contact_centre(REPO / "models/data/contact-centre.txt", cc)
     paths = {k: dev / v for k, v in FILES.items()}
     paths["cc"] = cc
     cc_rows = [("cc", flags, f"f1:{b}", 0.80, f"contact-centre {b}{' (ASR)' if flags else ''} (in-sample)")

@@ -20,6 +20,8 @@ from sklearn.model_selection import GroupKFold
 from scipy.sparse import csr_matrix, hstack
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from contact_centre import contact_centre  # noqa: E402
 REPO = HERE.parent
 HEADS = ["open_question", "closed_question", "reflection"]
 DIM = 64
@@ -28,41 +30,12 @@ C = 0.2
 # The team's contact-centre conversations are few beside AnnoMI's counselling sessions but are
 # the domain hearken serves: each of their utterances counts this many times.
 CC_WEIGHT = 3.0
-LABELS = {"open": "open_question", "closed": "closed_question", "clarifying": "clarifying_question",
-          "ack": "acknowledgement", "empathy": "empathy", "reflection": "reflection", "none": "none"}
 ANNOMI_SHA = "cacc5cac047388509dc2c81397528bc7a2c69614c1916ea935c0497163464d3b"
 MINILM_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
 def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def contact_centre(src, out):
-    """The team's text format to the dev-set JSON Lines format."""
-    convs, cur = [], None
-    for line in Path(src).read_text().splitlines():
-        line = line.strip()
-        m = re.match(r"# conversation (\S+)", line)
-        if m:
-            cur = {"conversation_id": "cc-" + m.group(1), "source": "hearken-team", "utterances": []}
-            convs.append(cur)
-            continue
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"(C|A)(?: \[([^\]]*)\])?: (.*)", line)
-        if not m or cur is None:
-            sys.exit(f"contact-centre.txt: cannot read line: {line}")
-        who, labels, text = m.groups()
-        n = len(cur["utterances"]) + 1
-        behaviours = [] if who == "C" else [LABELS[l.strip()] for l in labels.split(",")]
-        cur["utterances"].append({"utterance_id": f"u{n:04d}", "role": "customer" if who == "C" else "agent",
-                                  "text": text, "start_ms": None, "end_ms": None,
-                                  "labels": {"behaviours": behaviours}})
-    with open(out, "w") as f:
-        for c in convs:
-            f.write(json.dumps(c) + "\n")
-    return len(convs)
 
 
 def distil(build, dim):
