@@ -288,6 +288,14 @@ impl Tally {
     }
 }
 
+/// What one conversation gave: its items, its session label with the final score, and how
+/// many utterances each behaviour was detected in.
+struct Scored {
+    items: Vec<Item>,
+    session: Option<(String, f64, String)>,
+    detected: BTreeMap<String, u64>,
+}
+
 /// One labelled conversation, scored: its items (utterances, or units with `--per-unit`) with
 /// what was detected in each, and its session quality label with the final score, if it has
 /// one, and how many of its utterances each behaviour was detected in.
@@ -295,11 +303,7 @@ fn score_conversation(
     t: crate::transcript::Transcript,
     conversation: Conversation,
     args: &EvalArgs,
-) -> (
-    Vec<Item>,
-    Option<(String, f64, String)>,
-    BTreeMap<String, u64>,
-) {
+) -> Scored {
     let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
     // What came before utterance `i`, for reading errors in context (only with `--errors`).
     let speakers: Vec<String> = match args.errors {
@@ -409,7 +413,11 @@ fn score_conversation(
             }
         }
     }
-    (items, session, per_behaviour)
+    Scored {
+        items,
+        session,
+        detected: per_behaviour,
+    }
 }
 
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -455,9 +463,13 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
         };
         conversations += 1;
-        let (items, session, found) = score_conversation(t, conversation, &args);
+        let Scored {
+            items,
+            session,
+            detected,
+        } = score_conversation(t, conversation, &args);
         sessions.extend(session);
-        for (name, n) in found {
+        for (name, n) in detected {
             let d = detections.entry(name).or_default();
             d.utterances += n;
             d.conversations += 1;
