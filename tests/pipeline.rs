@@ -367,6 +367,18 @@ fn replicas_killed_and_added_mid_stream_lose_nothing_and_match_hearken_score() {
         );
     }
     send(&producer, "in", None, b"{}", None);
+    // A tombstone (a key, no value) with a header of its own: its dead letter has no value
+    // and keeps the header.
+    let mut tombstone: BaseRecord<'_, str, [u8]> = BaseRecord::to("in")
+        .key(calls[1].0.as_str())
+        .headers(OwnedHeaders::new().insert(Header {
+            key: "x-trace",
+            value: Some("t-1"),
+        }));
+    while let Err((_, back)) = producer.send(tombstone) {
+        tombstone = back;
+        producer.poll(Duration::from_millis(10));
+    }
     let half = schedule.len() / 2;
     for (id, value) in &schedule[..half] {
         send(&producer, "in", Some(id), value, None);
@@ -458,17 +470,44 @@ fn replicas_killed_and_added_mid_stream_lose_nothing_and_match_hearken_score() {
     let dlq = broker.consumer("dlq");
     let mut reasons = BTreeMap::<String, usize>::new();
     let deadline = Instant::now() + common::WAIT;
-    while reasons.values().sum::<usize>() < 7 + rejected && Instant::now() < deadline {
+    while reasons.values().sum::<usize>() < 8 + rejected && Instant::now() < deadline {
         if let Some(m) = dlq.poll(Duration::from_millis(100)) {
             let m = m.unwrap();
-            *reasons
-                .entry(header(&m, records::HEADER_ERROR_REASON).unwrap())
-                .or_default() += 1;
+            let reason = header(&m, records::HEADER_ERROR_REASON).unwrap();
+            // Dead letters are the records as read: no key where there was none, no value
+            // where there was none, the input's own headers kept.
+            match reason.as_str() {
+                "NO_KEY" => {
+                    assert!(
+                        m.key().is_none(),
+                        "a keyless record's dead letter has a key"
+                    );
+                    assert_eq!(m.payload(), Some(&b"{}"[..]));
+                }
+                "NO_VALUE" => {
+                    assert!(
+                        m.payload().is_none(),
+                        "a tombstone's dead letter has a value"
+                    );
+                    assert_eq!(m.key(), Some(calls[1].0.as_bytes()));
+                    assert_eq!(header(&m, "x-trace").as_deref(), Some("t-1"));
+                }
+                "UNDECODABLE" => {
+                    assert_eq!(m.payload(), Some(&b"\x00not a request{"[..]));
+                    assert_eq!(
+                        header(&m, "content-type").as_deref(),
+                        Some("application/json")
+                    );
+                }
+                _ => {}
+            }
+            *reasons.entry(reason).or_default() += 1;
             assert!(header(&m, records::HEADER_SOURCE).is_some());
         }
     }
     assert_eq!(reasons.get("UNDECODABLE"), Some(&6), "{reasons:?}");
     assert_eq!(reasons.get("NO_KEY"), Some(&1), "{reasons:?}");
+    assert_eq!(reasons.get("NO_VALUE"), Some(&1), "{reasons:?}");
     assert_eq!(
         reasons.get("REJECTED").copied().unwrap_or(0),
         rejected,

@@ -529,6 +529,10 @@ fn write(
         metrics.record_in("not_owned");
         return;
     }
+    if outcome.redelivered {
+        metrics.record_in("redelivered");
+        return;
+    }
     if outcome.rebuilt {
         metrics.rebuilt_record();
         metrics.record_in("rebuilt");
@@ -601,15 +605,26 @@ fn send_outputs(
         send_bytes(
             shared,
             topic,
-            response.conversation_id.as_bytes(),
-            &value,
+            Some(response.conversation_id.as_bytes()),
+            Some(&value),
             headers,
         );
         metrics.records_out(kind, 1);
     }
     if let (Some(dead), Some(message)) = (&outcome.dead, message) {
         metrics.dead_letter(dead.reason.as_str());
-        let mut headers = OwnedHeaders::new()
+        // The record as read: its key, value and headers, each absent where it was (a keyless
+        // record's dead letter has no key, a tombstone's no value), then hearken's reasons.
+        let mut headers = OwnedHeaders::new();
+        if let Some(read) = message.headers() {
+            for h in rdkafka::message::Headers::iter(read) {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        let headers = headers
             .insert(Header {
                 key: records::HEADER_ERROR_REASON,
                 value: Some(dead.reason.as_str()),
@@ -626,19 +641,11 @@ fn send_outputs(
                 key: records::HEADER_SOURCE,
                 value: Some(source),
             });
-        if let Some(ct) = super::header(message, records::HEADER_CONTENT_TYPE) {
-            headers = headers.insert(Header {
-                key: records::HEADER_CONTENT_TYPE,
-                value: Some(ct),
-            });
-        }
-        let key = message.key().unwrap_or_default();
-        let value = message.payload().unwrap_or_default();
         send_bytes(
             shared,
             &shared.config.topics.dead_letters,
-            key,
-            value,
+            message.key(),
+            message.payload(),
             headers,
         );
         metrics.records_out("dead-letter", 1);
@@ -665,11 +672,20 @@ fn count(service: &crate::telemetry::metrics::Metrics, response: &StreamConversa
 
 /// Hands one record to the producer, waiting while its queue is full (backpressure: the
 /// consumer reads no further meanwhile).
-fn send_bytes(shared: &Shared, topic: &str, key: &[u8], value: &[u8], headers: OwnedHeaders) {
-    let mut record = BaseRecord::to(topic)
-        .key(key)
-        .payload(value)
-        .headers(headers);
+fn send_bytes(
+    shared: &Shared,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: OwnedHeaders,
+) {
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
     loop {
         match shared.producer.send(record) {
             Ok(()) => return,

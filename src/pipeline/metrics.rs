@@ -35,7 +35,7 @@ impl PipelineMetrics {
                 .u64_counter("hearken.pipeline.records.in")
                 .with_unit("{record}")
                 .with_description(
-                    "Input records read, by outcome (scored, dead_letter, rebuilt, not_owned)",
+                    "Input records read, by outcome (scored, dead_letter, rebuilt, not_owned, redelivered)",
                 )
                 .build(),
             records_out: meter

@@ -68,6 +68,9 @@ pub struct Outcome {
     /// The record's partition is not owned here (a straggler fetched before a revoke): its
     /// owner reads it; nothing is done with it here.
     pub not_owned: bool,
+    /// The record is at or below an offset already handled in this assignment (the broker
+    /// delivered it again): skipped, counted, nothing written.
+    pub redelivered: bool,
     /// Conversations opened.
     pub opened: u32,
     /// Conversations ended by their `end` (completed).
@@ -252,6 +255,13 @@ impl State {
                 ..Outcome::default()
             };
         };
+        // Each offset is handled once per assignment, whatever the broker delivers again.
+        if p.next_offset.is_some_and(|next| record.offset < next) {
+            return Outcome {
+                redelivered: true,
+                ..Outcome::default()
+            };
+        }
         let rebuilt = record.offset < p.replay_until;
         p.advance(record);
         let Some(decoded) = decoded else {
@@ -713,6 +723,34 @@ mod tests {
         let out = s.record(&topic(), record, Some(decoded.unwrap()));
         assert!(out.not_owned && out.responses.is_empty());
         assert_eq!(s.live(), 0);
+    }
+
+    /// A consumer that has handled offset N does not handle offsets <= N again in the same
+    /// assignment (#29: a replica handled input offsets 5212-5230 twice and dead-lettered 19
+    /// valid records as "conversation has ended").
+    #[test]
+    fn an_offset_delivered_again_in_one_assignment_is_skipped() {
+        let mut s = State::new(settings());
+        s.assign((topic(), 0), None);
+        let first = feed(
+            &mut s,
+            0,
+            &[("a", 1, AGENT), ("a", 2, CUSTOMER), ("a", 3, END)],
+        );
+        assert!(first.iter().all(|o| !o.redelivered));
+        assert_eq!(first[2].completed, 1);
+        // The broker delivers offsets 1 and 2 again: nothing is written, nothing dead-lettered.
+        let again = feed(&mut s, 1, &[("a", 2, CUSTOMER), ("a", 3, END)]);
+        for o in &again {
+            assert!(o.redelivered && o.responses.is_empty() && o.dead.is_none());
+        }
+        // The next offset is new work.
+        let next = feed(&mut s, 3, &[("b", 4, AGENT)]);
+        assert!(!next[0].redelivered && next[0].opened == 1);
+        // A new assignment reads from where it is told to.
+        s.revoke(&(topic(), 0));
+        s.assign((topic(), 0), None);
+        assert!(!feed(&mut s, 0, &[("c", 5, AGENT)])[0].redelivered);
     }
 
     #[test]
