@@ -303,6 +303,7 @@ async fn watch_rubric(
             Ok(text) => text,
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "cannot read the rubric file; keeping the current rubric");
+                listening.metrics().rubric_reload("unreadable");
                 continue;
             }
         };
@@ -323,14 +324,24 @@ async fn watch_rubric(
             }
         }
         last = text;
+        // An empty file is what a writer leaves between truncating and writing (a rubric
+        // rewritten in two steps): never a reason to drop every profile of the running rubric.
+        // To go back to the defaults, write a file that says so (a comment is enough).
+        if last.trim().is_empty() {
+            tracing::warn!(path = %path.display(), "the rubric file is empty; keeping the current rubric");
+            listening.metrics().rubric_reload("empty");
+            continue;
+        }
         match Rubric::from_toml_str(&last) {
             Ok(rubric) => {
                 let profiles: Vec<&str> = rubric.profile_names().collect();
                 tracing::info!(path = %path.display(), profiles = ?profiles, trigger = if forced { "SIGHUP" } else { "file change" }, "rubric reloaded");
                 listening.replace_rubric(Arc::new(rubric));
+                listening.metrics().rubric_reload("loaded");
             }
             Err(error) => {
-                tracing::warn!(path = %path.display(), problems = %error, "rubric file refused; keeping the current rubric")
+                tracing::warn!(path = %path.display(), problems = %error, "rubric file refused; keeping the current rubric");
+                listening.metrics().rubric_reload("refused");
             }
         }
     }

@@ -189,3 +189,42 @@ async fn a_rubric_file_read_while_it_is_being_written_is_not_loaded() {
     assert!(!log.contains("rubric reloaded"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A rubric rewritten in two steps, the file truncated and written well past the settle wait
+/// (#29: an empty rubric loaded and profile `custom` went away, 28 of 40 new calls refused
+/// `UNKNOWN_PROFILE`): an empty file keeps the running rubric, says so, and the write after it
+/// loads.
+#[tokio::test]
+async fn an_empty_rubric_file_keeps_the_running_rubric() {
+    let dir = std::env::temp_dir().join(format!("hearken-reload-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rubric.toml");
+    let content = "[profiles.custom.timing]\ninterruption_min_remaining_ms = 100\n";
+    std::fs::write(&file, content).unwrap();
+    let (server, mut client) = serve_with_rubric(&file, "20ms").await;
+    assert!(client.score_transcript(request("custom")).await.is_ok());
+    std::fs::write(&file, "").unwrap();
+    // Many polls and settle waits go by with the file empty.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        client.score_transcript(request("custom")).await.is_ok(),
+        "the profile went away with an empty file"
+    );
+    let changed = "[profiles.custom.timing]\ninterruption_min_remaining_ms = 200\n";
+    std::fs::write(&file, changed).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(client.score_transcript(request("custom")).await.is_ok());
+    drop(client);
+    common::terminate(&server);
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("the rubric file is empty; keeping the current rubric"),
+        "{log}"
+    );
+    assert!(log.contains("rubric reloaded"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -143,6 +143,11 @@ impl Listening {
         self
     }
 
+    /// The service's metrics.
+    pub fn metrics(&self) -> &crate::telemetry::metrics::Metrics {
+        &self.shared.metrics
+    }
+
     /// Replaces the rubric for conversations opened from now on.
     pub fn replace_rubric(&self, rubric: Arc<Rubric>) {
         let mut current = self

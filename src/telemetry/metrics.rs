@@ -46,6 +46,7 @@ pub struct Metrics {
     rpc_duration: Histogram<f64>,
     floor_viewers: UpDownCounter<i64>,
     floor_viewers_ended: Counter<u64>,
+    rubric_reloads: Counter<u64>,
     floor_events: Counter<u64>,
 }
 
@@ -102,6 +103,13 @@ impl Metrics {
                 .with_unit("{viewer}")
                 .with_description("Browsers watching the floor page's live events")
                 .build(),
+            rubric_reloads: meter
+                .u64_counter("hearken.rubric.reloads")
+                .with_unit("{reload}")
+                .with_description(
+                    "Rubric file reloads, by outcome (loaded, refused, empty, unreadable)",
+                )
+                .build(),
             floor_viewers_ended: meter
                 .u64_counter("hearken.floor.viewers.ended")
                 .with_unit("{viewer}")
@@ -120,6 +128,13 @@ impl Metrics {
     /// A floor viewer connected (+1) or went (-1).
     pub fn floor_viewers_changed(&self, delta: i64) {
         self.floor_viewers.add(delta, &[]);
+    }
+
+    /// A reload of the rubric file: `loaded`, or the running rubric kept because the file was
+    /// `refused` (invalid), `empty` or `unreadable`.
+    pub fn rubric_reload(&self, outcome: &'static str) {
+        self.rubric_reloads
+            .add(1, &[KeyValue::new("outcome", outcome)]);
     }
 
     /// A floor viewer's feed stopped: `left`, `too_slow` or `shutting_down`.
