@@ -4,6 +4,7 @@ mod common;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn hearken() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hearken"))
@@ -508,6 +509,47 @@ fn replay_exits_non_zero_when_the_server_rejected_messages() {
     assert!(stderr.contains("rejected 1 message(s)"), "{stderr}");
     assert!(stderr.contains("--allow-rejections"), "{stderr}");
     assert!(run(true).status.success());
+    std::fs::remove_file(&file).unwrap();
+}
+
+/// `hearken replay` ends when the server refuses the conversation id itself (#29: it waited
+/// for a scorecard that could never come), and says it was rejected.
+#[test]
+fn replay_ends_when_the_server_refuses_the_conversation_id() {
+    let (server, addr) = common::spawn_serve(&[], &[], Stdio::null());
+    let _server = common::KillOnDrop(Some(server));
+    let file =
+        std::env::temp_dir().join(format!("hearken-refused-id-{}.jsonl", std::process::id()));
+    let call = serde_json::json!({
+        "conversation_id": "r\u{200b}1",
+        "utterances": [
+            {"utterance_id": "u1", "role": "customer", "text": "hello", "start_ms": 0, "end_ms": 900}
+        ]
+    });
+    std::fs::write(&file, format!("{call}\n")).unwrap();
+    common::wait_for_listener(&addr);
+    let mut child = hearken()
+        .args(["replay", "--speed", "0", "--addr", &addr])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("replay did not end after its conversation id was refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rejected"), "{stderr}");
     std::fs::remove_file(&file).unwrap();
 }
 

@@ -368,6 +368,14 @@ async fn read_responses(
         if result.scorecard.is_some() {
             return Ok(None);
         }
+        // The conversation id itself was refused (not a valid id, or no room for another
+        // conversation): no message of this call can be scored and no scorecard will come, so
+        // the call is over (its rejections are counted and make the command fail).
+        if let Some(Out::Rejection(r)) = &response.payload
+            && r.field == "conversation_id"
+        {
+            return Ok(None);
+        }
     }
 }
 

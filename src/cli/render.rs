@@ -56,6 +56,22 @@ pub(super) struct Sent {
     pub(super) text: Option<String>,
 }
 
+/// Text from a file or the wire made safe for a terminal: control characters (C0, DEL, C1:
+/// the escape that starts a colour, a window title or a screen clear) become U+FFFD, line
+/// breaks and tabs a space, so a transcript cannot drive the operator's terminal.
+pub(super) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    s.chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
 /// Renders one response as lines of text (empty for nothing worth showing).
 pub(super) fn response(
     r: &StreamConversationsResponse,
@@ -81,13 +97,15 @@ pub(super) fn response(
             let _ = write!(
                 out,
                 "  {at:>7}  {role:<8} {:<6} score {:5.1} (confidence {:.2})",
-                u.utterance_id, score.overall, score.confidence
+                printable(&u.utterance_id),
+                score.overall,
+                score.confidence
             );
             if !behaviours.is_empty() {
                 let _ = write!(out, "  [{}]", behaviours.join(", "));
             }
             if let Some(text) = info.and_then(|i| i.text.as_deref()) {
-                let short: String = text.chars().take(60).collect();
+                let short: String = printable(text).chars().take(60).collect();
                 let ellipsis = if text.chars().count() > 60 { "…" } else { "" };
                 let _ = write!(out, "  \"{short}{ellipsis}\"");
             }
@@ -221,4 +239,43 @@ pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::ScoreUpdate;
+
+    /// #29: `replay --show-text` printed a transcript's terminal control sequences raw (a
+    /// window title, a screen clear, C1 controls).
+    #[test]
+    fn text_and_ids_reach_the_terminal_without_control_sequences() {
+        let hostile = "hi \u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m there";
+        let sent = HashMap::from([(
+            "u1\u{1b}[31m".to_string(),
+            Sent {
+                role: "customer",
+                start_ms: Some(0),
+                text: Some(hostile.to_string()),
+            },
+        )]);
+        let r = StreamConversationsResponse {
+            conversation_id: "c1".into(),
+            payload: Some(stream_conversations_response::Payload::Update(
+                ScoreUpdate {
+                    utterance_id: "u1\u{1b}[31m".into(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        let line = response(&r, &sent, false);
+        assert!(line.contains("hi"), "{line:?}");
+        assert!(
+            !line.trim_end_matches('\n').chars().any(char::is_control),
+            "{line:?}"
+        );
+        assert_eq!(printable("call\u{1b}[2J-1\nx"), "call\u{FFFD}[2J-1 x");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+    }
 }

@@ -56,7 +56,7 @@ pub(super) async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                         // Text lines carry no conversation id: a header says whose they are.
                         println!(
                             "━━ call {} ━━ {} utterances",
-                            t.conversation_id,
+                            super::render::printable(&t.conversation_id),
                             t.utterances.len()
                         );
                     }

@@ -56,23 +56,37 @@ fn too_long(field: &'static str, description: String) -> Rejected {
     Rejected::new(RejectReason::TooLong, field, description)
 }
 
-/// Whether `c` may not stand in an identifier: a control character, or an invisible format
-/// character that changes how text around it reads (bidirectional overrides and isolates,
-/// zero-width characters, the byte-order mark), which would let an id shown in a supervisor's
-/// feed pose as another.
+/// Whether `c` may not stand in an identifier: a control character; an invisible character
+/// (Unicode's Default_Ignorable_Code_Point, DerivedCoreProperties.txt: bidirectional overrides
+/// and isolates, zero-width characters, the byte-order mark, the soft hyphen, Hangul fillers,
+/// variation selectors, tag characters, interlinear annotation marks); or a blank one that
+/// reads as a space or as nothing (non-ASCII white space, the Braille blank). Any of them would
+/// let an id shown in a supervisor's feed pose as another.
 fn hidden_or_control(c: char) -> bool {
     c.is_control()
+        || (c.is_whitespace() && c != ' ')
         || matches!(c,
-            '\u{061C}'
+            '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}')
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// Checks an identifier: 1 to `max` bytes, no control, bidirectional-override or zero-width
+/// Checks an identifier: 1 to `max` bytes, no control, invisible or blank
 /// characters. Never echoes the value.
 pub(crate) fn check_id(value: &str, field: &'static str, max: usize) -> Result<(), Rejected> {
     if value.is_empty() {
@@ -87,7 +101,7 @@ pub(crate) fn check_id(value: &str, field: &'static str, max: usize) -> Result<(
     if value.chars().any(hidden_or_control) {
         return Err(malformed(
             field,
-            "must not contain control, bidirectional-override or zero-width characters".into(),
+            "must not contain control, invisible or blank characters (only the ASCII space is allowed)".into(),
         ));
     }
     Ok(())
@@ -220,6 +234,48 @@ impl InputLimits {
                 field,
                 format!("must be within [0, {}]", self.max_offset_ms),
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_id;
+
+    /// #29: sixteen invisible or blank characters passed as id characters, so an id could pose
+    /// as another in a supervisor's feed.
+    #[test]
+    fn invisible_and_blank_characters_are_not_id_characters() {
+        for c in [
+            '\u{00AD}',  // soft hyphen
+            '\u{115F}',  // Hangul choseong filler
+            '\u{1160}',  // Hangul jungseong filler
+            '\u{3164}',  // Hangul filler
+            '\u{FFA0}',  // halfwidth Hangul filler
+            '\u{E0041}', // tag latin capital letter A
+            '\u{E007F}', // cancel tag
+            '\u{FE0F}',  // variation selector-16
+            '\u{E0100}', // variation selector-17
+            '\u{034F}',  // combining grapheme joiner
+            '\u{180E}',  // Mongolian vowel separator
+            '\u{2063}',  // invisible separator
+            '\u{00A0}',  // no-break space
+            '\u{3000}',  // ideographic space
+            '\u{2800}',  // Braille blank
+            '\u{FFF0}',  // unassigned specials
+            '\u{200B}',  // zero-width space (already refused)
+        ] {
+            let id = format!("call{c}42");
+            assert!(check_id(&id, "conversation_id", 128).is_err(), "{:?}", c);
+        }
+        for id in [
+            "call-42",
+            "Kundenanruf-ä-42",
+            "通話-42",
+            "call 42",
+            "call_42.a",
+        ] {
+            assert!(check_id(id, "conversation_id", 128).is_ok(), "{id}");
         }
     }
 }
