@@ -189,11 +189,16 @@ pub fn read(mut input: Box<dyn BufRead>, options: &InputOptions, name: &str) -> 
 }
 
 fn read_line(input: &mut Box<dyn BufRead>, out: &mut Vec<u8>) -> std::io::Result<()> {
-    // Bounded like a transcript line; a longer first line is read as part of a document.
+    // Bounded like a whole document: a first line longer than a transcript line may be a
+    // document written on one line, or JSON Lines whose first conversation is too long (that
+    // line is then refused by the reader and the others are read). It is told which by
+    // whether it holds one whole value.
+    let at = out.len();
     input
         .by_ref()
-        .take(transcript::MAX_LINE_BYTES as u64)
+        .take(MAX_DOCUMENT_BYTES as u64 + 1)
         .read_until(b'\n', out)?;
+    debug_assert!(out.len() - at <= MAX_DOCUMENT_BYTES + 1);
     Ok(())
 }
 
@@ -342,6 +347,29 @@ mod tests {
         assert!(got[0].is_ok());
         // Line numbers count the blank lines.
         assert_eq!(got[1].as_ref().unwrap_err().line, 4);
+    }
+
+    /// #29: a first line over the line limit that is a whole conversation skipped the whole
+    /// file ("line 2: not JSON Lines…"); it is that line that is refused, and the rest read.
+    #[test]
+    fn an_over_long_first_conversation_is_refused_and_the_rest_read() {
+        let long = serde_json::json!({
+            "conversation_id": "big",
+            "utterances": [{"utterance_id": "u1", "role": "customer",
+                            "text": "a ".repeat(transcript::MAX_LINE_BYTES / 2 + 10)}]
+        });
+        let one = r#"{"conversation_id":"c1","utterances":[{"utterance_id":"u1","role":"customer","text":"hello"}]}"#;
+        let got = read_str(&format!("{long}\n{one}\n"), InputFormat::Auto);
+        assert_eq!(
+            got.len(),
+            2,
+            "{:?}",
+            got.iter().map(|g| g.as_ref().err()).collect::<Vec<_>>()
+        );
+        let e = got[0].as_ref().unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("longer than"), "{e}");
+        assert_eq!(got[1].as_ref().unwrap().conversation_id, "c1");
     }
 
     #[test]
