@@ -5,6 +5,9 @@
 use super::{Behaviour, Context, Detection, Detector, Speakers};
 use crate::engine::state::Segment;
 
+/// Marks a writer raises their voice with (speech recognition never writes them).
+const WRITTEN_MARKS: [&str; 4] = ["??", "!!", "?!", "!?"];
+
 /// Reports customer emotion.
 #[derive(Debug)]
 pub(super) struct CustomerEmotionDetector;
@@ -32,6 +35,10 @@ impl Detector for CustomerEmotionDetector {
                 (-a.sentiment).min(1.0) as f32,
                 utterance,
             ));
+        } else if WRITTEN_MARKS.iter().any(|m| utterance.text.contains(m)) {
+            // Written chat: doubled question or exclamation marks are raised voice ("Can it
+            // take weeks??", "I still can't!!").
+            found.push(Detection::whole(Behaviour::CustomerEmotion, 0.7, utterance));
         }
     }
 }
@@ -54,6 +61,8 @@ mod tests {
             "I'm so angry about this",
             "honestly it's been a horrible week with this awful service",
             "I'm fed up",
+            "So I paid for a device and it lost this capacity??? Can it take weeks??",
+            "It has reappeared, but still does not carry.",
         ] {
             assert!(emotional(text), "{text}");
         }
