@@ -311,12 +311,16 @@ impl CompiledLanguage {
 
     /// Whether a sentence speaks from the agent's own ground, not the other's: it opens with
     /// advice, an appraisal or courtesy, or a claim about people in general, or it is about
-    /// oneself ("I…", "my…", "we…") without a phrase of having listened ("I can tell…", "I
-    /// hear…"). Such a sentence does not say back what the other said, however many of their
-    /// words it repeats.
+    /// oneself ("I…", "my…", "we…"); and nowhere in it is a phrase of having listened or of
+    /// saying back ("I can tell…", "so you've…"). Such a sentence does not say back what the
+    /// other said, however many of their words it repeats.
     pub(crate) fn own_ground(&self, a: &Analysis) -> bool {
         let opens = |set: &PhraseSet| a.opening(set).is_some();
-        if opens(&self.listening_checks) || opens(&self.reflection_openings) {
+        // Anywhere in it, not only at its start: speech recognition's text is one sentence, so
+        // "i'm sorry to hear that so you've been billed twice" must not be read by its opening.
+        if self.listening_checks.find(&a.words).is_some()
+            || self.reflection_openings.find(&a.words).is_some()
+        {
             return false;
         }
         opens(&self.advice_openers)
