@@ -183,6 +183,9 @@ language_lists! {
         dismissive_openers,
         /// Dismissive only as a clause of its own ("whatever.").
         dismissive_retorts,
+        /// Dismissive only opening a clause that answers an upset or asking customer ("as I
+        /// said…").
+        dismissive_when_unheard,
         repeat_markers,
         /// The customer saying they were cut off ("can I just finish"): an interruption by the
         /// agent's latest turn, heard in the words when there is no timing to show it.

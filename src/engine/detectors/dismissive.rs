@@ -40,6 +40,16 @@ impl Detector for DismissiveDetector {
                 lang.dismissive_retorts
                     .find_all(words)
                     .find(|m| clause.opens(m.start) && clause.closes(m.end))
+            })
+            .or_else(|| {
+                // Repeating oneself to a customer who is upset or asking.
+                let threshold = context.profile.language.thresholds.emotion_sentiment;
+                let unheard = context.other_turns(utterance, 1).next().is_some_and(|p| {
+                    p.question_mark || p.question.is_some() || p.sentiment <= threshold
+                });
+                lang.dismissive_when_unheard
+                    .find_all(words)
+                    .find(|m| unheard && clause.opens(m.start))
             });
         if let Some(m) = hit {
             found.push(Detection::words(
@@ -160,6 +170,24 @@ mod tests {
         ] {
             assert!(dismissive(text), "{text}");
         }
+    }
+
+    #[test]
+    fn repeating_oneself_to_a_puzzled_customer_is_dismissive_and_referring_back_is_not() {
+        let said = |customer: &str, agent: &str| {
+            let found = run_text(
+                &voice(),
+                &[(Role::Customer, customer), (Role::Agent, agent)],
+            );
+            kinds(&found[1]).contains(&Behaviour::DismissiveLanguage)
+        };
+        let answer = "as i said it's the account on your old phone";
+        assert!(said("sorry which account do you mean?", answer));
+        assert!(said("this is ridiculous i still can't find it", answer));
+        assert!(!said(
+            "thanks that helps a lot",
+            "Like I said, the refund takes ten days."
+        ));
     }
 
     #[test]
