@@ -488,3 +488,102 @@ impl Sender {
         self.0.send(request).await.expect("stream open");
     }
 }
+
+/// The page's port as a hardened HTTP server (#29: 600 half-sent headers raised RSS from 91 to
+/// 387 MB; 4 200 idle connections exhausted the descriptors so gRPC connections failed).
+/// Half-sent and trickled headers are closed after the header timeout, an idle keep-alive
+/// connection after the idle timeout, and connections over the cap are closed as they come.
+#[tokio::test]
+async fn the_page_port_lets_go_of_slow_headers_idle_connections_and_connections_over_its_cap() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let running = TestServer::new()
+        .floor(FloorConfig {
+            header_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(600),
+            max_connections: 4,
+            ..FloorConfig::default()
+        })
+        .start()
+        .await;
+    let ui = running.ui.unwrap();
+    // Closed: the read ends (EOF or reset) within `within`.
+    async fn closed_within(io: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, io.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+    // Half-sent headers.
+    let mut half = tokio::net::TcpStream::connect(ui).await.unwrap();
+    half.write_all(b"GET /api/floor HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut half, Duration::from_secs(5)).await,
+        "half-sent headers kept"
+    );
+    // Headers trickled a byte at a time: reads do not buy time.
+    let mut trickle = tokio::net::TcpStream::connect(ui).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut cut = false;
+    for b in b"GET /api/floor HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if trickle.write_all(&[*b]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        cut || closed_within(&mut trickle, Duration::from_secs(1)).await,
+        "trickled headers kept the connection"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A keep-alive connection that was answered, then says nothing.
+    let mut idle = tokio::net::TcpStream::connect(ui).await.unwrap();
+    idle.write_all(b"GET /api/floor HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "an idle connection kept"
+    );
+    // The cap: four connections that say nothing hold the four places; a fifth is closed.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(ui).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut over = tokio::net::TcpStream::connect(ui).await.unwrap();
+    assert!(
+        closed_within(&mut over, Duration::from_millis(250)).await,
+        "a connection over the cap was served"
+    );
+    // Once they are gone (closed by the header timeout), the page answers again.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut again = tokio::net::TcpStream::connect(ui).await.unwrap();
+        again
+            .write_all(b"GET /api/floor HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), again.read_to_end(&mut raw)).await;
+        if raw.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never answered again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

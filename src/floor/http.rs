@@ -89,7 +89,12 @@ pub async fn serve(
     jwt: Option<Arc<JwtVerifier>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = UiListener::new(listener, tls.as_ref())?;
+    let limits = super::listener::Limits {
+        header: floor.config.header_timeout,
+        idle: floor.config.idle_timeout,
+        connections: floor.config.connection_cap(),
+    };
+    let listener = UiListener::new(listener, tls.as_ref(), limits)?;
     let app = App {
         floor: Arc::clone(&floor),
         jwt,

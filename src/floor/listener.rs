@@ -1,7 +1,10 @@
 //! The floor's listener: plain TCP or TLS (the gRPC port's certificate, key and client CA),
 //! with handshakes off the accept loop and bounded in time, and every connection's writes
 //! bounded in time too: a browser that stops reading is disconnected instead of holding a
-//! connection and its buffers for ever.
+//! connection and its buffers for ever. Connections are capped in number, a connection must
+//! have a response written within the header timeout of being accepted (half-sent or slow
+//! headers are let go), and one with nothing written for the idle timeout is closed: an idle
+//! or stalled client holds no descriptor for ever.
 
 use std::io;
 use std::pin::Pin;
@@ -35,17 +38,43 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, UiLi
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// An accepted connection, plain or TLS, whose writes may not stall for ever.
+/// What a connection to the page's port may hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// No response written within this long of accepting: closed.
+    pub(crate) header: Duration,
+    /// Nothing written for this long: closed.
+    pub(crate) idle: Duration,
+    /// Connections at once.
+    pub(crate) connections: usize,
+}
+
+/// An accepted connection, plain or TLS, whose writes may not stall for ever and which is
+/// closed when nothing has been written to it for too long.
 pub(crate) struct Connection {
     inner: Box<dyn Io>,
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Fires when the connection has been quiet too long: `header` after it was accepted
+    /// until the first write, then `idle` after each write. Reads do not reset it, so
+    /// headers trickled a byte at a time do not keep a connection.
+    quiet: Pin<Box<Sleep>>,
+    idle: Duration,
+    /// Its place under the connection cap, given back when it is dropped.
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Connection {
-    fn new(inner: Box<dyn Io>) -> Self {
+    fn new(
+        inner: Box<dyn Io>,
+        limits: Limits,
+        place: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         Connection {
             inner,
             stalled: None,
+            quiet: Box::pin(tokio::time::sleep(limits.header)),
+            idle: limits.idle,
+            _place: place,
         }
     }
 
@@ -78,7 +107,16 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Pending => match self.quiet.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "nothing to answer for too long (headers not sent whole, or an idle connection)",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+            ready => ready,
+        }
     }
 }
 
@@ -89,6 +127,14 @@ impl AsyncWrite for Connection {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll
+            && n > 0
+        {
+            let idle = self.idle;
+            self.quiet
+                .as_mut()
+                .reset(tokio::time::Instant::now() + idle);
+        }
         self.stall(cx, poll)
     }
 
@@ -118,10 +164,20 @@ impl Drop for UiListener {
 }
 
 impl UiListener {
-    pub(crate) fn new(listener: TcpListener, tls: Option<&Tls>) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        listener: TcpListener,
+        tls: Option<&Tls>,
+        limits: Limits,
+    ) -> anyhow::Result<Self> {
         let acceptor = tls.map(acceptor).transpose()?;
         let (tx, ready) = mpsc::channel(64);
+        let places = Arc::new(tokio::sync::Semaphore::new(
+            limits
+                .connections
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         let accept = tokio::spawn(async move {
+            let mut refused = 0u64;
             loop {
                 let (tcp, _) = match listener.accept().await {
                     Ok(accepted) => accepted,
@@ -132,12 +188,27 @@ impl UiListener {
                         continue;
                     }
                 };
+                // Over the cap: closed at once (the gRPC port and /metrics keep their
+                // descriptors). Said in the log on the first and every 1 000th.
+                let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
+                    if refused.is_multiple_of(1000) {
+                        tracing::warn!(
+                            cap = limits.connections,
+                            refused = refused + 1,
+                            "floor: connection cap reached; new connections are closed"
+                        );
+                    }
+                    refused += 1;
+                    drop(tcp);
+                    continue;
+                };
+                let place = Some(place);
                 let _ = tcp.set_nodelay(true);
                 match &acceptor {
                     None => {
                         let peer = Peer { tenant: None };
                         if tx
-                            .send((Connection::new(Box::new(tcp)), peer))
+                            .send((Connection::new(Box::new(tcp), limits, place), peer))
                             .await
                             .is_err()
                         {
@@ -166,7 +237,9 @@ impl UiListener {
                                 None => None,
                             };
                             let peer = Peer { tenant };
-                            let _ = tx.send((Connection::new(Box::new(tls)), peer)).await;
+                            let _ = tx
+                                .send((Connection::new(Box::new(tls), limits, place), peer))
+                                .await;
                         });
                     }
                 }

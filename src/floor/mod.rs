@@ -50,6 +50,25 @@ pub struct FloorConfig {
     pub max_viewers: usize,
     /// A browser that has not taken an update for this long is dropped with a notice.
     pub slow_viewer_timeout: Duration,
+    /// A connection that has had no response written within this long of being accepted is
+    /// closed: a request's headers must arrive whole by then (slow or half-sent headers).
+    pub header_timeout: Duration,
+    /// A connection with nothing written to it for this long is closed (an event stream
+    /// writes at least every 15 s, so only idle connections are).
+    pub idle_timeout: Duration,
+    /// Connections to the page's port at once; further ones are closed as they are accepted.
+    /// 0: four per viewer allowed and 16 more (a browser opens several).
+    pub max_connections: usize,
+}
+
+impl FloorConfig {
+    /// The connection cap in force: `max_connections`, or four per viewer and 16 more.
+    pub fn connection_cap(&self) -> usize {
+        match self.max_connections {
+            0 => self.max_viewers.saturating_mul(4).saturating_add(16),
+            n => n,
+        }
+    }
 }
 
 impl Default for FloorConfig {
@@ -62,6 +81,9 @@ impl Default for FloorConfig {
             max_ended: 1_000,
             max_viewers: 100,
             slow_viewer_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 0,
         }
     }
 }
