@@ -105,14 +105,15 @@ def main():
         rv = round(v, 3) if isinstance(v, float) else v
         ok = None if v is None or floor is None else (rv <= floor if lower_better else rv >= floor)
         failed += ok is False
-        out.append({"set": s, "measure": label, "value": v, "floor": floor, "ok": ok})
+        out.append({"set": s, "measure": label, "value": v, "floor": floor, "ok": ok,
+                    "at_most": lower_better})
     if args.json:
         print(json.dumps({"rows": out, "missing": missing}, indent=1))
     else:
         print(f"{'measure':<46} {'value':>8} {'floor':>8}  ")
         for r in out:
             v = "missing" if r["value"] is None else (f"{r['value']:.3f}" if isinstance(r["value"], float) else str(r["value"]))
-            f = "" if r["floor"] is None else (f"{'<=' if r['measure'].endswith('utterances') else '>='}{r['floor']}")
+            f = "" if r["floor"] is None else f"{'<=' if r['at_most'] else '>='}{r['floor']}"
             mark = {True: "ok", False: "BELOW", None: ""}[r["ok"]]
             print(f"{r['measure']:<46} {v:>8} {f:>8}  {mark}")
         if missing:

@@ -64,12 +64,32 @@ async fn serve_with_rubric(
     (server, client.unwrap())
 }
 
-#[tokio::test]
-async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
-    let dir = std::env::temp_dir().join(format!("hearken-reload-{}", std::process::id()));
+/// A folder of its own (`hearken-reload-<tag>-<pid>`) with `rubric.toml` holding `content`.
+fn rubric_file(tag: &str, content: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hearken-reload-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("rubric.toml");
-    std::fs::write(&file, "# no changes yet\n").unwrap();
+    std::fs::write(&file, content).unwrap();
+    (dir, file)
+}
+
+/// Stops the server with SIGTERM and waits for it off the runtime (so the client's connection
+/// task can close its socket meanwhile): its exit status and log.
+async fn stop(server: std::process::Child) -> (std::process::ExitStatus, String) {
+    common::terminate(&server);
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
+    let (dir, file) = rubric_file("change", "# no changes yet\n");
     let (server, mut client) = serve_with_rubric(&file, "100ms").await;
     assert_eq!(
         client
@@ -133,20 +153,8 @@ async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
     assert_eq!(r.seq, 2);
 
     drop((tx, live, client));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // Wait off the runtime, so the client's connection task can close its socket meanwhile.
-    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (status, log) = stop(server).await;
+    assert!(status.success());
     assert!(log.contains("rubric reloaded"), "{log}");
     assert!(
         log.contains("rubric file refused") && log.contains("timing.dead_air_ms"),
@@ -162,11 +170,8 @@ async fn the_rubric_reloads_on_change_and_sighup_and_a_bad_file_is_refused() {
 /// never go away.
 #[tokio::test]
 async fn a_rubric_file_read_while_it_is_being_written_is_not_loaded() {
-    let dir = std::env::temp_dir().join(format!("hearken-reload-half-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("rubric.toml");
     let content = "[profiles.strict.timing]\ninterruption_min_remaining_ms = 100\n";
-    std::fs::write(&file, content).unwrap();
+    let (dir, file) = rubric_file("half", content);
     let (server, mut client) = serve_with_rubric(&file, "20ms").await;
     assert!(client.score_transcript(request("strict")).await.is_ok());
     for round in 0..10 {
@@ -180,12 +185,7 @@ async fn a_rubric_file_read_while_it_is_being_written_is_not_loaded() {
         );
     }
     drop(client);
-    common::terminate(&server);
-    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (_, log) = stop(server).await;
     assert!(!log.contains("rubric reloaded"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -196,11 +196,8 @@ async fn a_rubric_file_read_while_it_is_being_written_is_not_loaded() {
 /// loads.
 #[tokio::test]
 async fn an_empty_rubric_file_keeps_the_running_rubric() {
-    let dir = std::env::temp_dir().join(format!("hearken-reload-empty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("rubric.toml");
     let content = "[profiles.custom.timing]\ninterruption_min_remaining_ms = 100\n";
-    std::fs::write(&file, content).unwrap();
+    let (dir, file) = rubric_file("empty", content);
     let (server, mut client) = serve_with_rubric(&file, "20ms").await;
     assert!(client.score_transcript(request("custom")).await.is_ok());
     std::fs::write(&file, "").unwrap();
@@ -215,12 +212,7 @@ async fn an_empty_rubric_file_keeps_the_running_rubric() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(client.score_transcript(request("custom")).await.is_ok());
     drop(client);
-    common::terminate(&server);
-    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (_, log) = stop(server).await;
     assert!(
         log.contains("the rubric file is empty; keeping the current rubric"),
         "{log}"

@@ -539,7 +539,7 @@ fn reverse_polarity_tag(
 }
 
 /// Positions (in Unicode scalar values) of the characters of `marks` in `text`.
-fn marks_in(text: &str, marks: &[char]) -> Vec<u32> {
+pub(crate) fn marks_in(text: &str, marks: &[char]) -> Vec<u32> {
     text.chars()
         .enumerate()
         .filter(|(_, c)| marks.contains(c))
@@ -548,7 +548,7 @@ fn marks_in(text: &str, marks: &[char]) -> Vec<u32> {
 }
 
 /// Whether one of the `marks` positions stands between word `i - 1` and word `i` of `a`.
-fn set_off_before(a: &Analysis, tokens: &[Token], marks: &[u32], i: usize) -> bool {
+pub(crate) fn set_off_before(a: &Analysis, tokens: &[Token], marks: &[u32], i: usize) -> bool {
     let token = |i: usize| a.words.token_of(i).and_then(|t| tokens.get(t));
     match (i.checked_sub(1).and_then(token), token(i)) {
         (Some(before), Some(this)) => marks

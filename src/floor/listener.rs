@@ -60,15 +60,11 @@ pub(crate) struct Connection {
     quiet: Pin<Box<Sleep>>,
     idle: Duration,
     /// Its place under the connection cap, given back when it is dropped.
-    _place: Option<tokio::sync::OwnedSemaphorePermit>,
+    _place: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Connection {
-    fn new(
-        inner: Box<dyn Io>,
-        limits: Limits,
-        place: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Self {
+    fn new(inner: Box<dyn Io>, limits: Limits, place: tokio::sync::OwnedSemaphorePermit) -> Self {
         Connection {
             inner,
             stalled: None,
@@ -202,7 +198,6 @@ impl UiListener {
                     drop(tcp);
                     continue;
                 };
-                let place = Some(place);
                 let _ = tcp.set_nodelay(true);
                 match &acceptor {
                     None => {

@@ -4,8 +4,10 @@
 //! "whatever."), not inside one ("deep breaths help people calm down", "whatever he likes");
 //! reassurance is not blame ("it is not your fault", "you shouldn't have to live with that").
 
+use std::cell::OnceCell;
+
 use super::{Behaviour, Context, Detection, Detector, Speakers};
-use crate::engine::language::CompiledLanguage;
+use crate::engine::language::{self, CompiledLanguage};
 use crate::engine::state::Segment;
 use crate::engine::text::PhraseMatch;
 
@@ -21,11 +23,22 @@ impl Detector for DismissiveDetector {
     fn detect(&self, utterance: &Segment, context: &Context<'_>, found: &mut Vec<Detection>) {
         let lang = context.profile.lang();
         let words = &utterance.analysis.words;
-        let clause = Clauses { utterance, lang };
+        let clause = Clauses {
+            utterance,
+            lang,
+            marks: OnceCell::new(),
+        };
         let unless_next = |m: &PhraseMatch| {
             words
                 .get(m.end)
                 .is_some_and(|w| lang.dismissive_unless_next.contains(w))
+        };
+        // Repeating oneself to a customer who is upset or asking.
+        let unheard = || {
+            let threshold = context.profile.language.thresholds.emotion_sentiment;
+            context.other_turns(utterance, 1).next().is_some_and(|p| {
+                p.question_mark || p.question.is_some() || p.sentiment <= threshold
+            })
         };
         let hit = lang
             .dismissive
@@ -42,14 +55,10 @@ impl Detector for DismissiveDetector {
                     .find(|m| clause.opens(m.start) && clause.closes(m.end))
             })
             .or_else(|| {
-                // Repeating oneself to a customer who is upset or asking.
-                let threshold = context.profile.language.thresholds.emotion_sentiment;
-                let unheard = context.other_turns(utterance, 1).next().is_some_and(|p| {
-                    p.question_mark || p.question.is_some() || p.sentiment <= threshold
-                });
                 lang.dismissive_when_unheard
                     .find_all(words)
-                    .find(|m| unheard && clause.opens(m.start))
+                    .find(|m| clause.opens(m.start))
+                    .filter(|_| unheard())
             });
         if let Some(m) = hit {
             found.push(Detection::words(
@@ -63,46 +72,33 @@ impl Detector for DismissiveDetector {
     }
 }
 
-/// Where an utterance's clauses begin and end: at its ends and at sentence or clause
-/// punctuation between two words (`. ! ? ; : ,` and dashes), so speech recognition's text is
-/// one clause.
+/// Punctuation that ends a clause: `. ! ? ; : ,` and dashes.
+const CLAUSE_MARKS: [char; 8] = ['.', '!', '?', ';', ':', ',', '\u{2014}', '\u{2013}'];
+
+/// Where an utterance's clauses begin and end: at its ends and at [`CLAUSE_MARKS`] between two
+/// words (`language::set_off_before`), so speech recognition's text is one clause. The marks
+/// are found only when a phrase asks.
 struct Clauses<'a> {
     utterance: &'a Segment,
     lang: &'a CompiledLanguage,
+    marks: OnceCell<Vec<u32>>,
 }
 
 impl Clauses<'_> {
     /// Whether punctuation stands between word `i - 1` and word `i`.
     fn boundary_before(&self, i: usize) -> bool {
-        let words = &self.utterance.analysis.words;
-        let tokens = &self.utterance.tokens;
-        let (Some(a), Some(b)) = (
-            words.token_of(i - 1).and_then(|t| tokens.get(t)),
-            words.token_of(i).and_then(|t| tokens.get(t)),
-        ) else {
-            return true;
-        };
-        self.utterance
-            .text
-            .chars()
-            .skip(a.end_char as usize)
-            .take(b.start_char.saturating_sub(a.end_char) as usize)
-            .any(|c| {
-                matches!(
-                    c,
-                    '.' | '!' | '?' | ';' | ':' | ',' | '\u{2014}' | '\u{2013}'
-                )
-            })
+        let u = self.utterance;
+        let marks = self
+            .marks
+            .get_or_init(|| language::marks_in(&u.text, &CLAUSE_MARKS));
+        language::set_off_before(&u.analysis, &u.tokens, marks, i)
     }
 
     /// Whether word `i` opens a clause: only discourse markers or words of address stand
     /// between it and the clause's start ("so, sir, please calm down").
     fn opens(&self, mut i: usize) -> bool {
         let words = &self.utterance.analysis.words;
-        loop {
-            if i == 0 || self.boundary_before(i) {
-                return true;
-            }
+        while i > 0 && !self.boundary_before(i) {
             let before = words.get(i - 1).unwrap_or_default();
             if !(self.lang.discourse_markers.contains(before)
                 || self.lang.dismissive_preludes.contains(before))
@@ -111,6 +107,7 @@ impl Clauses<'_> {
             }
             i -= 1;
         }
+        true
     }
 
     /// Whether the clause ends where a phrase ending before word `end` ends.

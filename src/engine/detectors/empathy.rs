@@ -25,17 +25,19 @@ impl Detector for EmpathyDetector {
         if a.question_mark && a.words.len() <= 3 {
             return;
         }
+        // An apology for a procedure ("sorry, due to quality purposes I will have to close this
+        // chat") is not one for the customer's trouble: a phrase before the last procedural
+        // reason does not count.
+        let procedure_at = lang
+            .procedural_apologies
+            .find_all(&a.words)
+            .map(|p| p.start)
+            .max();
         let phrase = lang.empathy.find_all(&a.words).find(|m| {
             // "oh no" and friends count only as a reply of their own, not inside a longer turn.
             let short_only =
                 a.words.len() > 4 && lang.short_only_empathy.is_exactly(&a.words, m.start, m.end);
-            // An apology for a procedure ("sorry, due to quality purposes I will have to close
-            // this chat") is not one for the customer's trouble.
-            let procedural = lang
-                .procedural_apologies
-                .find_all(&a.words)
-                .any(|p| p.start >= m.end);
-            !short_only && !procedural
+            !short_only && procedure_at.is_none_or(|p| p < m.end)
         });
         let Some((start, end)) = phrase
             .map(|m| (m.start, m.end))
@@ -85,7 +87,7 @@ fn named_feeling(a: &Analysis, lang: &CompiledLanguage) -> Option<(usize, usize)
         if asked {
             return None;
         }
-        (m.end..(m.end + reach).min(a.words.len()))
+        (m.end..m.end + reach)
             .map_while(|i| a.words.get(i).map(|w| (i, w)))
             .take_while(|(_, w)| !lang.feeling_breaks.contains(*w))
             .find(|(_, w)| lang.feeling_words.contains(*w))

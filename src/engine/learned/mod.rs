@@ -156,17 +156,19 @@ pub(crate) fn revise(
         // called?"), which the reflection rule, reading the whole turn, misses.
         let parts = sentences::split(text);
         let mut said_back = None;
-        // Whether a sentence of the turn may say back what the other said: one that neither
-        // asks outright nor speaks from the agent's own ground (advice, an appraisal, a story
-        // of one's own, people in general).
-        let may_say_back = |a: &language::Analysis| !a.asks_outright() && !lang.own_ground(a);
+        // Whether a sentence of an agent's turn may say back what the other said: one that
+        // neither asks outright nor speaks from the agent's own ground (advice, an appraisal, a
+        // story of one's own, people in general). Only an agent's turn is asked.
+        let may_say_back = |a: &language::Analysis| {
+            input.role == Role::Agent && !a.asks_outright() && !lang.own_ground(a)
+        };
         let mut saying_back = false;
         if parts.len() > 1 {
             for (i, part) in parts.iter().enumerate() {
                 let raw = part.text(text);
                 let tokens = text::tokenize(raw);
                 let a = language::analyse(raw, &tokens, &profile.compiled.fillers, lang);
-                saying_back |= may_say_back(&a);
+                saying_back = saying_back || may_say_back(&a);
                 if said_back.is_none()
                     && input.role == Role::Agent
                     && let Some(other) = other
