@@ -47,6 +47,7 @@ def pipeline_checks(label, merged, by_kind, grpc_services):
     check(f"{label}: pipeline args: brokers, group, topics, metrics port",
           args[0] == "pipeline" and f"--brokers={p['brokers']}" in args and f"--group={p['group']}" in args
           and f"--input-topic={','.join(p['inputTopics'])}" in args and f"--dead-letter-topic={p['deadLetterTopic']}" in args
+          and f"--state-topic={p['stateTopic']}" in args
           and f"--metrics-addr=0.0.0.0:{merged['service']['metricsPort']}" in args, args)
     for kind in ("updates", "alerts", "scorecards", "rejections"):
         topic = p[f"{kind}Topic"]

@@ -136,6 +136,14 @@ struct RunArgs {
         default_value = "hearken.dead-letters"
     )]
     dead_letter_topic: String,
+    /// Topic for the partitions' checkpoints, from which a replica that takes a partition over
+    /// rebuilds its live calls exactly (create it compacted; one partition is plenty).
+    #[arg(
+        long,
+        env = "HEARKEN_PIPELINE_STATE_TOPIC",
+        default_value = "hearken.state"
+    )]
+    state_topic: String,
     /// How input records are encoded when their `content-type` header does not say.
     #[arg(long, value_enum, default_value = "auto")]
     input_encoding: InputEncoding,
@@ -254,6 +262,7 @@ impl RunArgs {
         for (flag, topic) in [
             ("--output-topic", Some(&self.output_topic)),
             ("--dead-letter-topic", Some(&self.dead_letter_topic)),
+            ("--state-topic", Some(&self.state_topic)),
             ("--updates-topic", self.updates_topic.as_ref()),
             ("--alerts-topic", self.alerts_topic.as_ref()),
             ("--scorecards-topic", self.scorecards_topic.as_ref()),
@@ -296,6 +305,7 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
             scorecards: topic_or(args.scorecards_topic, all),
             rejections: topic_or(args.rejections_topic, all),
             dead_letters: args.dead_letter_topic,
+            state: args.state_topic,
         },
         input_encoding: args.input_encoding,
         output_encoding: args.output_encoding,

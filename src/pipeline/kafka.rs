@@ -20,7 +20,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, types::RDKafkaErrorCode};
 
-use super::partition::{self, Outcome, PartitionId, Record, State};
+use super::checkpoint::{self, Checkpoint};
+use super::partition::{Outcome, PartitionId, Record, State};
 use super::records::{self, DeadLetter, DeadReason};
 use super::{Config, Health};
 use crate::proto::v1::StreamConversationsResponse;
@@ -29,12 +30,23 @@ use crate::proto::v1::StreamConversationsResponse;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the committed offsets of partitions just assigned.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the checkpoints of partitions just assigned.
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the loop and the rebalance callback share.
 struct Shared {
     config: Config,
     state: Mutex<State>,
     producer: ThreadedProducer<Delivery>,
+    /// Writes the checkpoints: one record per batch, so that a reader may start at any of them
+    /// (tansu 0.6.0 answers nothing to a fetch that starts inside a batch).
+    checkpoints: ThreadedProducer<Delivery>,
+    /// Reads the checkpoints back (assigned, no group).
+    reader: BaseConsumer,
+    /// Partitions of the state topic.
+    state_partitions: i32,
+    /// Why the replica must stop, set where an error cannot be returned (a rebalance callback).
+    fatal: Mutex<Option<String>>,
     health: Arc<Health>,
     metrics: super::PipelineMetrics,
     service: Arc<crate::telemetry::metrics::Metrics>,
@@ -77,8 +89,13 @@ impl Shared {
         Ok(())
     }
 
+    /// The state topic's partition that holds `partition`'s checkpoints.
+    fn state_partition(&self, partition: i32) -> i32 {
+        partition.rem_euclid(self.state_partitions.max(1))
+    }
+
     /// Commits `partitions` (all owned ones if `None`) at their commit points, after the
-    /// outputs so far are delivered.
+    /// outputs so far are delivered and the partitions' checkpoints written.
     fn commit(
         &self,
         consumer: &BaseConsumer<Group>,
@@ -86,7 +103,7 @@ impl Shared {
         mode: CommitMode,
     ) -> anyhow::Result<()> {
         self.flush()?;
-        let state = self.state();
+        let mut state = self.state();
         let owned: Vec<PartitionId> = match partitions {
             Some(tpl) => tpl
                 .elements()
@@ -96,18 +113,43 @@ impl Shared {
             None => state.partitions().cloned().collect(),
         };
         let mut tpl = TopicPartitionList::new();
+        let mut checkpoints = Vec::new();
         for id in &owned {
             let Some(point) = state.commit_point(id) else {
                 continue;
             };
-            let mut e = tpl.add_partition(&id.0, id.1);
-            e.set_offset(Offset::Offset(point.resume))
+            if let Some(c) = state.checkpoint(id) {
+                checkpoints.push((id.clone(), c));
+            }
+            tpl.add_partition(&id.0, id.1)
+                .set_offset(Offset::Offset(point.resume))
                 .context("a commit offset")?;
-            e.set_metadata(partition::commit_metadata(point.processed));
         }
         drop(state);
         if tpl.count() == 0 {
             return Ok(());
+        }
+        if !checkpoints.is_empty() {
+            for ((topic, partition), c) in &checkpoints {
+                let key = checkpoint::key(&self.config.group, topic, *partition);
+                let value = c.encode();
+                let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.config.topics.state)
+                    .partition(self.state_partition(*partition))
+                    .key(key.as_bytes())
+                    .payload(&value);
+                send_record(&self.checkpoints, &self.config.topics.state, record);
+            }
+            self.checkpoints
+                .flush(FLUSH_TIMEOUT)
+                .context("the producer could not deliver the partitions' checkpoints in time")?;
+            if let Some((failed, first)) = self.checkpoints.context().failures() {
+                anyhow::bail!(
+                    "{failed} checkpoint(s) could not be written to the state topic (first: {first}); nothing more is committed"
+                );
+            }
+            for _ in &checkpoints {
+                self.metrics.checkpoint("written");
+            }
         }
         tracing::debug!(offsets = ?tpl, "committing");
         match consumer.commit(&tpl, mode) {
@@ -122,6 +164,100 @@ impl Shared {
                 Ok(())
             }
         }
+    }
+}
+
+impl Shared {
+    /// The latest checkpoint of each of `wanted` (topic, partition) for this group, read from
+    /// the end of the state topic backwards, in growing windows: on a compacted topic each
+    /// partition's latest checkpoint is near the end.
+    fn read_checkpoints(
+        &self,
+        wanted: &[(String, i32)],
+    ) -> anyhow::Result<HashMap<(String, i32), Checkpoint>> {
+        let state = &self.config.topics.state;
+        let deadline = Instant::now() + CHECKPOINT_TIMEOUT;
+        let mut by_state_partition: HashMap<i32, HashMap<String, (String, i32)>> = HashMap::new();
+        for (topic, partition) in wanted {
+            by_state_partition
+                .entry(self.state_partition(*partition))
+                .or_default()
+                .insert(
+                    checkpoint::key(&self.config.group, topic, *partition),
+                    (topic.clone(), *partition),
+                );
+        }
+        let mut found = HashMap::new();
+        for (sp, mut keys) in by_state_partition {
+            let (low, high) = self
+                .reader
+                .fetch_watermarks(state, sp, COMMITTED_TIMEOUT)
+                .with_context(|| format!("the state topic {state} (partition {sp})"))?;
+            let (mut end, mut window) = (high, 64_i64);
+            while !keys.is_empty() && end > low {
+                let start = (end - window).max(low);
+                let mut latest: HashMap<String, Checkpoint> = HashMap::new();
+                self.read_window(sp, start, end, deadline, |key, value| {
+                    if keys.contains_key(key)
+                        && let Some(c) = Checkpoint::decode(value)
+                    {
+                        latest.insert(key.to_owned(), c);
+                    }
+                })?;
+                for (key, c) in latest {
+                    if let Some(partition) = keys.remove(&key) {
+                        found.insert(partition, c);
+                    }
+                }
+                end = start;
+                window = window.saturating_mul(4);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads the state topic's partition `sp` from `start` up to (not including) `end`.
+    fn read_window(
+        &self,
+        sp: i32,
+        start: i64,
+        end: i64,
+        deadline: Instant,
+        mut each: impl FnMut(&str, &[u8]),
+    ) -> anyhow::Result<()> {
+        let state = &self.config.topics.state;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(state, sp, Offset::Offset(start))
+            .context("a state topic offset")?;
+        self.reader.assign(&tpl).context("assign the state topic")?;
+        loop {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the state topic {state} (partition {sp}) was not read up to offset {end} within {CHECKPOINT_TIMEOUT:?}"
+            );
+            match self.reader.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    if m.offset() >= end {
+                        break;
+                    }
+                    if let (Some(key), Some(value)) = (m.key(), m.payload())
+                        && let Ok(key) = std::str::from_utf8(key)
+                    {
+                        each(key, value);
+                    }
+                    if m.offset() + 1 >= end {
+                        break;
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(error)) => {
+                    anyhow::bail!("reading the state topic {state}: {error}")
+                }
+                None => {}
+            }
+        }
+        self.reader.unassign().context("unassign the state topic")?;
+        Ok(())
     }
 }
 
@@ -241,37 +377,82 @@ impl ConsumerContext for Group {
         };
         let shared = &self.shared;
         shared.metrics.rebalance("assign");
-        // What the last owner processed is in the commit's metadata: below it, records only
-        // rebuild state (their outputs were written).
         let committed = consumer
             .committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT)
-            .map_err(|error| {
-                tracing::warn!(%error, "committed offsets unknown: outputs of re-read records are written again (identical)");
-            })
+            .map_err(|error| tracing::warn!(%error, "committed offsets unknown"))
             .ok();
+        let wanted: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        // Without its checkpoint a partition cannot be rebuilt exactly: the replica stops
+        // (its partitions go to another, or to this one restarted) rather than guess.
+        let mut found = match shared.read_checkpoints(&wanted) {
+            Ok(found) => found,
+            Err(error) => {
+                let why = format!("cannot read the partitions' checkpoints: {error:#}");
+                tracing::error!(error = %why, "stopping");
+                shared.health.fail(why.clone());
+                if let Ok(mut fatal) = shared.fatal.lock() {
+                    *fatal = Some(why);
+                }
+                return;
+            }
+        };
         let mut state = shared.state();
         for e in tpl.elements() {
             let topic = shared.topic(e.topic());
-            let found = committed
+            let from = committed
                 .as_ref()
-                .and_then(|c| c.find_partition(e.topic(), e.partition()));
-            let replay_until = found
-                .as_ref()
-                .and_then(|c| partition::parse_commit_metadata(c.metadata()));
-            let resume = found.as_ref().and_then(|c| c.offset().to_raw());
-            if let (Some(until), Some(resume)) = (replay_until, resume)
-                && until > resume
+                .and_then(|c| c.find_partition(e.topic(), e.partition()))
+                .and_then(|c| match c.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None, // nothing committed yet
+                });
+            let mut checkpoint = found.remove(&(e.topic().to_owned(), e.partition()));
+            // A commit past the checkpoint's resume offset was made without it (by a release
+            // before checkpoints): the checkpoint is older than the commit, and not used.
+            if let (Some(c), Some(from)) = (&checkpoint, from)
+                && from > c.resume
             {
-                shared.metrics.rebuild();
+                tracing::warn!(
+                    topic = e.topic(),
+                    partition = e.partition(),
+                    committed = from,
+                    checkpoint = c.resume,
+                    "the checkpoint is older than the committed offset: not used; outputs of re-read records are written again"
+                );
+                shared.metrics.checkpoint("stale");
+                checkpoint = None;
+            }
+            match &checkpoint {
+                Some(c) => {
+                    shared.metrics.checkpoint("found");
+                    if from.is_none_or(|from| from < c.processed) {
+                        shared.metrics.rebuild();
+                    }
+                }
+                None if from.is_some() => {
+                    shared.metrics.checkpoint("none");
+                    tracing::warn!(
+                        topic = e.topic(),
+                        partition = e.partition(),
+                        "a committed partition without a checkpoint: outputs of re-read records are written again"
+                    );
+                }
+                None => shared.metrics.checkpoint("none"),
             }
             tracing::info!(
                 topic = e.topic(),
                 partition = e.partition(),
-                resume = ?resume,
-                processed = ?replay_until,
+                committed = ?from,
+                resume = ?checkpoint.as_ref().map(|c| c.resume),
+                processed = ?checkpoint.as_ref().map(|c| c.processed),
+                live = checkpoint.as_ref().map_or(0, |c| c.live.len()),
                 "partition taken on"
             );
-            state.assign((topic, e.partition()), replay_until);
+            state.assign((topic, e.partition()), checkpoint, from);
         }
         shared.metrics.partitions(state.partitions().count());
         shared.health.joined(state.partitions().count());
@@ -297,6 +478,15 @@ pub(super) fn run(
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("compression.type", "lz4");
+    let mut checkpoint_config = producer_config.clone();
+    checkpoint_config
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1");
+    let mut reader_config = common.clone();
+    reader_config
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
     let mut consumer_config = common;
     consumer_config
         .set("group.id", &config.group)
@@ -310,13 +500,50 @@ pub(super) fn run(
         .set("statistics.interval.ms", "5000");
     super::apply_properties(&mut producer_config, &config.kafka, super::Side::Producer);
     super::apply_properties(&mut consumer_config, &config.kafka, super::Side::Consumer);
+    super::apply_properties(&mut checkpoint_config, &config.kafka, super::Side::Producer);
+    // The checkpoint writer keeps one record per batch whatever `-X` says.
+    checkpoint_config.set("batch.num.messages", "1");
+    super::apply_properties(&mut reader_config, &config.kafka, super::Side::Consumer);
+    // librdkafka wants a group for `assign`; this one is never joined (no subscribe) and never
+    // committed to.
+    reader_config
+        .set("group.id", format!("{}.checkpoint-reader", config.group))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true");
     let producer: ThreadedProducer<Delivery> = producer_config
         .create_with_context(Delivery {
             failed: AtomicU64::new(0),
             first_error: Mutex::new(String::new()),
         })
         .context("cannot create the Kafka producer")?;
+    let checkpoints: ThreadedProducer<Delivery> = checkpoint_config
+        .create_with_context(Delivery {
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(String::new()),
+        })
+        .context("cannot create the Kafka producer for checkpoints")?;
+    let reader: BaseConsumer = reader_config
+        .create()
+        .context("cannot create the Kafka reader for checkpoints")?;
+    let state_partitions = reader
+        .fetch_metadata(Some(&config.topics.state), COMMITTED_TIMEOUT)
+        .context("cannot read the state topic's metadata")?
+        .topics()
+        .iter()
+        .find(|t| t.name() == config.topics.state && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .filter(|&n| n > 0)
+        .with_context(|| {
+            format!(
+                "the state topic {} does not exist: create it (compacted; one partition is plenty) or name another with --state-topic",
+                config.topics.state
+            )
+        })?;
     let shared = Arc::new(Shared {
+        checkpoints,
+        reader,
+        state_partitions,
+        fatal: Mutex::new(None),
         state: Mutex::new(State::new(config.settings.clone())),
         config,
         producer,
@@ -366,6 +593,9 @@ fn consume(
     let mut last_sweep = Instant::now();
     let mut last_commit = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if let Some(why) = shared.fatal.lock().ok().and_then(|mut f| f.take()) {
+            anyhow::bail!(why);
+        }
         shared.health.tick();
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => on_message(shared, &message),
@@ -535,7 +765,13 @@ fn write(
     }
     if outcome.rebuilt {
         metrics.rebuilt_record();
-        metrics.record_in("rebuilt");
+        // A record of a call that was not live at the checkpoint (its tail, or a call that
+        // ended before it): passed over, nothing opened.
+        metrics.record_in(if outcome.passed_over {
+            "passed_over"
+        } else {
+            "rebuilt"
+        });
         return;
     }
     for _ in 0..outcome.completed {
@@ -686,8 +922,17 @@ fn send_bytes(
     if let Some(value) = value {
         record = record.payload(value);
     }
+    send_record(&shared.producer, topic, record);
+}
+
+/// Hands `record` to `producer`, waiting while its queue is full.
+fn send_record(
+    producer: &ThreadedProducer<Delivery>,
+    topic: &str,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) {
     loop {
-        match shared.producer.send(record) {
+        match producer.send(record) {
             Ok(()) => return,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
@@ -696,7 +941,7 @@ fn send_bytes(
             Err((error, _)) => {
                 // Not queued at all (an invalid topic name, a record over message.max.bytes):
                 // counted as a failed delivery, so nothing is committed past it.
-                shared.producer.context().failed(&error, topic);
+                producer.context().failed(&error, topic);
                 tracing::error!(%error, topic, "output record not queued");
                 return;
             }

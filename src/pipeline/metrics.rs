@@ -17,6 +17,7 @@ pub struct PipelineMetrics {
     rebuilt_records: Counter<u64>,
     rebalances: Counter<u64>,
     commits: Counter<u64>,
+    checkpoints: Counter<u64>,
     lag: Gauge<i64>,
     reread: Gauge<i64>,
     partitions: Gauge<i64>,
@@ -35,7 +36,7 @@ impl PipelineMetrics {
                 .u64_counter("hearken.pipeline.records.in")
                 .with_unit("{record}")
                 .with_description(
-                    "Input records read, by outcome (scored, dead_letter, rebuilt, not_owned, redelivered)",
+                    "Input records read, by outcome (scored, dead_letter, rebuilt, passed_over, not_owned, redelivered)",
                 )
                 .build(),
             records_out: meter
@@ -71,6 +72,13 @@ impl PipelineMetrics {
                 .u64_counter("hearken.pipeline.commits")
                 .with_unit("{commit}")
                 .with_description("Offset commits, by outcome (ok, failed)")
+                .build(),
+            checkpoints: meter
+                .u64_counter("hearken.pipeline.checkpoints")
+                .with_unit("{checkpoint}")
+                .with_description(
+                    "Partition checkpoints on the state topic, by outcome (written; when a partition is taken on: found, none, stale)",
+                )
                 .build(),
             lag: meter
                 .i64_gauge("hearken.pipeline.consumer.lag")
@@ -108,7 +116,8 @@ impl PipelineMetrics {
         ))
     }
 
-    /// An input record was read: `scored`, `dead_letter`, `rebuilt` or `not_owned`.
+    /// An input record was read: `scored`, `dead_letter`, `rebuilt`, `passed_over`, `not_owned`
+    /// or `redelivered`.
     pub fn record_in(&self, outcome: &'static str) {
         self.records_in.add(1, &[KeyValue::new("outcome", outcome)]);
     }
@@ -141,6 +150,12 @@ impl PipelineMetrics {
     /// An offset commit: `ok` or `failed`.
     pub fn commit(&self, outcome: &'static str) {
         self.commits.add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    /// A checkpoint `written`, or, for a partition taken on, `found`, `none` or `stale`.
+    pub fn checkpoint(&self, outcome: &'static str) {
+        self.checkpoints
+            .add(1, &[KeyValue::new("outcome", outcome)]);
     }
 
     /// The lag of an owned partition.

@@ -3,11 +3,13 @@
 //!
 //! - `records`: input records → requests (hearken's proto3 JSON or protobuf, Contact Lens
 //!   real-time events), responses and dead letters → output records.
+//! - `checkpoint`: what a new owner of a partition needs to rebuild it exactly.
 //! - `partition`: the owned partitions' conversations, driven by records; pure and
 //!   deterministic, so a replica that re-reads a partition writes the very same records.
 //! - `kafka`: the consumer, the producer, rebalances and commits, the loop.
 //! - `metrics`: the pipeline's instruments.
 
+pub mod checkpoint;
 mod kafka;
 mod metrics;
 pub mod partition;
@@ -42,6 +44,8 @@ pub struct OutputTopics {
     pub rejections: Option<String>,
     /// Input records that were not scored, as they came, with the reason in headers.
     pub dead_letters: String,
+    /// The partitions' checkpoints (compacted; `checkpoint`).
+    pub state: String,
 }
 
 impl OutputTopics {

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::checkpoint::{self, Checkpoint};
 use super::records::{DeadLetter, DeadReason, Decoded};
 use crate::engine::{
     self, Conversation, Emitted, End, EndReason, Event, InputLimits, RejectReason, Rejected, Rubric,
@@ -77,6 +78,10 @@ pub struct Outcome {
     pub completed: u32,
     /// Conversations ended as abandoned.
     pub abandoned: u32,
+    /// The record was re-read below the checkpoint's `processed` and belongs to no call that
+    /// was live there (the tail of one that began before the resume offset, or one that ended
+    /// before `processed`): passed over, nothing opened. Counted with `rebuilt`.
+    pub passed_over: bool,
 }
 
 impl Outcome {
@@ -105,11 +110,20 @@ struct Live {
     /// Offset of its first record: the partition's commit point stays at or below it while
     /// the conversation is live, so that whoever owns the partition next can rebuild it.
     first_offset: i64,
+    /// Record time before its first record (what a re-reading owner starts its clock at).
+    clock_before: i64,
     seq: i64,
     /// Record time of its last record.
     last_ms: i64,
     /// What alert offsets count from: the start's time, else the first record's timestamp.
     base_ms: i64,
+}
+
+/// What a partition taken on with a checkpoint becomes once its re-read reaches the
+/// checkpoint's `processed`: the last owner's memory of calls that ended, and its record time.
+struct Settle {
+    recent: VecDeque<(String, i64, Gone)>,
+    clock_ms: i64,
 }
 
 /// One partition's conversations and position.
@@ -122,6 +136,13 @@ struct Partition {
     next_offset: Option<i64>,
     /// Records below this offset were handled, and their outputs written, by an earlier owner.
     replay_until: i64,
+    /// Taken on with a checkpoint: below `replay_until`, a call opens only at one of these
+    /// offsets (the first records of the calls live at the checkpoint), ascending.
+    live_firsts: Option<Vec<i64>>,
+    /// Applied when the re-read reaches `replay_until`; until then nothing is committed.
+    settle: Option<Settle>,
+    /// Something changed since the last checkpoint was taken.
+    dirty: bool,
     /// Record time: the largest timestamp read.
     clock_ms: i64,
     /// When (wall clock) the last record arrived.
@@ -129,7 +150,7 @@ struct Partition {
 }
 
 /// Where a partition may be committed: the offset to resume from and the offset processing
-/// has reached (kept in the commit's metadata, so that the next owner writes nothing twice
+/// has reached (kept in the partition's checkpoint, so that the next owner writes nothing twice
 /// below it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitPoint {
@@ -137,18 +158,6 @@ pub struct CommitPoint {
     pub resume: i64,
     /// One past the last record handled.
     pub processed: i64,
-}
-
-/// The commit metadata that carries `processed`.
-pub fn commit_metadata(processed: i64) -> String {
-    format!("hearken:v1:processed={processed}")
-}
-
-/// `processed` from commit metadata, if it is hearken's.
-pub fn parse_commit_metadata(metadata: &str) -> Option<i64> {
-    metadata
-        .strip_prefix("hearken:v1:processed=")
-        .and_then(|n| n.parse().ok())
 }
 
 /// Every owned partition's conversations.
@@ -207,11 +216,35 @@ impl State {
         self.partitions.keys()
     }
 
-    /// Takes a partition on; records below `replay_until` (the last owner's processed offset,
-    /// from the commit metadata) rebuild state without writing anything.
-    pub fn assign(&mut self, partition: PartitionId, replay_until: Option<i64>) {
+    /// Takes a partition on. With the last owner's checkpoint, the partition's live calls are
+    /// rebuilt exactly: records below its `processed` rebuild state without writing anything,
+    /// and open a call only where one of the live calls began. Without one (a partition never
+    /// checkpointed), every record is handled as new work. `from` is the offset reading starts
+    /// at, if known (the committed offset).
+    pub fn assign(
+        &mut self,
+        partition: PartitionId,
+        checkpoint: Option<Checkpoint>,
+        from: Option<i64>,
+    ) {
         let p = self.partitions.entry(partition).or_default();
-        p.replay_until = replay_until.unwrap_or(0);
+        let Some(c) = checkpoint else {
+            return;
+        };
+        p.replay_until = c.processed;
+        p.live_firsts = Some(c.live);
+        p.clock_ms = p.clock_ms.max(c.clock_before_resume);
+        p.settle = Some(Settle {
+            recent: c
+                .ended
+                .iter()
+                .map(|e| (e.id.clone(), e.at, e.gone()))
+                .collect(),
+            clock_ms: c.clock,
+        });
+        if from.is_some_and(|from| from >= c.processed) {
+            p.settle_now();
+        }
     }
 
     /// Lets a partition go; returns how many live conversations it held (the next owner
@@ -225,9 +258,13 @@ impl State {
         n
     }
 
-    /// Where `partition` may be committed, if it has handled a record.
+    /// Where `partition` may be committed, if it has handled a record and is not still
+    /// re-reading up to its last owner's checkpoint.
     pub fn commit_point(&self, partition: &PartitionId) -> Option<CommitPoint> {
         let p = self.partitions.get(partition)?;
+        if p.settle.is_some() {
+            return None;
+        }
         let processed = p.next_offset?;
         let resume = p
             .live
@@ -239,6 +276,39 @@ impl State {
         Some(CommitPoint { resume, processed })
     }
 
+    /// The checkpoint to write for `partition` before committing it at its commit point, if
+    /// anything changed since the last one was taken (and marks it taken).
+    pub fn checkpoint(&mut self, partition: &PartitionId) -> Option<Checkpoint> {
+        let point = self.commit_point(partition)?;
+        let linger = self.settings.ended_linger.as_millis() as i64;
+        let p = self.partitions.get_mut(partition)?;
+        if !p.dirty {
+            return None;
+        }
+        p.dirty = false;
+        let mut live: Vec<(i64, i64)> = p
+            .live
+            .values()
+            .map(|l| (l.first_offset, l.clock_before))
+            .collect();
+        live.sort_unstable();
+        let clock = p.clock_ms;
+        Some(Checkpoint {
+            v: checkpoint::VERSION,
+            resume: point.resume,
+            processed: point.processed,
+            clock_before_resume: live.first().map_or(clock, |&(_, before)| before),
+            clock,
+            live: live.into_iter().map(|(first, _)| first).collect(),
+            ended: p
+                .recent
+                .iter()
+                .filter(|(_, at, _)| clock - at <= linger)
+                .map(|(id, at, gone)| checkpoint::Ended::new(id, *at, *gone))
+                .collect(),
+        })
+    }
+
     /// Handles one record: `None` for one that could not be decoded, which only moves the
     /// partition on. A record for a partition not owned (a straggler after a revoke) is
     /// ignored: its owner reads it.
@@ -248,7 +318,7 @@ impl State {
         record: Record<'_>,
         decoded: Option<Decoded>,
     ) -> Outcome {
-        let key = (Arc::clone(topic), record.partition);
+        let key: PartitionId = (Arc::clone(topic), record.partition);
         let Some(p) = self.partitions.get_mut(&key) else {
             return Outcome {
                 not_owned: true,
@@ -263,7 +333,48 @@ impl State {
             };
         }
         let rebuilt = record.offset < p.replay_until;
+        if !rebuilt {
+            p.settle_now();
+        }
+        let clock_before = p.clock_ms;
         p.advance(record);
+        let out = self.handle(&key, record, decoded, rebuilt, clock_before);
+        if let Some(p) = self.partitions.get_mut(&key)
+            && record.offset + 1 >= p.replay_until
+        {
+            // The re-read reached the checkpoint with this record: what the last owner knew
+            // at `processed` applies from the next one on.
+            p.settle_now();
+        }
+        out
+    }
+
+    fn handle(
+        &mut self,
+        key: &PartitionId,
+        record: Record<'_>,
+        decoded: Option<Decoded>,
+        rebuilt: bool,
+        clock_before: i64,
+    ) -> Outcome {
+        let Some(p) = self.partitions.get_mut(key) else {
+            return Outcome::default();
+        };
+        let id = record.key;
+        // Re-read below the checkpoint: only the calls that were live there are rebuilt; a
+        // record of any other call (its tail, when it began before the resume offset; all of
+        // it, when it ended before `processed`) opens nothing and writes nothing.
+        if rebuilt
+            && let Some(firsts) = &p.live_firsts
+            && !p.live.contains_key(id)
+            && firsts.binary_search(&record.offset).is_err()
+        {
+            return Outcome {
+                rebuilt,
+                passed_over: true,
+                ..Outcome::default()
+            };
+        }
         let Some(decoded) = decoded else {
             return Outcome {
                 rebuilt,
@@ -276,13 +387,13 @@ impl State {
             live_total: &mut self.live_total,
             p,
             offset: record.offset,
+            clock_before,
             ts,
             out: Outcome {
                 rebuilt,
                 ..Outcome::default()
             },
         };
-        let id = record.key;
         // An idle conversation ends before anything else is done with it, exactly as a sweep
         // would have ended it: whether it is idle depends on record time alone.
         ctx.end_if_idle(id);
@@ -318,10 +429,15 @@ impl State {
         let idle_ms = self.settings.idle_timeout.as_millis() as i64;
         let mut all = Vec::new();
         for (key, p) in &mut self.partitions {
+            if p.settle.is_some() {
+                continue; // still re-reading up to the last owner's checkpoint
+            }
             if let (Some(last), Some(cut)) = (p.last_arrival, arrived_before)
                 && last <= cut
+                && now_ms > p.clock_ms
             {
-                p.clock_ms = p.clock_ms.max(now_ms);
+                p.clock_ms = now_ms;
+                p.dirty = true;
             }
             let mut idle: Vec<String> = p
                 .live
@@ -334,11 +450,13 @@ impl State {
             }
             idle.sort();
             let ts = p.clock_ms;
+            p.dirty = true;
             let mut ctx = Ctx {
                 settings: &self.settings,
                 live_total: &mut self.live_total,
                 p,
                 offset: 0,
+                clock_before: ts,
                 ts,
                 out: Outcome::default(),
             };
@@ -352,7 +470,19 @@ impl State {
 }
 
 impl Partition {
+    /// The re-read has reached the last owner's checkpoint: its memory of ended calls and its
+    /// record time apply, and the partition may be committed again.
+    fn settle_now(&mut self) {
+        if let Some(settle) = self.settle.take() {
+            self.recent = settle.recent;
+            self.clock_ms = self.clock_ms.max(settle.clock_ms);
+            self.live_firsts = None;
+            self.dirty = true;
+        }
+    }
+
     fn advance(&mut self, record: Record<'_>) {
+        self.dirty = true;
         self.next_offset = Some(record.offset + 1);
         if let Some(ts) = record.timestamp_ms {
             self.clock_ms = self.clock_ms.max(ts);
@@ -367,6 +497,8 @@ struct Ctx<'a> {
     live_total: &'a mut usize,
     p: &'a mut Partition,
     offset: i64,
+    /// Record time before the record.
+    clock_before: i64,
     /// The record's timestamp (or the record time, if it has none).
     ts: i64,
     out: Outcome,
@@ -508,6 +640,7 @@ impl route::Conversations for Ctx<'_> {
             Live {
                 conversation,
                 first_offset: self.offset,
+                clock_before: self.clock_before,
                 seq: 0,
                 last_ms: self.p.clock_ms,
                 base_ms,
@@ -544,10 +677,15 @@ mod tests {
     use crate::pipeline::records::{self, InputEncoding};
 
     fn settings() -> Settings {
+        settings_for(2)
+    }
+
+    fn settings_for(max_conversations: usize) -> Settings {
+        static RUBRIC: std::sync::OnceLock<Arc<Rubric>> = std::sync::OnceLock::new();
         Settings {
-            rubric: Arc::new(Rubric::from_toml_str("").unwrap()),
+            rubric: Arc::clone(RUBRIC.get_or_init(|| Arc::new(Rubric::from_toml_str("").unwrap()))),
             input: InputLimits::default(),
-            max_conversations: 2,
+            max_conversations,
             idle_timeout: Duration::from_secs(60),
             ended_linger: Duration::from_secs(60),
         }
@@ -589,7 +727,7 @@ mod tests {
     #[test]
     fn the_commit_point_stays_at_the_oldest_live_conversation() {
         let mut s = State::new(settings());
-        s.assign((topic(), 0), None);
+        s.assign((topic(), 0), None, None);
         feed(
             &mut s,
             10,
@@ -615,26 +753,197 @@ mod tests {
         assert_eq!(s.live(), 0);
     }
 
-    #[test]
-    fn a_partition_read_again_gives_the_same_responses_and_marks_what_was_written() {
-        let records = [
-            ("a", 1, AGENT),
-            ("b", 2, AGENT),
-            ("a", 3, CUSTOMER),
-            ("a", 4, END),
-            ("b", 5, END),
-        ];
-        let mut first = State::new(settings());
-        first.assign((topic(), 0), None);
-        let once = feed(&mut first, 0, &records);
-        let mut again = State::new(settings());
-        again.assign((topic(), 0), Some(3));
-        let twice = feed(&mut again, 0, &records);
-        for (i, (a, b)) in once.iter().zip(&twice).enumerate() {
-            assert_eq!(a.responses, b.responses, "record {i}");
-            assert!(!a.rebuilt);
-            assert_eq!(b.rebuilt, i < 3, "record {i}");
+    /// Requests of one partition, as (key, timestamp, json).
+    type Log = Vec<(String, i64, String)>;
+
+    fn feed_owned(state: &mut State, from: i64, log: &[(String, i64, String)]) -> Vec<Outcome> {
+        let records: Vec<(&str, i64, &str)> = log
+            .iter()
+            .map(|(k, t, j)| (k.as_str(), *t, j.as_str()))
+            .collect();
+        feed(state, from, &records)
+    }
+
+    fn utterance(n: usize) -> String {
+        let agent = n.is_multiple_of(2);
+        let role = if agent { "ROLE_AGENT" } else { "ROLE_CUSTOMER" };
+        let text = if agent {
+            "So what I'm hearing is the bill went up again, is that right?"
+        } else {
+            "Yes, it doubled this month and nobody told me why."
+        };
+        format!(
+            r#"{{"utterance":{{"utteranceId":"u{n}","role":"{role}","text":"{text}","startMs":{},"endMs":{}}}}}"#,
+            n * 3000,
+            n * 3000 + 2000
+        )
+    }
+
+    /// A partition of `calls` interleaved calls of different lengths, starting one after
+    /// another (some with a `start`, some by their first utterance), each ended; a late message
+    /// after some ends.
+    fn interleaved(calls: usize, seed: u64) -> Log {
+        let mut rng = seed;
+        let mut next = move |n: u64| {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (rng >> 33) % n
+        };
+        // (id, messages left to send, next utterance number)
+        let mut pending: Vec<(String, Vec<String>)> = (0..calls)
+            .map(|c| {
+                let mut msgs = Vec::new();
+                if c % 3 != 0 {
+                    msgs.push(r#"{"start":{}}"#.to_owned());
+                }
+                for n in 0..2 + next(8) as usize {
+                    msgs.push(utterance(n));
+                }
+                msgs.push(END.to_owned());
+                if c % 4 == 0 {
+                    msgs.push(utterance(99)); // late: rejected, the call has ended
+                }
+                (format!("call-{c}"), msgs)
+            })
+            .collect();
+        let mut log = Vec::new();
+        let mut active: Vec<(String, std::vec::IntoIter<String>)> = Vec::new();
+        let mut ts = 1_000;
+        while !pending.is_empty() || !active.is_empty() {
+            if !pending.is_empty() && (active.len() < 3 || next(3) == 0) {
+                let (id, msgs) = pending.remove(0);
+                active.push((id, msgs.into_iter()));
+            }
+            let i = next(active.len() as u64) as usize;
+            match active[i].1.next() {
+                Some(m) => {
+                    ts += 100;
+                    log.push((active[i].0.clone(), ts, m));
+                }
+                None => {
+                    active.remove(i);
+                }
+            }
         }
+        log
+    }
+
+    /// #29: a new owner that takes a partition on with its last owner's checkpoint and re-reads
+    /// from the commit offset (or from an older commit, when the last owner died between the
+    /// checkpoint and the commit) writes nothing below the checkpoint and, from it on, exactly
+    /// what the last owner wrote; the tails of calls that began before the resume offset, or
+    /// ended before the checkpoint, open nothing.
+    #[test]
+    fn a_new_owner_with_the_checkpoint_writes_exactly_what_the_last_owner_wrote() {
+        for seed in 0..12 {
+            let log = interleaved(10, seed);
+            let mut first = State::new(settings_for(100));
+            first.assign((topic(), 0), None, None);
+            let once = feed_owned(&mut first, 0, &log);
+            for cut in (1..log.len()).step_by(2) {
+                // The last owner up to `cut`, checkpointed there.
+                let mut owner = State::new(settings_for(100));
+                owner.assign((topic(), 0), None, None);
+                feed_owned(&mut owner, 0, &log[..cut]);
+                let c = owner.checkpoint(&(topic(), 0)).unwrap();
+                assert_eq!(c.processed, cut as i64);
+                let c = Checkpoint::decode(&c.encode()).unwrap();
+                // An older commit too: the last owner died after the checkpoint, before the
+                // commit.
+                for from in [c.resume, c.resume / 2] {
+                    let mut next = State::new(settings_for(100));
+                    next.assign((topic(), 0), Some(c.clone()), Some(from));
+                    let again = feed_owned(&mut next, from, &log[from as usize..]);
+                    for (i, out) in again.iter().enumerate() {
+                        let offset = from as usize + i;
+                        if offset < cut {
+                            assert!(
+                                out.rebuilt,
+                                "seed {seed} cut {cut} from {from}: offset {offset}"
+                            );
+                        } else {
+                            assert!(!out.rebuilt);
+                            assert_eq!(
+                                out.responses, once[offset].responses,
+                                "seed {seed} cut {cut} from {from}: offset {offset}"
+                            );
+                            assert_eq!(out.dead.is_some(), once[offset].dead.is_some());
+                        }
+                    }
+                    assert_eq!(next.live(), 0, "seed {seed} cut {cut}: a call left open");
+                }
+            }
+        }
+    }
+
+    /// The issue's minimal case: X start, X u1, L start, X u2, X end, L u1, then a hand-over.
+    /// Without the checkpoint the new owner opened X again from u2 and wrote a second, wrong
+    /// scorecard; with it, X's tail opens nothing.
+    #[test]
+    fn the_tail_of_a_call_that_began_before_the_resume_offset_opens_nothing() {
+        let start = r#"{"start":{}}"#;
+        let log: Log = [
+            ("X", start),
+            ("X", AGENT),
+            ("L", start),
+            ("X", CUSTOMER),
+            ("X", END),
+            ("L", AGENT),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (k, j))| (k.to_string(), 1_000 + i as i64, j.to_string()))
+        .collect();
+        let mut owner = State::new(settings());
+        owner.assign((topic(), 0), None, None);
+        feed_owned(&mut owner, 0, &log);
+        let c = owner.checkpoint(&(topic(), 0)).unwrap();
+        assert_eq!((c.resume, c.processed, c.live.clone()), (2, 6, vec![2]));
+        assert_eq!(c.ended.len(), 1);
+        // Nothing changed: no second checkpoint.
+        assert!(owner.checkpoint(&(topic(), 0)).is_none());
+
+        let mut next = State::new(settings());
+        next.assign((topic(), 0), Some(c), Some(2));
+        let again = feed_owned(&mut next, 2, &log[2..]);
+        // All rebuilt (the Kafka side writes nothing for them); X's tail passed over.
+        assert!(again.iter().all(|o| o.rebuilt));
+        assert!(again[1].passed_over && again[2].passed_over);
+        assert!(again[1].responses.is_empty() && again[2].responses.is_empty());
+        assert_eq!(
+            again.iter().map(|o| o.opened).sum::<u32>(),
+            1,
+            "only L opens"
+        );
+        assert_eq!(next.live(), 1);
+        // A late message for X after the hand-over is rejected as the last owner would have.
+        let late = feed(&mut next, 6, &[("X", 1_010, CUSTOMER)]).remove(0);
+        assert_eq!(late.opened, 0);
+        assert_eq!(late.responses.len(), 1);
+        assert_eq!(records::kind_of(&late.responses[0]), "rejection");
+        assert_eq!(late.dead.map(|d| d.reason), Some(DeadReason::Rejected));
+        // Committing again waits for nothing: the re-read reached the checkpoint.
+        assert!(next.commit_point(&(topic(), 0)).is_some());
+    }
+
+    /// While a new owner re-reads up to the checkpoint it commits nothing (a commit there would
+    /// lose the calls not yet re-opened) and sweeps nothing.
+    #[test]
+    fn nothing_is_committed_until_the_re_read_reaches_the_checkpoint() {
+        let log = interleaved(6, 7);
+        let mut owner = State::new(settings_for(100));
+        owner.assign((topic(), 0), None, None);
+        feed_owned(&mut owner, 0, &log[..20]);
+        let c = owner.checkpoint(&(topic(), 0)).unwrap();
+        let mut next = State::new(settings_for(100));
+        next.assign((topic(), 0), Some(c.clone()), Some(0));
+        feed_owned(&mut next, 0, &log[..19]);
+        assert_eq!(next.commit_point(&(topic(), 0)), None);
+        assert!(next.checkpoint(&(topic(), 0)).is_none());
+        feed_owned(&mut next, 19, &log[19..20]);
+        let again = next.checkpoint(&(topic(), 0)).unwrap();
+        assert_eq!(again, c);
     }
 
     #[test]
@@ -643,12 +952,12 @@ mod tests {
         let records = [("a", 1, AGENT), ("b", 61_001, AGENT)];
         // By the next record of the idle conversation: abandoned, then the record is rejected.
         let mut lazy = State::new(settings());
-        lazy.assign((topic(), 0), None);
+        lazy.assign((topic(), 0), None, None);
         feed(&mut lazy, 0, &records);
         let lazy_out = feed(&mut lazy, 2, &[late]).remove(0);
         // By a sweep in between (the partition is not quiet: no wall-clock move).
         let mut swept = State::new(settings());
-        swept.assign((topic(), 0), None);
+        swept.assign((topic(), 0), None, None);
         feed(&mut swept, 0, &records);
         let sweep = swept.sweep(SystemTime::UNIX_EPOCH, None);
         let swept_out = feed(&mut swept, 2, &[late]).remove(0);
@@ -667,7 +976,7 @@ mod tests {
     #[test]
     fn a_quiet_partition_ends_its_calls_by_the_wall_clock() {
         let mut s = State::new(settings());
-        s.assign((topic(), 0), None);
+        s.assign((topic(), 0), None, None);
         feed(&mut s, 0, &[("a", 1, AGENT)]);
         // Arrived before the cut-off: the partition is quiet, record time moves to `now`.
         let ended = s.sweep(
@@ -682,7 +991,7 @@ mod tests {
     #[test]
     fn the_replica_cap_rejects_new_conversations_and_dead_letters_them() {
         let mut s = State::new(settings());
-        s.assign((topic(), 0), None);
+        s.assign((topic(), 0), None, None);
         let out = feed(
             &mut s,
             0,
@@ -731,7 +1040,7 @@ mod tests {
     #[test]
     fn an_offset_delivered_again_in_one_assignment_is_skipped() {
         let mut s = State::new(settings());
-        s.assign((topic(), 0), None);
+        s.assign((topic(), 0), None, None);
         let first = feed(
             &mut s,
             0,
@@ -749,14 +1058,7 @@ mod tests {
         assert!(!next[0].redelivered && next[0].opened == 1);
         // A new assignment reads from where it is told to.
         s.revoke(&(topic(), 0));
-        s.assign((topic(), 0), None);
+        s.assign((topic(), 0), None, None);
         assert!(!feed(&mut s, 0, &[("c", 5, AGENT)])[0].redelivered);
-    }
-
-    #[test]
-    fn commit_metadata_round_trips_and_ignores_others() {
-        assert_eq!(parse_commit_metadata(&commit_metadata(42)), Some(42));
-        assert_eq!(parse_commit_metadata("something else"), None);
-        assert_eq!(parse_commit_metadata(""), None);
     }
 }

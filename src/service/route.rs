@@ -134,6 +134,20 @@ pub(crate) fn on_start(
     }
 }
 
+/// The `&'static` name of a start field a refused start was remembered for, read back from a
+/// pipeline checkpoint: one of the fields a start can be refused for, else `start`.
+pub(crate) fn start_field(name: &str) -> &'static str {
+    const FIELDS: [&str; 6] = [
+        "start",
+        "start.language",
+        "start.rubric_profile",
+        "start.metadata",
+        "start.channel",
+        "conversation_id",
+    ];
+    FIELDS.into_iter().find(|f| *f == name).unwrap_or("start")
+}
+
 /// Checks a request's conversation id: the rejection (outside any sequence) if it is not one.
 pub(crate) fn check_id(id: &str, limits: &InputLimits) -> Result<(), Rejected> {
     engine::limits::check_id(id, "conversation_id", limits.max_id_bytes)
