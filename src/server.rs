@@ -130,9 +130,23 @@ fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
 }
 
 /// HTTP/2 connection flow-control window: what one connection may have in flight unread.
-pub const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+///
+/// It also sets how much h2 lets small DATA frames left unread cost: h2 0.4.20 counts
+/// 256 - n bytes for each unread frame of n < 256 bytes and sends GOAWAY ENHANCE_YOUR_CALM
+/// `too_many_data_frames` (closing every call on the connection) when the count passes half
+/// the connection window (`DataFrameBudget::Auto` in h2's `proto/connection.rs`). The budget
+/// can be set on h2's own `server::Builder::data_frame_budget`, but neither hyper 1.13 nor
+/// tonic 0.14 passes it through, so the windows are chosen for it: one stream that stops being
+/// read (its queue full) holds at most a stream window unread, and even as the smallest gRPC
+/// messages there are (5-byte keep-alives, one frame each) that is 64 KiB / 5 × 251 ≈ 3.3 MB,
+/// under the 4 MiB budget. Before (2 MiB / 128 KiB) 35-byte messages on one stream ended the
+/// connection (#29).
+pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 /// HTTP/2 stream flow-control window: what one stream may have in flight unread.
-pub const STREAM_WINDOW: u32 = 128 * 1024;
+pub const STREAM_WINDOW: u32 = 64 * 1024;
+/// What one connection may hold in h2 at most: its window of unread data and, for small
+/// frames, h2's count of their cost (half the window).
+pub const CONNECTION_MEMORY: usize = CONNECTION_WINDOW as usize * 3 / 2;
 
 /// Longest a stream may outlive its connection's maximum age: past the maximum stream duration.
 const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(4 * 60 * 60 + 5 * 60);
@@ -239,8 +253,8 @@ pub async fn run(
         .http2_max_header_list_size(16 * 1024)
         // Flow-control windows. h2 closes a whole connection when small DATA frames left
         // unread use up a budget of half its connection window; one stream's window bounds
-        // what a stalled stream leaves unread, so several must stall at once to reach it
-        // (docs/operations.md, "Memory").
+        // what a stalled stream leaves unread, and no single stream can reach the budget
+        // whatever its message size (see CONNECTION_WINDOW; docs/operations.md, "Memory").
         .initial_connection_window_size(CONNECTION_WINDOW)
         .initial_stream_window_size(STREAM_WINDOW)
         .max_connection_age(jittered(config.max_connection_age, rand::random::<f64>()))

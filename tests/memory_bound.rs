@@ -177,13 +177,13 @@ async fn memory_attacks_stay_within_the_configured_bound() {
     drop(watchers);
     // The bound from the flags (docs/operations.md): transcripts in flight, each decoded with
     // its text (×4 for the request, its decoded copy and the engine's), watchers' filters (×4
-    // for the set), connections' flow-control windows, plus the process's baseline and 64 MiB.
+    // for the set), connections' flow-control windows and h2's frame budget, plus the process's baseline and 64 MiB.
     let limits = Limits::default();
     let connections = 5;
     let bound_kib = baseline
         + (limits.max_concurrent_transcripts * 4 * limits.max_transcript_message_bytes
             + limits.max_watchers.min(300) * 4 * limits.max_watch_request_bytes
-            + connections * hearken::server::CONNECTION_WINDOW as usize
+            + connections * hearken::server::CONNECTION_MEMORY
             + 64 * 1024 * 1024) as u64
             / 1024;
     eprintln!(

@@ -450,3 +450,86 @@ async fn a_process_wide_request_budget_smaller_than_a_message_neither_deadlocks_
         assert_eq!(ids, (0..50).map(|i| format!("u{i}")).collect::<Vec<_>>());
     }
 }
+
+/// #29: ~35-byte messages, each opening a conversation, from a client that reads its responses:
+/// GOAWAY `too_many_data_frames` after 5 000–6 300 frames, and the neighbouring call on the
+/// connection got nothing (89-, 129- and 231-byte messages were fine). Now no size closes the
+/// connection: keep-alives (5 bytes, the smallest message there is) and utterances of 35 to 231
+/// bytes, each in a DATA frame of its own, as fast as h2 sends them; the flood is answered, the
+/// neighbour on the same connection finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_any_size_on_one_stream_never_close_the_connection() {
+    for target in [5usize, 35, 60, 89, 129, 231] {
+        let server = TestServer::new().start().await;
+        let mut connection = raw::connect(server.addr).await;
+        let (flood_response, mut flood) = raw::open(&mut connection, "StreamConversations").await;
+        let n = 9_000;
+        // Each opens a conversation of its own (or, at 5 bytes, is a keep-alive).
+        let message = |i: usize| {
+            if target == 5 {
+                return raw::message(&StreamConversationsRequest::default());
+            }
+            let mut text = String::from("ok");
+            loop {
+                let r = utterance(&format!("t{i:05}"), "u", Role::Customer, &text, 0, 1);
+                let bytes = raw::message(&r);
+                if bytes.len() >= target {
+                    return bytes;
+                }
+                text.push('k');
+            }
+        };
+        let size = message(0).len();
+        assert!(
+            size.abs_diff(target) <= 1,
+            "{target}: a message is {size} bytes"
+        );
+        // The flood's reader runs from the start: this client reads promptly. Keep-alives are
+        // not answered; one utterance after them is.
+        let expected = if target == 5 { 1 } else { n };
+        let flood_reader = tokio::spawn(async move {
+            let mut answered = 0;
+            raw::read_answer(flood_response, move |_| {
+                answered += 1;
+                answered == expected
+            })
+            .await
+        });
+        for i in 0..n {
+            flood.send_data(message(i), false).unwrap();
+        }
+        if target == 5 {
+            let last = utterance("after", "u", Role::Customer, "ok", 0, 1);
+            flood.send_data(raw::message(&last), false).unwrap();
+        }
+        let (canary_response, mut canary) = raw::open(&mut connection, "StreamConversations").await;
+        for request in [
+            start("canary"),
+            utterance("canary", "u1", Role::Customer, "my bill is wrong", 0, 2_000),
+            end("canary"),
+        ] {
+            canary.send_data(raw::message(&request), false).unwrap();
+        }
+        let canary =
+            tokio::time::timeout(WAIT, raw::read_answer(canary_response, raw::is_scorecard))
+                .await
+                .unwrap_or_else(|_| panic!("{target}-byte flood: the canary within the wait"));
+        assert!(
+            canary.responses.iter().any(raw::is_scorecard),
+            "{target}-byte flood: the canary got no scorecard: {canary:?}"
+        );
+        let flood = tokio::time::timeout(Duration::from_secs(60), flood_reader)
+            .await
+            .unwrap_or_else(|_| panic!("{target}-byte flood: not answered within a minute"))
+            .unwrap();
+        assert_eq!(
+            flood.responses.len(),
+            expected,
+            "{target}-byte flood: {} answers, ended {:?} {:?}",
+            flood.responses.len(),
+            flood.code,
+            flood.reason
+        );
+        eprintln!("{size}-byte messages: {n} sent, {expected} answered, the neighbour served");
+    }
+}
