@@ -149,6 +149,10 @@ pub(super) struct UiArgs {
     /// Score points and utterances kept per conversation for its view on the page.
     #[arg(long, default_value_t = 200)]
     ui_history: usize,
+    /// With --ui-show-text, the latest utterances per conversation that keep their text (each
+    /// cut to 1 KiB); older ones show only their behaviours.
+    #[arg(long, default_value_t = 20)]
+    ui_text_utterances: usize,
 }
 
 impl UiArgs {
@@ -165,6 +169,10 @@ impl UiArgs {
             (1..=10_000).contains(&self.ui_history),
             "--ui-history must be between 1 and 10000",
         );
+        problems.check(
+            self.ui_text_utterances <= self.ui_history,
+            "--ui-text-utterances must be at most --ui-history",
+        );
     }
 
     /// The floor's address and configuration, or `None` when the page is off.
@@ -179,6 +187,7 @@ impl UiArgs {
                 update_interval: self.ui_update_interval,
                 max_viewers: self.ui_max_viewers,
                 history: self.ui_history,
+                text_utterances: self.ui_text_utterances,
                 ..crate::floor::FloorConfig::default()
             },
         )))

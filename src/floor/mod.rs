@@ -42,6 +42,9 @@ pub struct FloorConfig {
     pub update_interval: Duration,
     /// Score points and utterances kept per conversation for its view (the latest ones).
     pub history: usize,
+    /// With `show_text`, the latest utterances of a conversation that keep their text (each
+    /// cut to [`TEXT_BYTES`]); older ones keep only their behaviours.
+    pub text_utterances: usize,
     /// Ended conversations stay on the floor this long.
     pub ended_linger: Duration,
     /// At most this many ended conversations stay on the floor.
@@ -77,6 +80,7 @@ impl Default for FloorConfig {
             show_text: false,
             update_interval: Duration::from_millis(500),
             history: 200,
+            text_utterances: 20,
             ended_linger: Duration::from_secs(120),
             max_ended: 1_000,
             max_viewers: 100,
@@ -87,6 +91,12 @@ impl Default for FloorConfig {
         }
     }
 }
+
+/// With text shown, an utterance's text is kept up to this many bytes (cut at a character
+/// boundary, marked with "…"), and a behaviour's evidence up to [`EVIDENCE_BYTES`].
+pub const TEXT_BYTES: usize = 1_024;
+/// A behaviour's evidence words kept, in bytes.
+pub const EVIDENCE_BYTES: usize = 200;
 
 /// Points of the small trend line on the floor.
 const TREND_POINTS: usize = 40;
@@ -412,10 +422,20 @@ fn bounded(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
-fn enum_name(name: &str, prefix: &str) -> String {
-    name.trim_start_matches(prefix).to_ascii_lowercase()
+/// A proto enum's name without its prefix, in lower case (`BEHAVIOUR_OPEN_QUESTION` →
+/// `open_question`), interned: the names are a closed set, so each is allocated once per
+/// process rather than once per utterance or alert.
+fn enum_name(name: &'static str, prefix: &str) -> &'static str {
+    static NAMES: Mutex<BTreeMap<&'static str, &'static str>> = Mutex::new(BTreeMap::new());
+    let mut names = lock(&NAMES);
+    names.entry(name).or_insert_with(|| {
+        Box::leak(
+            name.trim_start_matches(prefix)
+                .to_ascii_lowercase()
+                .into_boxed_str(),
+        )
+    })
 }
-
 /// One conversation's view. Everything in it is bounded: `history` points and utterances,
 /// `ALERTS_PER_CALL` alerts, `TREND_POINTS` trend points.
 #[derive(Debug)]
@@ -429,7 +449,7 @@ struct Call {
     profile: Arc<str>,
     opened_at: SystemTime,
     /// Why it ended, once it has.
-    ended: Option<String>,
+    ended: Option<&'static str>,
     score: Option<ScoreView>,
     customer: Option<CustomerView>,
     trend: VecDeque<f64>,
@@ -440,7 +460,7 @@ struct Call {
     alerts: VecDeque<Arc<FeedAlert>>,
     alert_count: u64,
     /// Each alert kind raised, with its highest severity (at most one entry per kind).
-    alert_kinds: BTreeMap<String, Severity>,
+    alert_kinds: BTreeMap<&'static str, Severity>,
     utterance_count: u64,
     /// The latest call time heard (ms from the start).
     offset_ms: i64,
@@ -453,7 +473,8 @@ struct Pending {
     utterance_id: String,
     role: &'static str,
     offset_ms: Option<i64>,
-    text: Option<String>,
+    /// Its text up to [`TEXT_BYTES`], and whether it was cut.
+    text: Option<(String, bool)>,
 }
 
 impl Call {
@@ -476,7 +497,7 @@ impl Call {
             } else {
                 "live"
             },
-            end_reason: self.ended.clone(),
+            end_reason: self.ended,
             score: self.score.clone(),
             customer: self.customer.clone(),
             trend: self.trend.iter().copied().collect(),
@@ -485,9 +506,7 @@ impl Call {
             alert_kinds: self
                 .alert_kinds
                 .iter()
-                .map(|(kind, severity)| {
-                    (kind.clone(), enum_name(severity.as_str_name(), "SEVERITY_"))
-                })
+                .map(|(kind, severity)| (*kind, enum_name(severity.as_str_name(), "SEVERITY_")))
                 .collect(),
             utterance_count: self.utterance_count,
         }
@@ -541,7 +560,7 @@ pub struct Row {
     /// `live` or `ended`.
     pub state: &'static str,
     /// `completed`, `abandoned` or `freed` (its stream went away) once ended.
-    pub end_reason: Option<String>,
+    pub end_reason: Option<&'static str>,
     /// The latest score; `None` before the first.
     pub score: Option<ScoreView>,
     /// The customer's state, once known.
@@ -553,7 +572,7 @@ pub struct Row {
     /// Alerts raised so far.
     pub alert_count: u64,
     /// Each alert kind raised so far, with the highest severity it was raised at.
-    pub alert_kinds: BTreeMap<String, String>,
+    pub alert_kinds: BTreeMap<&'static str, &'static str>,
     /// Final utterances scored so far.
     pub utterance_count: u64,
 }
@@ -588,14 +607,14 @@ pub struct CustomerView {
     /// 0 to 1.
     pub frustration: f64,
     /// `improving`, `steady`, `worsening` or `unspecified`.
-    pub trend: String,
+    pub trend: &'static str,
 }
 
 /// A point of a conversation's score history.
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
     /// The utterance the score followed.
-    pub utterance_id: String,
+    pub utterance_id: Arc<str>,
     /// Call time, ms from the start (the latest heard).
     pub offset_ms: i64,
     /// Overall score.
@@ -608,12 +627,13 @@ pub struct Point {
 #[derive(Debug, Clone, Serialize)]
 pub struct UtteranceView {
     /// The client's utterance id.
-    pub utterance_id: String,
+    pub utterance_id: Arc<str>,
     /// `agent`, `customer`, `other` or `unknown`.
     pub role: &'static str,
     /// Start (or end) in ms from the conversation's start, when timed.
     pub offset_ms: Option<i64>,
-    /// The text, masked by the redactor; only with `--ui-show-text`.
+    /// The text, masked by the redactor (cut to [`TEXT_BYTES`]); only with `--ui-show-text`,
+    /// and only for the latest `--ui-text-utterances` utterances.
     pub text: Option<String>,
     /// Behaviours found in it.
     pub behaviours: Vec<BehaviourView>,
@@ -623,7 +643,7 @@ pub struct UtteranceView {
 #[derive(Debug, Clone, Serialize)]
 pub struct BehaviourView {
     /// Lower-case behaviour name (`interruption`, `open_question`, …).
-    pub behaviour: String,
+    pub behaviour: &'static str,
     /// 0–1.
     pub confidence: f32,
     /// The words that carry it, masked by the redactor; only with `--ui-show-text`.
@@ -644,9 +664,9 @@ pub struct FeedAlert {
     /// The alert's id.
     pub alert_id: String,
     /// Lower-case kind (`interruption`, `dead_air`, …).
-    pub kind: String,
+    pub kind: &'static str,
     /// `info`, `warning` or `critical`.
-    pub severity: String,
+    pub severity: &'static str,
     /// What happened.
     pub message: String,
     /// What the agent can do.
@@ -687,7 +707,11 @@ pub struct CallHandle {
 impl CallHandle {
     /// The utterance about to be scored: its role, and its text if the floor shows text.
     pub fn utterance(&self, u: &crate::engine::Utterance) {
-        let text = self.floor.config.show_text.then(|| u.text.clone());
+        let text = self.floor.config.show_text.then(|| {
+            let kept = bounded(&u.text, TEXT_BYTES);
+            let cut = kept.len() < u.text.len();
+            (kept, cut)
+        });
         let mut call = lock(&self.call);
         call.pending = Some(Pending {
             utterance_id: bounded(&u.utterance_id, 256),
@@ -704,6 +728,9 @@ impl CallHandle {
     /// A score update the engine emitted.
     pub fn update(&self, update: &ScoreUpdate) {
         let history = self.floor.config.history;
+        let text_utterances = self.floor.config.text_utterances;
+        // The utterance's id, shared by its score point and its row.
+        let mut id: Option<Arc<str>> = None;
         {
             let mut call = lock(&self.call);
             call.json = None;
@@ -716,10 +743,12 @@ impl CallHandle {
                     }
                     push_bounded(&mut call.trend, view.overall, TREND_POINTS);
                     let offset_ms = call.offset_ms;
+                    let utterance_id =
+                        id.get_or_insert_with(|| Arc::from(bounded(&update.utterance_id, 256)));
                     push_bounded(
                         &mut call.history,
                         Point {
-                            utterance_id: bounded(&update.utterance_id, 256),
+                            utterance_id: Arc::clone(utterance_id),
                             offset_ms,
                             overall: view.overall,
                             components,
@@ -740,7 +769,7 @@ impl CallHandle {
                 let pending = call
                     .pending
                     .take_if(|p| p.utterance_id == update.utterance_id);
-                let text = pending.as_ref().and_then(|p| p.text.as_deref());
+                let text = pending.as_ref().and_then(|p| p.text.as_ref());
                 let behaviours = update
                     .behaviours
                     .iter()
@@ -752,19 +781,28 @@ impl CallHandle {
                             "BEHAVIOUR_",
                         ),
                         confidence: (b.confidence * 100.0).round() / 100.0,
-                        evidence: text.and_then(|t| {
+                        evidence: text.and_then(|(t, _)| {
                             t.get(b.span_start as usize..b.span_end as usize)
                                 .filter(|s| !s.is_empty())
-                                .map(crate::redact::redact)
+                                .map(|s| crate::redact::redact(&bounded(s, EVIDENCE_BYTES)))
                         }),
                         duration_ms: b.duration_ms,
                     })
                     .collect();
                 let view = UtteranceView {
-                    utterance_id: bounded(&update.utterance_id, 256),
+                    utterance_id: id
+                        .take()
+                        .unwrap_or_else(|| Arc::from(bounded(&update.utterance_id, 256))),
                     role: pending.as_ref().map_or("unknown", |p| p.role),
                     offset_ms: pending.as_ref().and_then(|p| p.offset_ms),
-                    text: text.map(crate::redact::redact),
+                    text: text.map(|(t, cut)| {
+                        let mut shown = crate::redact::redact(t);
+                        if *cut {
+                            shown.reserve_exact('…'.len_utf8());
+                            shown.push('…');
+                        }
+                        shown
+                    }),
                     behaviours,
                 };
                 // A final utterance that was sent again replaces its row.
@@ -778,6 +816,18 @@ impl CallHandle {
                     call.utterance_count += 1;
                 }
                 push_bounded(&mut call.utterances, view, history);
+                // Only the latest `text_utterances` keep their words.
+                if let Some(older) = call
+                    .utterances
+                    .len()
+                    .checked_sub(text_utterances + 1)
+                    .and_then(|i| call.utterances.get_mut(i))
+                {
+                    older.text = None;
+                    for b in &mut older.behaviours {
+                        b.evidence = None;
+                    }
+                }
             }
         }
         self.floor.changed(self.key);
@@ -809,10 +859,7 @@ impl CallHandle {
             call.alert_count += 1;
             call.json = None;
             let severity = Severity::try_from(alert.severity).unwrap_or_default();
-            let highest = call
-                .alert_kinds
-                .entry(feed.kind.clone())
-                .or_insert(severity);
+            let highest = call.alert_kinds.entry(feed.kind).or_insert(severity);
             *highest = (*highest).max(severity);
             push_bounded(&mut call.alerts, Arc::clone(&feed), ALERTS_PER_CALL);
             feed
@@ -842,7 +889,7 @@ impl Drop for CallHandle {
     fn drop(&mut self) {
         {
             let mut call = lock(&self.call);
-            call.ended.get_or_insert_with(|| "freed".into());
+            call.ended.get_or_insert("freed");
             call.json = None;
         }
         self.floor.ended(self.key);
@@ -852,6 +899,10 @@ impl Drop for CallHandle {
 fn push_bounded<T>(q: &mut VecDeque<T>, item: T, cap: usize) {
     if cap == 0 {
         return;
+    }
+    if q.capacity() == 0 {
+        // Exactly what it will hold, not the next power of two.
+        q.reserve_exact(cap.min(1_024));
     }
     while q.len() >= cap {
         q.pop_front();
@@ -977,6 +1028,73 @@ mod tests {
                 "text only when shown: {json}"
             );
         }
+    }
+
+    /// #29: with text shown, 100 calls added 317 MiB (3.2 MiB each: 200 utterances of up to
+    /// 16 KiB). Now only the latest `text_utterances` keep their words, each cut to 1 KiB.
+    #[test]
+    fn shown_text_is_kept_for_the_latest_utterances_only_and_cut() {
+        let floor = Floor::new(
+            FloorConfig {
+                show_text: true,
+                history: 10,
+                text_utterances: 3,
+                ..FloorConfig::default()
+            },
+            noop(),
+        );
+        let handle = floor.open("c1", None, &ConversationStart::default());
+        let long = "é".repeat(5_000); // 10 000 bytes, two bytes a character
+        for i in 0..8 {
+            handle.utterance(&crate::engine::Utterance {
+                utterance_id: format!("u{i}"),
+                role: crate::engine::Role::Customer,
+                participant_id: None,
+                text: if i == 7 {
+                    long.clone()
+                } else {
+                    format!("words {i}")
+                },
+                start_ms: None,
+                end_ms: None,
+                partial: false,
+                confidence: None,
+            });
+            let mut u = update(&format!("u{i}"), 70.0);
+            u.behaviours = vec![crate::proto::v1::DetectedBehaviour {
+                behaviour: Behaviour::Acknowledgement as i32,
+                confidence: 0.9,
+                span_start: 0,
+                span_end: 5,
+                ..Default::default()
+            }];
+            handle.update(&u);
+        }
+        let detail = floor.detail(handle.key, None).unwrap();
+        assert_eq!(detail.utterances.len(), 8);
+        let texts: Vec<Option<&str>> = detail
+            .utterances
+            .iter()
+            .map(|u| u.text.as_deref())
+            .collect();
+        assert!(texts[..5].iter().all(Option::is_none), "{texts:?}");
+        assert_eq!(texts[5], Some("words 5"));
+        assert!(detail.utterances[4].behaviours[0].evidence.is_none());
+        assert_eq!(
+            detail.utterances[5].behaviours[0].evidence.as_deref(),
+            Some("words")
+        );
+        let cut = texts[7].unwrap();
+        assert!(
+            cut.ends_with('…') && cut.len() <= TEXT_BYTES + 3,
+            "{}",
+            cut.len()
+        );
+        // The shared id: the score point and the utterance row name the same utterance.
+        assert_eq!(
+            detail.history[7].utterance_id,
+            detail.utterances[7].utterance_id
+        );
     }
 
     #[test]
