@@ -171,13 +171,9 @@ async fn the_client_certificate_names_the_tenant_for_its_caps() {
     assert_eq!(kind(&r), "rejection", "{r:?}");
 }
 
-/// A certificate from the client CA that names no tenant (an empty subject and only an e-mail
-/// name, or a URI name too long to be one) is refused, not served as every tenant.
-#[tokio::test]
-async fn a_client_certificate_that_names_no_tenant_is_refused() {
-    let server_ca = ca("hearken test server CA");
-    let client_ca = ca("contact centre client CA");
-    let running = tls_server(&server_ca, Some(&client_ca)).await;
+/// Certificates from `client_ca` that name no tenant: an empty subject and only an e-mail name,
+/// or a URI name too long to be one (321 bytes).
+fn nameless(client_ca: &Ca) -> Vec<(&'static str, (String, String))> {
     let signed = |params: CertificateParams| {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &client_ca.issuer).unwrap();
@@ -195,8 +191,21 @@ async fn a_client_certificate_that_names_no_tenant_is_refused() {
             .try_into()
             .unwrap(),
     )];
-    for (what, params) in [("e-mail only", email_only), ("321-byte URI", long_uri)] {
-        let refused = call(&running, &server_ca, Some(signed(params)))
+    vec![
+        ("e-mail only", signed(email_only)),
+        ("321-byte URI", signed(long_uri)),
+    ]
+}
+
+/// A certificate from the client CA that names no tenant (an empty subject and only an e-mail
+/// name, or a URI name too long to be one) is refused, not served as every tenant.
+#[tokio::test]
+async fn a_client_certificate_that_names_no_tenant_is_refused() {
+    let server_ca = ca("hearken test server CA");
+    let client_ca = ca("contact centre client CA");
+    let running = tls_server(&server_ca, Some(&client_ca)).await;
+    for (what, identity) in nameless(&client_ca) {
+        let refused = call(&running, &server_ca, Some(identity))
             .await
             .expect_err(what);
         assert!(
@@ -327,4 +336,11 @@ async fn the_floor_page_uses_the_grpc_ports_tls_and_client_certificates() {
     let globex = get(Some(platform)).await.unwrap().json();
     assert_eq!(globex["rows"].as_array().unwrap().len(), 1, "{globex}");
     assert_eq!(globex["rows"][0]["conversation_id"], "globex-call");
+    // A certificate that names no tenant sees no one's calls (before #29 it saw every tenant's).
+    for (what, identity) in nameless(&client_ca) {
+        if let Ok(r) = get(Some(identity)).await {
+            assert_ne!(r.status, 200, "{what}: served");
+            assert!(!r.body.contains("globex-call"), "{what}: {}", r.body);
+        }
+    }
 }
