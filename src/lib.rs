@@ -1,16 +1,24 @@
 //! hearken: listens to contact-centre conversations as they happen and scores how well the
 //! agent listens.
 //!
-//! Layers, each depending only on those before it:
+//! Layers, each depending only on those before it (`tests/architecture.rs` fails on an import
+//! against this order):
+//! - [`config`]: the environment variables the command reads, in one list.
 //! - [`engine`]: pure and synchronous — conversation state, detectors, scorer, alerts, rubric.
-//! - [`proto`]: the generated `hearken.v1` types, and conversions to and from the engine's.
-//! - [`transcript`]: the JSON Lines transcript format of files.
-//! - [`input`]: every input format (hearken's, and the platforms' output files and events).
 //! - [`redact`]: best-effort masking of card data in text that is echoed (opt-in text log).
-//! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts.
-//! - [`server`]: building and running the gRPC server — health, reflection, draining.
-//! - [`floor`]: the supervisor's live floor — a view of every live conversation and the page
+//! - [`proto`]: the generated `hearken.v1` types, and conversions to and from the engine's
+//!   (in-band rejections among them).
+//! - [`transcript`]: the JSON Lines transcript format of files, and speaker-label roles.
+//! - [`input`]: every input format (hearken's, and the platforms' output files and events).
+//! - [`samples`]: the bundled calls.
+//! - [`tls`]: TLS settings shared by the gRPC port and the floor page.
+//! - [`telemetry`]: logs, metrics, traces.
+//! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts; it tells a
+//!   [`service::watcher::Watcher`] what its conversations do, without knowing who watches.
+//! - [`floor`]: the supervisor's live floor — a watcher of every live conversation and the page
 //!   that shows it (`--ui-addr`).
+//! - [`server`]: building and running the gRPC server — health, reflection, draining.
+//! - [`pipeline`]: `hearken pipeline`, conversations from Kafka topics.
 //! - [`cli`]: the `hearken` command's verbs.
 #![forbid(unsafe_code)]
 
@@ -26,4 +34,5 @@ pub mod samples;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod tls;
 pub mod transcript;

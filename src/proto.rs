@@ -400,8 +400,36 @@ pub fn scored_to_response(
         rejections: scored
             .rejections
             .iter()
-            .map(|(_, r)| crate::service::error::rejection(r))
+            .map(|(_, r)| rejection(r))
             .collect(),
         metadata: Default::default(),
+    }
+}
+
+/// The wire's reason for a refused message.
+pub fn rejection_reason(reason: engine::RejectReason) -> RejectionReason {
+    use engine::RejectReason as R;
+    match reason {
+        R::Malformed | R::TooLong => RejectionReason::InvalidArgument,
+        R::OffsetOutOfRange | R::EndsBeforeStart => RejectionReason::OutOfRange,
+        R::DuplicateUtterance => RejectionReason::AlreadyExists,
+        R::ConversationEnded | R::HoldConflict | R::AlreadyLive | R::NotOpen => {
+            RejectionReason::FailedPrecondition
+        }
+        R::TooManyUtterances | R::TooManyConversations | R::RateLimited => {
+            RejectionReason::ResourceExhausted
+        }
+        R::UnknownProfile => RejectionReason::UnknownProfile,
+    }
+}
+
+/// An in-band rejection on the wire. Carries field paths and limits only.
+pub fn rejection(r: &engine::Rejected) -> Rejection {
+    Rejection {
+        reason: rejection_reason(r.reason) as i32,
+        field: r.field.to_string(),
+        description: r.description.clone(),
+        utterance_id: r.utterance_id.clone().unwrap_or_default(),
+        retry_after_ms: r.retry_after_ms.unwrap_or(0),
     }
 }

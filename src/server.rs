@@ -23,29 +23,7 @@ use crate::service::{HealthService, Limits, Listening, PerMethod, Readiness};
 use crate::telemetry::Metrics;
 use crate::telemetry::rpc::RpcLayer;
 
-/// TLS for the gRPC port (R-SEC-1): the server's certificate chain and key, and for mutual
-/// TLS the CA that client certificates must chain to.
-#[derive(Clone)]
-pub struct Tls {
-    /// PEM certificate chain.
-    pub cert_pem: Vec<u8>,
-    /// PEM private key.
-    pub key_pem: Vec<u8>,
-    /// PEM CA bundle; when set, every client must present a certificate it signed.
-    pub client_ca_pem: Option<Vec<u8>>,
-}
-
-impl std::fmt::Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print key material.
-        f.debug_struct("Tls")
-            .field("mutual", &self.client_ca_pem.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A TLS handshake not finished within this is dropped (R-SEC-1).
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::tls::{TLS_HANDSHAKE_TIMEOUT, Tls};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -174,7 +152,12 @@ pub async fn run(
         Arc::clone(&readiness),
     )
     .with_text_log(config.log_text)
-    .with_floor(config.floor.clone());
+    .with_floor(
+        config
+            .floor
+            .clone()
+            .map(|f| Arc::new(f) as Arc<dyn crate::service::watcher::Watcher>),
+    );
     if config.log_text {
         tracing::warn!(
             "the text log is on: utterance text is logged after best-effort masking of card data; \

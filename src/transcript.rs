@@ -9,6 +9,50 @@ use serde::Deserialize;
 
 use crate::engine::{Channel, Role, Signal, SignalKind, Start, Utterance};
 
+/// Roles for the speaker labels a platform uses (`--role-map spk_0=agent,spk_1=customer`):
+/// keys are matched without regard to case against a turn's participant id, role or speaker
+/// label; `channel:N` matches a channel number.
+#[derive(Debug, Clone, Default)]
+pub struct RoleMap(BTreeMap<String, Role>);
+
+impl RoleMap {
+    /// Parses `key=role[,key=role…]`; roles are agent, customer, other, unknown.
+    pub fn parse(spec: &str) -> Result<RoleMap, String> {
+        let mut map = BTreeMap::new();
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, role) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--role-map: `{pair}` is not KEY=ROLE"))?;
+            let role = role_name(role).ok_or_else(|| {
+                format!("--role-map: {key}: the role must be agent, customer, other or unknown")
+            })?;
+            map.insert(key.trim().to_ascii_lowercase(), role);
+        }
+        Ok(RoleMap(map))
+    }
+
+    /// The role the map gives `label`, if any.
+    pub fn get(&self, label: &str) -> Option<Role> {
+        self.0.get(&label.to_ascii_lowercase()).copied()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A role written out (any case): agent, customer, other, unknown.
+pub fn role_name(name: &str) -> Option<Role> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "agent" => Some(Role::Agent),
+        "customer" => Some(Role::Customer),
+        "other" => Some(Role::Other),
+        "unknown" => Some(Role::Unknown),
+        _ => None,
+    }
+}
+
 /// Longest line read (R-SIZE-4); a longer one is skipped as malformed.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -231,7 +275,7 @@ pub(crate) fn check_language(language: &str, warnings: &mut Vec<String>) {
     }
 }
 
-fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, String> {
+fn convert(line: Line, roles: &RoleMap) -> Result<Transcript, String> {
     let channel = match line
         .channel
         .as_deref()
@@ -255,7 +299,7 @@ fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, Stri
             .or(u.participant_id.as_deref())
             .or(u.speaker.as_deref());
         let role = match u.role.as_deref().filter(|r| !r.is_empty()) {
-            Some(r) => match crate::input::role_name(r).or_else(|| roles.get(r)) {
+            Some(r) => match role_name(r).or_else(|| roles.get(r)) {
                 Some(role) => role,
                 None => {
                     return Err(format!(
@@ -351,11 +395,11 @@ fn convert(line: Line, roles: &crate::input::RoleMap) -> Result<Transcript, Stri
 
 /// Parses one line.
 pub fn parse_line(line: &[u8]) -> Result<Transcript, String> {
-    parse_line_with(line, &crate::input::RoleMap::default())
+    parse_line_with(line, &RoleMap::default())
 }
 
 /// Parses one line, with roles for speaker labels.
-pub fn parse_line_with(line: &[u8], roles: &crate::input::RoleMap) -> Result<Transcript, String> {
+pub fn parse_line_with(line: &[u8], roles: &RoleMap) -> Result<Transcript, String> {
     let mut deserializer = serde_json::Deserializer::from_slice(line);
     let parsed: Line =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| describe(&e))?;
@@ -369,10 +413,7 @@ pub fn parse_line_with(line: &[u8], roles: &crate::input::RoleMap) -> Result<Tra
 }
 
 /// One conversation from a JSON value (a document, or an element of an array of them).
-pub fn from_value(
-    value: serde_json::Value,
-    roles: &crate::input::RoleMap,
-) -> Result<Transcript, String> {
+pub fn from_value(value: serde_json::Value, roles: &RoleMap) -> Result<Transcript, String> {
     let parsed: Line = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -404,7 +445,7 @@ pub struct Reader<R> {
     /// An I/O error ended the input: reported once, then nothing more is read.
     failed: bool,
     /// Roles for speaker labels (`--role-map`).
-    roles: crate::input::RoleMap,
+    roles: RoleMap,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -415,12 +456,12 @@ impl<R: BufRead> Reader<R> {
             line: 0,
             buffer: Vec::new(),
             failed: false,
-            roles: crate::input::RoleMap::default(),
+            roles: RoleMap::default(),
         }
     }
 
     /// Reads speaker labels with `roles`.
-    pub fn with_roles(mut self, roles: crate::input::RoleMap) -> Self {
+    pub fn with_roles(mut self, roles: RoleMap) -> Self {
         self.roles = roles;
         self
     }

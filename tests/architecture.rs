@@ -56,3 +56,133 @@ fn engine_imports_nothing_async_or_io() {
         offences.join("\n")
     );
 }
+
+/// The crate's modules, each depending only on those before it (`src/lib.rs`, `README.md`).
+const LAYERS: &[&str] = &[
+    "config",
+    "engine",
+    "redact",
+    "proto",
+    "transcript",
+    "input",
+    "samples",
+    "tls",
+    "telemetry",
+    "service",
+    "floor",
+    "server",
+    "pipeline",
+    "cli",
+];
+
+/// The top-level modules a line of code names through `crate::` (plain paths and
+/// `use crate::{a::…, b}` groups).
+fn crate_modules(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Names at the group's first level.
+            let mut depth = 0;
+            let mut name = String::new();
+            let mut first = true;
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        first = true;
+                        name.clear();
+                    }
+                    c if depth == 0 && first && (c.is_alphanumeric() || c == '_') => name.push(c),
+                    ':' if depth == 0 && first && !name.is_empty() => {
+                        found.push(std::mem::take(&mut name));
+                        first = false;
+                    }
+                    c if c.is_whitespace() => {}
+                    _ if depth == 0 && first && !name.is_empty() => {
+                        found.push(std::mem::take(&mut name));
+                        first = false;
+                    }
+                    _ => {}
+                }
+            }
+            if first && !name.is_empty() {
+                found.push(name);
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_module_imports_only_the_layers_before_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
+    let mut offences = Vec::new();
+    let mut unknown = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let mut parts = relative.components();
+        let first = parts.next().unwrap().as_os_str().to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_owned();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let Some(mine) = rank(&module) else {
+            unknown.push(module);
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for used in crate_modules(code) {
+                match rank(&used) {
+                    Some(theirs) if theirs > mine => offences.push(format!(
+                        "{}:{}: {module} uses {used}, a later layer",
+                        relative.display(),
+                        n + 1
+                    )),
+                    None => unknown.push(used),
+                    _ => {}
+                }
+            }
+        }
+    }
+    unknown.sort();
+    unknown.dedup();
+    assert!(
+        unknown.is_empty(),
+        "modules missing from LAYERS: {unknown:?}"
+    );
+    assert!(
+        offences.is_empty(),
+        "imports against the layer order ({}):\n{}",
+        LAYERS.join(" < "),
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_import_scanner_reads_groups_and_paths() {
+    assert_eq!(
+        crate_modules("use crate::{engine::{self, Rubric}, proto::v1::*, redact};"),
+        ["engine", "proto", "redact"]
+    );
+    assert_eq!(
+        crate_modules("let x = crate::service::error::rejection(r); crate::floor::Floor"),
+        ["service", "floor"]
+    );
+}

@@ -36,8 +36,8 @@ use tokio_stream::Stream;
 
 use super::listener::{Peer, UiListener};
 use super::{Floor, Tick};
-use crate::server::Tls;
 use crate::service::auth::JwtVerifier;
+use crate::tls::Tls;
 
 /// The page and its assets, embedded: path, content type, content.
 const ASSETS: [(&str, &str, &str); 6] = [

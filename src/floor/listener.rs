@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
-use crate::server::{TLS_HANDSHAKE_TIMEOUT, Tls};
+use crate::tls::{TLS_HANDSHAKE_TIMEOUT, Tls};
 
 /// A write that makes no progress for this long fails, closing the connection.
 const WRITE_STALL: Duration = Duration::from_secs(30);

@@ -885,6 +885,33 @@ impl CallHandle {
     }
 }
 
+/// The floor watches the service's conversations.
+impl crate::service::watcher::Watcher for Arc<Floor> {
+    fn open(
+        &self,
+        conversation_id: &str,
+        tenant: Option<Arc<str>>,
+        start: &ConversationStart,
+    ) -> Box<dyn crate::service::watcher::WatchedCall> {
+        Box::new(Floor::open(self, conversation_id, tenant, start))
+    }
+}
+
+impl crate::service::watcher::WatchedCall for CallHandle {
+    fn utterance(&self, utterance: &crate::engine::Utterance) {
+        CallHandle::utterance(self, utterance);
+    }
+    fn update(&self, update: &ScoreUpdate) {
+        CallHandle::update(self, update);
+    }
+    fn alert(&self, alert: &Alert) {
+        CallHandle::alert(self, alert);
+    }
+    fn scorecard(&self, card: &Scorecard) {
+        CallHandle::scorecard(self, card);
+    }
+}
+
 impl Drop for CallHandle {
     fn drop(&mut self) {
         {

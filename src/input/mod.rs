@@ -17,10 +17,8 @@ mod fields;
 mod genesys;
 mod pca;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Read as _};
 
-use crate::engine::Role;
 use crate::transcript::{self, LineError, Transcript};
 
 /// Largest single-document file read (a platform's output file for one call is far smaller).
@@ -49,49 +47,7 @@ pub enum InputFormat {
     Pca,
 }
 
-/// Roles for the speaker labels a platform uses (`--role-map spk_0=agent,spk_1=customer`):
-/// keys are matched without regard to case against a turn's participant id, role or speaker
-/// label; `channel:N` matches a channel number.
-#[derive(Debug, Clone, Default)]
-pub struct RoleMap(BTreeMap<String, Role>);
-
-impl RoleMap {
-    /// Parses `key=role[,key=role…]`; roles are agent, customer, other, unknown.
-    pub fn parse(spec: &str) -> Result<RoleMap, String> {
-        let mut map = BTreeMap::new();
-        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, role) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("--role-map: `{pair}` is not KEY=ROLE"))?;
-            let role = role_name(role).ok_or_else(|| {
-                format!("--role-map: {key}: the role must be agent, customer, other or unknown")
-            })?;
-            map.insert(key.trim().to_ascii_lowercase(), role);
-        }
-        Ok(RoleMap(map))
-    }
-
-    /// The role the map gives `label`, if any.
-    pub fn get(&self, label: &str) -> Option<Role> {
-        self.0.get(&label.to_ascii_lowercase()).copied()
-    }
-
-    /// Whether the map is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// A role written out (any case): agent, customer, other, unknown.
-pub fn role_name(name: &str) -> Option<Role> {
-    match name.trim().to_ascii_lowercase().as_str() {
-        "agent" => Some(Role::Agent),
-        "customer" => Some(Role::Customer),
-        "other" => Some(Role::Other),
-        "unknown" => Some(Role::Unknown),
-        _ => None,
-    }
-}
+pub use crate::transcript::{RoleMap, role_name};
 
 /// How to read input files.
 #[derive(Debug, Clone)]
@@ -300,6 +256,7 @@ fn document(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Role;
 
     fn read_str(text: &str, format: InputFormat) -> Vec<Result<Transcript, LineError>> {
         let options = InputOptions {

@@ -10,24 +10,8 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::engine::{RejectReason, Rejected};
-use crate::proto::v1::{Rejection, RejectionReason};
-
-/// The wire's reason for a refused message.
-pub fn rejection_reason(reason: RejectReason) -> RejectionReason {
-    use RejectReason as R;
-    match reason {
-        R::Malformed | R::TooLong => RejectionReason::InvalidArgument,
-        R::OffsetOutOfRange | R::EndsBeforeStart => RejectionReason::OutOfRange,
-        R::DuplicateUtterance => RejectionReason::AlreadyExists,
-        R::ConversationEnded | R::HoldConflict | R::AlreadyLive | R::NotOpen => {
-            RejectionReason::FailedPrecondition
-        }
-        R::TooManyUtterances | R::TooManyConversations | R::RateLimited => {
-            RejectionReason::ResourceExhausted
-        }
-        R::UnknownProfile => RejectionReason::UnknownProfile,
-    }
-}
+use crate::proto::v1::RejectionReason;
+pub use crate::proto::{rejection, rejection_reason};
 
 /// The gRPC code of a call that fails on a refused message (a `ScoreTranscript` whose start is
 /// refused).
@@ -40,17 +24,6 @@ fn rejection_code(reason: RejectReason) -> Code {
         }
         RejectionReason::ResourceExhausted => Code::ResourceExhausted,
         RejectionReason::InvalidArgument | RejectionReason::Unspecified => Code::InvalidArgument,
-    }
-}
-
-/// An in-band rejection on the wire. Carries field paths and limits only.
-pub fn rejection(r: &Rejected) -> Rejection {
-    Rejection {
-        reason: rejection_reason(r.reason) as i32,
-        field: r.field.to_string(),
-        description: r.description.clone(),
-        utterance_id: r.utterance_id.clone().unwrap_or_default(),
-        retry_after_ms: r.retry_after_ms.unwrap_or(0),
     }
 }
 

@@ -11,6 +11,7 @@ mod score;
 mod stream;
 pub mod tenant;
 mod watch;
+pub mod watcher;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -76,7 +77,7 @@ pub(crate) struct Shared {
     /// Health: readiness follows the process's conversation cap.
     readiness: Arc<Readiness>,
     /// The supervisor's floor, when the page is served (`--ui-addr`).
-    floor: Option<Arc<crate::floor::Floor>>,
+    floor: Option<Arc<dyn watcher::Watcher>>,
 }
 
 /// The listening service.
@@ -135,7 +136,7 @@ impl Listening {
     }
 
     /// Shows every live conversation on `floor` (the supervisor's page).
-    pub fn with_floor(mut self, floor: Option<Arc<crate::floor::Floor>>) -> Self {
+    pub fn with_floor(mut self, floor: Option<Arc<dyn watcher::Watcher>>) -> Self {
         match Arc::get_mut(&mut self.shared) {
             Some(shared) => shared.floor = floor,
             None => tracing::warn!("the floor can only be set before the service is shared"),

@@ -122,7 +122,7 @@ struct Live {
     start_time: Option<SystemTime>,
     rate: MessageRate,
     /// Its place on the supervisor's floor, when the page is served.
-    floor: Option<crate::floor::CallHandle>,
+    floor: Option<Box<dyn crate::service::watcher::WatchedCall>>,
 }
 
 /// Why the stream loop stops.
