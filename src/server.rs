@@ -329,7 +329,9 @@ async fn watch_rubric(
             listening.metrics().rubric_reload("empty");
             continue;
         }
-        match Rubric::from_toml_str(&last) {
+        // The running rubric's listening model (`--model`) stays.
+        let model = listening.rubric().model().clone();
+        match Rubric::from_toml_str_with_model(&last, &model) {
             Ok(rubric) => {
                 let profiles: Vec<&str> = rubric.profile_names().collect();
                 tracing::info!(path = %path.display(), profiles = ?profiles, trigger = if forced { "SIGHUP" } else { "file change" }, "rubric reloaded");

@@ -1,5 +1,6 @@
 //! The engine is pure: nothing under `src/engine/` may reach for async runtimes, the network,
-//! the generated wire types, files, the environment or clocks.
+//! the generated wire types, files, the environment, clocks or process-wide state. And every
+//! module of the crate imports only the layers before it.
 
 use std::path::Path;
 
@@ -17,6 +18,10 @@ const FORBIDDEN: &[&str] = &[
     ".await",
     "crate::proto",
     "crate::service",
+    // No process-wide state: the listening model travels with the rubric's profiles.
+    "OnceLock",
+    "Atomic",
+    "static mut",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::client::{self, Output};
-use crate::engine::Rubric;
 use crate::proto::v1::listening_service_client::ListeningServiceClient;
 use crate::samples::DEMO_CALLS;
 use crate::server::{self, ServerConfig};
@@ -59,7 +58,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("failed to bind a loopback port")?;
     let addr = listener.local_addr()?;
-    let mut config = ServerConfig::new(Arc::new(Rubric::embedded()));
+    let mut config = ServerConfig::new(Arc::new(super::load_rubric(None)?));
     config.drain_delay = Duration::ZERO;
     if args.ui {
         return floor_demo(args, calls, listener, config).await;

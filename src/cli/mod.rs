@@ -65,9 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     if let Some(path) = &cli.model {
         let bytes =
             std::fs::read(path).map_err(|e| anyhow::anyhow!("--model {}: {e}", path.display()))?;
-        let model = crate::engine::learned::model::Model::from_bytes(&bytes)
+        let model = crate::engine::ListeningModel::from_bytes(&bytes)
             .map_err(|e| anyhow::anyhow!("--model {}: {e}", path.display()))?;
-        crate::engine::learned::model::install(model)?;
+        let _ = MODEL.set(model);
     }
     match cli.command {
         Command::Score(args) => score::run(args),
@@ -265,6 +265,10 @@ impl Problems {
 }
 
 /// Loads the rubric: the embedded default, with `path` laid over it when given.
+/// The listening model `--model` named, if it did: every rubric this command compiles uses it
+/// (the engine itself holds no process-wide model; it travels with the rubric).
+static MODEL: std::sync::OnceLock<crate::engine::ListeningModel> = std::sync::OnceLock::new();
+
 fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<crate::engine::Rubric> {
     use anyhow::Context as _;
     let text = match path {
@@ -272,7 +276,11 @@ fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<crate::engine::
             .with_context(|| format!("failed to read rubric file {}", path.display()))?,
         None => String::new(),
     };
-    crate::engine::Rubric::from_toml_str(&text).with_context(|| match path {
+    let rubric = match MODEL.get() {
+        Some(model) => crate::engine::Rubric::from_toml_str_with_model(&text, model),
+        None => crate::engine::Rubric::from_toml_str(&text),
+    };
+    rubric.with_context(|| match path {
         Some(path) => format!("rubric file {} is invalid", path.display()),
         None => "embedded rubric is invalid".into(),
     })

@@ -36,6 +36,7 @@ pub use batch::{Scored, score_events, transcript_events};
 pub use conversation::Conversation;
 pub use detectors::{Behaviour, Detection};
 pub use event::{Channel, End, EndReason, Event, Role, Signal, SignalKind, Start, Utterance};
+pub use learned::model::ListeningModel;
 pub use limits::InputLimits;
 pub use metrics::Metrics;
 pub use output::{Contribution, CustomerState, Emitted, Trend, Update};

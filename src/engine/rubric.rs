@@ -236,6 +236,8 @@ pub struct Profile {
     pub language: LanguageRules,
     /// The vocabularies compiled, once, at load.
     pub compiled: CompiledVocabulary,
+    /// The listening model its learned layer uses (the rubric's, shared by its profiles).
+    pub model: super::ListeningModel,
 }
 
 /// Vocabularies prepared for matching.
@@ -253,6 +255,7 @@ impl ProfileFile {
         self,
         name: &str,
         lexicon: &Arc<super::language::Lexicon>,
+        model: &super::ListeningModel,
     ) -> Result<Profile, String> {
         let language = CompiledLanguage::new(
             &self.language,
@@ -278,6 +281,7 @@ impl ProfileFile {
                 language: Arc::new(language),
                 fillers,
             },
+            model: model.clone(),
         })
     }
 }
@@ -474,6 +478,7 @@ impl Profile {
 pub struct Rubric {
     default_profile: String,
     profiles: BTreeMap<String, Arc<Profile>>,
+    model: super::ListeningModel,
 }
 
 #[derive(Debug, Deserialize)]
@@ -514,6 +519,18 @@ impl Rubric {
     /// assert_eq!(rubric.profile("").unwrap().name, "voice");
     /// ```
     pub fn from_toml_str(user: &str) -> Result<Rubric, RubricError> {
+        let model = super::ListeningModel::embedded().map_err(|e| RubricError {
+            problems: vec![format!("the embedded {e}")],
+        })?;
+        Self::from_toml_str_with_model(user, &model)
+    }
+
+    /// As [`Rubric::from_toml_str`], with the listening model its profiles use (`--model`;
+    /// a reload keeps the running rubric's, [`Rubric::model`]).
+    pub fn from_toml_str_with_model(
+        user: &str,
+        model: &super::ListeningModel,
+    ) -> Result<Rubric, RubricError> {
         let mut merged: toml::Table = DEFAULT_RUBRIC_TOML.parse().map_err(|e| RubricError {
             problems: vec![format!("embedded rubric: {e}")],
         })?;
@@ -542,7 +559,7 @@ impl Rubric {
                     continue;
                 }
             };
-            match file.compile(name, &lexicon) {
+            match file.compile(name, &lexicon, model) {
                 Ok(profile) => {
                     profile.validate(&mut problems);
                     profiles.insert(name.clone(), Arc::new(profile));
@@ -560,6 +577,7 @@ impl Rubric {
             Ok(Rubric {
                 default_profile: file.default_profile,
                 profiles,
+                model: model.clone(),
             })
         } else {
             Err(RubricError { problems })
@@ -574,6 +592,11 @@ impl Rubric {
             name
         };
         self.profiles.get(name).cloned()
+    }
+
+    /// The listening model the profiles use.
+    pub fn model(&self) -> &super::ListeningModel {
+        &self.model
     }
 
     /// The names of all profiles.

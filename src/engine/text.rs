@@ -229,8 +229,9 @@ pub struct Words {
     pub token_index: Vec<u32>,
     /// The phrases found, in order of their end; set by [`PhraseIndex::scan`].
     matches: Vec<SetMatch>,
-    /// The index that scanned these words (0: none yet).
-    scanned_by: u32,
+    /// Whether a [`PhraseIndex`] has scanned these words (a profile has one index, so its
+    /// sets are asked only about words it scanned).
+    scanned: bool,
 }
 
 /// A phrase of one vocabulary found in an utterance.
@@ -335,7 +336,6 @@ pub(crate) struct PhraseIndex {
     automaton: Option<aho_corasick::AhoCorasick>,
     /// For each pattern of the automaton, its length in words and the vocabularies it is in.
     patterns: Vec<(usize, Vec<u16>)>,
-    id: u32,
 }
 
 /// Collects the vocabularies of a [`PhraseIndex`].
@@ -346,19 +346,12 @@ pub(crate) struct PhraseIndexBuilder {
     texts: Vec<String>,
     patterns: Vec<(usize, Vec<u16>)>,
     sets: u16,
-    id: u32,
 }
-
-/// Distinguishes indexes, so that a set is never asked about words another index scanned.
-static NEXT_INDEX_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 impl PhraseIndexBuilder {
     /// An empty builder.
     pub(crate) fn new() -> Self {
-        PhraseIndexBuilder {
-            id: NEXT_INDEX_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            ..PhraseIndexBuilder::default()
-        }
+        PhraseIndexBuilder::default()
     }
 
     /// Adds a vocabulary (each phrase tokenised like an utterance).
@@ -390,11 +383,7 @@ impl PhraseIndexBuilder {
                 sets.push(set);
             }
         }
-        PhraseSet {
-            set,
-            index: self.id,
-            longest,
-        }
+        PhraseSet { set, longest }
     }
 
     /// Compiles the automaton. An error (the phrases are too many or too long for it) is the
@@ -412,7 +401,6 @@ impl PhraseIndexBuilder {
         Ok(PhraseIndex {
             automaton,
             patterns: self.patterns,
-            id: self.id,
         })
     }
 }
@@ -422,7 +410,7 @@ impl PhraseIndex {
     /// keeps them with the words, in order of their end, for the [`PhraseSet`] queries.
     pub(crate) fn scan(&self, words: &mut Words) {
         words.matches.clear();
-        words.scanned_by = self.id;
+        words.scanned = true;
         let Some(automaton) = &self.automaton else {
             return;
         };
@@ -447,7 +435,6 @@ impl PhraseIndex {
 #[derive(Debug, Clone, Default)]
 pub struct PhraseSet {
     set: u16,
-    index: u32,
     /// Words in the longest phrase (0: an empty vocabulary).
     longest: usize,
 }
@@ -465,8 +452,8 @@ impl PhraseSet {
     /// Every occurrence, overlapping ones included, in order of their end.
     pub fn find_all<'a>(&'a self, words: &'a Words) -> impl Iterator<Item = PhraseMatch> + 'a {
         debug_assert!(
-            self.longest == 0 || words.scanned_by == self.index,
-            "words must be scanned by the index this set belongs to"
+            self.longest == 0 || words.scanned,
+            "words must be scanned by the profile's phrase index before its sets are asked"
         );
         words
             .matches

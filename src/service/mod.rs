@@ -149,6 +149,11 @@ impl Listening {
         &self.shared.metrics
     }
 
+    /// The rubric conversations open with now.
+    pub fn rubric(&self) -> Arc<Rubric> {
+        self.shared.rubric()
+    }
+
     /// Replaces the rubric for conversations opened from now on.
     pub fn replace_rubric(&self, rubric: Arc<Rubric>) {
         let mut current = self

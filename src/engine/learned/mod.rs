@@ -126,7 +126,7 @@ pub(crate) fn revise(
     found: &mut Vec<Detection>,
     record: bool,
 ) -> Option<Features> {
-    let model = model::get();
+    let model = &*profile.model.0;
     let may_be_agent = matches!(input.role, Role::Agent | Role::Unknown);
     let lang = profile.lang();
     let mut out = None;

@@ -8,7 +8,7 @@
 //! same bits for the same input on every machine.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -268,23 +268,23 @@ fn f32s(st: &SafeTensors<'_>, name: &str) -> Result<Vec<f32>, ModelError> {
         .collect())
 }
 
-static MODEL: OnceLock<Model> = OnceLock::new();
+/// A listening model as the rest of the crate holds it: shared by the profiles of the rubrics
+/// compiled with it (it travels with them, so nothing in the engine is process-global).
+#[derive(Debug, Clone)]
+pub struct ListeningModel(pub(crate) Arc<Model>);
 
-/// Installs the model every conversation of this process uses, instead of the embedded one.
-/// Must be called before the first conversation; fails if a model is already in use.
-pub(crate) fn install(model: Model) -> Result<(), ModelError> {
-    MODEL
-        .set(model)
-        .map_err(|_| bad("a model is already in use in this process"))
-}
+impl ListeningModel {
+    /// The model built from `models/`, embedded in the binary.
+    pub fn embedded() -> Result<ListeningModel, String> {
+        Self::from_bytes(EMBEDDED)
+    }
 
-/// The process's model: the installed one, else the embedded one.
-pub(crate) fn get() -> &'static Model {
-    MODEL.get_or_init(|| match Model::from_bytes(EMBEDDED) {
-        Ok(m) => m,
-        // The embedded file is checked by `cargo test`; a broken build must not score quietly.
-        Err(e) => panic!("the embedded listening model is unusable: {e}"),
-    })
+    /// A model from a safetensors file's bytes (`--model FILE`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<ListeningModel, String> {
+        Model::from_bytes(bytes)
+            .map(|m| ListeningModel(Arc::new(m)))
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
