@@ -36,3 +36,19 @@ pub const ENV_DRAIN_DEADLINE: &str = "HEARKEN_DRAIN_DEADLINE";
 pub const ENV_UI_ADDR: &str = "HEARKEN_UI_ADDR";
 /// Show utterance text (masked) on the floor page (`--ui-show-text`).
 pub const ENV_UI_SHOW_TEXT: &str = "HEARKEN_UI_SHOW_TEXT";
+/// The listening model file (`--model`).
+pub const ENV_MODEL: &str = "HEARKEN_MODEL";
+/// Kafka bootstrap servers (`--brokers`).
+pub const ENV_KAFKA_BROKERS: &str = "HEARKEN_KAFKA_BROKERS";
+/// A librdkafka properties file (`--kafka-config-file`).
+pub const ENV_KAFKA_CONFIG_FILE: &str = "HEARKEN_KAFKA_CONFIG_FILE";
+/// The pipeline's consumer group (`--group`).
+pub const ENV_PIPELINE_GROUP: &str = "HEARKEN_PIPELINE_GROUP";
+/// The pipeline's input topics (`--input-topic`).
+pub const ENV_PIPELINE_INPUT_TOPICS: &str = "HEARKEN_PIPELINE_INPUT_TOPICS";
+/// The pipeline's output topic (`--output-topic`).
+pub const ENV_PIPELINE_OUTPUT_TOPIC: &str = "HEARKEN_PIPELINE_OUTPUT_TOPIC";
+/// The pipeline's dead-letter topic (`--dead-letter-topic`).
+pub const ENV_PIPELINE_DEAD_LETTER_TOPIC: &str = "HEARKEN_PIPELINE_DEAD_LETTER_TOPIC";
+/// The pipeline's state topic (`--state-topic`).
+pub const ENV_PIPELINE_STATE_TOPIC: &str = "HEARKEN_PIPELINE_STATE_TOPIC";

@@ -433,3 +433,53 @@ pub fn rejection(r: &engine::Rejected) -> Rejection {
         retry_after_ms: r.retry_after_ms.unwrap_or(0),
     }
 }
+
+/// The wire names of the proto enums, written once: `upper` is the name without its enum's
+/// prefix (`REJECTION_REASON_INVALID_ARGUMENT` → `INVALID_ARGUMENT`: error reasons, headers,
+/// metric attributes), `lower` the same in lower case (`open_question`: the floor page's JSON).
+pub trait WireName: Copy {
+    /// Without the enum's prefix.
+    fn upper(self) -> &'static str;
+    /// Without the enum's prefix, in lower case.
+    fn lower(self) -> &'static str;
+}
+
+macro_rules! wire_names {
+    ($($ty:ident => $prefix:literal),* $(,)?) => {$(
+        impl WireName for $ty {
+            fn upper(self) -> &'static str {
+                self.as_str_name().trim_start_matches($prefix)
+            }
+
+            fn lower(self) -> &'static str {
+                // Each enum's names lower-cased once, in a table by value.
+                static TABLE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+                let table = TABLE.get_or_init(|| {
+                    let mut table = Vec::new();
+                    for value in 0..=i32::from(u8::MAX) {
+                        if let Ok(v) = $ty::try_from(value) {
+                            table.resize(value as usize + 1, "unspecified");
+                            let lower = v.upper().to_ascii_lowercase();
+                            table[value as usize] = &*Box::leak(lower.into_boxed_str());
+                        }
+                    }
+                    table
+                });
+                table.get(self as usize).copied().unwrap_or("unspecified")
+            }
+        }
+    )*};
+}
+
+wire_names! {
+    Channel => "CHANNEL_",
+    Role => "ROLE_",
+    SignalKind => "SIGNAL_KIND_",
+    Behaviour => "BEHAVIOUR_",
+    Component => "COMPONENT_",
+    Trend => "TREND_",
+    AlertKind => "ALERT_KIND_",
+    Severity => "SEVERITY_",
+    EndReason => "END_REASON_",
+    RejectionReason => "REJECTION_REASON_",
+}

@@ -23,7 +23,7 @@ pub struct Cli {
     #[arg(long, global = true, env = crate::config::ENV_LOG_FORMAT, value_enum, default_value = "plain")]
     log_format: LogFormat,
     /// Listening model file (safetensors, as `models/build.py` writes) instead of the embedded one.
-    #[arg(long, global = true, env = "HEARKEN_MODEL", value_name = "FILE")]
+    #[arg(long, global = true, env = crate::config::ENV_MODEL, value_name = "FILE")]
     model: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
@@ -284,4 +284,22 @@ fn load_rubric(path: Option<&std::path::Path>) -> anyhow::Result<crate::engine::
         Some(path) => format!("rubric file {} is invalid", path.display()),
         None => "embedded rubric is invalid".into(),
     })
+}
+
+/// Where `/metrics` (and health) is served by default, by `serve` and `pipeline`.
+pub(crate) const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9090";
+
+/// An address to listen on, or none (`off`): `--metrics-addr`, `--ui-addr`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetricsAddr(pub(crate) Option<std::net::SocketAddr>);
+
+/// Parses `HOST:PORT` or `off`.
+pub(crate) fn parse_metrics_addr(value: &str) -> Result<MetricsAddr, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(MetricsAddr(None));
+    }
+    value
+        .parse()
+        .map(|addr| MetricsAddr(Some(addr)))
+        .map_err(|e| format!("{e}: expected HOST:PORT or `off`"))
 }

@@ -45,7 +45,7 @@ enum Action {
 #[derive(Debug, Clone, clap::Args)]
 struct KafkaArgs {
     /// Kafka bootstrap servers (`host:port,…`).
-    #[arg(long, env = "HEARKEN_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = config::ENV_KAFKA_BROKERS, default_value = pipeline::DEFAULT_BROKERS)]
     brokers: String,
     /// A librdkafka property, `KEY=VALUE` (repeat): security.protocol, sasl.*, session.timeout.ms,
     /// …; `consumer.KEY` or `producer.KEY` for one side only.
@@ -54,7 +54,7 @@ struct KafkaArgs {
     /// A file of librdkafka properties, one `KEY=VALUE` per line (`#` comments), read before
     /// any -X: for credentials (sasl.password) mounted from a secret rather than on the
     /// command line.
-    #[arg(long, env = "HEARKEN_KAFKA_CONFIG_FILE", value_name = "FILE")]
+    #[arg(long, env = config::ENV_KAFKA_CONFIG_FILE, value_name = "FILE")]
     kafka_config_file: Option<PathBuf>,
 }
 
@@ -98,21 +98,21 @@ struct RunArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
     /// The consumer group: replicas with the same group share the input partitions.
-    #[arg(long, env = "HEARKEN_PIPELINE_GROUP", default_value = "hearken")]
+    #[arg(long, env = config::ENV_PIPELINE_GROUP, default_value = pipeline::DEFAULT_GROUP)]
     group: String,
     /// Topics to read (comma-separated or repeated).
     #[arg(
         long,
-        env = "HEARKEN_PIPELINE_INPUT_TOPICS",
+        env = config::ENV_PIPELINE_INPUT_TOPICS,
         value_delimiter = ',',
-        default_value = "hearken.requests"
+        default_value = pipeline::DEFAULT_INPUT_TOPIC
     )]
     input_topic: Vec<String>,
     /// Topic for every output kind not given its own topic below.
     #[arg(
         long,
-        env = "HEARKEN_PIPELINE_OUTPUT_TOPIC",
-        default_value = "hearken.results"
+        env = config::ENV_PIPELINE_OUTPUT_TOPIC,
+        default_value = pipeline::DEFAULT_OUTPUT_TOPIC
     )]
     output_topic: String,
     /// Topic for score updates (`-`: do not write them).
@@ -132,16 +132,16 @@ struct RunArgs {
     /// its headers.
     #[arg(
         long,
-        env = "HEARKEN_PIPELINE_DEAD_LETTER_TOPIC",
-        default_value = "hearken.dead-letters"
+        env = config::ENV_PIPELINE_DEAD_LETTER_TOPIC,
+        default_value = pipeline::DEFAULT_DEAD_LETTER_TOPIC
     )]
     dead_letter_topic: String,
     /// Topic for the partitions' checkpoints, from which a replica that takes a partition over
     /// rebuilds its live calls exactly (create it compacted; one partition is plenty).
     #[arg(
         long,
-        env = "HEARKEN_PIPELINE_STATE_TOPIC",
-        default_value = "hearken.state"
+        env = config::ENV_PIPELINE_STATE_TOPIC,
+        default_value = pipeline::DEFAULT_STATE_TOPIC
     )]
     state_topic: String,
     /// How input records are encoded when their `content-type` header does not say.
@@ -167,8 +167,8 @@ struct RunArgs {
     #[arg(long, default_value_t = pipeline::DEFAULT_COMMIT_INTERVAL.into())]
     commit_interval: humantime::Duration,
     /// Address for `/metrics` and `/healthz`, or `off`.
-    #[arg(long, env = config::ENV_METRICS_ADDR, default_value = "0.0.0.0:9090")]
-    metrics_addr: String,
+    #[arg(long, env = config::ENV_METRICS_ADDR, default_value = super::DEFAULT_METRICS_ADDR, value_parser = super::parse_metrics_addr)]
+    metrics_addr: super::MetricsAddr,
     /// Rubric file (TOML) laid over the embedded default.
     #[arg(long, env = config::ENV_RUBRIC)]
     rubric: Option<PathBuf>,
@@ -183,7 +183,7 @@ struct SendArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
     /// The topic to write.
-    #[arg(long, default_value = "hearken.requests")]
+    #[arg(long, default_value = pipeline::DEFAULT_INPUT_TOPIC)]
     topic: String,
     /// Record encoding.
     #[arg(long, value_enum, default_value = "json")]
@@ -208,7 +208,7 @@ struct ReadArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
     /// The topic to read (from its start).
-    #[arg(long, default_value = "hearken.results")]
+    #[arg(long, default_value = pipeline::DEFAULT_OUTPUT_TOPIC)]
     topic: String,
     /// Stop once this many conversations have their scorecard.
     #[arg(long)]
@@ -325,12 +325,10 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
     let metrics = PipelineMetrics::new(&telemetry.meter());
     let stop = Arc::new(AtomicBool::new(false));
     let (scrape_stop, scrape_stopped) = tokio::sync::oneshot::channel::<()>();
-    let scrape = if args.metrics_addr == "off" {
-        None
-    } else {
-        let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+    let scrape = if let Some(addr) = args.metrics_addr.0 {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("failed to listen on {} for /metrics", args.metrics_addr))?;
+            .with_context(|| format!("failed to listen on {addr} for /metrics"))?;
         tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
         Some(tokio::spawn(crate::telemetry::serve_scrape_with(
             listener,
@@ -340,6 +338,8 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
                 let _ = scrape_stopped.await;
             },
         )))
+    } else {
+        None
     };
     let worker = pipeline::spawn(
         config,
@@ -377,12 +377,7 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
 
 /// A producer for the tools (`send`), with the client properties given.
 fn producer(kafka: &KafkaArgs) -> anyhow::Result<rdkafka::producer::BaseProducer> {
-    let mut config = rdkafka::ClientConfig::new();
-    config
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true");
+    let mut config = pipeline::producer_config(&kafka.brokers);
     pipeline::apply_properties(&mut config, &kafka.properties()?, pipeline::Side::Producer);
     config.create().context("cannot create the Kafka producer")
 }

@@ -3,37 +3,35 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::proto::WireName as _;
 use crate::proto::v1::*;
 
-/// `COMPONENT_TALK_BALANCE` → `talk balance`.
-fn enum_name(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix)
-        .unwrap_or(name)
-        .to_lowercase()
-        .replace('_', " ")
+/// `talk_balance` → `talk balance`.
+fn spaced(name: &str) -> String {
+    name.replace('_', " ")
 }
 
 pub(super) fn component_name(c: i32) -> String {
     Component::try_from(c)
-        .map(|c| enum_name(c.as_str_name(), "COMPONENT_"))
+        .map(|c| spaced(c.lower()))
         .unwrap_or_else(|_| "?".into())
 }
 
 fn behaviour_name(b: i32) -> String {
     Behaviour::try_from(b)
-        .map(|b| enum_name(b.as_str_name(), "BEHAVIOUR_"))
+        .map(|b| spaced(b.lower()))
         .unwrap_or_else(|_| "?".into())
 }
 
 pub(super) fn alert_kind_name(k: i32) -> String {
     AlertKind::try_from(k)
-        .map(|k| enum_name(k.as_str_name(), "ALERT_KIND_"))
+        .map(|k| spaced(k.lower()))
         .unwrap_or_else(|_| "?".into())
 }
 
 fn severity_name(s: i32) -> String {
     Severity::try_from(s)
-        .map(|s| enum_name(s.as_str_name(), "SEVERITY_"))
+        .map(|s| spaced(s.lower()))
         .unwrap_or_else(|_| "?".into())
 }
 
@@ -148,7 +146,7 @@ pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
     let score = card.score.clone().unwrap_or_default();
     let m = card.metrics.unwrap_or_default();
     let end = EndReason::try_from(card.end_reason)
-        .map(|e| enum_name(e.as_str_name(), "END_REASON_"))
+        .map(|e| spaced(e.lower()))
         .unwrap_or_default();
     let _ = writeln!(
         out,

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use crate::config::{
     ENV_ADDR, ENV_DRAIN_DEADLINE, ENV_DRAIN_DELAY, ENV_LOG_TEXT, ENV_METRICS_ADDR, ENV_RUBRIC,
 };
+use crate::floor::FloorConfig;
 use crate::server::{self, ServerConfig};
 use crate::service::Limits;
 use crate::telemetry::{LogFormat, Telemetry};
@@ -22,8 +23,8 @@ pub(super) struct ServeArgs {
     #[arg(long, env = ENV_ADDR, default_value = "0.0.0.0:50051")]
     addr: SocketAddr,
     /// Address of the Prometheus scrape endpoint (`GET /metrics`), or `off`.
-    #[arg(long, env = ENV_METRICS_ADDR, default_value = "0.0.0.0:9090", value_parser = parse_metrics_addr)]
-    metrics_addr: MetricsAddr,
+    #[arg(long, env = ENV_METRICS_ADDR, default_value = super::DEFAULT_METRICS_ADDR, value_parser = super::parse_metrics_addr)]
+    metrics_addr: super::MetricsAddr,
     /// PEM certificate chain for TLS on the gRPC port (with --tls-key).
     #[arg(long, env = crate::config::ENV_TLS_CERT, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -134,31 +135,31 @@ pub(super) struct ServeArgs {
 pub(super) struct UiArgs {
     /// Address of the supervisor's floor page (read-only; the gRPC port's TLS and JWT apply),
     /// or `off`.
-    #[arg(long, env = crate::config::ENV_UI_ADDR, default_value = "off", value_parser = parse_metrics_addr)]
-    ui_addr: MetricsAddr,
+    #[arg(long, env = crate::config::ENV_UI_ADDR, default_value = "off", value_parser = super::parse_metrics_addr)]
+    ui_addr: super::MetricsAddr,
     /// Show utterance text on the floor page, masked by the redactor (card numbers, security
     /// codes, expiry dates; best effort). Off by default: the text may hold personal data.
     #[arg(long, env = crate::config::ENV_UI_SHOW_TEXT)]
     ui_show_text: bool,
     /// A browser gets at most one update per conversation this often.
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
-    ui_update_interval: Duration,
+    #[arg(long, default_value_t = FloorConfig::DEFAULT_UPDATE_INTERVAL.into())]
+    ui_update_interval: humantime::Duration,
     /// Browsers that may watch the floor at once.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = FloorConfig::DEFAULT_MAX_VIEWERS)]
     ui_max_viewers: usize,
     /// Score points and utterances kept per conversation for its view on the page.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = FloorConfig::DEFAULT_HISTORY)]
     ui_history: usize,
     /// With --ui-show-text, the latest utterances per conversation that keep their text (each
     /// cut to 1 KiB); older ones show only their behaviours.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = FloorConfig::DEFAULT_TEXT_UTTERANCES)]
     ui_text_utterances: usize,
 }
 
 impl UiArgs {
     fn validate(&self, problems: &mut super::Problems) {
         problems.check(
-            self.ui_update_interval >= Duration::from_millis(50),
+            *self.ui_update_interval >= Duration::from_millis(50),
             "--ui-update-interval must be at least 50ms",
         );
         problems.check(
@@ -184,7 +185,7 @@ impl UiArgs {
             addr,
             crate::floor::FloorConfig {
                 show_text: self.ui_show_text,
-                update_interval: self.ui_update_interval,
+                update_interval: *self.ui_update_interval,
                 max_viewers: self.ui_max_viewers,
                 history: self.ui_history,
                 text_utterances: self.ui_text_utterances,
@@ -206,20 +207,6 @@ fn tenant_cap(given: Option<usize>, authenticated: bool) -> usize {
     } else {
         0
     })
-}
-
-/// Where `/metrics` is served, if anywhere.
-#[derive(Debug, Clone, Copy)]
-struct MetricsAddr(Option<SocketAddr>);
-
-fn parse_metrics_addr(value: &str) -> Result<MetricsAddr, String> {
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(MetricsAddr(None));
-    }
-    value
-        .parse()
-        .map(|addr| MetricsAddr(Some(addr)))
-        .map_err(|e| format!("{e}: expected HOST:PORT or `off`"))
 }
 
 /// What `hearken serve` does on a signal. No signal but SIGKILL (and the synchronous fault

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::proto::WireName as _;
 use crate::proto::v1::{
     Alert, Behaviour, Component, ConversationStart, EndReason, ScoreUpdate, Scorecard, Severity,
 };
@@ -74,16 +75,27 @@ impl FloorConfig {
     }
 }
 
+impl FloorConfig {
+    /// `--ui-update-interval`'s default.
+    pub const DEFAULT_UPDATE_INTERVAL: Duration = Duration::from_millis(500);
+    /// `--ui-max-viewers`' default.
+    pub const DEFAULT_MAX_VIEWERS: usize = 100;
+    /// `--ui-history`'s default.
+    pub const DEFAULT_HISTORY: usize = 200;
+    /// `--ui-text-utterances`' default.
+    pub const DEFAULT_TEXT_UTTERANCES: usize = 20;
+}
+
 impl Default for FloorConfig {
     fn default() -> Self {
         FloorConfig {
             show_text: false,
-            update_interval: Duration::from_millis(500),
-            history: 200,
-            text_utterances: 20,
+            update_interval: Self::DEFAULT_UPDATE_INTERVAL,
+            history: Self::DEFAULT_HISTORY,
+            text_utterances: Self::DEFAULT_TEXT_UTTERANCES,
             ended_linger: Duration::from_secs(120),
             max_ended: 1_000,
-            max_viewers: 100,
+            max_viewers: Self::DEFAULT_MAX_VIEWERS,
             slow_viewer_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
@@ -211,7 +223,7 @@ impl Floor {
             tenant,
             agent: pick(&["agent", "agent_id", "agent_name", "agentId"]),
             queue: pick(&["queue", "queue_name", "queueName", "skill"]),
-            channel: start.channel().as_str_name().trim_start_matches("CHANNEL_"),
+            channel: start.channel().upper(),
             profile: Arc::from(bounded(&start.rubric_profile, 64)),
             opened_at: SystemTime::now(),
             ended: None,
@@ -422,20 +434,6 @@ fn bounded(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
-/// A proto enum's name without its prefix, in lower case (`BEHAVIOUR_OPEN_QUESTION` →
-/// `open_question`), interned: the names are a closed set, so each is allocated once per
-/// process rather than once per utterance or alert.
-fn enum_name(name: &'static str, prefix: &str) -> &'static str {
-    static NAMES: Mutex<BTreeMap<&'static str, &'static str>> = Mutex::new(BTreeMap::new());
-    let mut names = lock(&NAMES);
-    names.entry(name).or_insert_with(|| {
-        Box::leak(
-            name.trim_start_matches(prefix)
-                .to_ascii_lowercase()
-                .into_boxed_str(),
-        )
-    })
-}
 /// One conversation's view. Everything in it is bounded: `history` points and utterances,
 /// `ALERTS_PER_CALL` alerts, `TREND_POINTS` trend points.
 #[derive(Debug)]
@@ -506,7 +504,7 @@ impl Call {
             alert_kinds: self
                 .alert_kinds
                 .iter()
-                .map(|(kind, severity)| (*kind, enum_name(severity.as_str_name(), "SEVERITY_")))
+                .map(|(kind, severity)| (*kind, severity.lower()))
                 .collect(),
             utterance_count: self.utterance_count,
         }
@@ -762,7 +760,7 @@ impl CallHandle {
                 call.customer = Some(CustomerView {
                     sentiment: hundredth(c.sentiment),
                     frustration: hundredth(c.frustration),
-                    trend: enum_name(c.trend().as_str_name(), "TREND_"),
+                    trend: c.trend().lower(),
                 });
             }
             if !update.partial {
@@ -774,12 +772,7 @@ impl CallHandle {
                     .behaviours
                     .iter()
                     .map(|b| BehaviourView {
-                        behaviour: enum_name(
-                            Behaviour::try_from(b.behaviour)
-                                .unwrap_or_default()
-                                .as_str_name(),
-                            "BEHAVIOUR_",
-                        ),
+                        behaviour: Behaviour::try_from(b.behaviour).unwrap_or_default().lower(),
                         confidence: (b.confidence * 100.0).round() / 100.0,
                         evidence: text.and_then(|(t, _)| {
                             t.get(b.span_start as usize..b.span_end as usize)
@@ -842,13 +835,10 @@ impl CallHandle {
                 conversation_id: call.conversation_id.clone(),
                 agent: call.agent.clone(),
                 alert_id: alert.alert_id.clone(),
-                kind: enum_name(alert.kind().as_str_name(), "ALERT_KIND_"),
-                severity: enum_name(
-                    Severity::try_from(alert.severity)
-                        .unwrap_or_default()
-                        .as_str_name(),
-                    "SEVERITY_",
-                ),
+                kind: alert.kind().lower(),
+                severity: Severity::try_from(alert.severity)
+                    .unwrap_or_default()
+                    .lower(),
                 message: alert.message.clone(),
                 coaching_tip: alert.coaching_tip.clone(),
                 offset_ms: alert.offset_ms,
@@ -876,12 +866,11 @@ impl CallHandle {
         if let Some(score) = &card.score {
             call.score = Some(score_view(score));
         }
-        call.ended = Some(enum_name(
+        call.ended = Some(
             EndReason::try_from(card.end_reason)
                 .unwrap_or_default()
-                .as_str_name(),
-            "END_REASON_",
-        ));
+                .lower(),
+        );
     }
 }
 

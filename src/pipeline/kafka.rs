@@ -24,6 +24,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::partition::{Outcome, PartitionId, Record, State};
 use super::records::{self, DeadLetter, DeadReason};
 use super::{Config, Health};
+use crate::proto::WireName as _;
 use crate::proto::v1::StreamConversationsResponse;
 
 /// Longest wait for the producer to deliver what it holds before a commit.
@@ -472,12 +473,8 @@ pub(super) fn run(
     common
         .set("bootstrap.servers", &config.brokers)
         .set("client.id", &config.client_id);
-    let mut producer_config = common.clone();
-    producer_config
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4");
+    let mut producer_config = super::producer_config(&config.brokers);
+    producer_config.set("client.id", &config.client_id);
     let mut checkpoint_config = producer_config.clone();
     checkpoint_config
         .set("linger.ms", "0")
@@ -892,16 +889,8 @@ fn send_outputs(
 fn count(service: &crate::telemetry::metrics::Metrics, response: &StreamConversationsResponse) {
     use crate::proto::v1::stream_conversations_response::Payload;
     match &response.payload {
-        Some(Payload::Rejection(r)) => service.rejected(
-            r.reason()
-                .as_str_name()
-                .trim_start_matches("REJECTION_REASON_"),
-            &r.field,
-        ),
-        Some(Payload::Alert(a)) => service.alert_raised(
-            a.kind().as_str_name().trim_start_matches("ALERT_KIND_"),
-            a.severity().as_str_name().trim_start_matches("SEVERITY_"),
-        ),
+        Some(Payload::Rejection(r)) => service.rejected(r.reason().upper(), &r.field),
+        Some(Payload::Alert(a)) => service.alert_raised(a.kind().upper(), a.severity().upper()),
         _ => {}
     }
 }

@@ -28,6 +28,32 @@ pub use self::metrics::PipelineMetrics;
 use self::records::{InputEncoding, OutputEncoding};
 use crate::input::RoleMap;
 
+/// Bootstrap servers, by default.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+/// The consumer group, by default.
+pub const DEFAULT_GROUP: &str = "hearken";
+/// The topic read, by default.
+pub const DEFAULT_INPUT_TOPIC: &str = "hearken.requests";
+/// The topic every output kind goes to, by default.
+pub const DEFAULT_OUTPUT_TOPIC: &str = "hearken.results";
+/// The dead-letter topic, by default.
+pub const DEFAULT_DEAD_LETTER_TOPIC: &str = "hearken.dead-letters";
+/// The partitions' checkpoints, by default.
+pub const DEFAULT_STATE_TOPIC: &str = "hearken.state";
+
+/// The producer every hearken Kafka client starts from (the pipeline's outputs, `pipeline
+/// send`): idempotent, Java-compatible key hashing, a short linger, lz4.
+pub fn producer_config(brokers: &str) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4");
+    config
+}
+
 /// How often offsets are committed, by default.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 

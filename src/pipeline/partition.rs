@@ -20,6 +20,7 @@ use super::records::{DeadLetter, DeadReason, Decoded};
 use crate::engine::{
     self, Conversation, Emitted, End, EndReason, Event, InputLimits, RejectReason, Rejected, Rubric,
 };
+use crate::proto::WireName as _;
 use crate::proto::{self, v1::*};
 use crate::service::route::{self, Conversations as _, Gone};
 
@@ -92,14 +93,7 @@ impl Outcome {
             self.dead = Some(DeadLetter::new(
                 DeadReason::Rejected,
                 &reason.field,
-                format!(
-                    "{}: {}",
-                    reason
-                        .reason()
-                        .as_str_name()
-                        .trim_start_matches("REJECTION_REASON_"),
-                    reason.description
-                ),
+                format!("{}: {}", reason.reason().upper(), reason.description),
             ));
         }
     }

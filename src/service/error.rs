@@ -10,6 +10,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::engine::{RejectReason, Rejected};
+use crate::proto::WireName as _;
 use crate::proto::v1::RejectionReason;
 pub use crate::proto::{rejection, rejection_reason};
 
@@ -137,9 +138,7 @@ impl ServiceError {
             ServiceError::TooMany { .. } => "TOO_MANY_CALLS",
             ServiceError::Rejected(r) => match r.reason {
                 RejectReason::UnknownProfile => "UNKNOWN_RUBRIC_PROFILE",
-                reason => rejection_reason(reason)
-                    .as_str_name()
-                    .trim_start_matches("REJECTION_REASON_"),
+                reason => rejection_reason(reason).upper(),
             },
             ServiceError::Draining => "DRAINING",
             ServiceError::Internal => "INTERNAL",

@@ -36,6 +36,7 @@ use super::route::{self, Gone};
 use super::tenant::Caller;
 use super::{PublishedAlert, ResponseStream, Shared};
 use crate::engine::{self, Conversation, Emitted, End, EndReason, Event, RejectReason, Rejected};
+use crate::proto::WireName as _;
 use crate::proto::{self, v1::*};
 use crate::telemetry::metrics::Direction;
 
@@ -269,20 +270,12 @@ impl StreamTask {
             let mut answers_utterance = None;
             match &r.payload {
                 Some(Payload::Update(_)) => answers_utterance = utterance_received,
-                Some(Payload::Rejection(rejection)) => metrics.rejected(
-                    rejection
-                        .reason()
-                        .as_str_name()
-                        .trim_start_matches("REJECTION_REASON_"),
-                    &rejection.field,
-                ),
-                Some(Payload::Alert(alert)) => metrics.alert_raised(
-                    alert.kind().as_str_name().trim_start_matches("ALERT_KIND_"),
-                    alert
-                        .severity()
-                        .as_str_name()
-                        .trim_start_matches("SEVERITY_"),
-                ),
+                Some(Payload::Rejection(rejection)) => {
+                    metrics.rejected(rejection.reason().upper(), &rejection.field)
+                }
+                Some(Payload::Alert(alert)) => {
+                    metrics.alert_raised(alert.kind().upper(), alert.severity().upper())
+                }
                 _ => {}
             }
             let queued = Queued {
