@@ -285,16 +285,15 @@ fn topic_or(own: Option<String>, all: &str) -> Option<String> {
     }
 }
 
-async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
-    args.validate()?;
-    let telemetry = Telemetry::init_serve(log_format, "info")?;
+/// The pipeline's configuration from its flags (the pod's name, when set, is its client id).
+fn config_of(args: RunArgs) -> anyhow::Result<Config> {
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let client_id = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| format!("hearken-{}", std::process::id()));
     let all = &args.output_topic;
-    let config = Config {
+    Ok(Config {
         brokers: args.kafka.brokers.clone(),
         group: args.group,
         client_id,
@@ -320,12 +319,19 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
         max_record_bytes: args.max_record_bytes,
         commit_interval: *args.commit_interval,
         kafka: args.kafka.properties()?,
-    };
+    })
+}
+
+async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    args.validate()?;
+    let telemetry = Telemetry::init_serve(log_format, "info")?;
+    let metrics_addr = args.metrics_addr;
+    let config = config_of(args)?;
     let health = Arc::new(Health::new(&config.group));
     let metrics = PipelineMetrics::new(&telemetry.meter());
     let stop = Arc::new(AtomicBool::new(false));
     let (scrape_stop, scrape_stopped) = tokio::sync::oneshot::channel::<()>();
-    let scrape = if let Some(addr) = args.metrics_addr.0 {
+    let scrape = if let Some(addr) = metrics_addr.0 {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("failed to listen on {addr} for /metrics"))?;

@@ -767,37 +767,10 @@ impl CallHandle {
                 let pending = call
                     .pending
                     .take_if(|p| p.utterance_id == update.utterance_id);
-                let text = pending.as_ref().and_then(|p| p.text.as_ref());
-                let behaviours = update
-                    .behaviours
-                    .iter()
-                    .map(|b| BehaviourView {
-                        behaviour: Behaviour::try_from(b.behaviour).unwrap_or_default().lower(),
-                        confidence: (b.confidence * 100.0).round() / 100.0,
-                        evidence: text.and_then(|(t, _)| {
-                            t.get(b.span_start as usize..b.span_end as usize)
-                                .filter(|s| !s.is_empty())
-                                .map(|s| crate::redact::redact(&bounded(s, EVIDENCE_BYTES)))
-                        }),
-                        duration_ms: b.duration_ms,
-                    })
-                    .collect();
-                let view = UtteranceView {
-                    utterance_id: id
-                        .take()
-                        .unwrap_or_else(|| Arc::from(bounded(&update.utterance_id, 256))),
-                    role: pending.as_ref().map_or("unknown", |p| p.role),
-                    offset_ms: pending.as_ref().and_then(|p| p.offset_ms),
-                    text: text.map(|(t, cut)| {
-                        let mut shown = crate::redact::redact(t);
-                        if *cut {
-                            shown.reserve_exact('…'.len_utf8());
-                            shown.push('…');
-                        }
-                        shown
-                    }),
-                    behaviours,
-                };
+                let utterance_id = id
+                    .take()
+                    .unwrap_or_else(|| Arc::from(bounded(&update.utterance_id, 256)));
+                let view = utterance_view(utterance_id, pending.as_ref(), update);
                 // A final utterance that was sent again replaces its row.
                 if call
                     .utterances
@@ -909,6 +882,43 @@ impl Drop for CallHandle {
             call.json = None;
         }
         self.floor.ended(self.key);
+    }
+}
+
+/// A final utterance's row: who spoke, what was found, and (when shown) its words, masked.
+fn utterance_view(
+    utterance_id: Arc<str>,
+    pending: Option<&Pending>,
+    update: &ScoreUpdate,
+) -> UtteranceView {
+    let text = pending.and_then(|p| p.text.as_ref());
+    let behaviours = update
+        .behaviours
+        .iter()
+        .map(|b| BehaviourView {
+            behaviour: Behaviour::try_from(b.behaviour).unwrap_or_default().lower(),
+            confidence: (b.confidence * 100.0).round() / 100.0,
+            evidence: text.and_then(|(t, _)| {
+                t.get(b.span_start as usize..b.span_end as usize)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| crate::redact::redact(&bounded(s, EVIDENCE_BYTES)))
+            }),
+            duration_ms: b.duration_ms,
+        })
+        .collect();
+    UtteranceView {
+        utterance_id,
+        role: pending.map_or("unknown", |p| p.role),
+        offset_ms: pending.and_then(|p| p.offset_ms),
+        text: text.map(|(t, cut)| {
+            let mut shown = crate::redact::redact(t);
+            if *cut {
+                shown.reserve_exact('…'.len_utf8());
+                shown.push('…');
+            }
+            shown
+        }),
+        behaviours,
     }
 }
 

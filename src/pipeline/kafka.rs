@@ -262,6 +262,61 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Whether the checkpoint found for a partition just taken on is used (counted and logged):
+    /// not if it is older than the committed offset `from`.
+    fn judge_checkpoint(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: Option<i64>,
+        mut checkpoint: Option<Checkpoint>,
+    ) -> Option<Checkpoint> {
+        // A commit past the checkpoint's resume offset was made without it (by a release
+        // before checkpoints): the checkpoint is older than the commit, and not used.
+        if let (Some(c), Some(from)) = (&checkpoint, from)
+            && from > c.resume
+        {
+            tracing::warn!(
+                topic,
+                partition,
+                committed = from,
+                checkpoint = c.resume,
+                "the checkpoint is older than the committed offset: not used; outputs of re-read records are written again"
+            );
+            self.metrics.checkpoint("stale");
+            checkpoint = None;
+        }
+        match &checkpoint {
+            Some(c) => {
+                self.metrics.checkpoint("found");
+                if from.is_none_or(|from| from < c.processed) {
+                    self.metrics.rebuild();
+                }
+            }
+            None if from.is_some() => {
+                self.metrics.checkpoint("none");
+                tracing::warn!(
+                    topic = topic,
+                    partition = partition,
+                    "a committed partition without a checkpoint: outputs of re-read records are written again"
+                );
+            }
+            None => self.metrics.checkpoint("none"),
+        }
+        tracing::info!(
+            topic,
+            partition,
+            committed = ?from,
+            resume = ?checkpoint.as_ref().map(|c| c.resume),
+            processed = ?checkpoint.as_ref().map(|c| c.processed),
+            live = checkpoint.as_ref().map_or(0, |c| c.live.len()),
+            "partition taken on"
+        );
+        checkpoint
+    }
+}
+
 /// The producer's context: counts deliveries that failed.
 struct Delivery {
     failed: AtomicU64,
@@ -411,47 +466,11 @@ impl ConsumerContext for Group {
                     Offset::Offset(o) => Some(o),
                     _ => None, // nothing committed yet
                 });
-            let mut checkpoint = found.remove(&(e.topic().to_owned(), e.partition()));
-            // A commit past the checkpoint's resume offset was made without it (by a release
-            // before checkpoints): the checkpoint is older than the commit, and not used.
-            if let (Some(c), Some(from)) = (&checkpoint, from)
-                && from > c.resume
-            {
-                tracing::warn!(
-                    topic = e.topic(),
-                    partition = e.partition(),
-                    committed = from,
-                    checkpoint = c.resume,
-                    "the checkpoint is older than the committed offset: not used; outputs of re-read records are written again"
-                );
-                shared.metrics.checkpoint("stale");
-                checkpoint = None;
-            }
-            match &checkpoint {
-                Some(c) => {
-                    shared.metrics.checkpoint("found");
-                    if from.is_none_or(|from| from < c.processed) {
-                        shared.metrics.rebuild();
-                    }
-                }
-                None if from.is_some() => {
-                    shared.metrics.checkpoint("none");
-                    tracing::warn!(
-                        topic = e.topic(),
-                        partition = e.partition(),
-                        "a committed partition without a checkpoint: outputs of re-read records are written again"
-                    );
-                }
-                None => shared.metrics.checkpoint("none"),
-            }
-            tracing::info!(
-                topic = e.topic(),
-                partition = e.partition(),
-                committed = ?from,
-                resume = ?checkpoint.as_ref().map(|c| c.resume),
-                processed = ?checkpoint.as_ref().map(|c| c.processed),
-                live = checkpoint.as_ref().map_or(0, |c| c.live.len()),
-                "partition taken on"
+            let checkpoint = shared.judge_checkpoint(
+                e.topic(),
+                e.partition(),
+                from,
+                found.remove(&(e.topic().to_owned(), e.partition())),
             );
             state.assign((topic, e.partition()), checkpoint, from);
         }
@@ -459,6 +478,87 @@ impl ConsumerContext for Group {
         shared.health.joined(state.partitions().count());
         tracing::info!(partitions = tpl.count(), "partitions assigned");
     }
+}
+
+/// The four librdkafka clients' settings: the outputs' producer, the checkpoints' producer,
+/// the checkpoints' reader and the group's consumer, each with the `-X` properties for its side.
+struct ClientConfigs {
+    producer: ClientConfig,
+    checkpoints: ClientConfig,
+    reader: ClientConfig,
+    consumer: ClientConfig,
+}
+
+impl ClientConfigs {
+    fn new(config: &Config) -> ClientConfigs {
+        let mut common = ClientConfig::new();
+        common
+            .set("bootstrap.servers", &config.brokers)
+            .set("client.id", &config.client_id);
+        let mut producer = super::producer_config(&config.brokers);
+        producer.set("client.id", &config.client_id);
+        let mut checkpoints = producer.clone();
+        checkpoints.set("linger.ms", "0");
+        let mut reader = common.clone();
+        reader
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        let mut consumer = common;
+        consumer
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Incremental rebalancing: only the partitions that move are revoked and rebuilt.
+            // (`-X consumer.partition.assignment.strategy=range` for eager; docs/pipeline.md
+            // says how tansu 0.6.0's coordinator behaved with each.)
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("statistics.interval.ms", "5000");
+        super::apply_properties(&mut producer, &config.kafka, super::Side::Producer);
+        super::apply_properties(&mut consumer, &config.kafka, super::Side::Consumer);
+        super::apply_properties(&mut checkpoints, &config.kafka, super::Side::Producer);
+        // The checkpoint writer keeps one record per batch whatever `-X` says.
+        checkpoints.set("batch.num.messages", "1");
+        super::apply_properties(&mut reader, &config.kafka, super::Side::Consumer);
+        // librdkafka wants a group for `assign`; this one is never joined (no subscribe) and
+        // never committed to.
+        reader
+            .set("group.id", format!("{}.checkpoint-reader", config.group))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true");
+        ClientConfigs {
+            producer,
+            checkpoints,
+            reader,
+            consumer,
+        }
+    }
+}
+
+impl Delivery {
+    fn new() -> Delivery {
+        Delivery {
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(String::new()),
+        }
+    }
+}
+
+/// How many partitions the state topic has; an error that says to create it if it is missing.
+fn state_partitions(reader: &BaseConsumer, topic: &str) -> anyhow::Result<i32> {
+    reader
+        .fetch_metadata(Some(topic), COMMITTED_TIMEOUT)
+        .context("cannot read the state topic's metadata")?
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .filter(|&n| n > 0)
+        .with_context(|| {
+            format!(
+                "the state topic {topic} does not exist: create it (compacted; one partition is plenty) or name another with --state-topic"
+            )
+        })
 }
 
 /// Runs the consumer until `stop` is set: then delivers, commits and leaves the group.
@@ -469,73 +569,20 @@ pub(super) fn run(
     service: Arc<crate::telemetry::metrics::Metrics>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let mut common = ClientConfig::new();
-    common
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", &config.client_id);
-    let mut producer_config = super::producer_config(&config.brokers);
-    producer_config.set("client.id", &config.client_id);
-    let mut checkpoint_config = producer_config.clone();
-    checkpoint_config
-        .set("linger.ms", "0")
-        .set("batch.num.messages", "1");
-    let mut reader_config = common.clone();
-    reader_config
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true");
-    let mut consumer_config = common;
-    consumer_config
-        .set("group.id", &config.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Incremental rebalancing: only the partitions that move are revoked and rebuilt.
-        // (`-X consumer.partition.assignment.strategy=range` for eager; docs/pipeline.md says
-        // how tansu 0.6.0's coordinator behaved with each.)
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("statistics.interval.ms", "5000");
-    super::apply_properties(&mut producer_config, &config.kafka, super::Side::Producer);
-    super::apply_properties(&mut consumer_config, &config.kafka, super::Side::Consumer);
-    super::apply_properties(&mut checkpoint_config, &config.kafka, super::Side::Producer);
-    // The checkpoint writer keeps one record per batch whatever `-X` says.
-    checkpoint_config.set("batch.num.messages", "1");
-    super::apply_properties(&mut reader_config, &config.kafka, super::Side::Consumer);
-    // librdkafka wants a group for `assign`; this one is never joined (no subscribe) and never
-    // committed to.
-    reader_config
-        .set("group.id", format!("{}.checkpoint-reader", config.group))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true");
-    let producer: ThreadedProducer<Delivery> = producer_config
-        .create_with_context(Delivery {
-            failed: AtomicU64::new(0),
-            first_error: Mutex::new(String::new()),
-        })
+    let clients = ClientConfigs::new(&config);
+    let producer: ThreadedProducer<Delivery> = clients
+        .producer
+        .create_with_context(Delivery::new())
         .context("cannot create the Kafka producer")?;
-    let checkpoints: ThreadedProducer<Delivery> = checkpoint_config
-        .create_with_context(Delivery {
-            failed: AtomicU64::new(0),
-            first_error: Mutex::new(String::new()),
-        })
+    let checkpoints: ThreadedProducer<Delivery> = clients
+        .checkpoints
+        .create_with_context(Delivery::new())
         .context("cannot create the Kafka producer for checkpoints")?;
-    let reader: BaseConsumer = reader_config
+    let reader: BaseConsumer = clients
+        .reader
         .create()
         .context("cannot create the Kafka reader for checkpoints")?;
-    let state_partitions = reader
-        .fetch_metadata(Some(&config.topics.state), COMMITTED_TIMEOUT)
-        .context("cannot read the state topic's metadata")?
-        .topics()
-        .iter()
-        .find(|t| t.name() == config.topics.state && t.error().is_none())
-        .map(|t| t.partitions().len() as i32)
-        .filter(|&n| n > 0)
-        .with_context(|| {
-            format!(
-                "the state topic {} does not exist: create it (compacted; one partition is plenty) or name another with --state-topic",
-                config.topics.state
-            )
-        })?;
+    let state_partitions = state_partitions(&reader, &config.topics.state)?;
     let shared = Arc::new(Shared {
         checkpoints,
         reader,
@@ -549,7 +596,8 @@ pub(super) fn run(
         service,
         topics: Mutex::new(HashMap::new()),
     });
-    let consumer: BaseConsumer<Group> = consumer_config
+    let consumer: BaseConsumer<Group> = clients
+        .consumer
         .create_with_context(Group {
             shared: Arc::clone(&shared),
         })
@@ -845,45 +893,56 @@ fn send_outputs(
         metrics.records_out(kind, 1);
     }
     if let (Some(dead), Some(message)) = (&outcome.dead, message) {
-        metrics.dead_letter(dead.reason.as_str());
-        // The record as read: its key, value and headers, each absent where it was (a keyless
-        // record's dead letter has no key, a tombstone's no value), then hearken's reasons.
-        let mut headers = OwnedHeaders::new();
-        if let Some(read) = message.headers() {
-            for h in rdkafka::message::Headers::iter(read) {
-                headers = headers.insert(Header {
-                    key: h.key,
-                    value: h.value,
-                });
-            }
-        }
-        let headers = headers
-            .insert(Header {
-                key: records::HEADER_ERROR_REASON,
-                value: Some(dead.reason.as_str()),
-            })
-            .insert(Header {
-                key: records::HEADER_ERROR_FIELD,
-                value: Some(&dead.field),
-            })
-            .insert(Header {
-                key: records::HEADER_ERROR_DESCRIPTION,
-                value: Some(&dead.description),
-            })
-            .insert(Header {
-                key: records::HEADER_SOURCE,
-                value: Some(source),
-            });
-        send_bytes(
-            shared,
-            &shared.config.topics.dead_letters,
-            message.key(),
-            message.payload(),
-            headers,
-        );
-        metrics.records_out("dead-letter", 1);
-        tracing::info!(reason = dead.reason.as_str(), field = %dead.field, source, "record dead-lettered");
+        send_dead_letter(shared, source, message, dead);
     }
+}
+
+/// Hands the record `message` to the dead-letter topic as it was read, with `dead`'s reasons.
+fn send_dead_letter(
+    shared: &Shared,
+    source: &str,
+    message: &BorrowedMessage<'_>,
+    dead: &DeadLetter,
+) {
+    let metrics = &shared.metrics;
+    metrics.dead_letter(dead.reason.as_str());
+    // The record as read: its key, value and headers, each absent where it was (a keyless
+    // record's dead letter has no key, a tombstone's no value), then hearken's reasons.
+    let mut headers = OwnedHeaders::new();
+    if let Some(read) = message.headers() {
+        for h in rdkafka::message::Headers::iter(read) {
+            headers = headers.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    let headers = headers
+        .insert(Header {
+            key: records::HEADER_ERROR_REASON,
+            value: Some(dead.reason.as_str()),
+        })
+        .insert(Header {
+            key: records::HEADER_ERROR_FIELD,
+            value: Some(&dead.field),
+        })
+        .insert(Header {
+            key: records::HEADER_ERROR_DESCRIPTION,
+            value: Some(&dead.description),
+        })
+        .insert(Header {
+            key: records::HEADER_SOURCE,
+            value: Some(source),
+        });
+    send_bytes(
+        shared,
+        &shared.config.topics.dead_letters,
+        message.key(),
+        message.payload(),
+        headers,
+    );
+    metrics.records_out("dead-letter", 1);
+    tracing::info!(reason = dead.reason.as_str(), field = %dead.field, source, "record dead-lettered");
 }
 
 fn count(service: &crate::telemetry::metrics::Metrics, response: &StreamConversationsResponse) {
