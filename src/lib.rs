@@ -13,12 +13,15 @@
 //! - [`samples`]: the bundled calls.
 //! - [`tls`]: TLS settings shared by the gRPC port and the floor page.
 //! - [`telemetry`]: logs, metrics, traces.
+//! - [`host`]: hosting live conversations, whatever carries them: routing, the memory of ended
+//!   ones, applying events and answering in `seq` order (sans-IO).
+//! - [`pipeline`]: `hearken pipeline`, conversations from Kafka topics, hosted as a stream hosts
+//!   them (it does not import the gRPC service).
 //! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts; it tells a
 //!   [`service::watcher::Watcher`] what its conversations do, without knowing who watches.
 //! - [`floor`]: the supervisor's live floor — a watcher of every live conversation and the page
 //!   that shows it (`--ui-addr`).
 //! - [`server`]: building and running the gRPC server — health, reflection, draining.
-//! - [`pipeline`]: `hearken pipeline`, conversations from Kafka topics.
 //! - [`cli`]: the `hearken` command's verbs.
 #![forbid(unsafe_code)]
 
@@ -26,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod floor;
+pub mod host;
 pub mod input;
 pub mod pipeline;
 pub mod proto;

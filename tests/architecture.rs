@@ -73,10 +73,11 @@ const LAYERS: &[&str] = &[
     "samples",
     "tls",
     "telemetry",
+    "host",
+    "pipeline",
     "service",
     "floor",
     "server",
-    "pipeline",
     "cli",
 ];
 

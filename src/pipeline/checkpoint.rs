@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::service::route::Gone;
+use crate::host::route::Gone;
 
 /// The version of the record's layout; a checkpoint of another version is not used.
 pub const VERSION: u32 = 1;
@@ -67,7 +67,7 @@ impl Ended {
     pub(crate) fn gone(&self) -> Gone {
         match &self.refused {
             None => Gone::Ended,
-            Some(field) => Gone::StartRefused(crate::service::route::start_field(field)),
+            Some(field) => Gone::StartRefused(crate::host::route::start_field(field)),
         }
     }
 }

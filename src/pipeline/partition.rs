@@ -11,18 +11,20 @@
 //!   record's timestamp) plus the alert's offset;
 //! - there is no per-conversation message rate: the log is already written.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::checkpoint::{self, Checkpoint};
 use super::records::{DeadLetter, DeadReason, Decoded};
 use crate::engine::{
-    self, Conversation, Emitted, End, EndReason, Event, InputLimits, RejectReason, Rejected, Rubric,
+    self, Conversation, End, EndReason, Event, InputLimits, RejectReason, Rejected, Rubric,
 };
+use crate::host::ended::Ended;
+use crate::host::respond;
+use crate::host::route::{self, Conversations as _, Gone};
 use crate::proto::WireName as _;
 use crate::proto::{self, v1::*};
-use crate::service::route::{self, Conversations as _, Gone};
 
 /// What the partitions' conversations may use.
 #[derive(Debug, Clone)]
@@ -88,8 +90,13 @@ pub struct Outcome {
 impl Outcome {
     fn reject(&mut self, response: StreamConversationsResponse, r: &Rejected) {
         self.responses.push(response);
+        self.dead_letter(r);
+    }
+
+    /// The record goes to the dead-letter topic for `r` (the first reason, if several).
+    fn dead_letter(&mut self, r: &Rejected) {
         if self.dead.is_none() {
-            let reason = crate::service::error::rejection(r);
+            let reason = crate::proto::rejection(r);
             self.dead = Some(DeadLetter::new(
                 DeadReason::Rejected,
                 &reason.field,
@@ -116,7 +123,7 @@ struct Live {
 /// What a partition taken on with a checkpoint becomes once its re-read reaches the
 /// checkpoint's `processed`: the last owner's memory of calls that ended, and its record time.
 struct Settle {
-    recent: VecDeque<(String, i64, Gone)>,
+    recent: Ended<i64>,
     clock_ms: i64,
 }
 
@@ -124,8 +131,8 @@ struct Settle {
 #[derive(Default)]
 struct Partition {
     live: HashMap<String, Live>,
-    /// Conversations that ended or whose start was refused lately: id, record time, why.
-    recent: VecDeque<(String, i64, Gone)>,
+    /// Conversations that ended or whose start was refused lately, in record time.
+    recent: Ended<i64>,
     /// The next offset to read (one past the last record handled).
     next_offset: Option<i64>,
     /// Records below this offset were handled, and their outputs written, by an earlier owner.
@@ -170,24 +177,9 @@ impl std::fmt::Debug for State {
     }
 }
 
-fn response(
-    id: &str,
-    seq: i64,
-    payload: stream_conversations_response::Payload,
-) -> StreamConversationsResponse {
-    StreamConversationsResponse {
-        conversation_id: id.to_owned(),
-        seq,
-        payload: Some(payload),
-    }
-}
-
+/// A rejection of `id`'s message at `seq`.
 fn rejection(id: &str, seq: i64, r: &Rejected) -> StreamConversationsResponse {
-    response(
-        id,
-        seq,
-        stream_conversations_response::Payload::Rejection(crate::service::error::rejection(r)),
-    )
+    respond::response(id, seq, respond::rejection(r))
 }
 
 impl State {
@@ -538,30 +530,19 @@ impl Ctx<'_> {
             let ms = base_ms.saturating_add(a.offset_ms.max(0));
             Some(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
         };
-        let mut ended = false;
-        match live.conversation.observe(event) {
-            Ok(emitted) => {
-                use stream_conversations_response::Payload as P;
-                for e in emitted {
-                    live.seq += 1;
-                    let payload = match e {
-                        Emitted::Update(u) => P::Update(proto::update_to_proto(&u)),
-                        Emitted::Alert(a) => P::Alert(proto::alert_to_proto(&a, alert_time(&a))),
-                        Emitted::Scorecard(card) => {
-                            ended = true;
-                            P::Scorecard(proto::scorecard_to_proto(&card, alert_time))
-                        }
-                    };
-                    self.out.responses.push(response(id, live.seq, payload));
-                }
-            }
-            Err(r) => {
-                live.seq += 1;
-                let seq = live.seq;
-                self.out.reject(rejection(id, seq, &r), &r);
-            }
-        }
-        ended
+        let answered = respond::respond(
+            &mut live.conversation,
+            id,
+            &mut live.seq,
+            event,
+            alert_time,
+            |_| {},
+            &mut self.out.responses,
+        );
+        answered.unwrap_or_else(|r| {
+            self.out.dead_letter(&r);
+            false
+        })
     }
 }
 
@@ -575,35 +556,17 @@ impl route::Conversations for Ctx<'_> {
     }
 
     fn gone_lately(&mut self, id: &str) -> Option<Gone> {
-        let linger = self.settings.ended_linger.as_millis() as i64;
-        let clock = self.p.clock_ms;
-        while self
-            .p
-            .recent
-            .front()
-            .is_some_and(|(_, at, _)| clock - at > linger)
-        {
-            self.p.recent.pop_front();
-        }
-        self.p
-            .recent
-            .iter()
-            .rev()
-            .find(|(g, _, _)| g == id)
-            .map(|(_, _, gone)| *gone)
+        let (clock, linger) = (self.p.clock_ms, self.settings.ended_linger);
+        self.p.recent.gone_lately(id, clock, linger)
     }
 
     fn remember(&mut self, id: &str, gone: Gone) {
-        if self.p.recent.len() >= self.settings.max_conversations.max(1) {
-            self.p.recent.pop_front();
-        }
-        self.p
-            .recent
-            .push_back((id.to_owned(), self.p.clock_ms, gone));
+        let cap = self.settings.max_conversations.max(1);
+        self.p.recent.remember(id, self.p.clock_ms, gone, cap);
     }
 
     fn forget(&mut self, id: &str) {
-        self.p.recent.retain(|(g, _, _)| g != id);
+        self.p.recent.forget(id);
     }
 
     fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {

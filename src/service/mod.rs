@@ -6,7 +6,6 @@ pub mod error;
 pub mod health;
 pub mod limits;
 mod methods;
-pub(crate) mod route;
 mod score;
 mod stream;
 pub mod tenant;

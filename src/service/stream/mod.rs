@@ -18,7 +18,7 @@ mod admission;
 mod inbound;
 mod outbound;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -32,11 +32,14 @@ use self::admission::{MessageRate, Slot};
 use self::inbound::Received;
 use self::outbound::{Outbound, Queued};
 use super::error::ServiceError;
-use super::route::{self, Gone};
 use super::tenant::Caller;
 use super::{PublishedAlert, ResponseStream, Shared};
-use crate::engine::{self, Conversation, Emitted, End, EndReason, Event, RejectReason, Rejected};
+use crate::engine::{self, Conversation, End, EndReason, Event, RejectReason, Rejected};
+use crate::host::ended::Ended;
+use crate::host::respond::{self, rejection, response};
+use crate::host::route::{self, Gone};
 use crate::proto::WireName as _;
+use crate::proto::v1::stream_conversations_response::Payload;
 use crate::proto::{self, v1::*};
 use crate::telemetry::metrics::Direction;
 
@@ -79,7 +82,7 @@ pub(super) fn start(
         tx,
         abort: Some(abort_tx),
         live: HashMap::new(),
-        recent: VecDeque::new(),
+        recent: Ended::default(),
         span: span.clone(),
         conversations_opened: 0,
         caller,
@@ -112,6 +115,13 @@ pub(super) fn refuse(
     Box::pin(tokio_stream::once(Err(status)))
 }
 
+/// A stream's clock is tokio's (so that tests can pause it).
+impl crate::host::ended::Moment for Instant {
+    fn age(self, now: Instant) -> Duration {
+        now.saturating_duration_since(self)
+    }
+}
+
 struct Live {
     conversation: Conversation,
     /// Its place under the caps; freed with it.
@@ -141,9 +151,9 @@ struct StreamTask {
     tx: mpsc::Sender<Queued>,
     abort: Option<oneshot::Sender<Status>>,
     live: HashMap<String, Live>,
-    /// Conversations that ended, or whose start was refused, on this stream lately; oldest
-    /// first, at most `max_conversations_per_stream`.
-    recent: VecDeque<(String, Instant, Gone)>,
+    /// Conversations that ended, or whose start was refused, on this stream lately; at most
+    /// `max_conversations_per_stream`.
+    recent: Ended<Instant>,
     span: tracing::Span,
     conversations_opened: u64,
     caller: Caller,
@@ -158,22 +168,6 @@ impl Drop for StreamTask {
         self.shared.metrics.streams_changed(-1);
         self.span.record("conversations", self.conversations_opened);
     }
-}
-
-fn response(
-    conversation_id: &str,
-    seq: i64,
-    payload: stream_conversations_response::Payload,
-) -> StreamConversationsResponse {
-    StreamConversationsResponse {
-        conversation_id: conversation_id.to_owned(),
-        seq,
-        payload: Some(payload),
-    }
-}
-
-fn rejection(r: &Rejected) -> stream_conversations_response::Payload {
-    stream_conversations_response::Payload::Rejection(crate::service::error::rejection(r))
 }
 
 /// The call time an event carries, for the rate's call-time allowance.
@@ -294,30 +288,14 @@ impl StreamTask {
     /// Why `conversation_id`, which is not live, was lately: it ended, or its start was refused.
     fn gone_lately(&mut self, conversation_id: &str) -> Option<Gone> {
         let linger = self.shared.limits.ended_linger;
-        while self
-            .recent
-            .front()
-            .is_some_and(|(_, at, _)| at.elapsed() > linger)
-        {
-            self.recent.pop_front();
-        }
         self.recent
-            .iter()
-            .rev()
-            .find(|(id, _, _)| id == conversation_id)
-            .map(|(_, _, gone)| *gone)
+            .gone_lately(conversation_id, Instant::now(), linger)
     }
 
-    fn remember(&mut self, conversation_id: String, gone: Gone) {
-        if self.recent.len() >= self.shared.limits.max_conversations_per_stream {
-            self.recent.pop_front();
-        }
+    fn remember(&mut self, conversation_id: &str, gone: Gone) {
+        let cap = self.shared.limits.max_conversations_per_stream;
         self.recent
-            .push_back((conversation_id, Instant::now(), gone));
-    }
-
-    fn forget(&mut self, conversation_id: &str) {
-        self.recent.retain(|(id, _, _)| id != conversation_id);
+            .remember(conversation_id, Instant::now(), gone, cap);
     }
 
     /// Opens a conversation, within the stream's, the process's and the tenant's caps.
@@ -380,7 +358,7 @@ impl StreamTask {
         if let Some(live) = self.live.remove(conversation_id) {
             live.span.record("outcome", outcome);
             self.shared.metrics.conversation_ended(outcome);
-            self.remember(conversation_id.to_owned(), Gone::Ended);
+            self.remember(conversation_id, Gone::Ended);
         }
     }
 
@@ -499,52 +477,44 @@ fn observe(
             None => SystemTime::now(),
         })
     };
-    let mut ended = false;
     if let (Some(floor), Event::Utterance(u)) = (&live.floor, &event) {
         floor.utterance(u);
     }
-    match live.conversation.observe(event) {
-        Ok(emitted) => {
-            for e in emitted {
-                live.seq += 1;
-                let payload = match e {
-                    Emitted::Update(u) => {
-                        let update = proto::update_to_proto(&u);
-                        if let Some(floor) = &live.floor {
-                            floor.update(&update);
-                        }
-                        stream_conversations_response::Payload::Update(update)
-                    }
-                    Emitted::Alert(a) => {
-                        let alert = proto::alert_to_proto(&a, alert_time(&a));
-                        if let Some(floor) = &live.floor {
-                            floor.alert(&alert);
-                        }
-                        let _ = shared.alerts.send(PublishedAlert {
-                            conversation_id: Arc::from(id),
-                            tenant: tenant.cloned(),
-                            alert: alert.clone(),
-                        });
-                        stream_conversations_response::Payload::Alert(alert)
-                    }
-                    Emitted::Scorecard(card) => {
-                        ended = true;
-                        let card = proto::scorecard_to_proto(&card, alert_time);
-                        if let Some(floor) = &live.floor {
-                            floor.scorecard(&card);
-                        }
-                        stream_conversations_response::Payload::Scorecard(card)
-                    }
-                };
-                out.push(response(id, live.seq, payload));
+    let floor = live.floor.as_deref();
+    // The floor sees every answer; watchers of alerts see the alerts.
+    let tell = |payload: &Payload| match payload {
+        Payload::Update(update) => {
+            if let Some(floor) = floor {
+                floor.update(update);
             }
         }
-        Err(r) => {
-            live.seq += 1;
-            out.push(response(id, live.seq, rejection(&r)));
+        Payload::Alert(alert) => {
+            if let Some(floor) = floor {
+                floor.alert(alert);
+            }
+            let _ = shared.alerts.send(PublishedAlert {
+                conversation_id: Arc::from(id),
+                tenant: tenant.cloned(),
+                alert: alert.clone(),
+            });
         }
-    }
-    ended
+        Payload::Scorecard(card) => {
+            if let Some(floor) = floor {
+                floor.scorecard(card);
+            }
+        }
+        Payload::Rejection(_) => {}
+    };
+    respond::respond(
+        &mut live.conversation,
+        id,
+        &mut live.seq,
+        event,
+        alert_time,
+        tell,
+        out,
+    )
+    .unwrap_or(false)
 }
 
 /// A rejection outside any conversation's sequence (`seq` 0).
@@ -572,11 +542,11 @@ impl route::Conversations for Routed<'_> {
     }
 
     fn remember(&mut self, id: &str, gone: Gone) {
-        self.task.remember(id.to_owned(), gone);
+        self.task.remember(id, gone);
     }
 
     fn forget(&mut self, id: &str) {
-        self.task.forget(id);
+        self.task.recent.forget(id);
     }
 
     fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {

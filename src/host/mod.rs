@@ -1,0 +1,12 @@
+//! What hosting live conversations takes, whatever carries them: a gRPC stream
+//! (`service/stream`) or a Kafka partition (`pipeline/partition.rs`). Sans-IO: no sockets, no
+//! runtime, no wall clock unless the owner passes one in.
+//!
+//! - `route`: the rules a request follows (a start opens, an utterance of an unknown
+//!   conversation opens it, an ended one rejects what comes late).
+//! - `ended`: the memory of conversations that ended, or whose start was refused, lately.
+//! - `respond`: an event applied to a live conversation, and what it answers, in `seq` order.
+
+pub mod ended;
+pub mod respond;
+pub(crate) mod route;
