@@ -141,37 +141,10 @@ fn seconds(ms: i64) -> String {
 }
 
 /// A readable scorecard.
-pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
-    let mut out = String::new();
-    let score = card.score.clone().unwrap_or_default();
+/// A scorecard's timing lines: response times for a chat (its profile, or response times
+/// measured: it has no speech), talk time and pace otherwise.
+fn timing(out: &mut String, card: &Scorecard) {
     let m = card.metrics.unwrap_or_default();
-    let end = EndReason::try_from(card.end_reason)
-        .map(|e| spaced(e.lower()))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "  ── scorecard {conversation_id} ({end}, {}, profile {}) ──",
-        clock(card.duration_ms),
-        card.rubric_profile
-    );
-    let _ = writeln!(
-        out,
-        "     listening score {:.1} / 100   (confidence {:.2})",
-        score.overall, score.confidence
-    );
-    for c in &score.components {
-        if c.confidence > 0.0 {
-            let _ = writeln!(
-                out,
-                "       {:<20} {:5.1}   (confidence {:.2})",
-                component_name(c.component),
-                c.score,
-                c.confidence
-            );
-        }
-    }
-    // A chat (its profile, or response times measured) has no speech: response times instead
-    // of talk time and pace.
     let chat = card.rubric_profile == "chat"
         || m.chat_first_response_ms.is_some()
         || m.chat_agent_responses + m.chat_customer_responses > 0;
@@ -208,6 +181,37 @@ pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
             m.agent_words_per_minute
         );
     }
+}
+
+pub(super) fn scorecard(conversation_id: &str, card: &Scorecard) -> String {
+    let mut out = String::new();
+    let score = card.score.clone().unwrap_or_default();
+    let end = EndReason::try_from(card.end_reason)
+        .map(|e| spaced(e.lower()))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  ── scorecard {conversation_id} ({end}, {}, profile {}) ──",
+        clock(card.duration_ms),
+        card.rubric_profile
+    );
+    let _ = writeln!(
+        out,
+        "     listening score {:.1} / 100   (confidence {:.2})",
+        score.overall, score.confidence
+    );
+    for c in &score.components {
+        if c.confidence > 0.0 {
+            let _ = writeln!(
+                out,
+                "       {:<20} {:5.1}   (confidence {:.2})",
+                component_name(c.component),
+                c.score,
+                c.confidence
+            );
+        }
+    }
+    timing(&mut out, card);
     if !card.alerts.is_empty() {
         let mut counts: Vec<(String, usize)> = Vec::new();
         for a in &card.alerts {

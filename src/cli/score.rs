@@ -43,6 +43,56 @@ pub(super) struct ScoreArgs {
     input: super::InputArgs,
 }
 
+/// Each rejection of conversation `n` of `path` on standard error.
+fn report_rejections(
+    path: &std::path::Path,
+    n: usize,
+    response: &crate::proto::v1::ScoreTranscriptResponse,
+) {
+    for r in &response.rejections {
+        eprintln!(
+            "{}: conversation {n} ({}): rejected {}{}: {}",
+            path.display(),
+            response.conversation_id,
+            if r.utterance_id.is_empty() {
+                String::new()
+            } else {
+                format!("utterance {} ", r.utterance_id)
+            },
+            r.field,
+            r.description
+        );
+    }
+}
+
+/// One scored conversation in the chosen format.
+fn write_response(
+    out: &mut impl std::io::Write,
+    format: Format,
+    response: &crate::proto::v1::ScoreTranscriptResponse,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(response)?)?,
+        Format::Text => {
+            if let Some(card) = &response.scorecard {
+                write!(
+                    out,
+                    "{}",
+                    render::scorecard(&response.conversation_id, card)
+                )?;
+                for a in &card.alerts {
+                    write!(out, "{}", render::alert(a))?;
+                }
+                for r in &response.rejections {
+                    write!(out, "{}", render::rejection(r))?;
+                }
+                writeln!(out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let limits = InputLimits::default();
@@ -83,40 +133,8 @@ pub(super) fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             response.metadata = t.start.metadata.into_iter().chain(t.annotations).collect();
             rejected += response.rejections.len();
             // Every rejection on standard error, in every format (the JSON has them too).
-            for r in &response.rejections {
-                eprintln!(
-                    "{}: conversation {} ({}): rejected {}{}: {}",
-                    path.display(),
-                    i + 1,
-                    response.conversation_id,
-                    if r.utterance_id.is_empty() {
-                        String::new()
-                    } else {
-                        format!("utterance {} ", r.utterance_id)
-                    },
-                    r.field,
-                    r.description
-                );
-            }
-            match args.format {
-                Format::Json => writeln!(out, "{}", serde_json::to_string(&response)?)?,
-                Format::Text => {
-                    if let Some(card) = &response.scorecard {
-                        write!(
-                            out,
-                            "{}",
-                            render::scorecard(&response.conversation_id, card)
-                        )?;
-                        for a in &card.alerts {
-                            write!(out, "{}", render::alert(a))?;
-                        }
-                        for r in &response.rejections {
-                            write!(out, "{}", render::rejection(r))?;
-                        }
-                        writeln!(out)?;
-                    }
-                }
-            }
+            report_rejections(path, i + 1, &response);
+            write_response(&mut out, args.format, &response)?;
             scored += 1;
         }
     }

@@ -211,37 +211,43 @@ impl UiListener {
                         }
                     }
                     Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            let handshake =
-                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
-                            let Ok(Ok(tls)) = handshake.await else {
-                                return;
-                            };
-                            // A verified client certificate that names no tenant is refused
-                            // (fail closed), as on the gRPC port.
-                            let tenant = match tls.get_ref().1.peer_certificates() {
-                                Some(certs) => match certs
-                                    .first()
-                                    .and_then(|c| crate::service::tenant::certificate_tenant(c))
-                                {
-                                    Some(t) => Some(Arc::from(t)),
-                                    None => return,
-                                },
-                                None => None,
-                            };
-                            let peer = Peer { tenant };
-                            let _ = tx
-                                .send((Connection::new(Box::new(tls), limits, place), peer))
-                                .await;
-                        });
+                        tokio::spawn(handshake(acceptor.clone(), tcp, tx.clone(), limits, place));
                     }
                 }
             }
         });
         Ok(UiListener { ready, accept })
     }
+}
+
+/// A TLS handshake (within [`TLS_HANDSHAKE_TIMEOUT`]), then the connection to axum with the
+/// tenant its client certificate names. A verified client certificate that names no tenant is
+/// refused (fail closed), as on the gRPC port.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    tx: mpsc::Sender<(Connection, Peer)>,
+    limits: Limits,
+    place: tokio::sync::OwnedSemaphorePermit,
+) {
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+    let Ok(Ok(tls)) = handshake.await else {
+        return;
+    };
+    let tenant = match tls.get_ref().1.peer_certificates() {
+        Some(certs) => match certs
+            .first()
+            .and_then(|c| crate::service::tenant::certificate_tenant(c))
+        {
+            Some(t) => Some(Arc::from(t)),
+            None => return,
+        },
+        None => None,
+    };
+    let peer = Peer { tenant };
+    let _ = tx
+        .send((Connection::new(Box::new(tls), limits, place), peer))
+        .await;
 }
 
 impl axum::serve::Listener for UiListener {

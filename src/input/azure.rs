@@ -12,6 +12,38 @@ use crate::engine::Channel;
 use crate::transcript::Transcript;
 
 /// One transcription result file.
+/// The span of a recognised phrase's words, in milliseconds (offset, duration), when every
+/// word is timed.
+fn word_span(best: &Value) -> Option<(i64, i64)> {
+    let words = best
+        .get("displayWords")
+        .or_else(|| best.get("words"))
+        .and_then(Value::as_array)
+        .filter(|w| !w.is_empty())?;
+    let spans: Vec<(f64, f64)> = words
+        .iter()
+        .filter_map(|w| {
+            Some((
+                w.get("offsetInTicks")?.as_f64()?,
+                w.get("durationInTicks")?.as_f64()?,
+            ))
+        })
+        .filter(|(o, d)| o.is_finite() && d.is_finite())
+        .collect();
+    if spans.len() != words.len() {
+        return None;
+    }
+    let first = spans.iter().map(|(o, _)| *o).fold(f64::INFINITY, f64::min);
+    let last = spans
+        .iter()
+        .map(|(o, d)| o + d)
+        .fold(f64::NEG_INFINITY, f64::max);
+    Some((
+        (first / 10_000.0).round() as i64,
+        ((last - first) / 10_000.0).round() as i64,
+    ))
+}
+
 pub(super) fn result(v: &Value, roles: &RoleMap, name: &str) -> Result<Transcript, String> {
     let phrases = v.get("recognizedPhrases").and_then(Value::as_array).ok_or(
         "recognizedPhrases: missing or not an array (is this an Azure batch transcription result?)",
@@ -43,31 +75,8 @@ pub(super) fn result(v: &Value, roles: &RoleMap, name: &str) -> Result<Transcrip
         let mut duration = ticks("durationInTicks")?;
         // Word timings, when requested (`displayWords` or `words`): the phrase runs from its
         // first word's start to its last word's end.
-        let words = best
-            .get("displayWords")
-            .or_else(|| best.get("words"))
-            .and_then(Value::as_array)
-            .filter(|w| !w.is_empty());
-        if let Some(words) = words {
-            let spans: Vec<(f64, f64)> = words
-                .iter()
-                .filter_map(|w| {
-                    Some((
-                        w.get("offsetInTicks")?.as_f64()?,
-                        w.get("durationInTicks")?.as_f64()?,
-                    ))
-                })
-                .filter(|(o, d)| o.is_finite() && d.is_finite())
-                .collect();
-            if spans.len() == words.len() {
-                let first = spans.iter().map(|(o, _)| *o).fold(f64::INFINITY, f64::min);
-                let last = spans
-                    .iter()
-                    .map(|(o, d)| o + d)
-                    .fold(f64::NEG_INFINITY, f64::max);
-                offset = Some((first / 10_000.0).round() as i64);
-                duration = Some(((last - first) / 10_000.0).round() as i64);
-            }
+        if let Some((o, d)) = word_span(best) {
+            (offset, duration) = (Some(o), Some(d));
         }
         let speaker = p.get("speaker").map(|s| format!("speaker:{s}"));
         let channel = p.get("channel").map(|c| format!("channel:{c}"));

@@ -14,6 +14,34 @@ use crate::engine::Channel;
 use crate::transcript::Transcript;
 
 /// One transcript document.
+/// Phrase times are epoch milliseconds: made offsets from the conversation's start, or from
+/// the first phrase.
+fn to_offsets(v: &Value, utterances: &mut [crate::engine::Utterance]) {
+    match v.get("conversationStartTime").and_then(Value::as_f64) {
+        Some(origin)
+            if utterances
+                .iter()
+                .all(|u| u.start_ms.is_none_or(|s| s as f64 >= origin)) =>
+        {
+            let origin = origin.round() as i64;
+            for u in utterances.iter_mut() {
+                u.start_ms = u.start_ms.map(|t| t - origin);
+                u.end_ms = u.end_ms.map(|t| t - origin);
+            }
+        }
+        _ => {
+            if utterances
+                .iter()
+                .flat_map(|u| u.start_ms)
+                .min()
+                .is_some_and(|t| t >= 1_000_000_000_000)
+            {
+                rebase(utterances);
+            }
+        }
+    }
+}
+
 pub(super) fn transcript(v: &Value, roles: &RoleMap, name: &str) -> Result<Transcript, String> {
     let transcripts = v
         .get("transcripts")
@@ -54,31 +82,7 @@ pub(super) fn transcript(v: &Value, roles: &RoleMap, name: &str) -> Result<Trans
             ));
         }
     }
-    // Phrase times are epoch milliseconds: offsets from the conversation's start, or from the
-    // first phrase.
-    match v.get("conversationStartTime").and_then(Value::as_f64) {
-        Some(origin)
-            if utterances
-                .iter()
-                .all(|u| u.start_ms.is_none_or(|s| s as f64 >= origin)) =>
-        {
-            let origin = origin.round() as i64;
-            for u in &mut utterances {
-                u.start_ms = u.start_ms.map(|t| t - origin);
-                u.end_ms = u.end_ms.map(|t| t - origin);
-            }
-        }
-        _ => {
-            if utterances
-                .iter()
-                .flat_map(|u| u.start_ms)
-                .min()
-                .is_some_and(|t| t >= 1_000_000_000_000)
-            {
-                rebase(&mut utterances);
-            }
-        }
-    }
+    to_offsets(v, &mut utterances);
     utterances.sort_by_key(|u| u.start_ms);
     let mut warnings = Vec::new();
     if unknown > 0 {

@@ -12,11 +12,11 @@ use super::error::{Oversize, ServiceError};
 use crate::engine::{self, Conversation, End};
 use crate::proto::{self, v1::*};
 
-pub(super) async fn score_transcript(
-    shared: Arc<Shared>,
-    request: ScoreTranscriptRequest,
-) -> Result<ScoreTranscriptResponse, ServiceError> {
-    let limits = &shared.limits;
+/// The whole-call checks of a request: its size, its id, its number of utterances.
+fn check_request(
+    request: &ScoreTranscriptRequest,
+    limits: &crate::service::Limits,
+) -> Result<(), ServiceError> {
     if request.encoded_len() > limits.max_transcript_message_bytes {
         return Err(ServiceError::TooLarge {
             over: Oversize::Message,
@@ -24,10 +24,6 @@ pub(super) async fn score_transcript(
             limit: limits.max_transcript_message_bytes,
         });
     }
-    let invalid = |field: &str, description: String| ServiceError::InvalidArgument {
-        field: field.to_owned(),
-        description,
-    };
     engine::limits::check_id(
         &request.conversation_id,
         "conversation_id",
@@ -35,10 +31,10 @@ pub(super) async fn score_transcript(
     )
     .map_err(ServiceError::Rejected)?;
     if request.utterances.is_empty() {
-        return Err(invalid(
-            "utterances",
-            "must hold at least one utterance".into(),
-        ));
+        return Err(ServiceError::InvalidArgument {
+            field: "utterances".to_owned(),
+            description: "must hold at least one utterance".into(),
+        });
     }
     if request.utterances.len() > limits.max_transcript_utterances {
         return Err(ServiceError::TooLarge {
@@ -47,6 +43,19 @@ pub(super) async fn score_transcript(
             limit: limits.max_transcript_utterances,
         });
     }
+    Ok(())
+}
+
+pub(super) async fn score_transcript(
+    shared: Arc<Shared>,
+    request: ScoreTranscriptRequest,
+) -> Result<ScoreTranscriptResponse, ServiceError> {
+    let limits = &shared.limits;
+    check_request(&request, limits)?;
+    let invalid = |field: &str, description: String| ServiceError::InvalidArgument {
+        field: field.to_owned(),
+        description,
+    };
     let start = request.start.unwrap_or_default();
     let conversation = Conversation::open(
         proto::start_from_proto(&start),

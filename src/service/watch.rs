@@ -46,16 +46,15 @@ impl Drop for WatcherSlot {
     }
 }
 
-pub(super) fn start(
-    shared: &Arc<Shared>,
-    request: WatchAlertsRequest,
-    tenant: Option<Arc<str>>,
-) -> Result<ResponseStream<WatchAlertsResponse>, ServiceError> {
+/// A watch request's filter, checked: ids, kinds and severity as the wire defines them.
+fn check_request(
+    request: &WatchAlertsRequest,
+    limits: &crate::service::Limits,
+) -> Result<(), ServiceError> {
     let invalid = |field: &str, description: &str| ServiceError::InvalidArgument {
         field: field.into(),
         description: description.into(),
     };
-    let limits = &shared.limits;
     if request.conversation_ids.len() > limits.max_watch_filter_ids {
         return Err(invalid(
             "conversation_ids",
@@ -76,6 +75,16 @@ pub(super) fn start(
     if Severity::try_from(request.min_severity).is_err() {
         return Err(invalid("min_severity", "must be a known severity"));
     }
+    Ok(())
+}
+
+pub(super) fn start(
+    shared: &Arc<Shared>,
+    request: WatchAlertsRequest,
+    tenant: Option<Arc<str>>,
+) -> Result<ResponseStream<WatchAlertsResponse>, ServiceError> {
+    let limits = &shared.limits;
+    check_request(&request, limits)?;
     if shared.watchers.fetch_add(1, Ordering::Relaxed) >= limits.max_watchers {
         shared.watchers.fetch_sub(1, Ordering::Relaxed);
         return Err(ServiceError::TooMany {
