@@ -194,22 +194,27 @@ pub(super) async fn stream_call(
             ));
         }
         let wait = backoff(attempt.max(1), &status);
-        if refused {
-            eprintln!(
-                "replay: {}: the server refused the stream for now ({}); retrying in {} ms as it asked",
-                id,
-                status.message(),
-                wait.as_millis()
-            );
-        } else {
-            eprintln!(
-                "replay: {}: stream failed ({:?}); reconnecting in {} ms and replaying from the start",
-                id,
-                status.code(),
-                wait.as_millis()
-            );
-        }
+        say_retry(&id, &status, refused, wait);
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Says on standard error why the stream is opened again, and when.
+fn say_retry(id: &str, status: &tonic::Status, refused: bool, wait: Duration) {
+    if refused {
+        eprintln!(
+            "replay: {}: the server refused the stream for now ({}); retrying in {} ms as it asked",
+            id,
+            status.message(),
+            wait.as_millis()
+        );
+    } else {
+        eprintln!(
+            "replay: {}: stream failed ({:?}); reconnecting in {} ms and replaying from the start",
+            id,
+            status.code(),
+            wait.as_millis()
+        );
     }
 }
 

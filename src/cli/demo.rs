@@ -50,6 +50,50 @@ const QUEUES: [&str; 3] = ["billing", "internet", "delivery"];
 /// Copies of each sample call per round on the floor.
 const COPIES: usize = 4;
 
+/// The table of every call's scores after the demo.
+fn print_summary(summary: &[(String, client::CallResult)]) {
+    println!("━━ summary ━━ (a component without evidence yet shows \"-\")");
+    println!(
+        "  {:<28} {:>7} │ {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} │ {:>6}",
+        "call",
+        "overall",
+        "patience",
+        "talk",
+        "inquiry",
+        "acknow",
+        "empathy",
+        "underst",
+        "cust.ex",
+        "alerts"
+    );
+    for (id, result) in summary {
+        let Some(card) = &result.scorecard else {
+            continue;
+        };
+        let score = card.score.clone().unwrap_or_default();
+        let component = |i: usize| {
+            score
+                .components
+                .get(i)
+                .filter(|c| c.confidence > 0.0)
+                .map_or("-".to_string(), |c| format!("{:.1}", c.score))
+        };
+        println!(
+            "  {:<28} {:>7.1} │ {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} │ {:>6}",
+            id,
+            score.overall,
+            component(0),
+            component(1),
+            component(2),
+            component(3),
+            component(4),
+            component(5),
+            component(6),
+            card.alerts.len()
+        );
+    }
+}
+
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let calls: Vec<_> = transcript::Reader::new(DEMO_CALLS.as_bytes())
         .collect::<Result<_, _>>()
@@ -97,46 +141,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("     {}\n", client::latency_summary(&result.latencies));
         summary.push((call.conversation_id.clone(), result));
     }
-    println!("━━ summary ━━ (a component without evidence yet shows \"-\")");
-    println!(
-        "  {:<28} {:>7} │ {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} │ {:>6}",
-        "call",
-        "overall",
-        "patience",
-        "talk",
-        "inquiry",
-        "acknow",
-        "empathy",
-        "underst",
-        "cust.ex",
-        "alerts"
-    );
-    for (id, result) in &summary {
-        let Some(card) = &result.scorecard else {
-            continue;
-        };
-        let score = card.score.clone().unwrap_or_default();
-        let component = |i: usize| {
-            score
-                .components
-                .get(i)
-                .filter(|c| c.confidence > 0.0)
-                .map_or("-".to_string(), |c| format!("{:.1}", c.score))
-        };
-        println!(
-            "  {:<28} {:>7.1} │ {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} │ {:>6}",
-            id,
-            score.overall,
-            component(0),
-            component(1),
-            component(2),
-            component(3),
-            component(4),
-            component(5),
-            component(6),
-            card.alerts.len()
-        );
-    }
+    print_summary(&summary);
     let _ = stop_tx.send(());
     server.await??;
     Ok(ExitCode::SUCCESS)

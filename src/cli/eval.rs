@@ -420,6 +420,17 @@ fn score_conversation(
     }
 }
 
+/// How the listening score separates the sessions rated high from those rated low, if any
+/// were rated.
+fn quality(sessions: Vec<(String, f64, String)>) -> Option<Quality> {
+    (!sessions.is_empty()).then(|| Quality {
+        auc: auc(&sessions),
+        high: sessions.iter().filter(|s| s.2 == "high").count(),
+        low: sessions.iter().filter(|s| s.2 == "low").count(),
+        sessions,
+    })
+}
+
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let rubric = super::load_rubric(args.rubric.as_deref())?;
     let items = args.input.read(&args.file)?;
@@ -439,16 +450,15 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        if !t.warnings.is_empty() {
+        if let Some(first) = t.warnings.first() {
             warned += 1;
-            first_warning.get_or_insert_with(|| {
-                format!("conversation {}: {}", t.conversation_id, t.warnings[0])
-            });
+            first_warning
+                .get_or_insert_with(|| format!("conversation {}: {first}", t.conversation_id));
         }
         if args.strip_punctuation {
-            for u in &mut t.utterances {
-                u.text = strip(&u.text);
-            }
+            t.utterances
+                .iter_mut()
+                .for_each(|u| u.text = strip(&u.text));
         }
         let conversation = match Conversation::open(t.start.clone(), &rubric, limits.clone()) {
             Ok(c) => c,
@@ -471,14 +481,18 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         sessions.extend(session);
         for (name, n) in detected {
             let d = detections.entry(name).or_default();
-            d.utterances += n;
-            d.conversations += 1;
+            (d.utterances, d.conversations) = (d.utterances + n, d.conversations + 1);
         }
-        for item in items {
-            tally.add(item);
-        }
+        items.into_iter().for_each(|item| tally.add(item));
     }
     tally.finish();
+    if let Some(first) = &first_warning {
+        eprintln!(
+            "{}: {warned} conversation(s) with warnings (the first: {first}); `hearken score` lists them",
+            args.file.display()
+        );
+    }
+    let examples = std::mem::take(&mut tally.examples);
     let report = Report {
         behaviours: tally.counts,
         conversations,
@@ -487,29 +501,28 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         per_unit: args.per_unit,
         strip_punctuation: args.strip_punctuation,
         detected: detections,
-        quality: (!sessions.is_empty()).then(|| Quality {
-            auc: auc(&sessions),
-            high: sessions.iter().filter(|s| s.2 == "high").count(),
-            low: sessions.iter().filter(|s| s.2 == "low").count(),
-            sessions,
-        }),
+        quality: quality(sessions),
     };
-    if let Some(first) = &first_warning {
-        eprintln!(
-            "{}: {warned} conversation(s) with warnings (the first: {first}); `hearken score` lists them",
-            args.file.display()
-        );
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        write_table(&mut out, &report, &tally.examples)?;
-    }
+    print_report(&report, &examples, args.json)?;
     if skipped > 0 {
         eprintln!("hearken eval: {skipped} line(s) skipped");
     }
     Ok(super::outcome(skipped as usize, 0, true).0)
+}
+
+/// The report on standard output: JSON, or a table and the examples of errors asked for.
+fn print_report(
+    report: &Report,
+    examples: &HashMap<(String, &'static str), Vec<String>>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
+    } else {
+        write_table(&mut out, report, examples)?;
+    }
+    Ok(())
 }
 
 /// The report as a table, then the examples of errors asked for.

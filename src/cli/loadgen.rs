@@ -331,6 +331,34 @@ impl LoadgenArgs {
     }
 }
 
+/// The run's figures: one JSON line, or two lines for a person.
+fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        let l = &report.latency_us;
+        println!(
+            "{} calls over {} connections, {:.0} s: {:.0} utterances/s answered ({} sent, {} answered, {} errors, {} refused for now and retried, {} reconnects, {} rejections)\nlatency µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
+            report.calls,
+            report.connections,
+            report.duration_s,
+            report.throughput,
+            report.sent,
+            report.received,
+            report.errors,
+            report.refusals,
+            report.reconnects,
+            report.rejections,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max
+        );
+    }
+    Ok(())
+}
+
 pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     args.validate()?;
     let samples: Arc<Vec<Transcript>> = Arc::new(
@@ -393,29 +421,7 @@ pub(super) async fn run(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         rate: args.rate,
         duration_s: args.duration,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        let l = &report.latency_us;
-        println!(
-            "{} calls over {} connections, {:.0} s: {:.0} utterances/s answered ({} sent, {} answered, {} errors, {} refused for now and retried, {} reconnects, {} rejections)\nlatency µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
-            report.calls,
-            report.connections,
-            report.duration_s,
-            report.throughput,
-            report.sent,
-            report.received,
-            report.errors,
-            report.refusals,
-            report.reconnects,
-            report.rejections,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p999,
-            l.max
-        );
-    }
+    print_report(&report, args.json)?;
     Ok(if report.errors > 0 {
         ExitCode::from(1)
     } else {
