@@ -399,31 +399,13 @@ fn offset_ms(request: &StreamConversationsRequest) -> i64 {
     }
 }
 
-fn send_files(args: SendArgs) -> anyhow::Result<ExitCode> {
-    use rdkafka::producer::{BaseRecord, Producer as _};
-    anyhow::ensure!(
-        args.speed.is_finite() && args.speed >= 0.0,
-        "--speed must be 0 or more"
-    );
-    let mut transcripts = Vec::new();
-    let mut skipped = 0usize;
-    for path in &super::input_files(&args.files)? {
-        for (i, item) in args.input.read(path)?.enumerate() {
-            match item {
-                Ok(t) => {
-                    super::warn_about(path, i + 1, &t);
-                    transcripts.push(t);
-                }
-                Err(e) => {
-                    skipped += 1;
-                    eprintln!("{}: {e}", path.display());
-                }
-            }
-        }
-    }
-    anyhow::ensure!(!transcripts.is_empty(), "no conversations to send");
-    let calls = args.calls.unwrap_or(transcripts.len());
-    // Each call's requests with the time each is due (ms from the first call's start).
+/// Each call's requests with the time each is due (ms from the first call's start), interleaved
+/// as live calls are: by due time, then by position in the call, then by call.
+fn schedule(
+    transcripts: &[crate::transcript::Transcript],
+    args: &SendArgs,
+    calls: usize,
+) -> Vec<(u64, usize, usize, StreamConversationsRequest)> {
     let mut schedule: Vec<(u64, usize, usize, StreamConversationsRequest)> = Vec::new();
     let ramp_ms = args.ramp.as_millis() as f64;
     for n in 0..calls {
@@ -451,8 +433,58 @@ fn send_files(args: SendArgs) -> anyhow::Result<ExitCode> {
             schedule.push((due as u64, i, n, r));
         }
     }
-    // Interleaved as live calls are: by due time, then by position in the call, then by call.
     schedule.sort_by_key(|(due, i, n, _)| (*due, *i, *n));
+    schedule
+}
+
+/// Hands `record` to `producer`, polling while its queue is full.
+fn send_waiting(
+    producer: &rdkafka::producer::BaseProducer,
+    mut record: rdkafka::producer::BaseRecord<'_, String, Vec<u8>>,
+    topic: &str,
+) -> anyhow::Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                back,
+            )) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => anyhow::bail!("cannot send to {topic}: {e}"),
+        }
+    }
+}
+
+fn send_files(args: SendArgs) -> anyhow::Result<ExitCode> {
+    use rdkafka::producer::{BaseRecord, Producer as _};
+    anyhow::ensure!(
+        args.speed.is_finite() && args.speed >= 0.0,
+        "--speed must be 0 or more"
+    );
+    let mut transcripts = Vec::new();
+    let mut skipped = 0usize;
+    for path in &super::input_files(&args.files)? {
+        for (i, item) in args.input.read(path)?.enumerate() {
+            match item {
+                Ok(t) => {
+                    super::warn_about(path, i + 1, &t);
+                    transcripts.push(t);
+                }
+                Err(e) => {
+                    skipped += 1;
+                    eprintln!("{}: {e}", path.display());
+                }
+            }
+        }
+    }
+    anyhow::ensure!(!transcripts.is_empty(), "no conversations to send");
+    let calls = args.calls.unwrap_or(transcripts.len());
+    let schedule = schedule(&transcripts, &args, calls);
     let producer = producer(&args.kafka)?;
     let begun = Instant::now();
     let content_type = args.encoding.content_type();
@@ -470,25 +502,11 @@ fn send_files(args: SendArgs) -> anyhow::Result<ExitCode> {
             key: records::HEADER_CONTENT_TYPE,
             value: Some(content_type),
         });
-        let mut record = BaseRecord::to(&args.topic)
+        let record = BaseRecord::to(&args.topic)
             .key(&request.conversation_id)
             .payload(&value)
             .headers(headers);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => anyhow::bail!("cannot send to {}: {e}", args.topic),
-            }
-        }
+        send_waiting(&producer, record, &args.topic)?;
         producer.poll(Duration::ZERO);
         sent += 1;
     }
@@ -521,27 +539,63 @@ struct Tally {
     latencies_ms: Vec<u64>,
 }
 
-fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    use rdkafka::message::Message as _;
+impl Tally {
+    /// Counts a response read (`value` as it came): its kind, and whether its
+    /// `(conversation, seq)` was seen before, with the same value or another.
+    fn take(&mut self, response: &StreamConversationsResponse, value: &[u8]) {
+        let kind = records::kind_of(response);
+        *self.by_kind.entry(kind.to_owned()).or_default() += 1;
+        if response.seq <= 0 {
+            return;
+        }
+        let key = (response.conversation_id.clone(), response.seq);
+        match self.seen.get(&key) {
+            Some(first) if first == value => self.identical_duplicates += 1,
+            Some(_) => self.different_duplicates += 1,
+            None => {
+                if kind == "scorecard" {
+                    self.scorecards += 1;
+                    self.last_seq
+                        .insert(response.conversation_id.clone(), response.seq);
+                }
+                self.seen.insert(key, value.to_vec());
+            }
+        }
+    }
+
+    /// Conversations with a scorecard and a `seq` below it never read.
+    fn gaps(&self) -> usize {
+        self.last_seq
+            .iter()
+            .filter(|(id, last)| (1..=**last).any(|s| !self.seen.contains_key(&((*id).clone(), s))))
+            .count()
+    }
+}
+
+/// A consumer of `topic` from its start, in a group of its own (nothing committed).
+fn reader(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<rdkafka::consumer::BaseConsumer> {
+    use rdkafka::consumer::Consumer as _;
     let mut config = rdkafka::ClientConfig::new();
     config
-        .set("bootstrap.servers", &args.kafka.brokers)
+        .set("bootstrap.servers", &kafka.brokers)
         .set(
             "group.id",
             format!("hearken-read-{}-{}", std::process::id(), now_ms()),
         )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest");
-    pipeline::apply_properties(
-        &mut config,
-        &args.kafka.properties()?,
-        pipeline::Side::Consumer,
-    );
-    let consumer: BaseConsumer = config
+    pipeline::apply_properties(&mut config, &kafka.properties()?, pipeline::Side::Consumer);
+    let consumer: rdkafka::consumer::BaseConsumer = config
         .create()
         .context("cannot create the Kafka consumer")?;
-    consumer.subscribe(&[&args.topic])?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::Message as _;
+    let consumer = reader(&args.kafka, &args.topic)?;
     let mut tally = Tally::default();
     let mut last_record = Instant::now();
     let mut out = std::io::stdout().lock();
@@ -573,35 +627,15 @@ fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
             use std::io::Write as _;
             writeln!(out, "{}", serde_json::to_string(&response)?)?;
         }
-        let kind = records::kind_of(&response);
-        *tally.by_kind.entry(kind.to_owned()).or_default() += 1;
-        if let Some(ts) = header(records::HEADER_SOURCE_TIME).and_then(|t| t.parse::<i64>().ok()) {
+        let source_time = header(records::HEADER_SOURCE_TIME).and_then(|t| t.parse::<i64>().ok());
+        if let Some(ts) = source_time {
             tally
                 .latencies_ms
                 .push(received.saturating_sub(ts).max(0) as u64);
         }
-        if response.seq > 0 {
-            let key = (response.conversation_id.clone(), response.seq);
-            match tally.seen.get(&key) {
-                Some(first) if first == value => tally.identical_duplicates += 1,
-                Some(_) => tally.different_duplicates += 1,
-                None => {
-                    if kind == "scorecard" {
-                        tally.scorecards += 1;
-                        tally
-                            .last_seq
-                            .insert(response.conversation_id.clone(), response.seq);
-                    }
-                    tally.seen.insert(key, value.to_vec());
-                }
-            }
-        }
+        tally.take(&response, value);
     }
-    let gaps = tally
-        .last_seq
-        .iter()
-        .filter(|(id, last)| (1..=**last).any(|s| !tally.seen.contains_key(&((*id).clone(), s))))
-        .count();
+    let gaps = tally.gaps();
     tally.latencies_ms.sort_unstable();
     let pct = |p: f64| {
         let l = &tally.latencies_ms;
