@@ -593,7 +593,6 @@ fn reader(kafka: &KafkaArgs, topic: &str) -> anyhow::Result<rdkafka::consumer::B
 }
 
 fn read_topic(args: ReadArgs) -> anyhow::Result<ExitCode> {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
     use rdkafka::message::Message as _;
     let consumer = reader(&args.kafka, &args.topic)?;
     let mut tally = Tally::default();
