@@ -369,14 +369,10 @@ impl ServeArgs {
     }
 }
 
-pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
-    args.validate()?;
-    let telemetry = Telemetry::init_serve(log_format, "info")?;
-    let rubric = super::load_rubric(args.rubric.as_deref())?;
-    let mut config = ServerConfig::new(Arc::new(rubric));
-    config.metrics = Arc::clone(&telemetry.metrics);
-    config.log_text = args.log_text;
-    config.tls = match (&args.tls_cert, &args.tls_key, args.plaintext) {
+/// TLS from the flags: certificate and key (and a client CA for mutual TLS), or none with
+/// `--plaintext`; anything else is refused.
+fn tls_of(args: &ServeArgs) -> anyhow::Result<Option<server::Tls>> {
+    Ok(match (&args.tls_cert, &args.tls_key, args.plaintext) {
         (Some(cert), Some(key), false) => {
             let read = |path: &PathBuf, what: &str| {
                 std::fs::read(path)
@@ -397,7 +393,104 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
             "choose how clients connect: --tls-cert and --tls-key for TLS (and --tls-client-ca \
              for mutual TLS), or --plaintext for h2c inside a mesh or on loopback"
         ),
+    })
+}
+
+impl ServeArgs {
+    /// The service limits the flags set.
+    fn set_limits(&self, limits: &mut crate::service::Limits, authenticated: bool) {
+        let args = self;
+        limits.max_conversations_per_stream = args.max_conversations_per_stream;
+        limits.max_conversations_per_process = args.max_conversations_per_process;
+        limits.max_conversations_per_tenant =
+            tenant_cap(args.max_conversations_per_tenant, authenticated);
+        limits.max_concurrent_transcripts = args.max_concurrent_transcripts;
+        limits.max_watchers = args.max_watchers;
+        limits.max_inflight_request_bytes = args.max_inflight_request_bytes;
+        limits.stream_open_rate_by_peer = args.stream_open_rate_by_peer;
+        limits.max_stream_duration = *args.max_stream_duration;
+        limits.stream_idle_timeout = *args.stream_idle_timeout;
+        limits.conversation_idle_timeout = *args.conversation_idle_timeout;
+        limits.client_not_reading_timeout = *args.client_not_reading_timeout;
+        limits.max_messages_per_second = args.max_messages_per_second;
+        limits.stream_opens_per_second = args.stream_opens_per_second;
+        limits.stream_open_burst = args.stream_open_burst;
+    }
+}
+
+/// A running task's handle, and what stops it.
+type Task<E> = (
+    tokio::sync::oneshot::Sender<()>,
+    Option<tokio::task::JoinHandle<Result<(), E>>>,
+);
+
+/// `/metrics` on `addr`, if asked for.
+async fn scrape(
+    addr: super::MetricsAddr,
+    telemetry: &Telemetry,
+) -> anyhow::Result<Task<std::io::Error>> {
+    let (stop_scrape, scrape_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scrape = match addr.0 {
+        Some(metrics_addr) => {
+            let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("failed to listen on {metrics_addr} for /metrics"))?;
+            let metrics_addr = metrics_listener.local_addr()?;
+            tracing::info!(addr = %metrics_addr, "metrics at /metrics");
+            let registry = telemetry.registry.clone();
+            Some(tokio::spawn(crate::telemetry::serve_scrape(
+                metrics_listener,
+                registry,
+                async move {
+                    let _ = scrape_stopped.await;
+                },
+            )))
+        }
+        None => None,
     };
+    Ok((stop_scrape, scrape))
+}
+
+/// The floor page, if asked for: it watches the server's conversations (`config.floor`).
+async fn floor(ui: &UiArgs, config: &mut ServerConfig) -> anyhow::Result<Task<anyhow::Error>> {
+    let (stop_ui, ui_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ui = match ui.floor()? {
+        Some((ui_addr, floor_config)) => {
+            let ui_listener = tokio::net::TcpListener::bind(ui_addr)
+                .await
+                .with_context(|| format!("failed to listen on {ui_addr} for the floor page"))?;
+            let ui_addr = ui_listener.local_addr()?;
+            if floor_config.show_text {
+                tracing::warn!(
+                    "the floor page shows utterance text (masked for card data, best effort);                      it may still hold personal data"
+                );
+            }
+            let floor = crate::floor::Floor::new(floor_config, Arc::clone(&config.metrics));
+            config.floor = Some(Arc::clone(&floor));
+            tracing::info!(addr = %ui_addr, tls = config.tls.is_some(), "floor page");
+            Some(tokio::spawn(crate::floor::serve(
+                ui_listener,
+                floor,
+                config.tls.clone(),
+                config.jwt.clone(),
+                async move {
+                    let _ = ui_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
+    Ok((stop_ui, ui))
+}
+
+pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    args.validate()?;
+    let telemetry = Telemetry::init_serve(log_format, "info")?;
+    let rubric = super::load_rubric(args.rubric.as_deref())?;
+    let mut config = ServerConfig::new(Arc::new(rubric));
+    config.metrics = Arc::clone(&telemetry.metrics);
+    config.log_text = args.log_text;
+    config.tls = tls_of(&args)?;
     if let Some(jwks) = &args.jwt_jwks {
         let text = std::fs::read_to_string(jwks)
             .with_context(|| format!("failed to read the JWKS {}", jwks.display()))?;
@@ -431,22 +524,7 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
             .tls
             .as_ref()
             .is_some_and(|t| t.client_ca_pem.is_some());
-    let limits = &mut config.limits;
-    limits.max_conversations_per_stream = args.max_conversations_per_stream;
-    limits.max_conversations_per_process = args.max_conversations_per_process;
-    limits.max_conversations_per_tenant =
-        tenant_cap(args.max_conversations_per_tenant, authenticated);
-    limits.max_concurrent_transcripts = args.max_concurrent_transcripts;
-    limits.max_watchers = args.max_watchers;
-    limits.max_inflight_request_bytes = args.max_inflight_request_bytes;
-    limits.stream_open_rate_by_peer = args.stream_open_rate_by_peer;
-    limits.max_stream_duration = *args.max_stream_duration;
-    limits.stream_idle_timeout = *args.stream_idle_timeout;
-    limits.conversation_idle_timeout = *args.conversation_idle_timeout;
-    limits.client_not_reading_timeout = *args.client_not_reading_timeout;
-    limits.max_messages_per_second = args.max_messages_per_second;
-    limits.stream_opens_per_second = args.stream_opens_per_second;
-    limits.stream_open_burst = args.stream_open_burst;
+    args.set_limits(&mut config.limits, authenticated);
     let reload = config
         .rubric_file
         .is_some()
@@ -456,52 +534,8 @@ pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
         .await
         .with_context(|| format!("failed to listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    let (stop_scrape, scrape_stopped) = tokio::sync::oneshot::channel::<()>();
-    let scrape = match args.metrics_addr.0 {
-        Some(metrics_addr) => {
-            let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
-                .await
-                .with_context(|| format!("failed to listen on {metrics_addr} for /metrics"))?;
-            let metrics_addr = metrics_listener.local_addr()?;
-            tracing::info!(addr = %metrics_addr, "metrics at /metrics");
-            let registry = telemetry.registry.clone();
-            Some(tokio::spawn(crate::telemetry::serve_scrape(
-                metrics_listener,
-                registry,
-                async move {
-                    let _ = scrape_stopped.await;
-                },
-            )))
-        }
-        None => None,
-    };
-    let (stop_ui, ui_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ui = match args.ui.floor()? {
-        Some((ui_addr, floor_config)) => {
-            let ui_listener = tokio::net::TcpListener::bind(ui_addr)
-                .await
-                .with_context(|| format!("failed to listen on {ui_addr} for the floor page"))?;
-            let ui_addr = ui_listener.local_addr()?;
-            if floor_config.show_text {
-                tracing::warn!(
-                    "the floor page shows utterance text (masked for card data, best effort);                      it may still hold personal data"
-                );
-            }
-            let floor = crate::floor::Floor::new(floor_config, Arc::clone(&config.metrics));
-            config.floor = Some(Arc::clone(&floor));
-            tracing::info!(addr = %ui_addr, tls = config.tls.is_some(), "floor page");
-            Some(tokio::spawn(crate::floor::serve(
-                ui_listener,
-                floor,
-                config.tls.clone(),
-                config.jwt.clone(),
-                async move {
-                    let _ = ui_stopped.await;
-                },
-            )))
-        }
-        None => None,
-    };
+    let (stop_scrape, scrape) = scrape(args.metrics_addr, &telemetry).await?;
+    let (stop_ui, ui) = floor(&args.ui, &mut config).await?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "hearken listening");
     let result = server::run(listener, config, shutdown).await;
     let _ = stop_scrape.send(());
