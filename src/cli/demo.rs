@@ -148,6 +148,74 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `demo --ui`: the server and the floor page, with rounds of sample calls playing at once.
+/// What the floor demo plays, and where to watch it.
+fn announce(
+    args: &DemoArgs,
+    calls: usize,
+    ui_addr: std::net::SocketAddr,
+    addr: std::net::SocketAddr,
+    speed: f64,
+) {
+    println!("hearken demo: the supervisor's floor is at  http://{ui_addr}/");
+    println!(
+        "  {} calls at a time ({} sample calls × {COPIES}) streamed over gRPC to {addr} at {speed}× real time; {}",
+        calls * COPIES,
+        calls,
+        if args.rounds == 0 {
+            "Ctrl-C to stop".to_string()
+        } else {
+            format!("{} round(s)", args.rounds)
+        }
+    );
+    println!(
+        "  text is {} (fictional calls; --ui-show-text shows it masked)\n",
+        if args.ui_show_text { "shown" } else { "hidden" }
+    );
+}
+
+/// A floor-demo call played: its id, its agent, and how it went.
+type Played = (String, &'static str, anyhow::Result<client::CallResult>);
+
+/// One round of the floor demo: every sample call `COPIES` times, with agents and queues,
+/// staggered, each streamed as a task.
+fn round_of_calls(
+    calls: &[transcript::Transcript],
+    round: u32,
+    client: &ListeningServiceClient<tonic::transport::Channel>,
+    speed: f64,
+) -> tokio::task::JoinSet<Played> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for copy in 0..COPIES {
+        for (i, call) in calls.iter().enumerate() {
+            let n = copy * calls.len() + i;
+            let mut call = call.clone();
+            call.conversation_id = format!("{}-{round}-{}", call.conversation_id, copy + 1);
+            let agent = AGENTS[(n + round as usize) % AGENTS.len()];
+            call.start.metadata.insert("agent".into(), agent.into());
+            call.start
+                .metadata
+                .insert("queue".into(), QUEUES[i % QUEUES.len()].into());
+            let mut client = client.clone();
+            // Staggered, so the floor does not move in step.
+            let delay = Duration::from_millis((n as u64 * 2_500) % 20_000);
+            tasks.spawn(async move {
+                if speed > 0.0 {
+                    tokio::time::sleep(delay.div_f64(speed)).await;
+                }
+                let output = Output {
+                    json: false,
+                    show_text: false,
+                    quiet: true,
+                    silent: true,
+                };
+                let result = client::stream_call(&mut client, &call, speed, output).await;
+                (call.conversation_id, agent, result)
+            });
+        }
+    }
+    tasks
+}
+
 async fn floor_demo(
     args: DemoArgs,
     calls: Vec<transcript::Transcript>,
@@ -164,13 +232,11 @@ async fn floor_demo(
             )
         })?;
     let ui_addr = ui_listener.local_addr()?;
-    let floor = crate::floor::Floor::new(
-        crate::floor::FloorConfig {
-            show_text: args.ui_show_text,
-            ..crate::floor::FloorConfig::default()
-        },
-        Arc::clone(&config.metrics),
-    );
+    let floor_config = crate::floor::FloorConfig {
+        show_text: args.ui_show_text,
+        ..crate::floor::FloorConfig::default()
+    };
+    let floor = crate::floor::Floor::new(floor_config, Arc::clone(&config.metrics));
     config.floor = Some(Arc::clone(&floor));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();
@@ -191,56 +257,14 @@ async fn floor_demo(
         .await
         .context("failed to connect to the in-process server")?;
     let speed = args.speed.unwrap_or(2.0);
-    println!("hearken demo: the supervisor's floor is at  http://{ui_addr}/");
-    println!(
-        "  {} calls at a time ({} sample calls × {COPIES}) streamed over gRPC to {addr} at {speed}× real time; {}",
-        calls.len() * COPIES,
-        calls.len(),
-        if args.rounds == 0 {
-            "Ctrl-C to stop".to_string()
-        } else {
-            format!("{} round(s)", args.rounds)
-        }
-    );
-    println!(
-        "  text is {} (fictional calls; --ui-show-text shows it masked)\n",
-        if args.ui_show_text { "shown" } else { "hidden" }
-    );
+    announce(&args, calls.len(), ui_addr, addr, speed);
     let mut round = 0u32;
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     let mut failed = 0usize;
     'rounds: while args.rounds == 0 || round < args.rounds {
         round += 1;
-        let mut tasks = tokio::task::JoinSet::new();
-        for copy in 0..COPIES {
-            for (i, call) in calls.iter().enumerate() {
-                let n = copy * calls.len() + i;
-                let mut call = call.clone();
-                call.conversation_id = format!("{}-{round}-{}", call.conversation_id, copy + 1);
-                let agent = AGENTS[(n + round as usize) % AGENTS.len()];
-                call.start.metadata.insert("agent".into(), agent.into());
-                call.start
-                    .metadata
-                    .insert("queue".into(), QUEUES[i % QUEUES.len()].into());
-                let mut client = client.clone();
-                // Staggered, so the floor does not move in step.
-                let delay = Duration::from_millis((n as u64 * 2_500) % 20_000);
-                tasks.spawn(async move {
-                    if speed > 0.0 {
-                        tokio::time::sleep(delay.div_f64(speed)).await;
-                    }
-                    let output = Output {
-                        json: false,
-                        show_text: false,
-                        quiet: true,
-                        silent: true,
-                    };
-                    let result = client::stream_call(&mut client, &call, speed, output).await;
-                    (call.conversation_id, agent, result)
-                });
-            }
-        }
+        let mut tasks = round_of_calls(&calls, round, &client, speed);
         loop {
             tokio::select! {
                 _ = &mut stop => break 'rounds,
