@@ -183,6 +183,51 @@ async fn run_call(
     }
 }
 
+/// Reads a stream's answers until `drain_until`: each final update (or rejection) answers the
+/// oldest utterance outstanding, its latency recorded and its window place given back; a
+/// failure is kept in `failure` and closes the window (which stops the sender).
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    mut inbound: tonic::Streaming<StreamConversationsResponse>,
+    drain_until: Instant,
+    pending: Arc<Mutex<VecDeque<Instant>>>,
+    permits: Arc<Semaphore>,
+    histogram: Arc<Mutex<Histogram<u64>>>,
+    counters: Arc<Counters>,
+    failure: Arc<Mutex<Option<tonic::Status>>>,
+) {
+    loop {
+        let next = tokio::time::timeout_at(drain_until, inbound.message()).await;
+        let response = match next {
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) | Err(_) => break,
+            Ok(Err(status)) => {
+                *failure.lock().expect("not poisoned") = Some(status);
+                permits.close(); // stops the sender
+                break;
+            }
+        };
+        use stream_conversations_response::Payload;
+        let answered = match &response.payload {
+            Some(Payload::Update(u)) if !u.partial => true,
+            Some(Payload::Rejection(_)) => {
+                counters.rejections.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        };
+        if answered {
+            let sent = pending.lock().expect("not poisoned").pop_front();
+            if let Some(sent) = sent {
+                let micros = sent.elapsed().as_micros().max(1) as u64;
+                let _ = histogram.lock().expect("not poisoned").record(micros);
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                permits.add_permits(1);
+            }
+        }
+    }
+}
+
 /// One stream of a call: returns the status it failed with, or `None` when the run ended.
 #[allow(clippy::too_many_arguments)]
 async fn run_stream(
@@ -200,54 +245,22 @@ async fn run_stream(
 ) -> Option<tonic::Status> {
     let (tx, rx) = mpsc::channel(window * 2 + 4);
     let mut client = ListeningServiceClient::new(channel);
-    let mut inbound = match client.stream_conversations(ReceiverStream::new(rx)).await {
+    let inbound = match client.stream_conversations(ReceiverStream::new(rx)).await {
         Ok(response) => response.into_inner(),
         Err(status) => return Some(status),
     };
     let pending: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(window));
     let failure: Arc<Mutex<Option<tonic::Status>>> = Arc::default();
-    let receiver = {
-        let (pending, permits, histogram, counters, failure) = (
-            Arc::clone(&pending),
-            Arc::clone(&permits),
-            Arc::clone(histogram),
-            Arc::clone(counters),
-            Arc::clone(&failure),
-        );
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::time::timeout_at(drain_until, inbound.message()).await;
-                let response = match next {
-                    Ok(Ok(Some(r))) => r,
-                    Ok(Ok(None)) | Err(_) => break,
-                    Ok(Err(status)) => {
-                        *failure.lock().expect("not poisoned") = Some(status);
-                        permits.close(); // stops the sender
-                        break;
-                    }
-                };
-                use stream_conversations_response::Payload;
-                let answered = match &response.payload {
-                    Some(Payload::Update(u)) if !u.partial => true,
-                    Some(Payload::Rejection(_)) => {
-                        counters.rejections.fetch_add(1, Ordering::Relaxed);
-                        true
-                    }
-                    _ => false,
-                };
-                if answered {
-                    let sent = pending.lock().expect("not poisoned").pop_front();
-                    if let Some(sent) = sent {
-                        let micros = sent.elapsed().as_micros().max(1) as u64;
-                        let _ = histogram.lock().expect("not poisoned").record(micros);
-                        counters.received.fetch_add(1, Ordering::Relaxed);
-                        permits.add_permits(1);
-                    }
-                }
-            }
-        })
-    };
+    let receiver = tokio::spawn(receive(
+        inbound,
+        drain_until,
+        Arc::clone(&pending),
+        Arc::clone(&permits),
+        Arc::clone(histogram),
+        Arc::clone(counters),
+        Arc::clone(&failure),
+    ));
     tokio::time::sleep_until(start_at).await;
     let begin = start_at.max(Instant::now());
     let mut ticker = period.map(|p| {
@@ -289,12 +302,23 @@ async fn run_stream(
             }
         }
     }
+    finish(receiver, tx, &pending, &failure, drain_until).await
+}
+
+/// The end of a stream's run: its failure if it had one, else once the outstanding updates
+/// came (bounded by the drain deadline) the request stream closes (`tx`) and `None`.
+async fn finish(
+    receiver: tokio::task::JoinHandle<()>,
+    tx: mpsc::Sender<StreamConversationsRequest>,
+    pending: &Mutex<VecDeque<Instant>>,
+    failure: &Mutex<Option<tonic::Status>>,
+    drain_until: Instant,
+) -> Option<tonic::Status> {
     let failed = || failure.lock().expect("not poisoned").take();
     if let Some(status) = failed() {
         receiver.abort();
         return Some(status);
     }
-    // Wait for the outstanding updates (bounded by the drain deadline), then close.
     while !pending.lock().expect("not poisoned").is_empty()
         && Instant::now() < drain_until
         && !receiver.is_finished()
