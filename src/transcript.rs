@@ -275,6 +275,59 @@ pub(crate) fn check_language(language: &str, warnings: &mut Vec<String>) {
     }
 }
 
+/// Utterance `i`'s role: one written out, else one the role map gives its role label,
+/// participant or speaker; `None` when neither says.
+fn role_of(u: &UtteranceLine, roles: &RoleMap, i: usize) -> Result<Option<Role>, String> {
+    if let Some(r) = u.role.as_deref().filter(|r| !r.is_empty()) {
+        return match role_name(r).or_else(|| roles.get(r)) {
+            Some(role) => Ok(Some(role)),
+            None => Err(format!(
+                "utterances[{i}].role: must be agent, customer, other or unknown (or a label --role-map maps)"
+            )),
+        };
+    }
+    let label = u.participant_id.as_deref().or(u.speaker.as_deref());
+    Ok(label.and_then(|l| roles.get(l)))
+}
+
+/// The span of an utterance's timed words (`i` its place, for errors): first start, last end.
+fn word_span(words: &[WordLine], i: usize) -> Result<(i64, i64), String> {
+    let mut first = i64::MAX;
+    let mut last = i64::MIN;
+    for (j, w) in words.iter().enumerate() {
+        let s = millis(w.start_ms, || {
+            format!("utterances[{i}].words[{j}].start_ms")
+        })?;
+        let e = millis(w.end_ms, || format!("utterances[{i}].words[{j}].end_ms"))?;
+        if e < s {
+            return Err(format!(
+                "utterances[{i}].words[{j}].end_ms: before its start_ms"
+            ));
+        }
+        first = first.min(s);
+        last = last.max(e);
+    }
+    Ok((first, last))
+}
+
+/// Signal `i` of a line.
+fn signal(s: SignalLine, i: usize) -> Result<Signal, String> {
+    let kind = match s.kind.to_ascii_lowercase().as_str() {
+        "hold_started" => SignalKind::HoldStarted,
+        "hold_ended" => SignalKind::HoldEnded,
+        "transfer" => SignalKind::Transfer,
+        _ => {
+            return Err(format!(
+                "signals[{i}].kind: must be hold_started, hold_ended or transfer"
+            ));
+        }
+    };
+    Ok(Signal {
+        kind,
+        offset_ms: millis(s.offset_ms, || format!("signals[{i}].offset_ms"))?,
+    })
+}
+
 fn convert(line: Line, roles: &RoleMap) -> Result<Transcript, String> {
     let channel = match line
         .channel
@@ -291,29 +344,12 @@ fn convert(line: Line, roles: &RoleMap) -> Result<Transcript, String> {
     let mut warnings = Vec::new();
     let mut without_role = 0;
     for (i, u) in line.utterances.into_iter().enumerate() {
-        // A role written out, else one the role map gives the role, participant or speaker.
-        let label = u
-            .role
-            .as_deref()
-            .filter(|r| !r.is_empty())
-            .or(u.participant_id.as_deref())
-            .or(u.speaker.as_deref());
-        let role = match u.role.as_deref().filter(|r| !r.is_empty()) {
-            Some(r) => match role_name(r).or_else(|| roles.get(r)) {
-                Some(role) => role,
-                None => {
-                    return Err(format!(
-                        "utterances[{i}].role: must be agent, customer, other or unknown (or a label --role-map maps)"
-                    ));
-                }
-            },
-            None => match label.and_then(|l| roles.get(l)) {
-                Some(role) => role,
-                None => {
-                    without_role += 1;
-                    Role::Unknown
-                }
-            },
+        let role = match role_of(&u, roles, i)? {
+            Some(role) => role,
+            None => {
+                without_role += 1;
+                Role::Unknown
+            }
         };
         let ms = |value: Option<f64>, field: &str| {
             value
@@ -322,23 +358,8 @@ fn convert(line: Line, roles: &RoleMap) -> Result<Transcript, String> {
         };
         let (mut start_ms, mut end_ms) = (ms(u.start_ms, "start_ms")?, ms(u.end_ms, "end_ms")?);
         if let Some(words) = u.words.as_deref().filter(|w| !w.is_empty()) {
-            let mut first = i64::MAX;
-            let mut last = i64::MIN;
-            for (j, w) in words.iter().enumerate() {
-                let s = millis(w.start_ms, || {
-                    format!("utterances[{i}].words[{j}].start_ms")
-                })?;
-                let e = millis(w.end_ms, || format!("utterances[{i}].words[{j}].end_ms"))?;
-                if e < s {
-                    return Err(format!(
-                        "utterances[{i}].words[{j}].end_ms: before its start_ms"
-                    ));
-                }
-                first = first.min(s);
-                last = last.max(e);
-            }
-            start_ms = Some(first);
-            end_ms = Some(last);
+            let (first, last) = word_span(words, i)?;
+            (start_ms, end_ms) = (Some(first), Some(last));
         }
         utterances.push(Utterance {
             utterance_id: u.utterance_id,
@@ -358,23 +379,12 @@ fn convert(line: Line, roles: &RoleMap) -> Result<Transcript, String> {
              judged as the agent's"
         ));
     }
-    let mut signals = Vec::with_capacity(line.signals.len());
-    for (i, s) in line.signals.into_iter().enumerate() {
-        let kind = match s.kind.to_ascii_lowercase().as_str() {
-            "hold_started" => SignalKind::HoldStarted,
-            "hold_ended" => SignalKind::HoldEnded,
-            "transfer" => SignalKind::Transfer,
-            _ => {
-                return Err(format!(
-                    "signals[{i}].kind: must be hold_started, hold_ended or transfer"
-                ));
-            }
-        };
-        signals.push(Signal {
-            kind,
-            offset_ms: millis(s.offset_ms, || format!("signals[{i}].offset_ms"))?,
-        });
-    }
+    let mut signals = line
+        .signals
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| signal(s, i))
+        .collect::<Result<Vec<_>, _>>()?;
     check(&mut utterances, &mut signals, &mut warnings);
     check_language(line.language.as_deref().unwrap_or(""), &mut warnings);
     Ok(Transcript {
