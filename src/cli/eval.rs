@@ -299,46 +299,22 @@ struct Scored {
 /// One labelled conversation, scored: its items (utterances, or units with `--per-unit`) with
 /// what was detected in each, and its session quality label with the final score, if it has
 /// one, and how many of its utterances each behaviour was detected in.
-fn score_conversation(
-    t: crate::transcript::Transcript,
-    conversation: Conversation,
-    args: &EvalArgs,
-) -> Scored {
-    let texts: Vec<String> = t.utterances.iter().map(|u| u.text.clone()).collect();
-    // What came before utterance `i`, for reading errors in context (only with `--errors`).
-    let speakers: Vec<String> = match args.errors {
-        Some(_) => t
-            .utterances
-            .iter()
-            .map(|u| {
-                let who = u.participant_id.as_deref().unwrap_or_default();
-                format!("{:?} {who}", u.role).to_lowercase()
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let before = |i: usize| -> String {
-        (i.saturating_sub(2)..i)
-            .filter_map(|j| Some(format!("    [{}] {}\n", speakers.get(j)?, texts[j])))
-            .collect()
-    };
-    let ids: Vec<String> = t
-        .utterances
+/// Who spoke each utterance (`role participant`), when errors are shown in context.
+fn speakers(t: &crate::transcript::Transcript, wanted: bool) -> Vec<String> {
+    if !wanted {
+        return Vec::new();
+    }
+    t.utterances
         .iter()
-        .map(|u| u.utterance_id.clone())
-        .collect();
-    let result = engine::score_events(
-        conversation,
-        engine::transcript_events(t.utterances, t.signals, End::default()),
-    );
-    let quality = t.labels.iter().flatten().find_map(|l| {
-        l.get("mi_quality")
-            .and_then(|q| q.as_str())
-            .map(str::to_string)
-    });
-    let session = quality
-        .filter(|q| q == "high" || q == "low")
-        .map(|q| (t.conversation_id.clone(), result.scorecard.score.overall, q));
+        .map(|u| {
+            let who = u.participant_id.as_deref().unwrap_or_default();
+            format!("{:?} {who}", u.role).to_lowercase()
+        })
+        .collect()
+}
+
+/// The behaviours found in each utterance (by id), and in how many utterances each was found.
+fn detections(result: &engine::Scored) -> (HashMap<&str, BTreeSet<String>>, BTreeMap<String, u64>) {
     let mut detected: HashMap<&str, BTreeSet<String>> = HashMap::new();
     for update in &result.timeline {
         let set = detected.entry(update.utterance_id.as_str()).or_default();
@@ -355,6 +331,74 @@ fn score_conversation(
             *per_behaviour.entry(name.clone()).or_default() += 1;
         }
     }
+    (detected, per_behaviour)
+}
+
+/// An utterance's annotation: the behaviours it shows (`none`: none) and those not to count,
+/// if it was annotated.
+fn annotated(labels: &serde_json::Value) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    let positive = strings(labels.get("behaviours")).filter(|p| !p.is_empty())?;
+    let positive = positive.into_iter().filter(|b| b != "none").collect();
+    let ignore = strings(labels.get("behaviours_ignore")).unwrap_or_default();
+    Some((positive, ignore))
+}
+
+/// A conversation's rating (`mi_quality` high or low) with its listening score, if rated.
+fn session_of(
+    id: &str,
+    labels: &[Option<serde_json::Value>],
+    overall: f64,
+) -> Option<(String, f64, String)> {
+    let quality = labels.iter().flatten().find_map(|l| {
+        l.get("mi_quality")
+            .and_then(|q| q.as_str())
+            .map(str::to_string)
+    });
+    quality
+        .filter(|q| q == "high" || q == "low")
+        .map(|q| (id.to_owned(), overall, q))
+}
+
+/// A customer turn labelled for negative emotion, scored for `customer_emotion` alone.
+fn emotion_item(negative: bool, detected: BTreeSet<String>, text: String, context: String) -> Item {
+    let name = label_of(Behaviour::CustomerEmotion).to_string();
+    Item {
+        detected,
+        positive: negative.then(|| name.clone()).into_iter().collect(),
+        ignore: STANDARD.iter().map(|b| b.to_string()).collect(),
+        annotated: BTreeSet::from([name]),
+        text,
+        context,
+    }
+}
+
+fn score_conversation(
+    t: crate::transcript::Transcript,
+    conversation: Conversation,
+    args: &EvalArgs,
+) -> Scored {
+    let (texts, ids): (Vec<String>, Vec<String>) = t
+        .utterances
+        .iter()
+        .map(|u| (u.text.clone(), u.utterance_id.clone()))
+        .unzip();
+    // What came before utterance `i`, for reading errors in context (only with `--errors`).
+    let speakers = speakers(&t, args.errors.is_some());
+    let before = |i: usize| -> String {
+        (i.saturating_sub(2)..i)
+            .filter_map(|j| Some(format!("    [{}] {}\n", speakers.get(j)?, texts[j])))
+            .collect()
+    };
+    let result = engine::score_events(
+        conversation,
+        engine::transcript_events(t.utterances, t.signals, End::default()),
+    );
+    let session = session_of(
+        &t.conversation_id,
+        &t.labels,
+        result.scorecard.score.overall,
+    );
+    let (detected, per_behaviour) = detections(&result);
     let mut items: Vec<Item> = Vec::new();
     let mut unit_index: HashMap<String, usize> = HashMap::new();
     for (i, labels) in t.labels.iter().enumerate() {
@@ -366,25 +410,13 @@ fn score_conversation(
             .get("customer_negative_emotion")
             .and_then(|v| v.as_bool())
         {
-            let name = label_of(Behaviour::CustomerEmotion).to_string();
-            items.push(Item {
-                detected: detected.get(ids[i].as_str()).cloned().unwrap_or_default(),
-                positive: negative.then(|| name.clone()).into_iter().collect(),
-                ignore: STANDARD.iter().map(|b| b.to_string()).collect(),
-                annotated: BTreeSet::from([name]),
-                text: texts[i].clone(),
-                context: before(i),
-            });
+            let found = detected.get(ids[i].as_str()).cloned().unwrap_or_default();
+            items.push(emotion_item(negative, found, texts[i].clone(), before(i)));
             continue;
         }
-        let Some(positive) = strings(labels.get("behaviours")) else {
-            continue;
-        };
-        if positive.is_empty() {
+        let Some((positive, ignore)) = annotated(labels) else {
             continue; // not annotated
-        }
-        let positive: BTreeSet<String> = positive.into_iter().filter(|b| b != "none").collect();
-        let ignore = strings(labels.get("behaviours_ignore")).unwrap_or_default();
+        };
         let found = detected.get(ids[i].as_str()).cloned().unwrap_or_default();
         let unit = labels
             .get("unit")
