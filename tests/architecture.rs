@@ -192,3 +192,148 @@ fn the_import_scanner_reads_groups_and_paths() {
         ["service", "floor"]
     );
 }
+
+/// `code` with comments, string and character literals blanked (their newlines kept), so that
+/// braces inside them are not counted.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let keep_newlines = |from: usize, to: usize, out: &mut String| {
+        out.extend(
+            chars[from..to.min(chars.len())]
+                .iter()
+                .filter(|c| **c == '\n'),
+        );
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == 'r'
+            && matches!(next, Some('"') | Some('#'))
+            && (i == 0 || !chars[i - 1].is_alphanumeric())
+        {
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            while j < chars.len()
+                && !(chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#')))
+            {
+                j += 1;
+            }
+            keep_newlines(i, j, &mut out);
+            i = j + 1 + hashes;
+        } else if c == '"' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != '"' {
+                j += if chars[j] == '\\' { 2 } else { 1 };
+            }
+            keep_newlines(i, j, &mut out);
+            i = j + 1;
+        } else if c == '\''
+            && (chars.get(i + 2) == Some(&'\'')
+                || (next == Some('\\') && chars.get(i + 3) == Some(&'\'')))
+        {
+            i += if next == Some('\\') { 4 } else { 3 };
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Functions in `code` longer than `max` lines (from `fn` to its closing brace): name, line.
+fn long_functions(code: &str, max: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut long = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "fn") else {
+            continue;
+        };
+        let before_ok = words[..at]
+            .iter()
+            .all(|w| w.starts_with("pub") || matches!(*w, "async" | "const" | "unsafe" | "extern"));
+        if !before_ok || at + 1 >= words.len() {
+            continue;
+        }
+        let (mut depth, mut started, mut end) = (0i64, false, None);
+        for (j, l) in lines.iter().enumerate().skip(i) {
+            for c in l.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        started = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if started && depth <= 0 {
+                end = Some(j);
+                break;
+            }
+            if !started && l.trim_end().ends_with(';') {
+                break;
+            }
+        }
+        if let Some(end) = end
+            && end - i + 1 > max
+        {
+            let name: String = words[at + 1]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            long.push((name, i + 1));
+        }
+    }
+    long
+}
+
+/// #31: functions that fit on a screen: at most ten over 80 lines in `src/`.
+#[test]
+fn at_most_ten_functions_in_src_run_over_80_lines() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut long = Vec::new();
+    for file in &files {
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        for (name, line) in long_functions(&code, 80) {
+            long.push(format!("{}:{line} {name}", file.display()));
+        }
+    }
+    long.sort();
+    assert!(
+        long.len() <= 10,
+        "{} functions over 80 lines:\n{}",
+        long.len(),
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_function_counter_skips_braces_in_strings_and_comments() {
+    let code = code_only("fn a() {\n let s = \"{{\"; // }\n let c = '{';\n let r = r#\"}\"#;\n}\n");
+    assert_eq!(code.matches('{').count(), 1);
+    assert_eq!(code.matches('}').count(), 1);
+    let body = (0..81).map(|_| "    x();\n").collect::<String>();
+    let code = format!("pub(crate) fn long() {{\n{body}}}\nfn short() {{}}\n");
+    assert_eq!(long_functions(&code, 80), vec![("long".to_string(), 1)]);
+}
