@@ -3,12 +3,13 @@
 # alternating, RUNS times per scenario, on loopback; prints medians and hearken/ceiling ratios.
 #   bash bench/compare.sh            # RUNS=3 DURATION=10 by default
 #   RUNS=5 DURATION=20 bash bench/compare.sh
+#   HEARKEN=/path/to/another/hearken bash bench/compare.sh   # a build to compare
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 cargo build --release --quiet --bin hearken --example ceiling
-HEARKEN=target/release/hearken
+HEARKEN=${HEARKEN:-target/release/hearken}
 CEILING=target/release/examples/ceiling
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 HP=$(port); CP=$(port)
