@@ -77,6 +77,10 @@ pub(crate) struct Shared {
     readiness: Arc<Readiness>,
     /// The supervisor's floor, when the page is served (`--ui-addr`).
     floor: Option<Arc<dyn watcher::Watcher>>,
+    /// The clock of every conversation's message rate, made once: a new one per conversation
+    /// asked the CPU what counters it has (CPUID, which traps in a virtual machine) and cost
+    /// ~4 % of the server's CPU at saturation (docs/performance.md).
+    rate_clock: governor::clock::DefaultClock,
 }
 
 /// The listening service.
@@ -120,6 +124,7 @@ impl Listening {
                 tenant_conversations,
                 readiness,
                 floor: None,
+                rate_clock: governor::clock::DefaultClock::default(),
             }),
         }
     }

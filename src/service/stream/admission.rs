@@ -73,6 +73,7 @@ impl Drop for Slot {
 /// messages that all claim the same moment (or carry no time) still meets the bucket.
 pub(super) struct MessageRate {
     bucket: Option<DefaultDirectRateLimiter>,
+    clock: DefaultClock,
     per_second: f64,
     admitted: u64,
     /// The latest offset any message of the conversation has carried, in milliseconds.
@@ -80,8 +81,9 @@ pub(super) struct MessageRate {
 }
 
 impl MessageRate {
-    /// `per_second` messages a second with bursts of as many (at least one).
-    pub(super) fn new(per_second: f64) -> Self {
+    /// `per_second` messages a second with bursts of as many (at least one), timed by `clock`
+    /// (one for the process: making a clock is not free).
+    pub(super) fn new(per_second: f64, clock: &DefaultClock) -> Self {
         let per_second = if per_second.is_finite() && per_second > 0.0 {
             per_second
         } else {
@@ -90,9 +92,12 @@ impl MessageRate {
         let burst = per_second.ceil().min(f64::from(u32::MAX)) as u32;
         let bucket = Quota::with_period(Duration::from_secs_f64(1.0 / per_second))
             .zip(NonZeroU32::new(burst.max(1)))
-            .map(|(quota, burst)| RateLimiter::direct(quota.allow_burst(burst)));
+            .map(|(quota, burst)| {
+                RateLimiter::direct_with_clock(quota.allow_burst(burst), clock.clone())
+            });
         MessageRate {
             bucket,
+            clock: clock.clone(),
             per_second,
             admitted: 0,
             call_ms: 0,
@@ -111,7 +116,7 @@ impl MessageRate {
         {
             bucket
                 .check()
-                .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))?;
+                .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
         }
         self.admitted += 1;
         Ok(())
@@ -124,7 +129,7 @@ mod tests {
 
     #[test]
     fn messages_without_call_time_get_the_burst_then_wait() {
-        let mut rate = MessageRate::new(50.0);
+        let mut rate = MessageRate::new(50.0, &DefaultClock::default());
         let admitted = (0..100).filter(|_| rate.admit(None).is_ok()).count();
         assert!((50..=52).contains(&admitted), "{admitted}");
         let wait = rate.admit(None).unwrap_err();
@@ -133,14 +138,14 @@ mod tests {
 
     #[test]
     fn a_replay_at_once_is_admitted_as_far_as_its_call_time_allows() {
-        let mut rate = MessageRate::new(50.0);
+        let mut rate = MessageRate::new(50.0, &DefaultClock::default());
         // 300 utterances a second apart, all at once: 300 s of call earn 15 000.
         for i in 0..300 {
             assert!(rate.admit(Some(i * 1000 + 900)).is_ok(), "message {i}");
         }
         // Many messages claiming one moment are not: one second of call earns 50, then the
         // bucket's burst of 50, then they wait.
-        let mut rate = MessageRate::new(50.0);
+        let mut rate = MessageRate::new(50.0, &DefaultClock::default());
         let admitted = (0..300).filter(|_| rate.admit(Some(1_000)).is_ok()).count();
         assert!((100..=105).contains(&admitted), "{admitted}");
     }

@@ -346,7 +346,7 @@ impl StreamTask {
                 seq: 0,
                 last_activity: Instant::now(),
                 start_time,
-                rate: MessageRate::new(limits.max_messages_per_second),
+                rate: MessageRate::new(limits.max_messages_per_second, &self.shared.rate_clock),
                 floor,
             },
         );
