@@ -24,6 +24,18 @@ const FORBIDDEN: &[&str] = &[
     "static mut",
 ];
 
+/// The crate's Rust files under `src/<under>` (`""`: all of them).
+fn sources(under: &str) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src")
+            .join(under),
+        &mut files,
+    );
+    files
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -37,17 +49,12 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[test]
 fn engine_imports_nothing_async_or_io() {
-    let mut files = Vec::new();
-    rust_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine"),
-        &mut files,
-    );
+    let files = sources("engine");
     assert!(files.len() > 10, "found the engine's files");
     let mut offences = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
+        let text = code_only(&std::fs::read_to_string(&file).unwrap());
+        for (n, code) in text.lines().enumerate() {
             for word in FORBIDDEN {
                 if code.contains(word) {
                     offences.push(format!("{}:{}: {word}", file.display(), n + 1));
@@ -134,8 +141,7 @@ fn crate_modules(code: &str) -> Vec<String> {
 #[test]
 fn every_module_imports_only_the_layers_before_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    let files = sources("");
     let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
     let mut offences = Vec::new();
     let mut unknown = Vec::new();
@@ -151,9 +157,8 @@ fn every_module_imports_only_the_layers_before_it() {
             unknown.push(module);
             continue;
         };
-        let text = std::fs::read_to_string(file).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
+        let text = code_only(&std::fs::read_to_string(file).unwrap());
+        for (n, code) in text.lines().enumerate() {
             for used in crate_modules(code) {
                 match rank(&used) {
                     Some(theirs) if theirs > mine => offences.push(format!(
@@ -307,11 +312,7 @@ fn long_functions(code: &str, max: usize) -> Vec<(String, usize)> {
 /// #31: functions that fit on a screen: at most ten over 80 lines in `src/`.
 #[test]
 fn at_most_ten_functions_in_src_run_over_80_lines() {
-    let mut files = Vec::new();
-    rust_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    let files = sources("");
     let mut long = Vec::new();
     for file in &files {
         let code = code_only(&std::fs::read_to_string(file).unwrap());

@@ -72,9 +72,16 @@ impl<T: Moment> Ended<T> {
         self.recent.retain(|(g, _, _)| g != id);
     }
 
-    /// Every entry, oldest first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(String, T, Gone)> {
-        self.recent.iter()
+    /// The entries within `linger` of `now`, oldest first (what [`Ended::gone_lately`] would
+    /// still find).
+    pub(crate) fn lately(
+        &self,
+        now: T,
+        linger: Duration,
+    ) -> impl Iterator<Item = &(String, T, Gone)> {
+        self.recent
+            .iter()
+            .filter(move |(_, at, _)| at.age(now) <= linger)
     }
 }
 
@@ -106,9 +113,12 @@ mod tests {
         e.remember("d", 120, Gone::Ended, 2);
         assert_eq!(e.gone_lately("b", 120, linger), None, "beyond the cap");
         e.forget("c");
-        assert_eq!(
-            e.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>(),
-            ["d"]
-        );
+        let lately = |now| {
+            e.lately(now, linger)
+                .map(|(id, _, _)| id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lately(200), ["d"]);
+        assert!(lately(221).is_empty(), "past the linger");
     }
 }

@@ -79,15 +79,7 @@ impl Shared {
     /// Waits until every output handed to the producer is delivered; an output that could not
     /// be delivered (after librdkafka's retries) is an error, and nothing is committed after it.
     fn flush(&self) -> anyhow::Result<()> {
-        self.producer
-            .flush(FLUSH_TIMEOUT)
-            .context("the producer could not deliver its records in time")?;
-        if let Some((failed, first)) = self.producer.context().failures() {
-            anyhow::bail!(
-                "{failed} output record(s) could not be delivered (first: {first}); nothing more is committed, so the partitions' next owner writes them again"
-            );
-        }
-        Ok(())
+        delivered(&self.producer, "output record(s)")
     }
 
     /// The state topic's partition that holds `partition`'s checkpoints.
@@ -140,14 +132,7 @@ impl Shared {
                     .payload(&value);
                 send_record(&self.checkpoints, &self.config.topics.state, record);
             }
-            self.checkpoints
-                .flush(FLUSH_TIMEOUT)
-                .context("the producer could not deliver the partitions' checkpoints in time")?;
-            if let Some((failed, first)) = self.checkpoints.context().failures() {
-                anyhow::bail!(
-                    "{failed} checkpoint(s) could not be written to the state topic (first: {first}); nothing more is committed"
-                );
-            }
+            delivered(&self.checkpoints, "checkpoint(s)")?;
             for _ in &checkpoints {
                 self.metrics.checkpoint("written");
             }
@@ -166,9 +151,7 @@ impl Shared {
             }
         }
     }
-}
 
-impl Shared {
     /// The latest checkpoint of each of `wanted` (topic, partition) for this group, read from
     /// the end of the state topic backwards, in growing windows: on a compacted topic each
     /// partition's latest checkpoint is near the end.
@@ -260,9 +243,7 @@ impl Shared {
         self.reader.unassign().context("unassign the state topic")?;
         Ok(())
     }
-}
 
-impl Shared {
     /// Whether the checkpoint found for a partition just taken on is used (counted and logged):
     /// not if it is older than the committed offset `from`.
     fn judge_checkpoint(
@@ -297,8 +278,8 @@ impl Shared {
             None if from.is_some() => {
                 self.metrics.checkpoint("none");
                 tracing::warn!(
-                    topic = topic,
-                    partition = partition,
+                    topic,
+                    partition,
                     "a committed partition without a checkpoint: outputs of re-read records are written again"
                 );
             }
@@ -315,6 +296,21 @@ impl Shared {
         );
         checkpoint
     }
+}
+
+/// Waits until everything handed to `producer` is delivered. A record that could not be
+/// delivered (after librdkafka's retries) is an error: nothing more is committed, so the
+/// partitions' next owner writes it again.
+fn delivered(producer: &ThreadedProducer<Delivery>, what: &str) -> anyhow::Result<()> {
+    producer
+        .flush(FLUSH_TIMEOUT)
+        .with_context(|| format!("the producer could not deliver its {what} in time"))?;
+    if let Some((failed, first)) = producer.context().failures() {
+        anyhow::bail!(
+            "{failed} {what} could not be delivered (first: {first}); nothing more is committed, so the partitions' next owner writes them again"
+        );
+    }
+    Ok(())
 }
 
 /// The producer's context: counts deliveries that failed.
@@ -498,11 +494,7 @@ impl ClientConfigs {
         let mut producer = super::producer_config(&config.brokers);
         producer.set("client.id", &config.client_id);
         let mut checkpoints = producer.clone();
-        checkpoints.set("linger.ms", "0");
         let mut reader = common.clone();
-        reader
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
         let mut consumer = common;
         consumer
             .set("group.id", &config.group)
@@ -517,14 +509,18 @@ impl ClientConfigs {
         super::apply_properties(&mut producer, &config.kafka, super::Side::Producer);
         super::apply_properties(&mut consumer, &config.kafka, super::Side::Consumer);
         super::apply_properties(&mut checkpoints, &config.kafka, super::Side::Producer);
-        // The checkpoint writer keeps one record per batch whatever `-X` says.
-        checkpoints.set("batch.num.messages", "1");
+        // The checkpoint writer sends each record at once, in a batch of its own, whatever `-X`
+        // says.
+        checkpoints
+            .set("linger.ms", "0")
+            .set("batch.num.messages", "1");
         super::apply_properties(&mut reader, &config.kafka, super::Side::Consumer);
         // librdkafka wants a group for `assign`; this one is never joined (no subscribe) and
         // never committed to.
         reader
             .set("group.id", format!("{}.checkpoint-reader", config.group))
             .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true");
         ClientConfigs {
             producer,

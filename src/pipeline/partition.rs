@@ -120,9 +120,15 @@ struct Live {
     base_ms: i64,
 }
 
-/// What a partition taken on with a checkpoint becomes once its re-read reaches the
-/// checkpoint's `processed`: the last owner's memory of calls that ended, and its record time.
-struct Settle {
+/// A partition taken on with its last owner's checkpoint, until the re-read reaches the
+/// checkpoint's `processed` (`until`): nothing is committed or swept meanwhile.
+struct Rebuild {
+    /// Records below this offset were handled, and their outputs written, by the last owner.
+    until: i64,
+    /// Below `until`, a call opens only at one of these offsets (the first records of the calls
+    /// live at the checkpoint), ascending.
+    live_firsts: Vec<i64>,
+    /// At `until`, the last owner's memory of calls that ended, and its record time.
     recent: Ended<i64>,
     clock_ms: i64,
 }
@@ -135,13 +141,8 @@ struct Partition {
     recent: Ended<i64>,
     /// The next offset to read (one past the last record handled).
     next_offset: Option<i64>,
-    /// Records below this offset were handled, and their outputs written, by an earlier owner.
-    replay_until: i64,
-    /// Taken on with a checkpoint: below `replay_until`, a call opens only at one of these
-    /// offsets (the first records of the calls live at the checkpoint), ascending.
-    live_firsts: Option<Vec<i64>>,
-    /// Applied when the re-read reaches `replay_until`; until then nothing is committed.
-    settle: Option<Settle>,
+    /// Taken on with a checkpoint and still re-reading up to it.
+    rebuild: Option<Rebuild>,
     /// Something changed since the last checkpoint was taken.
     dirty: bool,
     /// Record time: the largest timestamp read.
@@ -217,10 +218,10 @@ impl State {
         let Some(c) = checkpoint else {
             return;
         };
-        p.replay_until = c.processed;
-        p.live_firsts = Some(c.live);
         p.clock_ms = p.clock_ms.max(c.clock_before_resume);
-        p.settle = Some(Settle {
+        p.rebuild = Some(Rebuild {
+            until: c.processed,
+            live_firsts: c.live,
             recent: c
                 .ended
                 .iter()
@@ -248,7 +249,7 @@ impl State {
     /// re-reading up to its last owner's checkpoint.
     pub fn commit_point(&self, partition: &PartitionId) -> Option<CommitPoint> {
         let p = self.partitions.get(partition)?;
-        if p.settle.is_some() {
+        if p.rebuild.is_some() {
             return None;
         }
         let processed = p.next_offset?;
@@ -266,7 +267,7 @@ impl State {
     /// anything changed since the last one was taken (and marks it taken).
     pub fn checkpoint(&mut self, partition: &PartitionId) -> Option<Checkpoint> {
         let point = self.commit_point(partition)?;
-        let linger = self.settings.ended_linger.as_millis() as i64;
+        let linger = self.settings.ended_linger;
         let p = self.partitions.get_mut(partition)?;
         if !p.dirty {
             return None;
@@ -288,8 +289,7 @@ impl State {
             live: live.into_iter().map(|(first, _)| first).collect(),
             ended: p
                 .recent
-                .iter()
-                .filter(|(_, at, _)| clock - at <= linger)
+                .lately(clock, linger)
                 .map(|(id, at, gone)| checkpoint::Ended::new(id, *at, *gone))
                 .collect(),
         })
@@ -318,7 +318,7 @@ impl State {
                 ..Outcome::default()
             };
         }
-        let rebuilt = record.offset < p.replay_until;
+        let rebuilt = p.rebuild.as_ref().is_some_and(|r| record.offset < r.until);
         if !rebuilt {
             p.settle_now();
         }
@@ -326,7 +326,9 @@ impl State {
         p.advance(record);
         let out = self.handle(&key, record, decoded, rebuilt, clock_before);
         if let Some(p) = self.partitions.get_mut(&key)
-            && record.offset + 1 >= p.replay_until
+            && p.rebuild
+                .as_ref()
+                .is_some_and(|r| record.offset + 1 >= r.until)
         {
             // The re-read reached the checkpoint with this record: what the last owner knew
             // at `processed` applies from the next one on.
@@ -350,10 +352,10 @@ impl State {
         // Re-read below the checkpoint: only the calls that were live there are rebuilt; a
         // record of any other call (its tail, when it began before the resume offset; all of
         // it, when it ended before `processed`) opens nothing and writes nothing.
-        if rebuilt
-            && let Some(firsts) = &p.live_firsts
+        if let Some(r) = &p.rebuild
+            && rebuilt
             && !p.live.contains_key(id)
-            && firsts.binary_search(&record.offset).is_err()
+            && r.live_firsts.binary_search(&record.offset).is_err()
         {
             return Outcome {
                 rebuilt,
@@ -415,7 +417,7 @@ impl State {
         let idle_ms = self.settings.idle_timeout.as_millis() as i64;
         let mut all = Vec::new();
         for (key, p) in &mut self.partitions {
-            if p.settle.is_some() {
+            if p.rebuild.is_some() {
                 continue; // still re-reading up to the last owner's checkpoint
             }
             if let (Some(last), Some(cut)) = (p.last_arrival, arrived_before)
@@ -459,10 +461,9 @@ impl Partition {
     /// The re-read has reached the last owner's checkpoint: its memory of ended calls and its
     /// record time apply, and the partition may be committed again.
     fn settle_now(&mut self) {
-        if let Some(settle) = self.settle.take() {
-            self.recent = settle.recent;
-            self.clock_ms = self.clock_ms.max(settle.clock_ms);
-            self.live_firsts = None;
+        if let Some(rebuild) = self.rebuild.take() {
+            self.recent = rebuild.recent;
+            self.clock_ms = self.clock_ms.max(rebuild.clock_ms);
             self.dirty = true;
         }
     }
@@ -747,7 +748,7 @@ mod tests {
                 .wrapping_add(1_442_695_040_888_963_407);
             (rng >> 33) % n
         };
-        // (id, messages left to send, next utterance number)
+        // Each call's id and messages, in order.
         let mut pending: Vec<(String, Vec<String>)> = (0..calls)
             .map(|c| {
                 let mut msgs = Vec::new();

@@ -73,7 +73,6 @@ impl Drop for Slot {
 /// messages that all claim the same moment (or carry no time) still meets the bucket.
 pub(super) struct MessageRate {
     bucket: Option<DefaultDirectRateLimiter>,
-    clock: DefaultClock,
     per_second: f64,
     admitted: u64,
     /// The latest offset any message of the conversation has carried, in milliseconds.
@@ -97,7 +96,6 @@ impl MessageRate {
             });
         MessageRate {
             bucket,
-            clock: clock.clone(),
             per_second,
             admitted: 0,
             call_ms: 0,
@@ -116,7 +114,7 @@ impl MessageRate {
         {
             bucket
                 .check()
-                .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
+                .map_err(|not_until| not_until.wait_time_from(bucket.clock().now()))?;
         }
         self.admitted += 1;
         Ok(())
