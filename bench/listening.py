@@ -3,7 +3,8 @@
 
 Runs `hearken eval --json` on the development sets that ../shared/data builds (SwDA per unit,
 as written and without punctuation; the AnnoMI half; ESConv, MAIA-DQE and DCH-1) and on the
-team's contact-centre conversations (models/data/contact-centre.txt), then prints one row per
+team's contact-centre conversations (models/data/contact-centre.txt) and support chats
+(models/data/support-chat.txt), then prints one row per
 figure with its floor. Sets that are not there are said to be missing, not skipped silently.
 
     python3 bench/listening.py --hearken target/release/hearken --dev /tmp/dev [--json]
@@ -89,10 +90,15 @@ def main():
     contact_centre(REPO / "models/data/contact-centre.txt", cc)
     paths = {k: dev / v for k, v in FILES.items()}
     paths["cc"] = cc
+    sc = tmp / "support-chat.jsonl"
+    contact_centre(REPO / "models/data/support-chat.txt", sc, "sc-", "chat")
+    paths["sc"] = sc
     cc_rows = [("cc", flags, f"f1:{b}", 0.80, f"contact-centre {b}{' (ASR)' if flags else ''} (in-sample)")
                for flags in ([], ["--strip-punctuation"])
                for b in ("open_question", "closed_question", "empathy", "reflection", "acknowledgement")]
-    rows = ROWS + cc_rows
+    sc_rows = [("sc", [], f"f1:{b}", None, f"support chats {b} (in-sample)")
+               for b in ("empathy", "reflection")]
+    rows = ROWS + cc_rows + sc_rows
     jobs = sorted({(s, tuple(f)) for s, f, *_ in rows if paths[s].exists()})
     missing = sorted({s for s, *_ in rows if not paths[s].exists()})
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -110,12 +116,12 @@ def main():
     if args.json:
         print(json.dumps({"rows": out, "missing": missing}, indent=1))
     else:
-        print(f"{'measure':<46} {'value':>8} {'floor':>8}  ")
+        print(f"{'measure':<50} {'value':>8} {'floor':>8}  ")
         for r in out:
             v = "missing" if r["value"] is None else (f"{r['value']:.3f}" if isinstance(r["value"], float) else str(r["value"]))
             f = "" if r["floor"] is None else f"{'<=' if r['at_most'] else '>='}{r['floor']}"
             mark = {True: "ok", False: "BELOW", None: ""}[r["ok"]]
-            print(f"{r['measure']:<46} {v:>8} {f:>8}  {mark}")
+            print(f"{r['measure']:<50} {v:>8} {f:>8}  {mark}")
         if missing:
             print(f"missing sets (build them with ../shared/data): {', '.join(missing)}")
         print(f"{failed} figure(s) short of their floor")

@@ -7,9 +7,10 @@ utterance's features with that table (the engine's own code); fit one logistic-r
 per behaviour; choose each head's threshold by cross-validation by conversation; write the
 model and print its SHA-256.
 
-Training data (all shippable): the AnnoMI development half (public domain) and the team's
-contact-centre conversations (models/data/contact-centre.txt), each as written and as speech
-recognition delivers it (lower case, no punctuation).
+Training data (all shippable): the AnnoMI development half (public domain), the team's
+contact-centre conversations (models/data/contact-centre.txt) and the team's support chats
+(models/data/support-chat.txt), each as written and as speech recognition delivers it (lower
+case, no punctuation).
 """
 import argparse, hashlib, json, os, re, subprocess, sys, zipfile
 from pathlib import Path
@@ -27,9 +28,15 @@ HEADS = ["open_question", "closed_question", "reflection"]
 DIM = 64
 BUCKETS = 1 << 15
 C = 0.2
-# The team's contact-centre conversations are few beside AnnoMI's counselling sessions but are
-# the domain hearken serves: each of their utterances counts this many times.
+# The team's contact-centre conversations and support chats are few beside AnnoMI's counselling
+# sessions but are the domain hearken serves: each of their utterances counts this many times.
 CC_WEIGHT = 3.0
+# Where each conversation comes from, by its id's prefix (the team's two files, else AnnoMI).
+SOURCES = (("cc", "cc-"), ("chat", "sc-"))
+
+
+def source_of(conversation_id):
+    return next((name for name, prefix in SOURCES if conversation_id.startswith(prefix)), "annomi")
 ANNOMI_SHA = "cacc5cac047388509dc2c81397528bc7a2c69614c1916ea935c0497163464d3b"
 MINILM_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
@@ -131,7 +138,7 @@ def train(X, rows, groups, strip, src, dense_len, inner=5):
             if len(set(yp)) < 2 or yp.sum() < 5:
                 print(f"{name} (asr={asr}): too few examples among candidates; the rules decide", file=sys.stderr)
                 continue
-            wp = np.where(sp == "cc", CC_WEIGHT, 1.0)
+            wp = np.where(sp == "annomi", 1.0, CC_WEIGHT)
             z = np.zeros(len(yp))
             for tr, te in GroupKFold(inner).split(Xp, yp, gp):
                 if len(set(yp[tr])) < 2:
@@ -142,7 +149,7 @@ def train(X, rows, groups, strip, src, dense_len, inner=5):
             best = round(float(max(grid, key=lambda t: f1(yp, (z >= t).astype(int)))), 1)
             key = name + (".asr" if asr else "")
             thresholds[key] = best
-            report[key] = {s: round(f1(yp[sp == s], (z[sp == s] >= best).astype(int)), 3) for s in ("annomi", "cc")}
+            report[key] = {s: round(f1(yp[sp == s], (z[sp == s] >= best).astype(int)), 3) for s in ("annomi", "cc", "chat")}
             m = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(Xp, yp, sample_weight=wp)
             w = m.coef_[0]
             heads[key] = (float(m.intercept_[0]), w[:dense_len], w[dense_len:])
@@ -176,10 +183,10 @@ def cross_validate(build, X, rows, groups, strip, src, dense_len, vocab, q, scal
                                      strip[keep], src[keep], dense_len, inner=3)
         model = build / f"fold{k}.safetensors"
         write(model, vocab, q, scale, heads, thresholds, f"fold{k}")
-        for name in ("annomi", "cc"):
+        for name in ("annomi", "cc", "chat"):
             part = build / f"fold{k}-{name}.jsonl"
             part.write_text("".join(lines[c][1] + "\n" for c in sorted(held_ids)
-                                    if c.startswith("cc-") == (name == "cc")))
+                                    if source_of(c) == name))
             for sp in (False, True):
                 rep = evaluate(model, [part], sp)
                 key = name + ("-asr" if sp else "")
@@ -220,13 +227,15 @@ def main():
         sys.exit("annomi-dev.jsonl differs from the pinned development half")
     cc = build / "contact-centre.jsonl"
     print("contact-centre conversations:", contact_centre(HERE / "data/contact-centre.txt", cc))
+    chat = build / "support-chat.jsonl"
+    print("support chats:", contact_centre(HERE / "data/support-chat.txt", chat, "sc-", "chat"))
     vocab, q, scale = distil(build, args.dim)
     table = build / "embeddings.safetensors"
     write(table, vocab, q, scale, {}, {}, "embeddings-only")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
     rows = []
     for strip in (False, True):
-        for r in features(table, [args.annomi, cc], strip):
+        for r in features(table, [args.annomi, cc, chat], strip):
             r["strip"] = strip
             rows.append(r)
     rows = [r for r in rows if r["labels"] and r["labels"].get("behaviours")]
@@ -234,10 +243,10 @@ def main():
     X = matrix(rows, dense_len)
     groups = np.array([r["conversation_id"] for r in rows])
     strip = np.array([r["strip"] for r in rows])
-    src = np.array(["cc" if r["conversation_id"].startswith("cc-") else "annomi" for r in rows])
+    src = np.array([source_of(r["conversation_id"]) for r in rows])
     heads, thresholds, report = train(X, rows, groups, strip, src, dense_len)
     if args.cv:
-        table = cross_validate(build, X, rows, groups, strip, src, dense_len, vocab, q, scale, [args.annomi, cc])
+        table = cross_validate(build, X, rows, groups, strip, src, dense_len, vocab, q, scale, [args.annomi, cc, chat])
         (build / "cv.json").write_text(json.dumps(table, indent=1))
         print("whole engine, cross-validated by conversation:")
         print(json.dumps(table, indent=1))

@@ -8,21 +8,24 @@ LABELS = {"open": "open_question", "closed": "closed_question", "clarifying": "c
           "ack": "acknowledgement", "empathy": "empathy", "reflection": "reflection", "none": "none"}
 
 
-def contact_centre(src, out):
-    """The team's text format to the dev-set JSON Lines format."""
+def contact_centre(src, out, prefix="cc-", channel=None):
+    """The team's text format to the dev-set JSON Lines format: conversation ids get `prefix`;
+    `channel` ("chat") also names the rubric profile."""
     convs, cur = [], None
     for line in Path(src).read_text().splitlines():
         line = line.strip()
         m = re.match(r"# conversation (\S+)", line)
         if m:
-            cur = {"conversation_id": "cc-" + m.group(1), "source": "hearken-team", "utterances": []}
+            cur = {"conversation_id": prefix + m.group(1), "source": "hearken-team", "utterances": []}
+            if channel:
+                cur.update(channel=channel, rubric_profile=channel)
             convs.append(cur)
             continue
         if not line or line.startswith("#"):
             continue
         m = re.match(r"(C|A)(?: \[([^\]]*)\])?: (.*)", line)
         if not m or cur is None:
-            sys.exit(f"contact-centre.txt: cannot read line: {line}")
+            sys.exit(f"{Path(src).name}: cannot read line: {line}")
         who, labels, text = m.groups()
         n = len(cur["utterances"]) + 1
         behaviours = [] if who == "C" else [LABELS[l.strip()] for l in labels.split(",")]

@@ -18,7 +18,7 @@
 //! - [`pipeline`]: `hearken pipeline`, conversations from Kafka topics, hosted as a stream hosts
 //!   them (it does not import the gRPC service).
 //! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts; it tells a
-//!   [`service::watcher::Watcher`] what its conversations do, without knowing who watches.
+//!   [`host::watch::Watcher`] what its conversations do, without knowing who watches.
 //! - [`floor`]: the supervisor's live floor — a watcher of every live conversation and the page
 //!   that shows it (`--ui-addr`).
 //! - [`server`]: building and running the gRPC server — health, reflection, draining.

@@ -154,7 +154,7 @@ fn listening(
         config
             .floor
             .clone()
-            .map(|f| Arc::new(f) as Arc<dyn crate::service::watcher::Watcher>),
+            .map(|f| Arc::new(f) as Arc<dyn crate::host::watch::Watcher>),
     );
     if config.log_text {
         tracing::warn!(

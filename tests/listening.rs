@@ -261,7 +261,7 @@ fn the_same_turns_give_the_same_bits() {
     assert_eq!(digest_of_call(), PINNED_DIGEST, "{:#x}", digest_of_call());
 }
 
-const PINNED_DIGEST: u64 = 0xada1_19bf_0257_7274;
+const PINNED_DIGEST: u64 = 0xf220_f431_ccc9_6d94;
 
 #[test]
 fn start_only_timing_is_scored_and_said_to_be_partial() {
@@ -644,5 +644,30 @@ fn negated_and_reassuring_phrases_are_not_dismissive() {
     for agent in ["Calm down.", "Whatever.", "That's not my problem."] {
         let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
         assert!(has(&f, Behaviour::DismissiveLanguage), "{agent}: {f:?}");
+    }
+}
+
+/// Support chats (#28): reassurance, praise, information, a closing courtesy or a story of
+/// one's own in reply to a worried customer is not a reflection; saying back their situation or
+/// their fear is.
+#[test]
+fn reassurance_information_and_courtesy_in_a_support_chat_are_not_reflections() {
+    let customer = "I lost my job last week and I'm scared I won't find another one.";
+    for agent in [
+        "You are stronger than you think, and you will find something soon.",
+        "It was my pleasure.",
+        "I went through a layoff last year and it took me two months to find work.",
+        "Update your CV and ask your old colleagues if they know of any openings.",
+        "Job centres offer free help with applications and interviews.",
+    ] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(!has(&f, Behaviour::Reflection), "{agent}: {f:?}");
+    }
+    for agent in [
+        "So losing the job has left you frightened about what comes next.",
+        "You're scared that nobody will hire you after losing this job.",
+    ] {
+        let f = found(&[(Role::Customer, customer), (Role::Agent, agent)]);
+        assert!(has(&f, Behaviour::Reflection), "{agent}: {f:?}");
     }
 }

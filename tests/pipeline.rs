@@ -733,6 +733,106 @@ fn a_call_ended_across_the_resume_offset_gets_no_second_scorecard_after_a_hand_o
     }
 }
 
+/// `hearken pipeline --ui-addr` (#31): the supervisor's floor page over the calls a replica's
+/// partitions host, the same page `serve` has: live calls with their utterances and scores, an
+/// ended one marked so, and the outputs on the topic unchanged by the page being there.
+#[test]
+fn the_floor_page_shows_the_calls_a_replica_hosts() {
+    let Some(broker) = broker_or_skip("the_floor_page_shows_the_calls_a_replica_hosts") else {
+        return;
+    };
+    let dir = tempdir("pipeline-floor");
+    for t in ["in", "out", "dlq", "state"] {
+        broker.create_topic(t, 2);
+    }
+    let (calls, _) = conversations(3, &dir);
+    let producer = broker.producer();
+    // The first call whole; the other two without their end, so they stay live.
+    for (n, (id, requests, _)) in calls.iter().enumerate() {
+        let upto = if n == 0 {
+            requests.len()
+        } else {
+            requests.len() - 1
+        };
+        for r in &requests[..upto] {
+            send(
+                &producer,
+                "in",
+                Some(id),
+                &serde_json::to_vec(r).unwrap(),
+                None,
+            );
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let ui = common::free_port();
+    let mut command = broker.replica_command("floor", None, &dir.join("a.log"));
+    command.args(["--ui-addr", &format!("127.0.0.1:{ui}"), "--ui-plaintext"]);
+    let replica = Replicas(vec![command.spawn().unwrap()]);
+    let consumer = broker.consumer("out");
+    let mut outputs = Outputs::default();
+    let first = calls[0].0.as_str();
+    outputs.read_until(
+        &consumer,
+        Duration::from_secs(60),
+        "the first call's scorecard",
+        |o| o.scorecards.contains_key(first),
+    );
+    // The page lists all three, the first ended, the others live with every utterance scored.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let body = common::http_get(ui, "/api/floor").unwrap_or_default();
+        let floor: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let rows: HashMap<String, serde_json::Value> = floor["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["conversation_id"].as_str().unwrap_or("").to_owned(),
+                    r.clone(),
+                )
+            })
+            .collect();
+        // Each live call's every utterance scored: as many as `hearken score` counted in its
+        // scorecard (the call's records were all sent but its end).
+        let scored = |id: &str, card: &Scorecard| {
+            let expected = card.metrics.as_ref().map(|m| u64::from(m.utterances));
+            rows.get(id)
+                .is_some_and(|r| r["utterance_count"].as_u64() == expected)
+        };
+        if calls[1..].iter().all(|(id, _, card)| scored(id, card))
+            && rows.get(first).is_some_and(|r| r["state"] == "ended")
+        {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the floor page did not show the replica's calls: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(rows[first]["end_reason"], "completed");
+    for (id, _, _) in &calls[1..] {
+        assert_eq!(rows[id.as_str()]["state"], "live", "{id}");
+        assert!(rows[id.as_str()]["score"].is_object(), "{id} has no score");
+    }
+    // Without text: the page shows no utterance words unless asked.
+    let body = common::http_get(ui, "/api/floor").unwrap();
+    let some_text = calls[1].1.iter().find_map(|r| match &r.payload {
+        Some(stream_conversations_request::Payload::Utterance(u)) if u.text.len() > 20 => {
+            Some(u.text.clone())
+        }
+        _ => None,
+    });
+    if let Some(text) = some_text {
+        assert!(!body.contains(&text), "the page shows utterance text");
+    }
+    outputs.settle(&consumer, Duration::from_secs(1));
+    outputs.assert_exact();
+    common::terminate(&replica.0[0]);
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hearken-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -172,6 +172,8 @@ struct RunArgs {
     /// Rubric file (TOML) laid over the embedded default.
     #[arg(long, env = config::ENV_RUBRIC)]
     rubric: Option<PathBuf>,
+    #[command(flatten)]
+    ui: PipelineUiArgs,
 }
 
 /// Flags of `hearken pipeline send`.
@@ -235,6 +237,99 @@ pub(super) async fn run(args: PipelineArgs, log_format: LogFormat) -> anyhow::Re
     }
 }
 
+/// The supervisor's floor page over the calls this replica's partitions host (`--ui-addr`, the
+/// same page `serve` has). The pipeline has no gRPC port whose TLS the page could share, so it
+/// takes its own: a certificate, or `--ui-plaintext` as an explicit choice.
+#[derive(Debug, clap::Args)]
+struct PipelineUiArgs {
+    #[command(flatten)]
+    ui: super::serve::UiArgs,
+    /// PEM certificate chain for TLS on the floor page (with --ui-tls-key).
+    #[arg(long, requires = "ui_tls_key")]
+    ui_tls_cert: Option<PathBuf>,
+    /// PEM private key for --ui-tls-cert.
+    #[arg(long, requires = "ui_tls_cert")]
+    ui_tls_key: Option<PathBuf>,
+    /// PEM CA bundle: browsers must present a certificate it signed (mutual TLS).
+    #[arg(long, requires = "ui_tls_cert")]
+    ui_tls_client_ca: Option<PathBuf>,
+    /// Serve the floor page over plain HTTP: inside a mesh that encrypts, or on loopback.
+    /// Required with --ui-addr when no --ui-tls-cert is given.
+    #[arg(long, conflicts_with = "ui_tls_cert")]
+    ui_plaintext: bool,
+}
+
+impl PipelineUiArgs {
+    /// The floor page's TLS, if any; an address without a choice of TLS or plaintext is refused.
+    fn tls(&self) -> anyhow::Result<Option<crate::tls::Tls>> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path).with_context(|| {
+                format!(
+                    "failed to read the floor page's TLS {what} {}",
+                    path.display()
+                )
+            })
+        };
+        Ok(
+            match (&self.ui_tls_cert, &self.ui_tls_key, self.ui_plaintext) {
+                (Some(cert), Some(key), false) => Some(crate::tls::Tls {
+                    cert_pem: read(cert, "certificate")?,
+                    key_pem: read(key, "key")?,
+                    client_ca_pem: self
+                        .ui_tls_client_ca
+                        .as_ref()
+                        .map(|ca| read(ca, "client CA"))
+                        .transpose()?,
+                }),
+                (None, None, true) => None,
+                _ => anyhow::bail!(
+                    "choose how browsers reach the floor page: --ui-tls-cert and --ui-tls-key for \
+                 TLS (and --ui-tls-client-ca for mutual TLS), or --ui-plaintext inside a mesh or \
+                 on loopback"
+                ),
+            },
+        )
+    }
+}
+
+/// The floor page, if asked for: its watcher (for the partitions' calls) and its server task.
+async fn floor(
+    ui: &PipelineUiArgs,
+    metrics: &Arc<crate::telemetry::Metrics>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<
+    Option<(
+        Arc<dyn crate::host::watch::Watcher>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
+> {
+    let Some((addr, floor_config)) = ui.ui.floor()? else {
+        return Ok(None);
+    };
+    let tls = ui.tls()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to listen on {addr} for the floor page"))?;
+    if floor_config.show_text {
+        tracing::warn!(
+            "the floor page shows utterance text (masked for card data, best effort); it may still hold personal data"
+        );
+    }
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "floor page");
+    let floor = crate::floor::Floor::new(floor_config, Arc::clone(metrics));
+    let watcher: Arc<dyn crate::host::watch::Watcher> = Arc::new(Arc::clone(&floor));
+    let task = tokio::spawn(crate::floor::serve(
+        listener,
+        floor,
+        tls,
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Some((watcher, task)))
+}
+
 impl RunArgs {
     /// Every flag out of range, in one error.
     fn validate(&self) -> anyhow::Result<()> {
@@ -243,6 +338,7 @@ impl RunArgs {
             self.max_conversations >= 1,
             "--max-conversations must be at least 1",
         );
+        self.ui.ui.validate(&mut p);
         p.check(
             self.input_topic.iter().any(|t| !t.trim().is_empty()),
             "--input-topic: name at least one topic",
@@ -315,6 +411,7 @@ fn config_of(args: RunArgs) -> anyhow::Result<Config> {
             max_conversations: args.max_conversations,
             idle_timeout: *args.conversation_idle_timeout,
             ended_linger: Limits::DEFAULT_ENDED_LINGER,
+            watcher: None,
         },
         max_record_bytes: args.max_record_bytes,
         commit_interval: *args.commit_interval,
@@ -326,7 +423,13 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
     args.validate()?;
     let telemetry = Telemetry::init_serve(log_format, "info")?;
     let metrics_addr = args.metrics_addr;
-    let config = config_of(args)?;
+    let (ui_stop, ui_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ui = floor(&args.ui, &telemetry.metrics, ui_stopped).await?;
+    let mut config = config_of(args)?;
+    let ui = ui.map(|(watcher, task)| {
+        config.settings.watcher = Some(watcher);
+        task
+    });
     let health = Arc::new(Health::new(&config.group));
     let metrics = PipelineMetrics::new(&telemetry.meter());
     let stop = Arc::new(AtomicBool::new(false));
@@ -369,6 +472,10 @@ async fn consume(args: RunArgs, log_format: LogFormat) -> anyhow::Result<ExitCod
     let _ = scrape_stop.send(());
     if let Some(scrape) = scrape {
         let _ = scrape.await;
+    }
+    let _ = ui_stop.send(());
+    if let Some(ui) = ui {
+        let _ = ui.await;
     }
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     match joined {

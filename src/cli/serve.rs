@@ -157,7 +157,7 @@ pub(super) struct UiArgs {
 }
 
 impl UiArgs {
-    fn validate(&self, problems: &mut super::Problems) {
+    pub(super) fn validate(&self, problems: &mut super::Problems) {
         problems.check(
             *self.ui_update_interval >= Duration::from_millis(50),
             "--ui-update-interval must be at least 50ms",

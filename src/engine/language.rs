@@ -155,6 +155,9 @@ language_lists! {
         answers,
         empathy,
         short_only_empathy,
+        /// Validations ("I understand", "I get that") that are empathy only as the opening of a
+        /// reply to a turn that showed emotion; elsewhere they acknowledge.
+        validations,
         /// After an apology: the apology is for a procedure ("due to quality purposes…").
         procedural_apologies,
         /// Frames that name the other's feeling with a `feeling_words` word after them.
@@ -318,18 +321,31 @@ impl CompiledLanguage {
     /// saying back ("I can tell…", "so you've…"). Such a sentence does not say back what the
     /// other said, however many of their words it repeats.
     pub(crate) fn own_ground(&self, a: &Analysis) -> bool {
+        self.ground(a).is_some()
+    }
+
+    /// Which of the agent's own grounds a sentence speaks from (see [`Self::own_ground`]), if
+    /// any: the first that applies, in the order advice, appraisal, people in general, oneself.
+    pub(crate) fn ground(&self, a: &Analysis) -> Option<Ground> {
         let opens = |set: &PhraseSet| a.opening(set).is_some();
         // Anywhere in it, not only at its start: speech recognition's text is one sentence, so
         // "i'm sorry to hear that so you've been billed twice" must not be read by its opening.
         if self.listening_checks.find(&a.words).is_some()
             || self.reflection_openings.find(&a.words).is_some()
         {
-            return false;
+            return None;
         }
-        opens(&self.advice_openers)
-            || opens(&self.appraisal_openers)
-            || opens(&self.generic_openers)
-            || a.head().is_some_and(|w| self.own_story_heads.contains(w))
+        if opens(&self.advice_openers) {
+            Some(Ground::Advice)
+        } else if opens(&self.appraisal_openers) {
+            Some(Ground::Appraisal)
+        } else if opens(&self.generic_openers) {
+            Some(Ground::General)
+        } else if a.head().is_some_and(|w| self.own_story_heads.contains(w)) {
+            Some(Ground::Oneself)
+        } else {
+            None
+        }
     }
 
     pub(crate) fn prescribed_solution(&self, words: &Words) -> Option<PhraseMatch> {
@@ -337,6 +353,40 @@ impl CompiledLanguage {
         self.solutions
             .find_all(words)
             .find(|m| said_back_from.is_none_or(|end| m.start < end))
+    }
+}
+
+/// The agent's own ground a sentence may speak from instead of saying back the other's
+/// (`CompiledLanguage::ground`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ground {
+    /// Advice or a suggestion ("try…", "you should…").
+    Advice,
+    /// An appraisal or courtesy ("that's great", "you're welcome").
+    Appraisal,
+    /// People in general ("a lot of people…", "sometimes…").
+    General,
+    /// Oneself ("I…", "my…", "we…").
+    Oneself,
+}
+
+impl Ground {
+    /// Every ground, in the order of `RuleFlags::grounds`.
+    pub(crate) const ALL: [Ground; 4] = [
+        Ground::Advice,
+        Ground::Appraisal,
+        Ground::General,
+        Ground::Oneself,
+    ];
+
+    /// Its name in the learned layer's features.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Ground::Advice => "advice",
+            Ground::Appraisal => "appraisal",
+            Ground::General => "general",
+            Ground::Oneself => "oneself",
+        }
     }
 }
 

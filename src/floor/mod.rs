@@ -848,18 +848,18 @@ impl CallHandle {
 }
 
 /// The floor watches the service's conversations.
-impl crate::service::watcher::Watcher for Arc<Floor> {
+impl crate::host::watch::Watcher for Arc<Floor> {
     fn open(
         &self,
         conversation_id: &str,
         tenant: Option<Arc<str>>,
         start: &ConversationStart,
-    ) -> Box<dyn crate::service::watcher::WatchedCall> {
+    ) -> Box<dyn crate::host::watch::WatchedCall> {
         Box::new(Floor::open(self, conversation_id, tenant, start))
     }
 }
 
-impl crate::service::watcher::WatchedCall for CallHandle {
+impl crate::host::watch::WatchedCall for CallHandle {
     fn utterance(&self, utterance: &crate::engine::Utterance) {
         CallHandle::utterance(self, utterance);
     }

@@ -6,7 +6,9 @@
 //!   conversation opens it, an ended one rejects what comes late).
 //! - `ended`: the memory of conversations that ended, or whose start was refused, lately.
 //! - `respond`: an event applied to a live conversation, and what it answers, in `seq` order.
+//! - `watch`: who else is told what the conversations do (the supervisor's floor page).
 
 pub mod ended;
 pub mod respond;
 pub(crate) mod route;
+pub mod watch;

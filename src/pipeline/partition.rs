@@ -41,6 +41,8 @@ pub struct Settings {
     /// An ended conversation's id is remembered this long in record time (later messages for
     /// it are rejected rather than opening a new conversation).
     pub ended_linger: Duration,
+    /// Who else is told what the conversations do (the supervisor's floor page, `--ui-addr`).
+    pub watcher: Option<Arc<dyn crate::host::watch::Watcher>>,
 }
 
 /// An input partition: topic and number.
@@ -118,6 +120,8 @@ struct Live {
     last_ms: i64,
     /// What alert offsets count from: the start's time, else the first record's timestamp.
     base_ms: i64,
+    /// Its place on the supervisor's floor, when the page is served.
+    watched: Option<Box<dyn crate::host::watch::WatchedCall>>,
 }
 
 /// A partition taken on with its last owner's checkpoint, until the re-read reaches the
@@ -531,13 +535,21 @@ impl Ctx<'_> {
             let ms = base_ms.saturating_add(a.offset_ms.max(0));
             Some(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
         };
+        let watched = live.watched.as_deref();
+        if let (Some(watched), Event::Utterance(u)) = (watched, &event) {
+            watched.utterance(u);
+        }
         let answered = respond::respond(
             &mut live.conversation,
             id,
             &mut live.seq,
             event,
             alert_time,
-            |_| {},
+            |payload| {
+                if let Some(watched) = watched {
+                    crate::host::watch::tell(watched, payload);
+                }
+            },
             &mut self.out.responses,
         );
         answered.unwrap_or_else(|r| {
@@ -602,6 +614,11 @@ impl route::Conversations for Ctx<'_> {
                 seq: 0,
                 last_ms: self.p.clock_ms,
                 base_ms,
+                watched: self
+                    .settings
+                    .watcher
+                    .as_ref()
+                    .map(|w| w.open(id, None, start)),
             },
         );
         *self.live_total += 1;
@@ -646,6 +663,7 @@ mod tests {
             max_conversations,
             idle_timeout: Duration::from_secs(60),
             ended_linger: Duration::from_secs(60),
+            watcher: None,
         }
     }
 

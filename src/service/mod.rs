@@ -10,7 +10,6 @@ mod score;
 mod stream;
 pub mod tenant;
 mod watch;
-pub mod watcher;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -76,7 +75,7 @@ pub(crate) struct Shared {
     /// Health: readiness follows the process's conversation cap.
     readiness: Arc<Readiness>,
     /// The supervisor's floor, when the page is served (`--ui-addr`).
-    floor: Option<Arc<dyn watcher::Watcher>>,
+    floor: Option<Arc<dyn crate::host::watch::Watcher>>,
     /// The clock of every conversation's message rate, made once: a new one per conversation
     /// asked the CPU what counters it has (CPUID, which traps in a virtual machine) and cost
     /// ~4 % of the server's CPU at saturation (docs/performance.md).
@@ -140,7 +139,7 @@ impl Listening {
     }
 
     /// Shows every live conversation on `floor` (the supervisor's page).
-    pub fn with_floor(mut self, floor: Option<Arc<dyn watcher::Watcher>>) -> Self {
+    pub fn with_floor(mut self, floor: Option<Arc<dyn crate::host::watch::Watcher>>) -> Self {
         match Arc::get_mut(&mut self.shared) {
             Some(shared) => shared.floor = floor,
             None => tracing::warn!("the floor can only be set before the service is shared"),

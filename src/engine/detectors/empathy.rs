@@ -26,29 +26,35 @@ impl Detector for EmpathyDetector {
             return;
         }
         // An apology for a procedure ("sorry, due to quality purposes I will have to close this
-        // chat") is not one for the customer's trouble: a phrase before the last procedural
-        // reason does not count.
-        let procedure_at = lang
-            .procedural_apologies
-            .find_all(&a.words)
-            .map(|p| p.start)
-            .max();
+        // chat") is not one for the customer's trouble: a phrase the procedural reason follows
+        // closely (within `PROCEDURE_REACH` words) does not count. A reason further on belongs
+        // to a sentence of its own ("Sorry for the trouble! … so I'm going to close the chat").
+        let procedural = |end: usize| {
+            lang.procedural_apologies
+                .find_all(&a.words)
+                .any(|p| p.start >= end && p.start <= end + PROCEDURE_REACH)
+        };
         let phrase = lang.empathy.find_all(&a.words).find(|m| {
             // "oh no" and friends count only as a reply of their own, not inside a longer turn.
             let short_only =
                 a.words.len() > 4 && lang.short_only_empathy.is_exactly(&a.words, m.start, m.end);
-            !short_only && procedure_at.is_none_or(|p| p < m.end)
+            !short_only && !procedural(m.end)
         });
-        let Some((start, end)) = phrase
-            .map(|m| (m.start, m.end))
-            .or_else(|| named_feeling(a, lang))
-        else {
-            return;
-        };
         let emotional = context
             .other_turns(utterance, 1)
             .next()
             .is_some_and(|p| p.sentiment <= context.profile.language.thresholds.emotion_sentiment);
+        let Some((start, end)) = phrase
+            .map(|m| (m.start, m.end))
+            .or_else(|| named_feeling(a, lang))
+            .or_else(|| {
+                // A validation opening a reply to emotion ("I understand. That's a lot.").
+                let m = a.opening(&lang.validations).filter(|_| emotional)?;
+                Some((m.start, m.end))
+            })
+        else {
+            return;
+        };
         found.push(Detection::words(
             Behaviour::Empathy,
             if emotional { 0.95 } else { 0.8 },
@@ -58,6 +64,10 @@ impl Detector for EmpathyDetector {
         ));
     }
 }
+
+/// Words after an apology within which a procedural reason makes it a procedural apology ("i am
+/// sorry [,] due to quality purposes", "i'm sorry but i will have to close this chat").
+const PROCEDURE_REACH: usize = 6;
 
 /// Words a named feeling may follow its frame by ("you seem [really quite] overwhelmed").
 const FEELING_REACH: usize = 4;
@@ -133,9 +143,29 @@ mod tests {
             "You must feel so alone after all that.",
             "You're feeling bad about not keeping up, and that makes it worse?",
             "i know you might be feeling betrayed right now",
+            // An apology for bad news is one for the customer's trouble.
+            "I'm sorry, but I still can't find an account with that email.",
+            "I can definitely understand your frustration.",
+            "I understand your concern, and I'll look into it now.",
+            "I would be furious too!",
+            "I hate to hear that.",
         ] {
             assert!(empathic(text), "{text}");
         }
+    }
+
+    #[test]
+    fn a_procedural_reason_only_cancels_the_apology_it_follows() {
+        // The reason right after the apology: a procedural apology.
+        assert!(!empathic(
+            "I'm sorry, I will have to close this chat if I don't hear from you."
+        ));
+        // An apology for the trouble, with the procedure sentences later: empathy.
+        assert!(empathic(
+            "Sorry for the trouble! Unfortunately the studio cancelled the class on their side, \
+             so you will need to speak with them directly. It seems you're busy right now, so \
+             I'm going to close out the chat."
+        ));
     }
 
     #[test]
@@ -152,6 +182,9 @@ mod tests {
             "Are you feeling stressed about it?",
             "You are right and the form is hard to find.",
             "you were charged twice for the same order",
+            // Courtesy formulas are not empathy.
+            "It was my pleasure to assist you today.",
+            "I'd be happy to help with that.",
         ] {
             assert!(!empathic(text), "{text}");
         }

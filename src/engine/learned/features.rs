@@ -44,6 +44,11 @@ pub(crate) struct RuleFlags {
     pub acting: bool,
     /// The other party's latest turn asked something: this turn may be the answer.
     pub answering: bool,
+    /// Sentences that speak from each of the agent's own grounds (advice, appraisal, people in
+    /// general, oneself: `language::Ground`), in that order.
+    pub grounds: [u8; 4],
+    /// The ground the first sentence speaks from.
+    pub first_ground: Option<crate::engine::language::Ground>,
 }
 
 /// One utterance's features.
@@ -70,6 +75,10 @@ pub(crate) struct Features {
     pub reflection_candidate: bool,
     /// Whether it speaks of "you" ("you", "your", "you're", ...).
     pub addresses_you: bool,
+    /// Whether its first sentence opens as a question does, with a question word or an
+    /// auxiliary after any leading cue ("what model is the printer", "so did it print"), with or
+    /// without a question mark.
+    pub opens_as_question: bool,
 }
 
 impl Features {
@@ -93,25 +102,88 @@ const MARKED: &[&str] = &[
 ];
 
 /// Words as the hashed features see them: lower-case runs of letters, digits and apostrophes;
-/// `?` is a word of its own.
-fn words(text: &str, out: &mut Vec<String>) {
-    out.clear();
-    let mut w = String::new();
-    for c in text.chars().flat_map(char::to_lowercase) {
-        let c = if c == '’' { '\'' } else { c };
-        if c.is_alphanumeric() || c == '\'' {
-            w.push(c);
-        } else {
-            if !w.is_empty() {
-                out.push(std::mem::take(&mut w));
-            }
-            if c == '?' {
-                out.push("?".into());
+/// `?` is a word of its own. All of a text's words share one buffer (no allocation per word),
+/// and words of several texts may be appended one after another.
+#[derive(Debug, Default)]
+struct WordBuf {
+    text: String,
+    spans: Vec<(u32, u32)>,
+}
+
+impl WordBuf {
+    /// Appends the words of `text`; returns the range of their indices.
+    fn push(&mut self, text: &str) -> std::ops::Range<usize> {
+        let first = self.spans.len();
+        let mut start = None;
+        for c in text.chars().flat_map(char::to_lowercase) {
+            let c = if c == '’' { '\'' } else { c };
+            if c.is_alphanumeric() || c == '\'' {
+                start.get_or_insert(self.text.len());
+                self.text.push(c);
+            } else {
+                if let Some(s) = start.take() {
+                    self.spans.push((s as u32, self.text.len() as u32));
+                }
+                if c == '?' {
+                    let s = self.text.len();
+                    self.text.push('?');
+                    self.spans.push((s as u32, self.text.len() as u32));
+                }
             }
         }
+        if let Some(s) = start {
+            self.spans.push((s as u32, self.text.len() as u32));
+        }
+        first..self.spans.len()
     }
-    if !w.is_empty() {
-        out.push(w);
+
+    /// The words at the indices `range`.
+    fn words(&self, range: std::ops::Range<usize>) -> Words<'_> {
+        Words {
+            text: &self.text,
+            spans: &self.spans[range],
+        }
+    }
+
+    fn all(&self) -> Words<'_> {
+        self.words(0..self.spans.len())
+    }
+}
+
+/// A run of words of a [`WordBuf`].
+#[derive(Debug, Clone, Copy)]
+struct Words<'a> {
+    text: &'a str,
+    spans: &'a [(u32, u32)],
+}
+
+impl<'a> Words<'a> {
+    fn len(self) -> usize {
+        self.spans.len()
+    }
+
+    fn get(self, i: usize) -> Option<&'a str> {
+        self.spans
+            .get(i)
+            .map(|&(s, e)| &self.text[s as usize..e as usize])
+    }
+
+    fn first(self) -> Option<&'a str> {
+        self.get(0)
+    }
+
+    fn iter(self) -> impl Iterator<Item = &'a str> {
+        self.spans
+            .iter()
+            .map(move |&(s, e)| &self.text[s as usize..e as usize])
+    }
+
+    /// Without the first `k` words.
+    fn skip(self, k: usize) -> Words<'a> {
+        Words {
+            text: self.text,
+            spans: &self.spans[k.min(self.spans.len())..],
+        }
     }
 }
 
@@ -145,20 +217,15 @@ impl Hashed {
     }
 }
 
-fn is_question(words: &[String], raw: &str) -> bool {
+fn is_question(words: Words<'_>, raw: &str) -> bool {
     raw.trim_end().ends_with('?')
         || (!raw.trim_end().ends_with(['.', '!', ';'])
-            && core(words)
-                .first()
-                .is_some_and(|w| OPENERS.contains(&w.as_str())))
+            && core(words).first().is_some_and(|w| OPENERS.contains(&w)))
 }
 
-fn core(words: &[String]) -> &[String] {
-    let k = words
-        .iter()
-        .take_while(|w| LEADS.contains(&w.as_str()))
-        .count();
-    &words[k..]
+fn core(words: Words<'_>) -> Words<'_> {
+    let k = words.iter().take_while(|w| LEADS.contains(w)).count();
+    words.skip(k)
 }
 
 /// Computes the features of `text`. `other` is the embedding of the other party's latest turn
@@ -185,8 +252,15 @@ pub(crate) fn compute(
         at: foldhash::HashMap::with_capacity_and_hasher(96, Default::default()),
         key: String::new(),
     };
-    let mut all = Vec::new();
-    words(text, &mut all);
+    let mut buf = WordBuf::default();
+    buf.text.reserve(text.len() * 2 + 8);
+    buf.spans.reserve(text.len() / 2 + 4);
+    let whole = buf.push(text);
+    let mut sentence_words = Vec::with_capacity(sentences.len());
+    for s in &sentences {
+        sentence_words.push(buf.push(s.text(text)));
+    }
+    let all = buf.words(whole);
     for (i, w) in all.iter().enumerate() {
         hashed.add(&["u", w], 1.0);
         if let Some(next) = all.get(i + 1) {
@@ -195,7 +269,7 @@ pub(crate) fn compute(
     }
     // Each sentence's words, whether it asks, and (with another turn to compare) its embedding:
     // computed once, read by both passes below.
-    let mut per: Vec<(Vec<String>, bool)> = Vec::with_capacity(sentences.len());
+    let mut per: Vec<(Words<'_>, bool)> = Vec::with_capacity(sentences.len());
     let mut embedded = vec![
         0.0f32;
         if other.is_some() {
@@ -210,20 +284,19 @@ pub(crate) fn compute(
     let mut best = f32::MIN;
     for (si, s) in sentences.iter().enumerate() {
         let raw = s.text(text);
-        let mut sw = Vec::new();
-        words(raw, &mut sw);
+        let sw = buf.words(sentence_words[si].clone());
         let tag = if si + 1 == sentences.len() { "L" } else { "S" };
         if let Some(first) = sw.first() {
             hashed.add(&[tag, "1", first], 1.0);
         }
-        if sw.len() > 1 {
-            hashed.add(&[tag, "2", &sw[0], &sw[1]], 1.0);
+        if let (Some(w0), Some(w1)) = (sw.get(0), sw.get(1)) {
+            hashed.add(&[tag, "2", w0, w1], 1.0);
         }
         if raw.trim_end().ends_with('?') {
             hashed.add(&[tag, "?"], 1.0);
         }
         hashed.add(&[tag, "len"], sw.len().min(40) as f32 / 40.0);
-        let asks = is_question(&sw, raw);
+        let asks = is_question(sw, raw);
         if asks {
             questions += 1;
             last_question = Some(si);
@@ -252,17 +325,13 @@ pub(crate) fn compute(
     }
     // Features of each question, the last one marked apart.
     let mut qn = 0;
-    for (si, (sw, asks)) in per.iter().enumerate() {
+    for (si, &(sw, asks)) in per.iter().enumerate() {
         if !asks {
             continue;
         }
         qn += 1;
         let tag = if qn == questions { "QL" } else { "Q" };
-        let c: Vec<&str> = core(sw)
-            .iter()
-            .filter(|w| *w != "?")
-            .map(String::as_str)
-            .collect();
+        let c: Vec<&str> = core(sw).iter().filter(|w| *w != "?").collect();
         if let Some(first) = c.first() {
             hashed.add(&[tag, "c1", first], 1.0);
         }
@@ -280,7 +349,11 @@ pub(crate) fn compute(
         }
     }
     hashed.add(&["nq"], questions as f32 / 3.0);
-    let addresses_you = all.iter().any(|w| crate::engine::language::is_you(w));
+    let addresses_you = all.iter().any(crate::engine::language::is_you);
+    let opens_as_question = per
+        .first()
+        .and_then(|(sw, _)| core(*sw).first())
+        .is_some_and(|w| OPENERS.contains(&w));
     if addresses_you {
         hashed.add(&["F", "you"], 1.0);
     }
@@ -290,6 +363,20 @@ pub(crate) fn compute(
     if rules.answering {
         hashed.add(&["F", "answering"], 1.0);
     }
+    // How much of the turn speaks from the agent's own ground (advice, an appraisal, people in
+    // general, oneself) rather than from what the other said.
+    for (kind, n) in crate::engine::language::Ground::ALL
+        .iter()
+        .zip(rules.grounds)
+    {
+        if n > 0 {
+            let share = f32::from(n) / sentences.len().max(1) as f32;
+            hashed.add(&["F", "ground", kind.name()], share);
+        }
+    }
+    if let Some(kind) = rules.first_ground {
+        hashed.add(&["F", "ground1", kind.name()], 1.0);
+    }
     let mut overlap = 0.0;
     if let Some(other) = other {
         for (p, (a, b)) in ep.iter_mut().zip(e.iter().zip(other)) {
@@ -297,13 +384,13 @@ pub(crate) fn compute(
         }
         scalars[0] = e.iter().zip(other).map(|(a, b)| a * b).sum();
         scalars[1] = el.iter().zip(other).map(|(a, b)| a * b).sum();
-        let content: Vec<&String> = all.iter().filter(|w| w.chars().count() > 3).collect();
-        if !content.is_empty() {
-            let shared = content
-                .iter()
-                .filter(|w| other_words.binary_search(&word_key(w)).is_ok())
-                .count();
-            overlap = shared as f32 / content.len() as f32;
+        let (mut content, mut shared) = (0usize, 0usize);
+        for w in all.iter().filter(|w| w.chars().count() > 3) {
+            content += 1;
+            shared += usize::from(other_words.binary_search(&word_key(w)).is_ok());
+        }
+        if content > 0 {
+            overlap = shared as f32 / content as f32;
         }
     }
     scalars[2] = overlap;
@@ -334,6 +421,7 @@ pub(crate) fn compute(
         question_candidate: false,
         reflection_candidate: false,
         addresses_you,
+        opens_as_question,
     }
 }
 
@@ -350,13 +438,14 @@ fn word_key(word: &str) -> u64 {
 /// The words `compute` compares with for overlap, of the other party's turn: keys of its
 /// first `max` longer words, sorted, without repeats (8 bytes a word).
 pub(crate) fn overlap_words(text: &str, max: usize) -> Vec<u64> {
-    let mut all = Vec::new();
-    words(text, &mut all);
-    let mut out: Vec<u64> = all
+    let mut buf = WordBuf::default();
+    buf.push(text);
+    let mut out: Vec<u64> = buf
+        .all()
         .iter()
         .filter(|w| w.chars().count() > 3)
         .take(max)
-        .map(|w| word_key(w))
+        .map(word_key)
         .collect();
     out.sort_unstable();
     out.dedup();

@@ -159,8 +159,22 @@ pub(crate) fn revise(
         // Whether a sentence of an agent's turn may say back what the other said: one that
         // neither asks outright nor speaks from the agent's own ground (advice, an appraisal, a
         // story of one's own, people in general). Only an agent's turn is asked.
-        let may_say_back = |a: &language::Analysis| {
-            input.role == Role::Agent && !a.asks_outright() && !lang.own_ground(a)
+        let may_say_back = |a: &language::Analysis, ground: Option<language::Ground>| {
+            input.role == Role::Agent && !a.asks_outright() && ground.is_none()
+        };
+        let count_ground = |rules: &mut RuleFlags, i: usize, a: &language::Analysis| {
+            let ground = lang.ground(a);
+            if let Some(g) = ground {
+                let at = language::Ground::ALL
+                    .iter()
+                    .position(|k| *k == g)
+                    .unwrap_or(0);
+                rules.grounds[at] = rules.grounds[at].saturating_add(1);
+                if i == 0 {
+                    rules.first_ground = Some(g);
+                }
+            }
+            ground
         };
         let mut saying_back = false;
         if parts.len() > 1 {
@@ -168,7 +182,8 @@ pub(crate) fn revise(
                 let raw = part.text(text);
                 let tokens = text::tokenize(raw);
                 let a = language::analyse(raw, &tokens, &profile.compiled.fillers, lang);
-                saying_back = saying_back || may_say_back(&a);
+                let ground = count_ground(&mut rules, i, &a);
+                saying_back = saying_back || may_say_back(&a, ground);
                 if said_back.is_none()
                     && input.role == Role::Agent
                     && let Some(other) = other
@@ -184,7 +199,8 @@ pub(crate) fn revise(
                 rules.question_sentences += 1;
             }
         } else {
-            saying_back = may_say_back(input.analysis);
+            let ground = count_ground(&mut rules, 0, input.analysis);
+            saying_back = may_say_back(input.analysis, ground);
             rules.sentence_open = rules.open;
             rules.sentence_closed = rules.closed;
             rules.question_sentences = u32::from(rules.open || rules.closed);
@@ -244,6 +260,12 @@ pub(crate) fn revise(
         // depend on it for work") is scored as empathy, the rubric's own behaviour; a reflection
         // beside it is a sentence of its own ("I'm sorry. So you've been billed twice…").
         let only_empathy = rules.empathy && single;
+        // A question of one's own is not saying back. In speech recognition's text, with no
+        // question mark to tell, a one-sentence turn that opens as a question does ("what model
+        // is the printer") is no candidate unless the rules read a restatement in it. Written
+        // text has its punctuation: there "So what I'm hearing is…" and "When you related that
+        // to your smoking, …" open with the same words and say back.
+        let own_question = !f.punctuated && single && f.opens_as_question;
         f.reflection_candidate = other.is_some()
             && !brushing_off
             && !echo
@@ -253,6 +275,7 @@ pub(crate) fn revise(
                 || (input.role == Role::Agent
                     && !acting
                     && !only_empathy
+                    && !own_question
                     && saying_back
                     && !input.analysis.content.is_empty()));
         decide(

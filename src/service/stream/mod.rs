@@ -133,7 +133,7 @@ struct Live {
     start_time: Option<SystemTime>,
     rate: MessageRate,
     /// Its place on the supervisor's floor, when the page is served.
-    floor: Option<Box<dyn crate::service::watcher::WatchedCall>>,
+    floor: Option<Box<dyn crate::host::watch::WatchedCall>>,
 }
 
 /// Why the stream loop stops.
@@ -482,28 +482,17 @@ fn observe(
     }
     let floor = live.floor.as_deref();
     // The floor sees every answer; watchers of alerts see the alerts.
-    let tell = |payload: &Payload| match payload {
-        Payload::Update(update) => {
-            if let Some(floor) = floor {
-                floor.update(update);
-            }
+    let tell = |payload: &Payload| {
+        if let Some(floor) = floor {
+            crate::host::watch::tell(floor, payload);
         }
-        Payload::Alert(alert) => {
-            if let Some(floor) = floor {
-                floor.alert(alert);
-            }
+        if let Payload::Alert(alert) = payload {
             let _ = shared.alerts.send(PublishedAlert {
                 conversation_id: Arc::from(id),
                 tenant: tenant.cloned(),
                 alert: alert.clone(),
             });
         }
-        Payload::Scorecard(card) => {
-            if let Some(floor) = floor {
-                floor.scorecard(card);
-            }
-        }
-        Payload::Rejection(_) => {}
     };
     respond::respond(
         &mut live.conversation,
