@@ -76,7 +76,19 @@ def pipeline_checks(label, merged, by_kind, grpc_services):
     monitors = named("ServiceMonitor")
     check(f"{label}: the pipeline is scraped when monitoring is on", len(monitors) == int(bool(merged["serviceMonitor"]["enabled"])), monitors)
     netpols = named("NetworkPolicy")
-    check(f"{label}: the pipeline's network policy admits only the metrics port", (len(netpols) == 1 and [r["ports"][0]["port"] for r in netpols[0]["spec"]["ingress"]] == [merged["service"]["metricsPort"]]) if merged["networkPolicy"]["enabled"] else not netpols, netpols)
+    ports = [merged["service"]["metricsPort"]] + ([merged["ui"]["port"]] if p.get("ui") else [])
+    check(f"{label}: the pipeline's network policy admits only the metrics port (and the floor page's when on)", (len(netpols) == 1 and [r["ports"][0]["port"] for r in netpols[0]["spec"]["ingress"]] == ports) if merged["networkPolicy"]["enabled"] else not netpols, netpols)
+    ui_services = [s for s in by_kind.get("Service", []) if s["metadata"]["name"].endswith("-pipeline-ui")]
+    if p.get("ui"):
+        ok = (len(ui_services) == 1 and ui_services[0]["spec"]["sessionAffinity"] == "ClientIP"
+              and ui_services[0]["spec"]["ports"][0]["port"] == merged["ui"]["port"]
+              and all(labels.get(k) == v for k, v in ui_services[0]["spec"]["selector"].items())
+              and f"--ui-addr=0.0.0.0:{merged['ui']['port']}" in args and "--ui-plaintext" in args
+              and ("--ui-show-text" in args) == bool(merged["ui"]["showText"])
+              and any(x["name"] == "ui" for x in c["ports"]))
+        check(f"{label}: the pipeline's floor page is served on its own sticky Service", ok, (ui_services, args))
+    else:
+        check(f"{label}: no pipeline floor page unless pipeline.ui", not ui_services and not any(a.startswith("--ui") for a in args), args)
 
 
 lint = helm.lint(CHART, strict=True)
@@ -137,9 +149,10 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
     check(f"{label}: config checksum annotation rolls pods", "checksum/config" in deployment["spec"]["template"]["metadata"]["annotations"])
     services = by_kind["Service"]
     check(f"{label}: gRPC ports speak gRPC (appProtocol)", all(p.get("appProtocol") == "grpc" for s in services for p in s["spec"]["ports"] if p["name"] == "grpc"), services)
-    main = [s for s in services if s["spec"].get("clusterIP") != "None"][0]
+    # The gRPC Service: not headless, not a floor page's.
+    main = [s for s in services if s["spec"].get("clusterIP") != "None" and not s["metadata"]["name"].endswith("-ui")][0]
     check(f"{label}: the metrics port is served and passed to the server", any(p["name"] == "metrics" and p["port"] == merged["service"]["metricsPort"] for p in main["spec"]["ports"]) and f"--metrics-addr=0.0.0.0:{merged['service']['metricsPort']}" in container["args"] and any(p["name"] == "metrics" for p in container["ports"]), (main, container["args"]))
-    ui_services = [s for s in services if s["metadata"]["name"].endswith("-ui")]
+    ui_services = [s for s in services if s["metadata"]["name"].endswith("-ui") and not s["metadata"]["name"].endswith("-pipeline-ui")]
     if merged["ui"]["enabled"]:
         ok = (len(ui_services) == 1 and ui_services[0]["spec"]["sessionAffinity"] == "ClientIP"
               and ui_services[0]["spec"]["ports"][0]["port"] == merged["ui"]["port"]
@@ -172,7 +185,7 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
         check(f"{label}: the rubric is mounted and passed", len(maps) == 1 and "--rubric=/etc/hearken/rubric.toml" in container["args"] and maps[0]["data"]["rubric.toml"].strip() == merged["rubric"].strip(), container["args"])
     else:
         check(f"{label}: no ConfigMap without a rubric", not maps and not any(a.startswith("--rubric") for a in container["args"]))
-    pipeline_checks(label, merged, by_kind, [s for s in services if s["spec"].get("clusterIP") != "None"])
+    pipeline_checks(label, merged, by_kind, [s for s in services if s["spec"].get("clusterIP") != "None" and not s["metadata"]["name"].endswith("-pipeline-ui")])
     tests = [d for d in by_kind.get("Pod", []) if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
     check(f"{label}: helm test replays a bundled call with hearken replay", len(tests) == 1 and tests[0]["spec"]["containers"][0]["args"][:2] == ["replay", "/usr/share/hearken/samples/demo-calls.jsonl"], tests)
 
