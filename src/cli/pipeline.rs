@@ -262,37 +262,19 @@ struct PipelineUiArgs {
 impl PipelineUiArgs {
     /// The floor page's TLS, if any; an address without a choice of TLS or plaintext is refused.
     fn tls(&self) -> anyhow::Result<Option<crate::tls::Tls>> {
-        let read = |path: &PathBuf, what: &str| {
-            std::fs::read(path).with_context(|| {
-                format!(
-                    "failed to read the floor page's TLS {what} {}",
-                    path.display()
-                )
-            })
-        };
-        Ok(
-            match (&self.ui_tls_cert, &self.ui_tls_key, self.ui_plaintext) {
-                (Some(cert), Some(key), false) => Some(crate::tls::Tls {
-                    cert_pem: read(cert, "certificate")?,
-                    key_pem: read(key, "key")?,
-                    client_ca_pem: self
-                        .ui_tls_client_ca
-                        .as_ref()
-                        .map(|ca| read(ca, "client CA"))
-                        .transpose()?,
-                }),
-                (None, None, true) => None,
-                _ => anyhow::bail!(
-                    "choose how browsers reach the floor page: --ui-tls-cert and --ui-tls-key for \
-                 TLS (and --ui-tls-client-ca for mutual TLS), or --ui-plaintext inside a mesh or \
-                 on loopback"
-                ),
-            },
+        super::serve::tls_files(
+            (self.ui_tls_cert.as_ref(), self.ui_tls_key.as_ref()),
+            self.ui_tls_client_ca.as_ref(),
+            self.ui_plaintext,
+            "choose how browsers reach the floor page: --ui-tls-cert and --ui-tls-key for TLS \
+             (and --ui-tls-client-ca for mutual TLS), or --ui-plaintext inside a mesh or on \
+             loopback",
         )
     }
 }
 
 /// The floor page, if asked for: its watcher (for the partitions' calls) and its server task.
+/// The TLS choice is asked only when the page is on.
 async fn floor(
     ui: &PipelineUiArgs,
     metrics: &Arc<crate::telemetry::Metrics>,
@@ -303,31 +285,18 @@ async fn floor(
         tokio::task::JoinHandle<anyhow::Result<()>>,
     )>,
 > {
-    let Some((addr, floor_config)) = ui.ui.floor()? else {
-        return Ok(None);
+    let tls = if ui.ui.floor()?.is_some() {
+        ui.tls()?
+    } else {
+        None
     };
-    let tls = ui.tls()?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("failed to listen on {addr} for the floor page"))?;
-    if floor_config.show_text {
-        tracing::warn!(
-            "the floor page shows utterance text (masked for card data, best effort); it may still hold personal data"
-        );
-    }
-    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "floor page");
-    let floor = crate::floor::Floor::new(floor_config, Arc::clone(metrics));
-    let watcher: Arc<dyn crate::host::watch::Watcher> = Arc::new(Arc::clone(&floor));
-    let task = tokio::spawn(crate::floor::serve(
-        listener,
-        floor,
-        tls,
-        None,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Ok(Some((watcher, task)))
+    let started = super::serve::start_floor(&ui.ui, metrics, tls, None, stopped).await?;
+    Ok(started.map(|(floor, task)| {
+        (
+            Arc::new(floor) as Arc<dyn crate::host::watch::Watcher>,
+            task,
+        )
+    }))
 }
 
 impl RunArgs {

@@ -372,27 +372,36 @@ impl ServeArgs {
 /// TLS from the flags: certificate and key (and a client CA for mutual TLS), or none with
 /// `--plaintext`; anything else is refused.
 fn tls_of(args: &ServeArgs) -> anyhow::Result<Option<server::Tls>> {
-    Ok(match (&args.tls_cert, &args.tls_key, args.plaintext) {
-        (Some(cert), Some(key), false) => {
-            let read = |path: &PathBuf, what: &str| {
-                std::fs::read(path)
-                    .with_context(|| format!("failed to read the TLS {what} {}", path.display()))
-            };
-            Some(server::Tls {
-                cert_pem: read(cert, "certificate")?,
-                key_pem: read(key, "key")?,
-                client_ca_pem: args
-                    .tls_client_ca
-                    .as_ref()
-                    .map(|ca| read(ca, "client CA"))
-                    .transpose()?,
-            })
-        }
+    tls_files(
+        (args.tls_cert.as_ref(), args.tls_key.as_ref()),
+        args.tls_client_ca.as_ref(),
+        args.plaintext,
+        "choose how clients connect: --tls-cert and --tls-key for TLS (and --tls-client-ca \
+         for mutual TLS), or --plaintext for h2c inside a mesh or on loopback",
+    )
+}
+
+/// TLS read from a certificate and key file (and a client CA for mutual TLS), or none when
+/// plaintext was chosen; neither or both is refused with `choose`. `serve` and the pipeline's
+/// floor page take their files through this.
+pub(super) fn tls_files(
+    (cert, key): (Option<&PathBuf>, Option<&PathBuf>),
+    client_ca: Option<&PathBuf>,
+    plaintext: bool,
+    choose: &str,
+) -> anyhow::Result<Option<server::Tls>> {
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read(path)
+            .with_context(|| format!("failed to read the TLS {what} {}", path.display()))
+    };
+    Ok(match (cert, key, plaintext) {
+        (Some(cert), Some(key), false) => Some(server::Tls {
+            cert_pem: read(cert, "certificate")?,
+            key_pem: read(key, "key")?,
+            client_ca_pem: client_ca.map(|ca| read(ca, "client CA")).transpose()?,
+        }),
         (None, None, true) => None,
-        _ => anyhow::bail!(
-            "choose how clients connect: --tls-cert and --tls-key for TLS (and --tls-client-ca \
-             for mutual TLS), or --plaintext for h2c inside a mesh or on loopback"
-        ),
+        _ => anyhow::bail!("{choose}"),
     })
 }
 
@@ -454,33 +463,60 @@ async fn scrape(
 /// The floor page, if asked for: it watches the server's conversations (`config.floor`).
 async fn floor(ui: &UiArgs, config: &mut ServerConfig) -> anyhow::Result<Task<anyhow::Error>> {
     let (stop_ui, ui_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ui = match ui.floor()? {
-        Some((ui_addr, floor_config)) => {
-            let ui_listener = tokio::net::TcpListener::bind(ui_addr)
-                .await
-                .with_context(|| format!("failed to listen on {ui_addr} for the floor page"))?;
-            let ui_addr = ui_listener.local_addr()?;
-            if floor_config.show_text {
-                tracing::warn!(
-                    "the floor page shows utterance text (masked for card data, best effort);                      it may still hold personal data"
-                );
-            }
-            let floor = crate::floor::Floor::new(floor_config, Arc::clone(&config.metrics));
-            config.floor = Some(Arc::clone(&floor));
-            tracing::info!(addr = %ui_addr, tls = config.tls.is_some(), "floor page");
-            Some(tokio::spawn(crate::floor::serve(
-                ui_listener,
-                floor,
-                config.tls.clone(),
-                config.jwt.clone(),
-                async move {
-                    let _ = ui_stopped.await;
-                },
-            )))
-        }
-        None => None,
-    };
+    let started = start_floor(
+        ui,
+        &config.metrics,
+        config.tls.clone(),
+        config.jwt.clone(),
+        ui_stopped,
+    )
+    .await?;
+    let ui = started.map(|(floor, task)| {
+        config.floor = Some(floor);
+        task
+    });
     Ok((stop_ui, ui))
+}
+
+/// Starts the floor page when `--ui-addr` asks for it: binds its port and serves it until
+/// `stopped`; returns the floor (to tell it the conversations) and the page's task. Used by
+/// `serve` and by `pipeline`.
+pub(super) async fn start_floor(
+    ui: &UiArgs,
+    metrics: &Arc<crate::telemetry::Metrics>,
+    tls: Option<server::Tls>,
+    jwt: Option<Arc<crate::service::auth::JwtVerifier>>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<
+    Option<(
+        Arc<crate::floor::Floor>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
+> {
+    let Some((ui_addr, floor_config)) = ui.floor()? else {
+        return Ok(None);
+    };
+    let ui_listener = tokio::net::TcpListener::bind(ui_addr)
+        .await
+        .with_context(|| format!("failed to listen on {ui_addr} for the floor page"))?;
+    let ui_addr = ui_listener.local_addr()?;
+    if floor_config.show_text {
+        tracing::warn!(
+            "the floor page shows utterance text (masked for card data, best effort); it may still hold personal data"
+        );
+    }
+    let floor = crate::floor::Floor::new(floor_config, Arc::clone(metrics));
+    tracing::info!(addr = %ui_addr, tls = tls.is_some(), "floor page");
+    let task = tokio::spawn(crate::floor::serve(
+        ui_listener,
+        Arc::clone(&floor),
+        tls,
+        jwt,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Some((floor, task)))
 }
 
 pub(super) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<ExitCode> {

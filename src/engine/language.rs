@@ -357,7 +357,7 @@ impl CompiledLanguage {
 }
 
 /// The agent's own ground a sentence may speak from instead of saying back the other's
-/// (`CompiledLanguage::ground`).
+/// (`CompiledLanguage::ground`). Its discriminant indexes `RuleFlags::grounds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ground {
     /// Advice or a suggestion ("try…", "you should…").
@@ -371,7 +371,7 @@ pub(crate) enum Ground {
 }
 
 impl Ground {
-    /// Every ground, in the order of `RuleFlags::grounds`.
+    /// Every ground, in discriminant order (that of `RuleFlags::grounds`).
     pub(crate) const ALL: [Ground; 4] = [
         Ground::Advice,
         Ground::Appraisal,

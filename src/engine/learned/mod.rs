@@ -165,11 +165,8 @@ pub(crate) fn revise(
         let count_ground = |rules: &mut RuleFlags, i: usize, a: &language::Analysis| {
             let ground = lang.ground(a);
             if let Some(g) = ground {
-                let at = language::Ground::ALL
-                    .iter()
-                    .position(|k| *k == g)
-                    .unwrap_or(0);
-                rules.grounds[at] = rules.grounds[at].saturating_add(1);
+                let n = &mut rules.grounds[g as usize];
+                *n = n.saturating_add(1);
                 if i == 0 {
                     rules.first_ground = Some(g);
                 }
