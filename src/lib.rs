@@ -13,8 +13,9 @@
 //! - [`samples`]: the bundled calls.
 //! - [`tls`]: TLS settings shared by the gRPC port and the floor page.
 //! - [`telemetry`]: logs, metrics, traces.
-//! - [`host`]: hosting live conversations, whatever carries them: routing, the memory of ended
-//!   ones, applying events and answering in `seq` order (sans-IO).
+//! - [`host`]: hosting live conversations, whatever carries them, written once: the live
+//!   conversations of one owner, routing, the memory of ended ones, applying events and
+//!   answering in `seq` order (sans-IO); a stream and a partition are its owners.
 //! - [`pipeline`]: `hearken pipeline`, conversations from Kafka topics, hosted as a stream hosts
 //!   them (it does not import the gRPC service).
 //! - [`service`]: the tonic service — streams, routing, limits, fan-out of alerts; it tells a

@@ -17,7 +17,8 @@ pub(crate) enum Gone {
     StartRefused(&'static str),
 }
 
-/// A set of live conversations that requests are routed to: a stream's, a partition's.
+/// A set of live conversations that requests are routed to (a host's, `live.rs`, with its
+/// owner's caps and clock).
 pub(crate) trait Conversations {
     /// The per-conversation input limits.
     fn input_limits(&self) -> &InputLimits;

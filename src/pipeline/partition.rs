@@ -11,19 +11,17 @@
 //!   record's timestamp) plus the alert's offset;
 //! - there is no per-conversation message rate: the log is already written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::checkpoint::{self, Checkpoint};
 use super::records::{DeadLetter, DeadReason, Decoded};
-use crate::engine::{
-    self, Conversation, End, EndReason, Event, InputLimits, RejectReason, Rejected, Rubric,
-};
+use crate::engine::{self, Event, InputLimits, RejectReason, Rejected, Rubric};
 use crate::host::ended::Ended;
-use crate::host::respond;
-use crate::host::route::{self, Conversations as _, Gone};
+use crate::host::live::{Closed, Host, Owner};
 use crate::proto::WireName as _;
+use crate::proto::v1::stream_conversations_response::Payload;
 use crate::proto::{self, v1::*};
 
 /// What the partitions' conversations may use.
@@ -90,11 +88,6 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn reject(&mut self, response: StreamConversationsResponse, r: &Rejected) {
-        self.responses.push(response);
-        self.dead_letter(r);
-    }
-
     /// The record goes to the dead-letter topic for `r` (the first reason, if several).
     fn dead_letter(&mut self, r: &Rejected) {
         if self.dead.is_none() {
@@ -108,20 +101,17 @@ impl Outcome {
     }
 }
 
-struct Live {
-    conversation: Conversation,
+/// What a partition keeps per conversation besides what its host keeps.
+struct Extra {
     /// Offset of its first record: the partition's commit point stays at or below it while
     /// the conversation is live, so that whoever owns the partition next can rebuild it.
     first_offset: i64,
     /// Record time before its first record (what a re-reading owner starts its clock at).
     clock_before: i64,
-    seq: i64,
     /// Record time of its last record.
     last_ms: i64,
     /// What alert offsets count from: the start's time, else the first record's timestamp.
     base_ms: i64,
-    /// Its place on the supervisor's floor, when the page is served.
-    watched: Option<Box<dyn crate::host::watch::WatchedCall>>,
 }
 
 /// A partition taken on with its last owner's checkpoint, until the re-read reaches the
@@ -140,9 +130,9 @@ struct Rebuild {
 /// One partition's conversations and position.
 #[derive(Default)]
 struct Partition {
-    live: HashMap<String, Live>,
-    /// Conversations that ended or whose start was refused lately, in record time.
-    recent: Ended<i64>,
+    /// Its live conversations, and those that ended or whose start was refused lately, in
+    /// record time.
+    host: Host<i64, Extra>,
     /// The next offset to read (one past the last record handled).
     next_offset: Option<i64>,
     /// Taken on with a checkpoint and still re-reading up to it.
@@ -180,11 +170,6 @@ impl std::fmt::Debug for State {
             .field("live", &self.live_total)
             .finish()
     }
-}
-
-/// A rejection of `id`'s message at `seq`.
-fn rejection(id: &str, seq: i64, r: &Rejected) -> StreamConversationsResponse {
-    respond::response(id, seq, respond::rejection(r))
 }
 
 impl State {
@@ -244,7 +229,7 @@ impl State {
         let n = self
             .partitions
             .remove(partition)
-            .map_or(0, |p| p.live.len());
+            .map_or(0, |p| p.host.len());
         self.live_total -= n;
         n
     }
@@ -258,9 +243,9 @@ impl State {
         }
         let processed = p.next_offset?;
         let resume = p
-            .live
-            .values()
-            .map(|l| l.first_offset)
+            .host
+            .iter()
+            .map(|(_, h)| h.extra.first_offset)
             .min()
             .unwrap_or(processed)
             .min(processed);
@@ -278,9 +263,9 @@ impl State {
         }
         p.dirty = false;
         let mut live: Vec<(i64, i64)> = p
-            .live
-            .values()
-            .map(|l| (l.first_offset, l.clock_before))
+            .host
+            .iter()
+            .map(|(_, h)| (h.extra.first_offset, h.extra.clock_before))
             .collect();
         live.sort_unstable();
         let clock = p.clock_ms;
@@ -292,7 +277,8 @@ impl State {
             clock,
             live: live.into_iter().map(|(first, _)| first).collect(),
             ended: p
-                .recent
+                .host
+                .recent()
                 .lately(clock, linger)
                 .map(|(id, at, gone)| checkpoint::Ended::new(id, *at, *gone))
                 .collect(),
@@ -358,7 +344,7 @@ impl State {
         // it, when it ended before `processed`) opens nothing and writes nothing.
         if let Some(r) = &p.rebuild
             && rebuilt
-            && !p.live.contains_key(id)
+            && !p.host.is_live(id)
             && r.live_firsts.binary_search(&record.offset).is_err()
         {
             return Outcome {
@@ -373,37 +359,38 @@ impl State {
                 ..Outcome::default()
             };
         };
-        let ts = record.timestamp_ms.unwrap_or(p.clock_ms);
         let mut ctx = Ctx {
             settings: &self.settings,
             live_total: &mut self.live_total,
-            p,
+            clock_ms: p.clock_ms,
             offset: record.offset,
             clock_before,
-            ts,
+            ts: record.timestamp_ms.unwrap_or(p.clock_ms),
             out: Outcome {
                 rebuilt,
                 ..Outcome::default()
             },
         };
+        let (host, mut out) = (&mut p.host, Vec::new());
         // An idle conversation ends before anything else is done with it, exactly as a sweep
         // would have ended it: whether it is idle depends on record time alone.
-        ctx.end_if_idle(id);
-        if let Some(start) = decoded.start_if_unknown
-            && !ctx.p.live.contains_key(id)
-            && ctx.gone_lately(id).is_none()
+        let idle_ms = self.settings.idle_timeout.as_millis() as i64;
+        if host
+            .extra(id)
+            .is_some_and(|x| ctx.clock_ms - x.last_ms >= idle_ms)
         {
-            route::on_start(&mut ctx, id, &start, false, None);
+            host.abandon(&mut ctx, &mut out, id);
+        }
+        if let Some(start) = decoded.start_if_unknown {
+            host.start_if_unknown(&mut ctx, &mut out, id, &start);
         }
         for request in decoded.requests {
             let Some(payload) = request.payload else {
                 continue; // keep-alive
             };
-            match route::check_id(&request.conversation_id, &ctx.settings.input) {
-                Ok(()) => route::route(&mut ctx, &request.conversation_id, payload),
-                Err(r) => ctx.out.reject(rejection("", 0, &r), &r),
-            }
+            host.request(&mut ctx, &mut out, &request.conversation_id, payload);
         }
+        ctx.out.responses = out;
         ctx.out
     }
 
@@ -431,30 +418,26 @@ impl State {
                 p.clock_ms = now_ms;
                 p.dirty = true;
             }
-            let mut idle: Vec<String> = p
-                .live
-                .iter()
-                .filter(|(_, l)| p.clock_ms - l.last_ms >= idle_ms)
-                .map(|(id, _)| id.clone())
-                .collect();
+            let clock = p.clock_ms;
+            let idle = p.host.ids_where(|x| clock - x.last_ms >= idle_ms);
             if idle.is_empty() {
                 continue;
             }
-            idle.sort();
-            let ts = p.clock_ms;
             p.dirty = true;
             let mut ctx = Ctx {
                 settings: &self.settings,
                 live_total: &mut self.live_total,
-                p,
+                clock_ms: clock,
                 offset: 0,
-                clock_before: ts,
-                ts,
+                clock_before: clock,
+                ts: clock,
                 out: Outcome::default(),
             };
+            let mut out = Vec::new();
             for id in idle {
-                ctx.abandon(&id);
+                p.host.abandon(&mut ctx, &mut out, &id);
             }
+            ctx.out.responses = out;
             all.push((key.clone(), ctx.out));
         }
         all
@@ -466,7 +449,7 @@ impl Partition {
     /// record time apply, and the partition may be committed again.
     fn settle_now(&mut self) {
         if let Some(rebuild) = self.rebuild.take() {
-            self.recent = rebuild.recent;
+            self.host.set_recent(rebuild.recent);
             self.clock_ms = self.clock_ms.max(rebuild.clock_ms);
             self.dirty = true;
         }
@@ -482,107 +465,48 @@ impl Partition {
     }
 }
 
-/// One record's view of the state, and what it gives.
+/// A partition as the owner of its conversations, for one record (or sweep): record time, the
+/// replica's cap, alerts timed from the call's start, rejections dead-lettered.
 struct Ctx<'a> {
     settings: &'a Settings,
     live_total: &'a mut usize,
-    p: &'a mut Partition,
+    /// Record time.
+    clock_ms: i64,
     offset: i64,
     /// Record time before the record.
     clock_before: i64,
     /// The record's timestamp (or the record time, if it has none).
     ts: i64,
+    /// What the record gives, but its responses (the host writes those).
     out: Outcome,
 }
 
-impl Ctx<'_> {
-    fn close(&mut self, id: &str) {
-        if self.p.live.remove(id).is_some() {
-            *self.live_total -= 1;
-            self.remember(id, Gone::Ended);
-        }
-    }
+impl Owner for Ctx<'_> {
+    type Moment = i64;
+    type Extra = Extra;
 
-    fn end_if_idle(&mut self, id: &str) {
-        let idle_ms = self.settings.idle_timeout.as_millis() as i64;
-        if self
-            .p
-            .live
-            .get(id)
-            .is_some_and(|l| self.p.clock_ms - l.last_ms >= idle_ms)
-        {
-            self.abandon(id);
-        }
-    }
-
-    fn abandon(&mut self, id: &str) {
-        if self.p.live.contains_key(id) {
-            self.observe(id, Event::End(End::default(), EndReason::Abandoned));
-            self.close(id);
-            self.out.abandoned += 1;
-        }
-    }
-
-    /// Applies an event to a live conversation; returns whether it ended.
-    fn observe(&mut self, id: &str, event: Event) -> bool {
-        let clock = self.p.clock_ms;
-        let Some(live) = self.p.live.get_mut(id) else {
-            return false;
-        };
-        live.last_ms = clock;
-        let base_ms = live.base_ms;
-        let alert_time = move |a: &engine::Alert| {
-            let ms = base_ms.saturating_add(a.offset_ms.max(0));
-            Some(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-        };
-        let watched = live.watched.as_deref();
-        if let (Some(watched), Event::Utterance(u)) = (watched, &event) {
-            watched.utterance(u);
-        }
-        let answered = respond::respond(
-            &mut live.conversation,
-            id,
-            &mut live.seq,
-            event,
-            alert_time,
-            |payload| {
-                if let Some(watched) = watched {
-                    crate::host::watch::tell(watched, payload);
-                }
-            },
-            &mut self.out.responses,
-        );
-        answered.unwrap_or_else(|r| {
-            self.out.dead_letter(&r);
-            false
-        })
-    }
-}
-
-impl route::Conversations for Ctx<'_> {
     fn input_limits(&self) -> &InputLimits {
         &self.settings.input
     }
 
-    fn is_live(&self, id: &str) -> bool {
-        self.p.live.contains_key(id)
+    fn rubric(&self) -> Arc<Rubric> {
+        Arc::clone(&self.settings.rubric)
     }
 
-    fn gone_lately(&mut self, id: &str) -> Option<Gone> {
-        let (clock, linger) = (self.p.clock_ms, self.settings.ended_linger);
-        self.p.recent.gone_lately(id, clock, linger)
+    fn now(&self) -> i64 {
+        self.clock_ms
     }
 
-    fn remember(&mut self, id: &str, gone: Gone) {
-        let cap = self.settings.max_conversations.max(1);
-        self.p.recent.remember(id, self.p.clock_ms, gone, cap);
+    fn linger(&self) -> Duration {
+        self.settings.ended_linger
     }
 
-    fn forget(&mut self, id: &str) {
-        self.p.recent.forget(id);
+    fn memory_cap(&self) -> usize {
+        self.settings.max_conversations.max(1)
     }
 
-    fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {
+    /// The replica's cap, over all its partitions.
+    fn room(&self, _live: usize) -> Result<(), Rejected> {
         if *self.live_total >= self.settings.max_conversations {
             return Err(Rejected::new(
                 RejectReason::TooManyConversations,
@@ -594,54 +518,59 @@ impl route::Conversations for Ctx<'_> {
             )
             .retry_after(1_000));
         }
-        let conversation = Conversation::open(
-            proto::start_from_proto(start),
-            &self.settings.rubric,
-            self.settings.input.clone(),
-        )?;
+        Ok(())
+    }
+
+    fn open(&mut self, _id: &str, start: &ConversationStart) -> Result<Extra, Rejected> {
         let base_ms = start
             .start_time
             .as_ref()
             .and_then(proto::system_time)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(self.ts, |d| d.as_millis() as i64);
-        self.p.live.insert(
-            id.to_owned(),
-            Live {
-                conversation,
-                first_offset: self.offset,
-                clock_before: self.clock_before,
-                seq: 0,
-                last_ms: self.p.clock_ms,
-                base_ms,
-                watched: self
-                    .settings
-                    .watcher
-                    .as_ref()
-                    .map(|w| w.open(id, None, start)),
-            },
-        );
         *self.live_total += 1;
         self.out.opened += 1;
+        Ok(Extra {
+            first_offset: self.offset,
+            clock_before: self.clock_before,
+            last_ms: self.clock_ms,
+            base_ms,
+        })
+    }
+
+    fn watch(
+        &self,
+        id: &str,
+        start: &ConversationStart,
+    ) -> Option<Box<dyn crate::host::watch::WatchedCall>> {
+        Some(self.settings.watcher.as_ref()?.open(id, None, start))
+    }
+
+    /// No message rate: the log is already written.
+    fn admit(&mut self, _extra: &mut Extra, _event: &Event) -> Result<(), Rejected> {
         Ok(())
     }
 
-    /// A rejection for a live conversation takes its next seq; for another, seq 0.
-    fn reject(&mut self, id: &str, r: Rejected) {
-        let seq = match self.p.live.get_mut(id) {
-            Some(live) => {
-                live.seq += 1;
-                live.seq
-            }
-            None => 0,
-        };
-        self.out.reject(rejection(id, seq, &r), &r);
+    fn touch(&mut self, extra: &mut Extra) {
+        extra.last_ms = self.clock_ms;
     }
 
-    fn apply(&mut self, id: &str, event: Event) {
-        if self.observe(id, event) {
-            self.close(id);
-            self.out.completed += 1;
+    fn alert_time(extra: &Extra, alert: &engine::Alert) -> Option<SystemTime> {
+        let ms = extra.base_ms.saturating_add(alert.offset_ms.max(0));
+        Some(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+    }
+
+    fn told(&mut self, _id: &str, _payload: &Payload) {}
+
+    fn refused(&mut self, r: &Rejected) {
+        self.out.dead_letter(r);
+    }
+
+    fn closed(&mut self, _extra: Extra, how: Closed) {
+        *self.live_total -= 1;
+        match how {
+            Closed::Completed => self.out.completed += 1,
+            Closed::Abandoned => self.out.abandoned += 1,
         }
     }
 }

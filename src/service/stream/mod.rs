@@ -18,7 +18,6 @@ mod admission;
 mod inbound;
 mod outbound;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -34,10 +33,9 @@ use self::outbound::{Outbound, Queued};
 use super::error::ServiceError;
 use super::tenant::Caller;
 use super::{PublishedAlert, ResponseStream, Shared};
-use crate::engine::{self, Conversation, End, EndReason, Event, RejectReason, Rejected};
-use crate::host::ended::Ended;
-use crate::host::respond::{self, rejection, response};
-use crate::host::route::{self, Gone};
+use crate::engine::{self, Event, RejectReason, Rejected};
+use crate::host::live::{Closed, Host, Owner};
+use crate::host::route;
 use crate::proto::WireName as _;
 use crate::proto::v1::stream_conversations_response::Payload;
 use crate::proto::{self, v1::*};
@@ -81,11 +79,13 @@ pub(super) fn start(
     let task = StreamTask {
         tx,
         abort: Some(abort_tx),
-        live: HashMap::new(),
-        recent: Ended::default(),
-        span: span.clone(),
-        conversations_opened: 0,
-        caller,
+        host: Host::default(),
+        owner: StreamOwner {
+            shared: Arc::clone(&shared),
+            span: span.clone(),
+            conversations_opened: 0,
+            caller,
+        },
         shared,
     };
     tokio::spawn(task.run(inbound).instrument(span));
@@ -122,18 +122,24 @@ impl crate::host::ended::Moment for Instant {
     }
 }
 
-struct Live {
-    conversation: Conversation,
+/// What a stream keeps per conversation besides what its host keeps.
+struct Extra {
     /// Its place under the caps; freed with it.
     _slot: Slot,
     /// Open while the conversation is live; carries no id (privacy).
     span: tracing::Span,
-    seq: i64,
     last_activity: Instant,
     start_time: Option<SystemTime>,
     rate: MessageRate,
-    /// Its place on the supervisor's floor, when the page is served.
-    floor: Option<Box<dyn crate::host::watch::WatchedCall>>,
+}
+
+/// A stream as the owner of its conversations: the wall clock, the stream's, process's and
+/// tenant's caps, a message rate per conversation, alerts published to `WatchAlerts`.
+struct StreamOwner {
+    shared: Arc<Shared>,
+    span: tracing::Span,
+    conversations_opened: u64,
+    caller: Caller,
 }
 
 /// Why the stream loop stops.
@@ -150,23 +156,23 @@ struct StreamTask {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Queued>,
     abort: Option<oneshot::Sender<Status>>,
-    live: HashMap<String, Live>,
-    /// Conversations that ended, or whose start was refused, on this stream lately; at most
-    /// `max_conversations_per_stream`.
-    recent: Ended<Instant>,
-    span: tracing::Span,
-    conversations_opened: u64,
-    caller: Caller,
+    /// The stream's live conversations, and those that ended (or whose start was refused)
+    /// lately: at most `max_conversations_per_stream` of each.
+    host: Host<Instant, Extra>,
+    owner: StreamOwner,
 }
 
 impl Drop for StreamTask {
     fn drop(&mut self) {
-        // The conversations' slots go back to the caps as `live` drops.
-        for _ in 0..self.live.len() {
+        // The conversations' slots go back to the caps as `host` drops.
+        for _ in 0..self.host.len() {
             self.shared.metrics.conversation_ended("freed");
         }
         self.shared.metrics.streams_changed(-1);
-        self.span.record("conversations", self.conversations_opened);
+        let owner = &self.owner;
+        owner
+            .span
+            .record("conversations", owner.conversations_opened);
     }
 }
 
@@ -285,85 +291,8 @@ impl StreamTask {
         Ok(())
     }
 
-    /// Why `conversation_id`, which is not live, was lately: it ended, or its start was refused.
-    fn gone_lately(&mut self, conversation_id: &str) -> Option<Gone> {
-        let linger = self.shared.limits.ended_linger;
-        self.recent
-            .gone_lately(conversation_id, Instant::now(), linger)
-    }
-
-    fn remember(&mut self, conversation_id: &str, gone: Gone) {
-        let cap = self.shared.limits.max_conversations_per_stream;
-        self.recent
-            .remember(conversation_id, Instant::now(), gone, cap);
-    }
-
-    /// Opens a conversation, within the stream's, the process's and the tenant's caps.
-    fn open(&mut self, conversation_id: &str, start: &ConversationStart) -> Result<(), Rejected> {
-        let limits = &self.shared.limits;
-        let exhausted = |what: &str, cap: usize| {
-            Rejected::new(
-                RejectReason::TooManyConversations,
-                "conversation_id",
-                format!(
-                    "{what} already has the maximum of {cap} live conversations; end one or retry later"
-                ),
-            )
-            .retry_after(1_000)
-        };
-        if self.live.len() >= limits.max_conversations_per_stream {
-            return Err(exhausted(
-                "this stream",
-                limits.max_conversations_per_stream,
-            ));
-        }
-        let conversation = Conversation::open(
-            proto::start_from_proto(start),
-            &self.shared.rubric(),
-            limits.input.clone(),
-        )?;
-        let slot = Slot::take(&self.shared, &self.caller.key)
-            .map_err(|(what, cap)| exhausted(what, cap))?;
-        let start_time = start.start_time.as_ref().and_then(proto::system_time);
-        let floor = self
-            .shared
-            .floor
-            .as_ref()
-            .map(|f| f.open(conversation_id, self.caller.tenant.clone(), start));
-        self.conversations_opened += 1;
-        let span = tracing::info_span!(
-            parent: &self.span,
-            "conversation",
-            conversation.seq = self.conversations_opened,
-            outcome = tracing::field::Empty,
-        );
-        self.live.insert(
-            conversation_id.to_owned(),
-            Live {
-                span,
-                _slot: slot,
-                conversation,
-                seq: 0,
-                last_activity: Instant::now(),
-                start_time,
-                rate: MessageRate::new(limits.max_messages_per_second, &self.shared.rate_clock),
-                floor,
-            },
-        );
-        Ok(())
-    }
-
-    /// Frees an ended conversation; `outcome` is `completed` or `abandoned`.
-    fn close(&mut self, conversation_id: &str, outcome: &'static str) {
-        if let Some(live) = self.live.remove(conversation_id) {
-            live.span.record("outcome", outcome);
-            self.shared.metrics.conversation_ended(outcome);
-            self.remember(conversation_id, Gone::Ended);
-        }
-    }
-
-    /// Answers one request: its id checked, then routed by the rules a Kafka partition shares
-    /// (`service/route.rs`).
+    /// Answers one request (its id checked, then routed by the rules a Kafka partition
+    /// shares: `host/`).
     fn handle(&mut self, request: StreamConversationsRequest) -> Vec<StreamConversationsResponse> {
         use stream_conversations_request::Payload;
         let StreamConversationsRequest {
@@ -373,11 +302,9 @@ impl StreamTask {
         let Some(payload) = payload else {
             return Vec::new(); // keep-alive
         };
-        if let Err(r) = route::check_id(&id, &self.shared.limits.input) {
-            return vec![response("", 0, rejection(&r))];
-        }
         if self.shared.log_text
             && let Payload::Utterance(u) = &payload
+            && route::check_id(&id, &self.shared.limits.input).is_ok()
         {
             // Opt-in (`--log-text`), masked first; never the default (R-PRIV-1).
             tracing::info!(
@@ -387,35 +314,16 @@ impl StreamTask {
                 "utterance text (redacted)"
             );
         }
-        let mut routed = Routed {
-            task: self,
-            out: Vec::new(),
-        };
-        route::route(&mut routed, &id, payload);
-        routed.out
+        let mut out = Vec::new();
+        self.host.request(&mut self.owner, &mut out, &id, payload);
+        out
     }
 
-    /// A rejection of a message for a live conversation: it takes the conversation's next seq.
-    fn reject_live(&mut self, id: &str, r: Rejected) -> Vec<StreamConversationsResponse> {
-        match self.live.get_mut(id) {
-            Some(live) => {
-                live.seq += 1;
-                vec![response(id, live.seq, rejection(&r))]
-            }
-            None => unanswered(id, r),
-        }
-    }
-
-    /// Ends `ids` as abandoned. The server's own end is never rate-limited.
+    /// Ends `ids` as abandoned.
     async fn abandon(&mut self, ids: Vec<String>) -> Result<(), Stop> {
         let mut out = Vec::new();
         for id in ids {
-            if let Some(live) = self.live.get_mut(&id) {
-                let end = Event::End(End::default(), EndReason::Abandoned);
-                let tenant = self.caller.tenant.as_ref();
-                observe(live, &id, end, &self.shared, tenant, &mut out);
-            }
-            self.close(&id, "abandoned");
+            self.host.abandon(&mut self.owner, &mut out, &id);
         }
         if !out.is_empty() {
             tracing::debug!(conversations = out.len(), "conversations abandoned");
@@ -426,142 +334,144 @@ impl StreamTask {
     /// Ends, as abandoned, the conversations that heard nothing within the idle timeout.
     async fn abandon_idle(&mut self) -> Result<(), Stop> {
         let timeout = self.shared.limits.conversation_idle_timeout;
-        let mut idle: Vec<String> = self
-            .live
-            .iter()
-            .filter(|(_, l)| l.last_activity.elapsed() >= timeout)
-            .map(|(id, _)| id.clone())
-            .collect();
-        idle.sort();
+        let idle = self
+            .host
+            .ids_where(|x| x.last_activity.elapsed() >= timeout);
         self.abandon(idle).await
     }
 
     async fn abandon_all(&mut self) -> Result<(), Stop> {
-        let mut all: Vec<String> = self.live.keys().cloned().collect();
-        all.sort();
+        let all = self.host.ids_where(|_| true);
         self.abandon(all).await
     }
 }
 
 /// The rejection of a client message over its conversation's `rate` (`wait` until the next
-/// one may come). It takes no `seq`: the message was not applied, and a client that resends it
-/// later gets the same responses as if it had never been refused (a replay's de-duplication
-/// by `seq` can never mistake it for data).
-fn over_rate(id: &str, wait: Duration, rate: f64) -> StreamConversationsResponse {
-    let r = Rejected::new(
+/// one may come). It takes no `seq` (see `Owner::admit`), so a replay's de-duplication by
+/// `seq` can never mistake it for data.
+fn over_rate(wait: Duration, rate: f64) -> Rejected {
+    Rejected::new(
         RejectReason::RateLimited,
         "conversation_id",
         format!(
             "more than {rate} messages per second for this conversation (beyond what its call time allows); resend after the delay"
         ),
     )
-    .retry_after(wait.as_millis().max(1) as i64);
-    response(id, 0, rejection(&r))
+    .retry_after(wait.as_millis().max(1) as i64)
 }
 
-/// Applies an event to a live conversation, answering into `out` and publishing its alerts
-/// (scoped to `tenant`) to watchers; returns whether it ended.
-fn observe(
-    live: &mut Live,
-    id: &str,
-    event: Event,
-    shared: &Shared,
-    tenant: Option<&Arc<str>>,
-    out: &mut Vec<StreamConversationsResponse>,
-) -> bool {
-    live.last_activity = Instant::now();
-    let start_time = live.start_time;
-    let alert_time = move |a: &engine::Alert| {
-        Some(match start_time {
-            Some(t) => t + Duration::from_millis(a.offset_ms.max(0) as u64),
+impl Owner for StreamOwner {
+    type Moment = Instant;
+    type Extra = Extra;
+
+    fn input_limits(&self) -> &engine::InputLimits {
+        &self.shared.limits.input
+    }
+
+    fn rubric(&self) -> Arc<engine::Rubric> {
+        self.shared.rubric()
+    }
+
+    /// A stream's clock is tokio's (so that tests can pause it).
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn linger(&self) -> Duration {
+        self.shared.limits.ended_linger
+    }
+
+    fn memory_cap(&self) -> usize {
+        self.shared.limits.max_conversations_per_stream
+    }
+
+    fn room(&self, live: usize) -> Result<(), Rejected> {
+        let cap = self.shared.limits.max_conversations_per_stream;
+        if live >= cap {
+            return Err(exhausted("this stream", cap));
+        }
+        Ok(())
+    }
+
+    /// Takes the conversation's place under the process's and the tenant's caps.
+    fn open(&mut self, _id: &str, start: &ConversationStart) -> Result<Extra, Rejected> {
+        let slot = Slot::take(&self.shared, &self.caller.key)
+            .map_err(|(what, cap)| exhausted(what, cap))?;
+        self.conversations_opened += 1;
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "conversation",
+            conversation.seq = self.conversations_opened,
+            outcome = tracing::field::Empty,
+        );
+        let limits = &self.shared.limits;
+        Ok(Extra {
+            _slot: slot,
+            span,
+            last_activity: Instant::now(),
+            start_time: start.start_time.as_ref().and_then(proto::system_time),
+            rate: MessageRate::new(limits.max_messages_per_second, &self.shared.rate_clock),
+        })
+    }
+
+    fn watch(
+        &self,
+        id: &str,
+        start: &ConversationStart,
+    ) -> Option<Box<dyn crate::host::watch::WatchedCall>> {
+        let floor = self.shared.floor.as_ref()?;
+        Some(floor.open(id, self.caller.tenant.clone(), start))
+    }
+
+    /// Within the conversation's message rate (the server's own ends are never
+    /// rate-limited: they do not come through here).
+    fn admit(&mut self, extra: &mut Extra, event: &Event) -> Result<(), Rejected> {
+        extra
+            .rate
+            .admit(offset_of(event))
+            .map_err(|wait| over_rate(wait, self.shared.limits.max_messages_per_second))
+    }
+
+    fn touch(&mut self, extra: &mut Extra) {
+        extra.last_activity = Instant::now();
+    }
+
+    /// The start's time plus the alert's offset, else now.
+    fn alert_time(extra: &Extra, alert: &engine::Alert) -> Option<SystemTime> {
+        Some(match extra.start_time {
+            Some(t) => t + Duration::from_millis(alert.offset_ms.max(0) as u64),
             None => SystemTime::now(),
         })
-    };
-    if let (Some(floor), Event::Utterance(u)) = (&live.floor, &event) {
-        floor.utterance(u);
     }
-    let floor = live.floor.as_deref();
-    // The floor sees every answer; watchers of alerts see the alerts.
-    let tell = |payload: &Payload| {
-        if let Some(floor) = floor {
-            crate::host::watch::tell(floor, payload);
-        }
+
+    /// Watchers of alerts see the alerts (scoped to the caller's tenant).
+    fn told(&mut self, id: &str, payload: &Payload) {
         if let Payload::Alert(alert) = payload {
-            let _ = shared.alerts.send(PublishedAlert {
+            let _ = self.shared.alerts.send(PublishedAlert {
                 conversation_id: Arc::from(id),
-                tenant: tenant.cloned(),
+                tenant: self.caller.tenant.clone(),
                 alert: alert.clone(),
             });
         }
-    };
-    respond::respond(
-        &mut live.conversation,
-        id,
-        &mut live.seq,
-        event,
-        alert_time,
-        tell,
-        out,
+    }
+
+    /// Counted when sent (`send_all`).
+    fn refused(&mut self, _r: &Rejected) {}
+
+    fn closed(&mut self, extra: Extra, how: Closed) {
+        extra.span.record("outcome", how.label());
+        self.shared.metrics.conversation_ended(how.label());
+    }
+}
+
+/// The rejection of a conversation over `what`'s cap of live conversations.
+fn exhausted(what: &str, cap: usize) -> Rejected {
+    Rejected::new(
+        RejectReason::TooManyConversations,
+        "conversation_id",
+        format!(
+            "{what} already has the maximum of {cap} live conversations; end one or retry later"
+        ),
     )
-    .unwrap_or(false)
-}
-
-/// A rejection outside any conversation's sequence (`seq` 0).
-fn unanswered(id: &str, r: Rejected) -> Vec<StreamConversationsResponse> {
-    vec![response(id, 0, rejection(&r))]
-}
-
-/// A stream's live conversations as the routing rules see them, with the responses so far.
-struct Routed<'a> {
-    task: &'a mut StreamTask,
-    out: Vec<StreamConversationsResponse>,
-}
-
-impl route::Conversations for Routed<'_> {
-    fn input_limits(&self) -> &engine::InputLimits {
-        &self.task.shared.limits.input
-    }
-
-    fn is_live(&self, id: &str) -> bool {
-        self.task.live.contains_key(id)
-    }
-
-    fn gone_lately(&mut self, id: &str) -> Option<Gone> {
-        self.task.gone_lately(id)
-    }
-
-    fn remember(&mut self, id: &str, gone: Gone) {
-        self.task.remember(id, gone);
-    }
-
-    fn forget(&mut self, id: &str) {
-        self.task.recent.forget(id);
-    }
-
-    fn open(&mut self, id: &str, start: &ConversationStart) -> Result<(), Rejected> {
-        self.task.open(id, start)
-    }
-
-    fn reject(&mut self, id: &str, r: Rejected) {
-        let answer = self.task.reject_live(id, r);
-        self.out.extend(answer);
-    }
-
-    /// Applies the event within the conversation's message rate (the server's own ends are
-    /// never rate-limited: they do not come through here).
-    fn apply(&mut self, id: &str, event: Event) {
-        let task = &mut *self.task;
-        let Some(live) = task.live.get_mut(id) else {
-            return;
-        };
-        if let Err(wait) = live.rate.admit(offset_of(&event)) {
-            let rate = task.shared.limits.max_messages_per_second;
-            self.out.push(over_rate(id, wait, rate));
-            return;
-        }
-        let tenant = task.caller.tenant.as_ref();
-        if observe(live, id, event, &task.shared, tenant, &mut self.out) {
-            task.close(id, "completed");
-        }
-    }
+    .retry_after(1_000)
 }
