@@ -105,7 +105,9 @@ fn per_call(show_text: bool, text_len: usize) -> usize {
                 });
             }
         }
-        // The row as the page serves it (cached until the call changes).
+        // What the call told, applied (the aggregator's work), and the row as the page serves
+        // it (cached until the call changes).
+        floor.settle();
         let _ = floor.rows(None);
         handles.push(handle);
     }

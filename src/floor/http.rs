@@ -100,7 +100,7 @@ pub async fn serve(
         jwt,
     };
     let router = router(app);
-    let publisher = tokio::spawn(publish(Arc::clone(&floor)));
+    let aggregator = tokio::spawn(Arc::clone(&floor).aggregate());
     let closing = async move {
         shutdown.await;
         floor.close();
@@ -111,7 +111,8 @@ pub async fn serve(
     )
     .with_graceful_shutdown(closing)
     .await?;
-    publisher.abort();
+    // It stops when the floor closes.
+    let _ = aggregator.await;
     Ok(())
 }
 
@@ -281,16 +282,18 @@ async fn floor_snapshot(
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    match app.authorize(&headers, &peer) {
-        Ok(viewer) => secure(
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                snapshot(&app.floor, viewer.tenant.as_deref()),
-            )
-                .into_response(),
-        ),
-        Err(refused) => refused.into_response(),
-    }
+    let viewer = match app.authorize(&headers, &peer) {
+        Ok(viewer) => viewer,
+        Err(refused) => return refused.into_response(),
+    };
+    app.floor.caught_up().await;
+    secure(
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            snapshot(&app.floor, viewer.tenant.as_deref()),
+        )
+            .into_response(),
+    )
 }
 
 async fn conversation(
@@ -310,6 +313,7 @@ async fn conversation(
             "a conversation key is a number from /api/floor",
         );
     };
+    app.floor.caught_up().await;
     match app.floor.detail(key, viewer.tenant.as_deref()) {
         Some(detail) => json(&detail),
         None => error(
@@ -487,7 +491,7 @@ impl Unsent {
     }
 }
 
-/// One browser's feed. The floor's publisher sends a [`Tick`] per `update_interval` with what
+/// One browser's feed. The floor's aggregator sends a [`Tick`] per `update_interval` with what
 /// changed, serialised once; this picks out what the viewer may see and sends it as one batch.
 /// While the browser's queue is full, ticks are merged (latest row per conversation); if that
 /// lasts `slow_viewer_timeout`, it is let go with a notice. One that falls more than the tick
@@ -502,6 +506,7 @@ async fn watch_floor(
     let tenant = viewer.tenant.as_deref();
     let mut closing = floor.closing.subscribe();
     floor.metrics.floor_event("floor");
+    floor.caught_up().await;
     let first = Event::default()
         .event("floor")
         .data(snapshot(&floor, tenant));
@@ -554,23 +559,6 @@ async fn watch_floor(
                     );
                     let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(notice)).await;
                     return "too_slow";
-                }
-            }
-        }
-    }
-}
-
-/// Publishes the floor's changes once per `update_interval` until the server shuts down.
-pub(crate) async fn publish(floor: Arc<Floor>) {
-    let mut closing = floor.closing.subscribe();
-    let mut tick = tokio::time::interval(floor.config.update_interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = async { let _ = closing.wait_for(|c| *c).await; } => return,
-            _ = tick.tick() => {
-                if let Some(t) = floor.tick() {
-                    let _ = floor.ticks.send(t);
                 }
             }
         }

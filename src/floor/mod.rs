@@ -1,13 +1,17 @@
 //! The supervisor's live floor: what every live conversation looks like now, kept for the page
 //! that `hearken serve --ui-addr` serves ([`http`]).
 //!
-//! The stream task owns a [`CallHandle`] per live conversation and tells it what the engine
-//! emitted (the same `ScoreUpdate`s, alerts and scorecards the client gets, at the point where
-//! alerts are published to `WatchAlerts`); the handle keeps a bounded view of the call (latest
-//! score, a short trend, the last `history` points and utterances, the last alerts) and marks
-//! it changed. Once per `update_interval` the floor's publisher serialises each changed row and
-//! each new alert once, for every viewer (a `Tick`); a viewer only picks out what its tenant
-//! may see and concatenates. A call that changed many times in an interval is one row; a
+//! The owner of a live conversation (a stream task, a pipeline partition) holds a
+//! [`CallHandle`] per conversation and tells it what the engine emitted (the same
+//! `ScoreUpdate`s, alerts and scorecards the client gets). The handle takes no lock: it queues
+//! what it was told on a bounded channel (console-subscriber's shape), and one task, the
+//! floor's aggregator ([`Floor::aggregate`]), applies it to the floor's state: a bounded view of
+//! each call (latest score, a short trend, the last `history` points and utterances, the last
+//! alerts), marked changed. A call that opens holds room in the channel for its end, so the
+//! floor never keeps a call that has gone; what finds the channel full is dropped and counted
+//! ([`Floor::dropped`], `hearken.floor.dropped`). Once per `update_interval` the aggregator
+//! serialises each changed row and each new alert once, for every viewer (a `Tick`); a viewer
+//! only picks out what its tenant may see and concatenates. A call that changed many times in an interval is one row; a
 //! browser that cannot keep up has its rows coalesced further (latest per conversation) until
 //! it reads or is let go. So a floor costs the server its changes once per interval, plus a
 //! copy per viewer.
@@ -25,7 +29,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::proto::WireName as _;
 use crate::proto::v1::{
@@ -122,6 +126,10 @@ const TICKS_BUFFER: usize = 64;
 /// conversations still hold them).
 const ALERTS_PER_TICK: usize = 200;
 
+/// What conversations may have told the floor and the aggregator not yet applied. Each call
+/// on the floor holds one place for its end, so this also bounds the calls shown.
+const TOLD_QUEUE: usize = 131_072;
+
 /// The seven components, in the order of the `Component` enum.
 pub const COMPONENTS: [&str; 7] = [
     "patience",
@@ -175,13 +183,45 @@ pub struct Floor {
     /// Turns true when the server shuts down: viewers are told and let go.
     closing: tokio::sync::watch::Sender<bool>,
     metrics: Arc<crate::telemetry::Metrics>,
+    /// What conversations tell the floor, for the aggregator.
+    told: mpsc::Sender<Told>,
+    /// The receiving end, until the aggregator takes it (or `settle` reads it).
+    told_rx: Mutex<Option<mpsc::Receiver<Told>>>,
+    /// What was told and found no room (calls, then events).
+    dropped: AtomicU64,
+}
+
+/// What a conversation told the floor, queued for the aggregator.
+#[derive(Debug)]
+enum Told {
+    Opened(Box<Call>),
+    Utterance(u64, Box<Pending>, Option<i64>),
+    Update(u64, Box<ScoreUpdate>),
+    Alert(u64, Box<Alert>, SystemTime),
+    Scorecard(u64, Option<Box<ScoreView>>, &'static str),
+    Ended(u64),
+    /// Answered once everything queued before it is applied.
+    CaughtUp(oneshot::Sender<()>),
 }
 
 impl Floor {
     /// An empty floor, recording its viewers and events into `metrics`.
     pub fn new(config: FloorConfig, metrics: Arc<crate::telemetry::Metrics>) -> Arc<Floor> {
+        Self::with_queue(config, metrics, TOLD_QUEUE)
+    }
+
+    /// An empty floor whose aggregator's queue holds `queue` things told.
+    fn with_queue(
+        config: FloorConfig,
+        metrics: Arc<crate::telemetry::Metrics>,
+        queue: usize,
+    ) -> Arc<Floor> {
         let (ticks, _) = broadcast::channel(TICKS_BUFFER);
+        let (told, told_rx) = mpsc::channel(queue);
         Arc::new(Floor {
+            told,
+            told_rx: Mutex::new(Some(told_rx)),
+            dropped: AtomicU64::new(0),
             config,
             calls: RwLock::default(),
             ended: Mutex::default(),
@@ -240,15 +280,181 @@ impl Floor {
             offset_ms: 0,
             json: None,
         };
-        let call = Arc::new(Mutex::new(call));
-        self.write_calls().insert(key, Arc::clone(&call));
-        self.live.fetch_add(1, Ordering::Relaxed);
-        self.changed(key);
+        // Room for the call and for its end, or it is not shown (counted).
+        let permits = self
+            .told
+            .clone()
+            .try_reserve_owned()
+            .and_then(|first| Ok((first, self.told.clone().try_reserve_owned()?)));
+        let Ok((opened, end)) = permits else {
+            self.dropped("call");
+            return CallHandle {
+                floor: Arc::clone(self),
+                key: None,
+                end: None,
+            };
+        };
+        opened.send(Told::Opened(Box::new(call)));
         CallHandle {
             floor: Arc::clone(self),
-            call,
-            key,
+            key: Some(key),
+            end: Some(end),
         }
+    }
+
+    /// Counts something told that found no room.
+    fn dropped(&self, what: &'static str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.floor_dropped(what);
+    }
+
+    /// What conversations told the floor and found no room for (calls not shown, events not
+    /// applied), since it started.
+    pub fn dropped_told(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues what a call told, if there is room (else drops and counts it).
+    fn tell(&self, told: Told) {
+        if self.told.try_send(told).is_err() {
+            self.dropped("event");
+        }
+    }
+
+    /// Applies what was told, in order. Only the aggregator (or `settle`) calls this.
+    fn apply(&self, told: Told) {
+        match told {
+            Told::Opened(call) => {
+                let key = call.key;
+                self.write_calls().insert(key, Arc::new(Mutex::new(*call)));
+                self.live.fetch_add(1, Ordering::Relaxed);
+                self.changed(key);
+            }
+            Told::Utterance(key, pending, offset) => {
+                self.with_call(key, |call| {
+                    call.pending = Some(*pending);
+                    if let Some(offset) = offset {
+                        call.offset_ms = call.offset_ms.max(offset);
+                        call.json = None;
+                    }
+                });
+            }
+            Told::Update(key, update) => {
+                let (history, text_utterances) = (self.config.history, self.config.text_utterances);
+                self.with_call(key, |call| call.update(&update, history, text_utterances));
+                self.changed(key);
+            }
+            Told::Alert(key, alert, at) => self.alert(key, &alert, at),
+            Told::Scorecard(key, score, reason) => self.with_call(key, |call| {
+                call.json = None;
+                if let Some(score) = score {
+                    call.score = Some(*score);
+                }
+                call.ended = Some(reason);
+            }),
+            Told::Ended(key) => {
+                self.with_call(key, |call| {
+                    call.ended.get_or_insert("freed");
+                    call.json = None;
+                });
+                self.ended(key);
+            }
+            Told::CaughtUp(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn with_call(&self, key: u64, f: impl FnOnce(&mut Call)) {
+        if let Some(call) = self.read_calls().get(&key).cloned() {
+            f(&mut lock(&call));
+        }
+    }
+
+    /// An alert the engine raised for call `key`, onto the call and the feed.
+    fn alert(&self, key: u64, alert: &Alert, raised_at: SystemTime) {
+        let Some(call) = self.read_calls().get(&key).cloned() else {
+            return;
+        };
+        let feed = {
+            let mut call = lock(&call);
+            let feed = Arc::new(FeedAlert {
+                key,
+                conversation_id: call.conversation_id.clone(),
+                agent: call.agent.clone(),
+                alert_id: alert.alert_id.clone(),
+                kind: alert.kind().lower(),
+                severity: Severity::try_from(alert.severity)
+                    .unwrap_or_default()
+                    .lower(),
+                message: alert.message.clone(),
+                coaching_tip: alert.coaching_tip.clone(),
+                offset_ms: alert.offset_ms,
+                raised_at_ms: epoch_ms(raised_at),
+                evidence_utterance_ids: alert.evidence_utterance_ids.clone(),
+                tenant: call.tenant.clone(),
+            });
+            call.alert_count += 1;
+            call.json = None;
+            let severity = Severity::try_from(alert.severity).unwrap_or_default();
+            let highest = call.alert_kinds.entry(feed.kind).or_insert(severity);
+            *highest = (*highest).max(severity);
+            push_bounded(&mut call.alerts, Arc::clone(&feed), ALERTS_PER_CALL);
+            feed
+        };
+        push_bounded(&mut lock(&self.feed), Arc::clone(&feed), FEED);
+        self.raised(feed);
+        self.changed(key);
+    }
+
+    /// Applies, at once, what was told so far, when no aggregator runs (tools, tests); with
+    /// one, it does nothing (the aggregator applies as things come).
+    pub fn settle(&self) {
+        if let Some(rx) = lock(&self.told_rx).as_mut() {
+            while let Ok(told) = rx.try_recv() {
+                self.apply(told);
+            }
+        }
+    }
+
+    /// Waits (at most a second) until the aggregator has applied everything told before now,
+    /// so that a page read after a call's answers sees them.
+    pub(crate) async fn caught_up(&self) {
+        self.settle();
+        let (done, applied) = oneshot::channel();
+        let wait = async {
+            if self.told.send(Told::CaughtUp(done)).await.is_ok() {
+                let _ = applied.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+    }
+
+    /// The aggregator: applies what conversations tell the floor as it comes, and publishes
+    /// what changed once per `update_interval`, until the floor closes.
+    pub(crate) async fn aggregate(self: Arc<Self>) {
+        let Some(mut rx) = lock(&self.told_rx).take() else {
+            return; // another aggregator runs
+        };
+        let mut closing = self.closing.subscribe();
+        let mut tick = tokio::time::interval(self.config.update_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = async { let _ = closing.wait_for(|c| *c).await; } => break,
+                told = rx.recv() => match told {
+                    Some(told) => self.apply(told),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    if let Some(t) = self.tick() {
+                        let _ = self.ticks.send(t);
+                    }
+                }
+            }
+        }
+        // Put back, so that what is told after is still bounded and `settle` can read it.
+        *lock(&self.told_rx) = Some(rx);
     }
 
     fn write_calls(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, Arc<Mutex<Call>>>> {
@@ -693,157 +899,62 @@ pub struct Detail {
     pub alerts: Vec<Arc<FeedAlert>>,
 }
 
-/// A live conversation's place on the floor, owned by its stream task. Dropping it marks the
-/// conversation ended (`freed` unless a scorecard said why).
+/// A live conversation's place on the floor, owned by its stream task or pipeline partition.
+/// Dropping it marks the conversation ended (`freed` unless a scorecard said why). It queues
+/// what it is told for the floor's aggregator and takes no lock.
 #[derive(Debug)]
 pub struct CallHandle {
     floor: Arc<Floor>,
-    call: Arc<Mutex<Call>>,
-    key: u64,
+    /// `None` for a call the floor had no room for (not shown).
+    key: Option<u64>,
+    /// The room held for the call's end.
+    end: Option<mpsc::OwnedPermit<Told>>,
 }
 
 impl CallHandle {
     /// The utterance about to be scored: its role, and its text if the floor shows text.
     pub fn utterance(&self, u: &crate::engine::Utterance) {
+        let Some(key) = self.key else { return };
         let text = self.floor.config.show_text.then(|| {
             let kept = bounded(&u.text, TEXT_BYTES);
             let cut = kept.len() < u.text.len();
             (kept, cut)
         });
-        let mut call = lock(&self.call);
-        call.pending = Some(Pending {
+        let pending = Pending {
             utterance_id: bounded(&u.utterance_id, 256),
             role: u.role.name(),
             offset_ms: u.start_ms.or(u.end_ms),
             text,
-        });
-        if let Some(offset) = u.end_ms.or(u.start_ms) {
-            call.offset_ms = call.offset_ms.max(offset);
-            call.json = None;
-        }
+        };
+        let offset = u.end_ms.or(u.start_ms);
+        self.floor
+            .tell(Told::Utterance(key, Box::new(pending), offset));
     }
 
     /// A score update the engine emitted.
     pub fn update(&self, update: &ScoreUpdate) {
-        let history = self.floor.config.history;
-        let text_utterances = self.floor.config.text_utterances;
-        // The utterance's id, shared by its score point and its row.
-        let mut id: Option<Arc<str>> = None;
-        {
-            let mut call = lock(&self.call);
-            call.json = None;
-            if let Some(score) = &update.score {
-                let view = score_view(score);
-                if !update.partial {
-                    let mut components = [0.0; 7];
-                    for (slot, c) in components.iter_mut().zip(&view.components) {
-                        *slot = c.score;
-                    }
-                    push_bounded(&mut call.trend, view.overall, TREND_POINTS);
-                    let offset_ms = call.offset_ms;
-                    let utterance_id =
-                        id.get_or_insert_with(|| Arc::from(bounded(&update.utterance_id, 256)));
-                    push_bounded(
-                        &mut call.history,
-                        Point {
-                            utterance_id: Arc::clone(utterance_id),
-                            offset_ms,
-                            overall: view.overall,
-                            components,
-                        },
-                        history,
-                    );
-                }
-                call.score = Some(view);
-            }
-            if let Some(c) = &update.customer {
-                call.customer = Some(CustomerView {
-                    sentiment: hundredth(c.sentiment),
-                    frustration: hundredth(c.frustration),
-                    trend: c.trend().lower(),
-                });
-            }
-            if !update.partial {
-                let pending = call
-                    .pending
-                    .take_if(|p| p.utterance_id == update.utterance_id);
-                let utterance_id = id
-                    .take()
-                    .unwrap_or_else(|| Arc::from(bounded(&update.utterance_id, 256)));
-                let view = utterance_view(utterance_id, pending.as_ref(), update);
-                // A final utterance that was sent again replaces its row.
-                if call
-                    .utterances
-                    .back()
-                    .is_some_and(|u| u.utterance_id == view.utterance_id)
-                {
-                    call.utterances.pop_back();
-                } else {
-                    call.utterance_count += 1;
-                }
-                push_bounded(&mut call.utterances, view, history);
-                // Only the latest `text_utterances` keep their words.
-                if let Some(older) = call
-                    .utterances
-                    .len()
-                    .checked_sub(text_utterances + 1)
-                    .and_then(|i| call.utterances.get_mut(i))
-                {
-                    older.text = None;
-                    for b in &mut older.behaviours {
-                        b.evidence = None;
-                    }
-                }
-            }
+        if let Some(key) = self.key {
+            self.floor.tell(Told::Update(key, Box::new(update.clone())));
         }
-        self.floor.changed(self.key);
     }
 
     /// An alert the engine raised.
     pub fn alert(&self, alert: &Alert) {
-        let feed = {
-            let mut call = lock(&self.call);
-            let feed = Arc::new(FeedAlert {
-                key: self.key,
-                conversation_id: call.conversation_id.clone(),
-                agent: call.agent.clone(),
-                alert_id: alert.alert_id.clone(),
-                kind: alert.kind().lower(),
-                severity: Severity::try_from(alert.severity)
-                    .unwrap_or_default()
-                    .lower(),
-                message: alert.message.clone(),
-                coaching_tip: alert.coaching_tip.clone(),
-                offset_ms: alert.offset_ms,
-                raised_at_ms: epoch_ms(SystemTime::now()),
-                evidence_utterance_ids: alert.evidence_utterance_ids.clone(),
-                tenant: call.tenant.clone(),
-            });
-            call.alert_count += 1;
-            call.json = None;
-            let severity = Severity::try_from(alert.severity).unwrap_or_default();
-            let highest = call.alert_kinds.entry(feed.kind).or_insert(severity);
-            *highest = (*highest).max(severity);
-            push_bounded(&mut call.alerts, Arc::clone(&feed), ALERTS_PER_CALL);
-            feed
-        };
-        push_bounded(&mut lock(&self.floor.feed), Arc::clone(&feed), FEED);
-        self.floor.raised(feed);
-        self.floor.changed(self.key);
+        if let Some(key) = self.key {
+            self.floor
+                .tell(Told::Alert(key, Box::new(alert.clone()), SystemTime::now()));
+        }
     }
 
     /// The scorecard: the conversation ended.
     pub fn scorecard(&self, card: &Scorecard) {
-        let mut call = lock(&self.call);
-        call.json = None;
-        if let Some(score) = &card.score {
-            call.score = Some(score_view(score));
-        }
-        call.ended = Some(
-            EndReason::try_from(card.end_reason)
+        if let Some(key) = self.key {
+            let reason = EndReason::try_from(card.end_reason)
                 .unwrap_or_default()
-                .lower(),
-        );
+                .lower();
+            let score = card.score.as_ref().map(|s| Box::new(score_view(s)));
+            self.floor.tell(Told::Scorecard(key, score, reason));
+        }
     }
 }
 
@@ -876,12 +987,82 @@ impl crate::host::watch::WatchedCall for CallHandle {
 
 impl Drop for CallHandle {
     fn drop(&mut self) {
-        {
-            let mut call = lock(&self.call);
-            call.ended.get_or_insert("freed");
-            call.json = None;
+        if let (Some(key), Some(end)) = (self.key, self.end.take()) {
+            end.send(Told::Ended(key));
         }
-        self.floor.ended(self.key);
+    }
+}
+
+impl Call {
+    /// A score update the engine emitted.
+    fn update(&mut self, update: &ScoreUpdate, history: usize, text_utterances: usize) {
+        // The utterance's id, shared by its score point and its row.
+        let mut id: Option<Arc<str>> = None;
+        let call = self;
+        call.json = None;
+        if let Some(score) = &update.score {
+            let view = score_view(score);
+            if !update.partial {
+                let mut components = [0.0; 7];
+                for (slot, c) in components.iter_mut().zip(&view.components) {
+                    *slot = c.score;
+                }
+                push_bounded(&mut call.trend, view.overall, TREND_POINTS);
+                let offset_ms = call.offset_ms;
+                let utterance_id =
+                    id.get_or_insert_with(|| Arc::from(bounded(&update.utterance_id, 256)));
+                push_bounded(
+                    &mut call.history,
+                    Point {
+                        utterance_id: Arc::clone(utterance_id),
+                        offset_ms,
+                        overall: view.overall,
+                        components,
+                    },
+                    history,
+                );
+            }
+            call.score = Some(view);
+        }
+        if let Some(c) = &update.customer {
+            call.customer = Some(CustomerView {
+                sentiment: hundredth(c.sentiment),
+                frustration: hundredth(c.frustration),
+                trend: c.trend().lower(),
+            });
+        }
+        if !update.partial {
+            let pending = call
+                .pending
+                .take_if(|p| p.utterance_id == update.utterance_id);
+            let utterance_id = id
+                .take()
+                .unwrap_or_else(|| Arc::from(bounded(&update.utterance_id, 256)));
+            let view = utterance_view(utterance_id, pending.as_ref(), update);
+            // A final utterance that was sent again replaces its row.
+            if call
+                .utterances
+                .back()
+                .is_some_and(|u| u.utterance_id == view.utterance_id)
+            {
+                call.utterances.pop_back();
+            } else {
+                call.utterance_count += 1;
+            }
+            push_bounded(&mut call.utterances, view, history);
+            // Only the latest `text_utterances` keep their words.
+            if let Some(older) = call
+                .utterances
+                .len()
+                .checked_sub(text_utterances + 1)
+                .and_then(|i| call.utterances.get_mut(i))
+            {
+                older.text = None;
+                for b in &mut older.behaviours {
+                    b.evidence = None;
+                }
+            }
+        }
     }
 }
 
@@ -1006,7 +1187,8 @@ mod tests {
         for i in 0..100 {
             handle.update(&update(&format!("u{i}"), i as f64));
         }
-        let key = handle.key;
+        let key = handle.key.unwrap();
+        floor.settle();
         let detail = floor.detail(key, None).expect("on the floor");
         assert_eq!(detail.history.len(), 5);
         assert_eq!(detail.utterances.len(), 5);
@@ -1015,6 +1197,7 @@ mod tests {
         assert_eq!(detail.row.score.as_ref().unwrap().components[4].score, 40.0);
         assert_eq!(floor.live_calls(), 1);
         drop(handle);
+        floor.settle();
         // Linger zero: it leaves at the next read.
         std::thread::sleep(Duration::from_millis(2));
         assert!(floor.rows(None).is_empty());
@@ -1044,7 +1227,8 @@ mod tests {
             let handle = floor.open("c1", None, &ConversationStart::default());
             handle.utterance(&utterance);
             handle.update(&update("u1", 70.0));
-            let detail = floor.detail(handle.key, None).unwrap();
+            floor.settle();
+            let detail = floor.detail(handle.key.unwrap(), None).unwrap();
             let json = serde_json::to_string(&detail).unwrap();
             assert!(!json.contains("4111"), "{json}");
             assert_eq!(detail.utterances[0].role, "customer");
@@ -1096,7 +1280,8 @@ mod tests {
             }];
             handle.update(&u);
         }
-        let detail = floor.detail(handle.key, None).unwrap();
+        floor.settle();
+        let detail = floor.detail(handle.key.unwrap(), None).unwrap();
         assert_eq!(detail.utterances.len(), 8);
         let texts: Vec<Option<&str>> = detail
             .utterances
@@ -1128,8 +1313,45 @@ mod tests {
         let floor = Floor::new(FloorConfig::default(), noop());
         let a = floor.open("c1", Some(Arc::from("a")), &ConversationStart::default());
         let _b = floor.open("c1", Some(Arc::from("b")), &ConversationStart::default());
+        floor.settle();
         assert_eq!(floor.rows(None).len(), 2);
         assert_eq!(floor.rows(Some("a")).len(), 1);
-        assert!(floor.detail(a.key, Some("b")).is_none());
+        assert!(floor.detail(a.key.unwrap(), Some("b")).is_none());
+    }
+
+    /// The owner of a call never waits for the floor: what finds the queue full is dropped and
+    /// counted, a call is shown only with room for its end, and a call shown always leaves.
+    #[test]
+    fn a_full_queue_drops_and_counts_but_never_keeps_a_call_that_went() {
+        let floor = Floor::with_queue(FloorConfig::default(), noop(), 4);
+        let first = floor.open("c1", None, &ConversationStart::default());
+        for i in 0..10 {
+            first.update(&update(&format!("u{i}"), 50.0));
+        }
+        // Opened (1) + its end's room (1) + two updates fill the queue of 4.
+        assert_eq!(floor.dropped_told(), 8);
+        let second = floor.open("c2", None, &ConversationStart::default());
+        assert!(second.key.is_none(), "no room: not shown");
+        assert_eq!(floor.dropped_told(), 9);
+        drop(first); // its end had room kept for it
+        drop(second);
+        floor.settle();
+        let rows = floor.rows(None);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, "ended");
+        assert_eq!(rows[0].utterance_count, 2);
+        assert_eq!(floor.live_calls(), 0);
+        // With room again, what is told is applied.
+        let third = floor.open("c3", None, &ConversationStart::default());
+        third.update(&update("u1", 60.0));
+        floor.settle();
+        assert_eq!(
+            floor
+                .detail(third.key.unwrap(), None)
+                .unwrap()
+                .row
+                .utterance_count,
+            1
+        );
     }
 }

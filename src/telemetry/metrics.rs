@@ -48,6 +48,7 @@ pub struct Metrics {
     floor_viewers_ended: Counter<u64>,
     rubric_reloads: Counter<u64>,
     floor_events: Counter<u64>,
+    floor_dropped: Counter<u64>,
 }
 
 impl Metrics {
@@ -122,6 +123,13 @@ impl Metrics {
                 .with_unit("{event}")
                 .with_description("Server-Sent Events sent to floor viewers, by event")
                 .build(),
+            floor_dropped: meter
+                .u64_counter("hearken.floor.dropped")
+                .with_unit("{event}")
+                .with_description(
+                    "What conversations told the floor and found its queue full, by what (call, event)",
+                )
+                .build(),
         }
     }
 
@@ -146,6 +154,12 @@ impl Metrics {
     /// An event (`floor`, `batch`, `notice`) was queued for a floor viewer.
     pub fn floor_event(&self, event: &'static str) {
         self.floor_events.add(1, &[KeyValue::new("event", event)]);
+    }
+
+    /// Something a conversation told the floor found its queue full: a `call` not shown, an
+    /// `event` not applied.
+    pub fn floor_dropped(&self, what: &'static str) {
+        self.floor_dropped.add(1, &[KeyValue::new("what", what)]);
     }
 
     /// Instruments that record nothing (tests, tools).
