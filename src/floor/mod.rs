@@ -5,11 +5,11 @@
 //! [`CallHandle`] per conversation and tells it what the engine emitted (the same
 //! `ScoreUpdate`s, alerts and scorecards the client gets). The handle takes no lock: it queues
 //! what it was told on a bounded channel (console-subscriber's shape), and one task, the
-//! floor's aggregator ([`Floor::aggregate`]), applies it to the floor's state: a bounded view of
+//! floor's aggregator (`Floor::aggregate`), applies it to the floor's state: a bounded view of
 //! each call (latest score, a short trend, the last `history` points and utterances, the last
 //! alerts), marked changed. A call that opens holds room in the channel for its end, so the
 //! floor never keeps a call that has gone; what finds the channel full is dropped and counted
-//! ([`Floor::dropped`], `hearken.floor.dropped`). Once per `update_interval` the aggregator
+//! ([`Floor::dropped_told`], `hearken.floor.dropped`). Once per `update_interval` the aggregator
 //! serialises each changed row and each new alert once, for every viewer (a `Tick`); a viewer
 //! only picks out what its tenant may see and concatenates. A call that changed many times in an interval is one row; a
 //! browser that cannot keep up has its rows coalesced further (latest per conversation) until

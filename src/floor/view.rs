@@ -113,7 +113,7 @@ pub struct UtteranceView {
     pub role: &'static str,
     /// Start (or end) in ms from the conversation's start, when timed.
     pub offset_ms: Option<i64>,
-    /// The text, masked by the redactor (cut to [`TEXT_BYTES`]); only with `--ui-show-text`,
+    /// The text, masked by the redactor (cut to [`crate::floor::TEXT_BYTES`]); only with `--ui-show-text`,
     /// and only for the latest `--ui-text-utterances` utterances.
     pub text: Option<String>,
     /// Behaviours found in it.
