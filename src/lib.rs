@@ -9,6 +9,8 @@
 //! - [`proto`]: the generated `hearken.v1` types, and conversions to and from the engine's
 //!   (in-band rejections among them).
 //! - [`transcript`]: the JSON Lines transcript format of files, and speaker-label roles.
+//! - [`training`]: `hearken train`, the listening heads fitted to a site's labelled
+//!   conversations (features from the engine's own code).
 //! - [`input`]: every input format (hearken's, and the platforms' output files and events).
 //! - [`samples`]: the bundled calls.
 //! - [`tls`]: TLS settings shared by the gRPC port and the floor page.
@@ -40,4 +42,5 @@ pub mod server;
 pub mod service;
 pub mod telemetry;
 pub mod tls;
+pub mod training;
 pub mod transcript;

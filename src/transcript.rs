@@ -470,6 +470,11 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
+    /// The line number of the item read last (1-based; 0 before the first).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
     /// Reads speaker labels with `roles`.
     pub fn with_roles(mut self, roles: RoleMap) -> Self {
         self.roles = roles;

@@ -76,6 +76,7 @@ const LAYERS: &[&str] = &[
     "redact",
     "proto",
     "transcript",
+    "training",
     "input",
     "samples",
     "tls",

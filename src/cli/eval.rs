@@ -43,32 +43,7 @@ pub(super) struct EvalArgs {
     input: super::InputArgs,
 }
 
-/// The label name of a behaviour (the data's name for sentence completion).
-pub fn label_of(b: Behaviour) -> &'static str {
-    use Behaviour as B;
-    match b {
-        B::Interruption => "interruption",
-        B::CutOff => "cut_off",
-        B::Backchannel | B::Acknowledgement => "acknowledgement",
-        B::Overtalk => "overtalk",
-        B::DeadAir => "dead_air",
-        B::Monologue => "monologue",
-        B::FastSpeech => "fast_speech",
-        B::OpenQuestion => "open_question",
-        B::ClosedQuestion => "closed_question",
-        B::ClarifyingQuestion => "clarifying_question",
-        B::Empathy => "empathy",
-        B::Reflection => "reflection",
-        B::SentenceCompletion => "collaborative_completion",
-        B::PrematureSolution => "premature_solution",
-        B::DismissiveLanguage => "dismissive_language",
-        B::CustomerRepeat => "customer_repeat",
-        B::CustomerEmotion => "customer_emotion",
-        B::EscalationRequest => "escalation_request",
-        B::SideIssue => "side_issue",
-        B::UnansweredQuestion => "unanswered_question",
-    }
-}
+pub use crate::training::labels::label_of;
 
 fn normalise_label(name: &str) -> String {
     match name {
@@ -194,22 +169,7 @@ fn strings(v: Option<&serde_json::Value>) -> Option<BTreeSet<String>> {
     })
 }
 
-pub(super) fn strip(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in chars.iter().enumerate() {
-        let inner = i > 0
-            && i + 1 < chars.len()
-            && chars[i - 1].is_alphanumeric()
-            && chars[i + 1].is_alphanumeric();
-        if c.is_alphanumeric() || c.is_whitespace() || ((*c == '\'' || *c == '-') && inner) {
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(' ');
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub(super) use crate::training::strip_punctuation as strip;
 
 /// What `eval` adds up over the conversations.
 struct Tally {

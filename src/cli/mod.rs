@@ -1,4 +1,5 @@
-//! The `hearken` command: one file per verb (serve, demo, replay, score, eval, loadgen).
+//! The `hearken` command: one file per verb (serve, demo, replay, score, eval, train, loadgen,
+//! pipeline).
 
 mod client;
 mod demo;
@@ -10,6 +11,7 @@ mod render;
 mod replay;
 mod score;
 mod serve;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +46,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Score conversations from Kafka topics as a consumer-group member; results to topics.
     Pipeline(Box<pipeline::PipelineArgs>),
+    /// Fit the listening heads to your own labelled conversations; writes a model file.
+    Train(train::TrainArgs),
     /// Load-test a running server: N calls over M connections, throughput and latency.
     Loadgen(loadgen::LoadgenArgs),
     /// The learned layer's features of each utterance of labelled files (for `models/build.py`).
@@ -73,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Score(args) => score::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Features(args) => features::run(args),
+        Command::Train(args) => train::run(args),
         command => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -84,7 +89,10 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Command::Replay(args) => replay::run(args).await,
                     Command::Loadgen(args) => loadgen::run(args).await,
                     Command::Pipeline(args) => pipeline::run(*args, log_format).await,
-                    Command::Score(_) | Command::Eval(_) | Command::Features(_) => {
+                    Command::Score(_)
+                    | Command::Eval(_)
+                    | Command::Features(_)
+                    | Command::Train(_) => {
                         unreachable!("handled above")
                     }
                 }

@@ -57,6 +57,33 @@ pub enum Behaviour {
     UnansweredQuestion,
 }
 
+impl Behaviour {
+    /// Every behaviour, in declaration order.
+    pub const ALL: [Behaviour; 21] = [
+        Behaviour::Interruption,
+        Behaviour::CutOff,
+        Behaviour::Backchannel,
+        Behaviour::Overtalk,
+        Behaviour::DeadAir,
+        Behaviour::Monologue,
+        Behaviour::FastSpeech,
+        Behaviour::OpenQuestion,
+        Behaviour::ClosedQuestion,
+        Behaviour::ClarifyingQuestion,
+        Behaviour::Acknowledgement,
+        Behaviour::Empathy,
+        Behaviour::Reflection,
+        Behaviour::SentenceCompletion,
+        Behaviour::PrematureSolution,
+        Behaviour::DismissiveLanguage,
+        Behaviour::CustomerRepeat,
+        Behaviour::CustomerEmotion,
+        Behaviour::EscalationRequest,
+        Behaviour::SideIssue,
+        Behaviour::UnansweredQuestion,
+    ];
+}
+
 /// What a detector found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {

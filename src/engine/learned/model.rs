@@ -33,11 +33,12 @@ fn bad(what: impl Into<String>) -> ModelError {
 /// One head: a logistic regression over the dense and hashed features.
 #[derive(Debug, Clone)]
 pub(crate) struct Head {
-    /// Behaviour name (`open_question`, `closed_question`, `reflection`, ...).
-    name: String,
-    bias: f32,
-    dense: Vec<f32>,
-    sparse: Vec<f32>,
+    /// Behaviour name (`open_question`, `closed_question`, `reflection`, ...), with `.asr` for
+    /// the head of unpunctuated text.
+    pub name: String,
+    pub bias: f32,
+    pub dense: Vec<f32>,
+    pub sparse: Vec<f32>,
     /// Decision threshold on the logit (chosen by cross-validation when the head was built).
     pub threshold: f32,
 }
@@ -156,6 +157,79 @@ impl Model {
     /// Embedding width.
     pub(crate) fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The heads, in the file's order.
+    pub(crate) fn heads(&self) -> &[Head] {
+        &self.heads
+    }
+
+    /// The model file of this token table with `heads` (in their order) and `version`: a
+    /// safetensors file with its header in sorted order (the crate's writer orders the
+    /// metadata by a hash map), so the same model gives the same bytes on every machine, as
+    /// `models/build.py`'s writer does.
+    pub(crate) fn to_bytes(&self, heads: &[Head], version: &str) -> Vec<u8> {
+        use std::collections::BTreeMap;
+        let mut tokens = vec![""; self.vocab.len()];
+        for (t, &id) in &self.vocab {
+            tokens[id as usize] = t;
+        }
+        let mut meta = BTreeMap::new();
+        meta.insert("format".to_string(), FORMAT.to_string());
+        meta.insert("vocab".to_string(), tokens.join("\n"));
+        meta.insert("buckets".to_string(), self.buckets.to_string());
+        let names: Vec<&str> = heads.iter().map(|h| h.name.as_str()).collect();
+        meta.insert("heads".to_string(), names.join(","));
+        meta.insert("version".to_string(), version.to_string());
+        let mut tensors: BTreeMap<String, (&str, Vec<usize>, Vec<u8>)> = BTreeMap::new();
+        let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        tensors.insert(
+            "embeddings".into(),
+            (
+                "I8",
+                vec![tokens.len(), self.dim],
+                self.table.iter().map(|&b| b as u8).collect(),
+            ),
+        );
+        tensors.insert(
+            "scales".into(),
+            ("F32", vec![tokens.len()], f32s(&self.scales)),
+        );
+        for h in heads {
+            let n = &h.name;
+            tensors.insert(
+                format!("head.{n}.dense"),
+                ("F32", vec![h.dense.len()], f32s(&h.dense)),
+            );
+            tensors.insert(
+                format!("head.{n}.sparse"),
+                ("F32", vec![h.sparse.len()], f32s(&h.sparse)),
+            );
+            tensors.insert(format!("head.{n}.bias"), ("F32", vec![1], f32s(&[h.bias])));
+            meta.insert(
+                format!("threshold.{n}"),
+                format!("{:?}", f64::from(h.threshold)),
+            );
+        }
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::json!(meta));
+        let mut offset = 0;
+        for (name, (dtype, shape, data)) in &tensors {
+            header.insert(
+                name.clone(),
+                serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()]}),
+            );
+            offset += data.len();
+        }
+        let mut text = serde_json::to_vec(&header).unwrap_or_default();
+        text.resize(text.len().div_ceil(8) * 8, b' ');
+        let mut out = Vec::with_capacity(8 + text.len() + offset);
+        out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        out.extend_from_slice(&text);
+        for (_, (_, _, data)) in tensors {
+            out.extend_from_slice(&data);
+        }
+        out
     }
 
     /// The head for a behaviour, if the model has one; for unpunctuated text (`asr`), its
@@ -357,6 +431,27 @@ mod tests {
         wrong[at + 18] = b'9';
         let e = Model::from_bytes(&wrong).unwrap_err();
         assert!(e.to_string().contains("format"), "{e}");
+    }
+
+    /// A model written back with its own heads loads with the same heads and the same token
+    /// table, and writing is deterministic.
+    #[test]
+    fn a_model_written_back_loads_the_same() {
+        let m = embedded();
+        let bytes = m.to_bytes(m.heads(), "1");
+        assert_eq!(bytes, m.to_bytes(m.heads(), "1"));
+        let back = Model::from_bytes(&bytes).expect("loads");
+        assert_eq!(back.dim(), m.dim());
+        assert_eq!(back.table, m.table);
+        assert_eq!(back.scales, m.scales);
+        assert_eq!(back.vocab, m.vocab);
+        assert_eq!(back.heads().len(), m.heads().len());
+        for (a, b) in back.heads().iter().zip(m.heads()) {
+            assert_eq!(
+                (&a.name, a.bias, &a.dense, &a.sparse, a.threshold),
+                (&b.name, b.bias, &b.dense, &b.sparse, b.threshold)
+            );
+        }
     }
 
     #[test]

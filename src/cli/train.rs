@@ -1,0 +1,221 @@
+//! `hearken train FILE... --out MODEL`: the listening heads fitted to a site's own labelled
+//! conversations (`docs/training.md`). Reads hearken's JSON Lines transcripts with
+//! `labels.behaviours` / `labels.behaviours_ignore` per utterance (the convention of
+//! `../shared/data/README.md`); starts from the model `--model` names (else the embedded one);
+//! writes a model file that `--model` / `HEARKEN_MODEL` load everywhere.
+
+use std::io::{BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+
+use crate::training::{self, Annotation, HeadReport, Options, Start};
+use crate::transcript::{Reader, Transcript};
+
+/// Flags of `hearken train`.
+#[derive(Debug, clap::Args)]
+pub(super) struct TrainArgs {
+    /// Labelled transcript files (hearken's JSON Lines, with `labels` per utterance).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Where to write the trained model (safetensors).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The behaviours to train (comma-separated: open_question, closed_question, reflection);
+    /// default: each the files label positive at least once. Every other head stays the base
+    /// model's, byte for byte.
+    #[arg(long, value_delimiter = ',')]
+    behaviours: Option<Vec<String>>,
+    /// Start each head from the base model's (`default`: its weights are the prior the fit is
+    /// pulled towards) or from zero (`scratch`).
+    #[arg(long, value_enum, default_value = "default")]
+    start: StartArg,
+    /// Folds of the cross-validation by conversation (2–20).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(2..=20))]
+    folds: u8,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the model even if some conversations or utterances could not be used (they are
+    /// still listed and counted).
+    #[arg(long)]
+    allow_rejections: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum StartArg {
+    Default,
+    Scratch,
+}
+
+/// Reads the labelled conversations of `path`, with their annotations; a label that does not
+/// follow the convention is an error naming the file, line and utterance.
+fn read(
+    path: &PathBuf,
+    dropped: &mut Vec<String>,
+) -> anyhow::Result<Vec<(Transcript, Vec<Option<Annotation>>)>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+    let mut reader = Reader::new(BufReader::new(file));
+    let mut out = Vec::new();
+    while let Some(item) = reader.next() {
+        let t = match item {
+            Ok(t) => t,
+            Err(e) => {
+                dropped.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let mut annotations = Vec::with_capacity(t.utterances.len());
+        for (u, labels) in t.utterances.iter().zip(&t.labels) {
+            let a = training::annotation(labels.as_ref()).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}:{}: conversation {}, utterance {}: {e}",
+                    path.display(),
+                    reader.line(),
+                    t.conversation_id,
+                    u.utterance_id
+                )
+            })?;
+            annotations.push(a);
+        }
+        out.push((t, annotations));
+    }
+    Ok(out)
+}
+
+pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    if let Some(list) = &args.behaviours {
+        for b in list {
+            if !training::HEADS.contains(&b.as_str()) {
+                bail!(
+                    "--behaviours: {b:?} has no head to train (heads: {})",
+                    training::HEADS.join(", ")
+                );
+            }
+        }
+    }
+    let rubric = super::load_rubric(None)?;
+    let mut dropped = Vec::new();
+    let mut conversations = Vec::new();
+    for path in &args.files {
+        conversations.extend(read(path, &mut dropped)?);
+    }
+    let (examples, unusable) = training::examples(&conversations, &rubric);
+    dropped.extend(unusable);
+    let options = Options {
+        folds: usize::from(args.folds),
+        start: match args.start {
+            StartArg::Default => Start::Default,
+            StartArg::Scratch => Start::Scratch,
+        },
+        behaviours: args.behaviours.clone(),
+    };
+    if training::behaviours_to_train(&examples, options.behaviours.as_deref()).is_empty() {
+        bail!(
+            "nothing to train: no utterance is labelled with {} (labels.behaviours)",
+            training::HEADS.join(", ")
+        );
+    }
+    let trained = training::train(&examples, rubric.model(), &options);
+    let write = dropped.is_empty() || args.allow_rejections;
+    if write {
+        let tmp = args.out.with_extension("tmp");
+        std::fs::write(&tmp, &trained.model)
+            .and_then(|()| std::fs::rename(&tmp, &args.out))
+            .with_context(|| format!("failed to write {}", args.out.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::json!({
+            "conversations": conversations.len(),
+            "heads": trained.report,
+            "dropped": dropped,
+            "model": write.then(|| args.out.display().to_string()),
+        });
+        writeln!(out, "{json}")?;
+    } else {
+        print_report(&mut out, conversations.len(), &trained.report)?;
+        for d in &dropped {
+            writeln!(out, "not used: {d}")?;
+        }
+        if write {
+            writeln!(
+                out,
+                "wrote {} ({} bytes)",
+                args.out.display(),
+                trained.model.len()
+            )?;
+        }
+    }
+    if !write {
+        eprintln!(
+            "hearken train: {} conversations or utterances could not be used (listed above); no model written (--allow-rejections writes it anyway)",
+            dropped.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if !dropped.is_empty() {
+        eprintln!(
+            "hearken train: {} conversations or utterances could not be used (listed above)",
+            dropped.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(
+    out: &mut impl std::io::Write,
+    conversations: usize,
+    report: &[HeadReport],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{conversations} labelled conversations; heads cross-validated by conversation (new) beside the base model's head (base), on the examples each head judges"
+    )?;
+    writeln!(
+        out,
+        "{:<16} {:<12} {:>8} {:>9} {:>6}   {:>5} {:>5} {:>5}   {:>5} {:>5} {:>5}",
+        "behaviour",
+        "text",
+        "examples",
+        "positive",
+        "convs",
+        "new P",
+        "R",
+        "F1",
+        "base P",
+        "R",
+        "F1"
+    )?;
+    for h in report {
+        let (np, nr, nf) = h
+            .new
+            .map(|c| (fmt(c.precision()), fmt(c.recall()), fmt(c.f1())))
+            .unwrap_or_else(|| ("-".into(), "-".into(), "-".into()));
+        writeln!(
+            out,
+            "{:<16} {:<12} {:>8} {:>9} {:>6}   {:>5} {:>5} {:>5}   {:>6} {:>5} {:>5}",
+            h.behaviour,
+            h.text,
+            h.examples,
+            h.positives,
+            h.conversations,
+            np,
+            nr,
+            nf,
+            fmt(h.base.precision()),
+            fmt(h.base.recall()),
+            fmt(h.base.f1())
+        )?;
+        if let Some(w) = &h.warning {
+            writeln!(out, "  warning: {} {}: {w}", h.behaviour, h.text)?;
+        }
+    }
+    Ok(())
+}
+
+fn fmt(x: f64) -> String {
+    format!("{x:.3}")
+}
