@@ -28,6 +28,28 @@ def seconds(text):
     return int(m[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m[2]]
 
 
+def model_checks(label, merged, deployment):
+    """A model file from the volume the operator names: mounted, passed with --model, the pods
+    rolled by its revision; none of it without one."""
+    name = deployment["metadata"]["name"]
+    pod = deployment["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    model = merged.get("model", {})
+    volumes = [v for v in pod["spec"].get("volumes", []) if v["name"] == "model"]
+    mounts = [m for m in c.get("volumeMounts", []) if m["name"] == "model"]
+    passed = [a for a in c["args"] if a.startswith("--model")]
+    if model.get("volume"):
+        source = {k: v for k, v in volumes[0].items() if k != "name"} if volumes else None
+        check(f"{label}: {name}: the model volume is mounted read-only and passed with --model",
+              source == model["volume"] and len(mounts) == 1 and mounts[0]["mountPath"] == "/etc/hearken-model"
+              and mounts[0].get("readOnly") is True and passed == [f"--model=/etc/hearken-model/{model['file']}"],
+              (volumes, mounts, passed))
+        revision = pod["metadata"].get("annotations", {}).get("checksum/model")
+        check(f"{label}: {name}: the model's revision rolls the pods", revision == (model.get("revision") or None), revision)
+    else:
+        check(f"{label}: {name}: the embedded model without a model volume", not volumes and not mounts and not passed, (volumes, passed))
+
+
 def pipeline_checks(label, merged, by_kind, grpc_services):
     p = merged["pipeline"]
     named = lambda kind: [o for o in by_kind.get(kind, []) if o["metadata"]["name"].endswith("-pipeline")]
@@ -185,6 +207,9 @@ for values_file in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
         check(f"{label}: the rubric is mounted and passed", len(maps) == 1 and "--rubric=/etc/hearken/rubric.toml" in container["args"] and maps[0]["data"]["rubric.toml"].strip() == merged["rubric"].strip(), container["args"])
     else:
         check(f"{label}: no ConfigMap without a rubric", not maps and not any(a.startswith("--rubric") for a in container["args"]))
+    pipelines = [d for d in by_kind["Deployment"] if d["metadata"]["name"].endswith("-pipeline")]
+    for d in [deployment] + pipelines:
+        model_checks(label, merged, d)
     pipeline_checks(label, merged, by_kind, [s for s in services if s["spec"].get("clusterIP") != "None" and not s["metadata"]["name"].endswith("-pipeline-ui")])
     tests = [d for d in by_kind.get("Pod", []) if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
     check(f"{label}: helm test replays a bundled call with hearken replay", len(tests) == 1 and tests[0]["spec"]["containers"][0]["args"][:2] == ["replay", "/usr/share/hearken/samples/demo-calls.jsonl"], tests)

@@ -137,13 +137,13 @@ fn the_same_inputs_give_the_same_bytes_and_the_report_compares_with_the_base() {
         d.path().join("a.safetensors"),
         d.path().join("b.safetensors"),
     );
-    let first = train(&[&data], &a, &["--json"]);
+    let first = train(&[&data], &a, &["--json", "--no-engine-cv"]);
     assert!(
         first.status.success(),
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let second = train(&[&data], &b, &["--json"]);
+    let second = train(&[&data], &b, &["--json", "--no-engine-cv"]);
     assert!(second.status.success());
     assert_eq!(
         std::fs::read(&a).unwrap(),
@@ -180,7 +180,7 @@ fn only_the_behaviours_labelled_change_byte_for_byte() {
     let data = d.path().join("reflection-only.jsonl");
     labelled("models/data/support-chat.txt", &data, &["reflection"]);
     let out = d.path().join("m.safetensors");
-    let o = train(&[&data], &out, &[]);
+    let o = train(&[&data], &out, &["--no-engine-cv"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let base = tensors(&embedded_model(d.path()));
     let new = tensors(&out);
@@ -255,7 +255,7 @@ fn a_bad_label_is_an_error_naming_its_line_and_no_model_is_written() {
         .join("\n");
     std::fs::write(&data, text).unwrap();
     let out = d.path().join("m.safetensors");
-    let o = train(&[&data], &out, &[]);
+    let o = train(&[&data], &out, &["--no-engine-cv"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.jsonl:3:"), "{err}");
@@ -273,7 +273,7 @@ fn the_trained_model_loads_in_score_eval_and_serve() {
     let data = d.path().join("chats.jsonl");
     labelled("models/data/support-chat.txt", &data, ALL);
     let out = d.path().join("m.safetensors");
-    assert!(train(&[&data], &out, &[]).status.success());
+    assert!(train(&[&data], &out, &["--no-engine-cv"]).status.success());
     let o = run(hearken().arg("--model").arg(&out).arg("score").arg(&data));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("scorecard"));

@@ -81,6 +81,27 @@ pub struct Counts {
     pub f1: f64,
 }
 
+impl Counts {
+    /// Counts with their precision, recall and F1.
+    pub fn from_counts(tp: u64, fp: u64, fn_: u64) -> Counts {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let (precision, recall) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        Counts {
+            tp,
+            fp,
+            fn_,
+            precision,
+            recall,
+            f1,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     behaviours: BTreeMap<String, Counts>,
@@ -236,14 +257,7 @@ impl Tally {
     /// Precision, recall and F1 from the counts.
     fn finish(&mut self) {
         for c in self.counts.values_mut() {
-            let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-            c.precision = ratio(c.tp, c.tp + c.fp);
-            c.recall = ratio(c.tp, c.tp + c.fn_);
-            c.f1 = if c.precision + c.recall == 0.0 {
-                0.0
-            } else {
-                2.0 * c.precision * c.recall / (c.precision + c.recall)
-            };
+            *c = Counts::from_counts(c.tp, c.fp, c.fn_);
         }
     }
 }
@@ -335,7 +349,8 @@ fn emotion_item(negative: bool, detected: BTreeSet<String>, text: String, contex
 fn score_conversation(
     t: crate::transcript::Transcript,
     conversation: Conversation,
-    args: &EvalArgs,
+    per_unit: bool,
+    errors: Option<usize>,
 ) -> Scored {
     let (texts, ids): (Vec<String>, Vec<String>) = t
         .utterances
@@ -343,7 +358,7 @@ fn score_conversation(
         .map(|u| (u.text.clone(), u.utterance_id.clone()))
         .unzip();
     // What came before utterance `i`, for reading errors in context (only with `--errors`).
-    let speakers = speakers(&t, args.errors.is_some());
+    let speakers = speakers(&t, errors.is_some());
     let before = |i: usize| -> String {
         (i.saturating_sub(2)..i)
             .filter_map(|j| Some(format!("    [{}] {}\n", speakers.get(j)?, texts[j])))
@@ -381,7 +396,7 @@ fn score_conversation(
         let unit = labels
             .get("unit")
             .and_then(|u| u.as_str())
-            .filter(|_| args.per_unit);
+            .filter(|_| per_unit);
         match unit.and_then(|u| unit_index.get(u).copied()) {
             Some(at) => {
                 items[at].detected.extend(found);
@@ -391,7 +406,7 @@ fn score_conversation(
             None => {
                 if let Some(u) = unit {
                     unit_index.insert(u.to_string(), items.len());
-                } else if args.per_unit {
+                } else if per_unit {
                     unit_index.insert(ids[i].clone(), items.len());
                 }
                 items.push(Item {
@@ -421,6 +436,34 @@ fn quality(sessions: Vec<(String, f64, String)>) -> Option<Quality> {
         low: sessions.iter().filter(|s| s.2 == "low").count(),
         sessions,
     })
+}
+
+/// What `hearken eval` counts for `rubric` on `transcripts` (per unit or per utterance, as
+/// written or stripped of punctuation), without printing: `hearken train`'s whole-engine
+/// cross-validation measures each fold's model with it. Conversations that do not open are
+/// left out (the caller has read them already).
+pub(super) fn counts(
+    transcripts: impl IntoIterator<Item = crate::transcript::Transcript>,
+    rubric: &engine::Rubric,
+    per_unit: bool,
+    strip_punctuation: bool,
+) -> BTreeMap<String, Counts> {
+    let mut tally = Tally::new(None);
+    for mut t in transcripts {
+        if strip_punctuation {
+            t.utterances
+                .iter_mut()
+                .for_each(|u| u.text = strip(&u.text));
+        }
+        let Ok(conversation) = Conversation::open(t.start.clone(), rubric, InputLimits::default())
+        else {
+            continue;
+        };
+        let scored = score_conversation(t, conversation, per_unit, None);
+        scored.items.into_iter().for_each(|item| tally.add(item));
+    }
+    tally.finish();
+    tally.counts
 }
 
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -469,7 +512,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             items,
             session,
             detected,
-        } = score_conversation(t, conversation, &args);
+        } = score_conversation(t, conversation, args.per_unit, args.errors);
         sessions.extend(session);
         for (name, n) in detected {
             let d = detections.entry(name).or_default();

@@ -37,6 +37,13 @@ pub(super) struct TrainArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// In the whole-engine figures, count each split unit (`labels.unit`) once, as
+    /// `hearken eval --per-unit` does.
+    #[arg(long)]
+    per_unit: bool,
+    /// Skip the whole-engine cross-validation (faster; the heads' own figures remain).
+    #[arg(long)]
+    no_engine_cv: bool,
     /// Write the model even if some conversations or utterances could not be used (they are
     /// still listed and counted).
     #[arg(long)]
@@ -112,13 +119,24 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         },
         behaviours: args.behaviours.clone(),
     };
-    if training::behaviours_to_train(&examples, options.behaviours.as_deref()).is_empty() {
+    let all: Vec<&training::Example> = examples.iter().collect();
+    let behaviours = training::behaviours_to_train(&all, options.behaviours.as_deref());
+    if behaviours.is_empty() {
         bail!(
-            "nothing to train: no utterance is labelled with {} (labels.behaviours)",
+            "nothing to train: no utterance the heads judge (question or reflection candidates) is labelled with {} (labels.behaviours)",
             training::HEADS.join(", ")
         );
     }
-    let trained = training::train(&examples, rubric.model(), &options);
+    let trained = training::train(&all, rubric.model(), &options, true);
+    let engine = if args.no_engine_cv {
+        Vec::new()
+    } else {
+        let options = Options {
+            behaviours: Some(behaviours.iter().map(|b| b.to_string()).collect()),
+            ..options.clone()
+        };
+        engine_cv(&conversations, &examples, &rubric, &options, args.per_unit)?
+    };
     let write = dropped.is_empty() || args.allow_rejections;
     if write {
         let tmp = args.out.with_extension("tmp");
@@ -126,43 +144,71 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             .and_then(|()| std::fs::rename(&tmp, &args.out))
             .with_context(|| format!("failed to write {}", args.out.display()))?;
     }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let json = serde_json::json!({
-            "conversations": conversations.len(),
-            "heads": trained.report,
-            "dropped": dropped,
-            "model": write.then(|| args.out.display().to_string()),
-        });
-        writeln!(out, "{json}")?;
-    } else {
-        print_report(&mut out, conversations.len(), &trained.report)?;
-        for d in &dropped {
-            writeln!(out, "not used: {d}")?;
+    let report = Outcome {
+        conversations: conversations.len(),
+        trained: &trained,
+        engine: &engine,
+        dropped: &dropped,
+        written: write,
+    };
+    report.tell(&args)
+}
+
+/// What a run of `train` gives, to tell.
+struct Outcome<'a> {
+    conversations: usize,
+    trained: &'a training::Trained,
+    engine: &'a [EngineFigures],
+    dropped: &'a [String],
+    written: bool,
+}
+
+impl Outcome<'_> {
+    /// Prints the report (table or JSON) and what was not used; the exit code.
+    fn tell(&self, args: &TrainArgs) -> anyhow::Result<ExitCode> {
+        let (trained, engine, dropped, write) =
+            (self.trained, self.engine, self.dropped, self.written);
+        let conversations = self.conversations;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            let json = serde_json::json!({
+                "conversations": conversations,
+                "heads": trained.report,
+                "engine": engine,
+                "dropped": dropped,
+                "model": write.then(|| args.out.display().to_string()),
+            });
+            writeln!(out, "{json}")?;
+        } else {
+            print_report(&mut out, conversations, &trained.report)?;
+            print_engine(&mut out, engine, usize::from(args.folds))?;
+            for d in dropped {
+                writeln!(out, "not used: {d}")?;
+            }
+            if write {
+                writeln!(
+                    out,
+                    "wrote {} ({} bytes)",
+                    args.out.display(),
+                    trained.model.len()
+                )?;
+            }
         }
-        if write {
-            writeln!(
-                out,
-                "wrote {} ({} bytes)",
-                args.out.display(),
-                trained.model.len()
-            )?;
+        if !write {
+            eprintln!(
+                "hearken train: {} conversations or utterances could not be used (listed above); no model written (--allow-rejections writes it anyway)",
+                dropped.len()
+            );
+            return Ok(ExitCode::FAILURE);
         }
+        if !dropped.is_empty() {
+            eprintln!(
+                "hearken train: {} conversations or utterances could not be used (listed above)",
+                dropped.len()
+            );
+        }
+        Ok(ExitCode::SUCCESS)
     }
-    if !write {
-        eprintln!(
-            "hearken train: {} conversations or utterances could not be used (listed above); no model written (--allow-rejections writes it anyway)",
-            dropped.len()
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    if !dropped.is_empty() {
-        eprintln!(
-            "hearken train: {} conversations or utterances could not be used (listed above)",
-            dropped.len()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_report(
@@ -212,6 +258,113 @@ fn print_report(
         if let Some(w) = &h.warning {
             writeln!(out, "  warning: {} {}: {w}", h.behaviour, h.text)?;
         }
+    }
+    Ok(())
+}
+
+/// One behaviour's whole-engine figures: the model trained without each fold's conversations,
+/// scored on them with `hearken eval`'s counting, beside the base model on the same ones.
+#[derive(Debug, serde::Serialize)]
+struct EngineFigures {
+    behaviour: String,
+    /// `punctuated` (as written) or `unpunctuated` (stripped, as speech recognition gives).
+    text: &'static str,
+    new: super::eval::Counts,
+    base: super::eval::Counts,
+}
+
+/// The whole engine cross-validated by conversation: per fold, the heads trained on the other
+/// folds (thresholds by an inner 3-fold cross-validation), the fold's conversations scored with
+/// them and with the base model.
+fn engine_cv(
+    conversations: &[(Transcript, Vec<Option<Annotation>>)],
+    examples: &[training::Example],
+    rubric: &crate::engine::Rubric,
+    options: &Options,
+    per_unit: bool,
+) -> anyhow::Result<Vec<EngineFigures>> {
+    let sizes: Vec<usize> = conversations
+        .iter()
+        .map(|(t, _)| t.utterances.len())
+        .collect();
+    let fold_of = training::conversation_folds(&sizes, options.folds);
+    let folds = fold_of.iter().max().map_or(0, |f| f + 1);
+    let inner = Options {
+        folds: 3,
+        ..options.clone()
+    };
+    let transcripts = |pick: &dyn Fn(usize) -> bool| {
+        conversations
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| pick(*i))
+            .map(|(_, (t, _))| t.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut figures: Vec<EngineFigures> = Vec::new();
+    for (strip, text) in [(false, "punctuated"), (true, "unpunctuated")] {
+        let base = super::eval::counts(transcripts(&|_| true), rubric, per_unit, strip);
+        let mut new: std::collections::BTreeMap<String, super::eval::Counts> = Default::default();
+        for f in 0..folds {
+            let train: Vec<&training::Example> = examples
+                .iter()
+                .filter(|e| fold_of[e.conversation()] != f)
+                .collect();
+            let trained = training::train(&train, rubric.model(), &inner, false);
+            let model = crate::engine::ListeningModel::from_bytes(&trained.model)
+                .map_err(|e| anyhow::anyhow!("a fold's model: {e}"))?;
+            let fold_rubric = crate::engine::Rubric::from_toml_str_with_model("", &model)?;
+            let held = transcripts(&|i| fold_of[i] == f);
+            for (name, c) in super::eval::counts(held, &fold_rubric, per_unit, strip) {
+                let sum = new.entry(name).or_default();
+                (sum.tp, sum.fp, sum.fn_) = (sum.tp + c.tp, sum.fp + c.fp, sum.fn_ + c.fn_);
+            }
+        }
+        for behaviour in options.behaviours.iter().flatten() {
+            let (Some(b), Some(n)) = (base.get(behaviour), new.get(behaviour)) else {
+                continue;
+            };
+            figures.push(EngineFigures {
+                behaviour: behaviour.clone(),
+                text,
+                new: super::eval::Counts::from_counts(n.tp, n.fp, n.fn_),
+                base: *b,
+            });
+        }
+    }
+    Ok(figures)
+}
+
+fn print_engine(
+    out: &mut impl std::io::Write,
+    figures: &[EngineFigures],
+    folds: usize,
+) -> std::io::Result<()> {
+    if figures.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nthe whole engine, cross-validated by conversation ({folds} folds), counted as `hearken eval` counts:"
+    )?;
+    writeln!(
+        out,
+        "{:<16} {:<12}   {:>5} {:>5} {:>5}   {:>6} {:>5} {:>5}",
+        "behaviour", "text", "new P", "R", "F1", "base P", "R", "F1"
+    )?;
+    for f in figures {
+        writeln!(
+            out,
+            "{:<16} {:<12}   {:>5} {:>5} {:>5}   {:>6} {:>5} {:>5}",
+            f.behaviour,
+            f.text,
+            fmt(f.new.precision),
+            fmt(f.new.recall),
+            fmt(f.new.f1),
+            fmt(f.base.precision),
+            fmt(f.base.recall),
+            fmt(f.base.f1)
+        )?;
     }
     Ok(())
 }

@@ -151,6 +151,29 @@ pub fn examples(
     (out, dropped)
 }
 
+/// Each conversation's fold (of `folds`, at most the conversations): the conversations with
+/// the most utterances first, each into the fold with the fewest utterances so far.
+pub fn conversation_folds(utterances: &[usize], folds: usize) -> Vec<usize> {
+    let folds = folds.min(utterances.len()).max(1);
+    let mut order: Vec<usize> = (0..utterances.len()).collect();
+    order.sort_by(|&a, &b| utterances[b].cmp(&utterances[a]).then(a.cmp(&b)));
+    let mut load = vec![0usize; folds];
+    let mut fold_of = vec![0; utterances.len()];
+    for i in order {
+        let f = (0..folds).min_by_key(|&f| (load[f], f)).unwrap_or(0);
+        load[f] += utterances[i];
+        fold_of[i] = f;
+    }
+    fold_of
+}
+
+impl Example {
+    /// The index of its conversation in the list [`examples`] was given.
+    pub fn conversation(&self) -> usize {
+        self.conversation
+    }
+}
+
 /// Counts of decisions against labels.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
@@ -228,7 +251,7 @@ pub struct Trained {
 }
 
 /// Which behaviours to train: those asked for, else those labelled positive at least once.
-pub fn behaviours_to_train(examples: &[Example], asked: Option<&[String]>) -> Vec<&'static str> {
+pub fn behaviours_to_train(examples: &[&Example], asked: Option<&[String]>) -> Vec<&'static str> {
     HEADS
         .iter()
         .enumerate()
@@ -241,11 +264,17 @@ pub fn behaviours_to_train(examples: &[Example], asked: Option<&[String]>) -> Ve
 }
 
 /// Trains the heads `opts` asks for on `examples`, starting from `base`; every other head
-/// stays `base`'s.
-pub fn train(examples: &[Example], base: &ListeningModel, opts: &Options) -> Trained {
+/// stays `base`'s. With `report`, each head is also cross-validated by conversation (the
+/// report's `new`); without, only fitted (a fold of the whole-engine cross-validation).
+pub fn train(
+    examples: &[&Example],
+    base: &ListeningModel,
+    opts: &Options,
+    report: bool,
+) -> Trained {
     let model = &*base.0;
     let mut heads: Vec<Head> = model.heads().to_vec();
-    let mut report = Vec::new();
+    let mut entries = Vec::new();
     let dense_len = crate::engine::learned::features::dense_len(model.dim());
     for name in behaviours_to_train(examples, opts.behaviours.as_deref()) {
         let k = HEADS.iter().position(|h| *h == name).unwrap_or(0);
@@ -258,6 +287,7 @@ pub fn train(examples: &[Example], base: &ListeningModel, opts: &Options) -> Tra
             let prior_head = model.head_for(name, asr);
             let chosen: Vec<&Example> = examples
                 .iter()
+                .copied()
                 .filter(|e| {
                     e.asr == asr
                         && e.says[k].is_some()
@@ -278,6 +308,7 @@ pub fn train(examples: &[Example], base: &ListeningModel, opts: &Options) -> Tra
                     Start::Scratch => None,
                 },
                 folds: opts.folds.max(2),
+                report,
             };
             let (head, entry) = job.run(name, key.clone(), asr, prior_head);
             if let Some(head) = head {
@@ -286,12 +317,12 @@ pub fn train(examples: &[Example], base: &ListeningModel, opts: &Options) -> Tra
                     None => heads.push(head),
                 }
             }
-            report.push(entry);
+            entries.push(entry);
         }
     }
     Trained {
         model: model.to_bytes(&heads, "trained"),
-        report,
+        report: entries,
     }
 }
 
@@ -312,6 +343,8 @@ struct Job<'a> {
     buckets: usize,
     prior: Option<Vec<f64>>,
     folds: usize,
+    /// Cross-validate the head for the report.
+    report: bool,
 }
 
 impl Job<'_> {
@@ -358,7 +391,12 @@ impl Job<'_> {
         }
         // Outer cross-validation: each fold's head and threshold learned without it.
         let mut new = Counts::default();
-        for held in self.split(&all, self.folds) {
+        let outer = if self.report {
+            self.split(&all, self.folds)
+        } else {
+            Vec::new()
+        };
+        for held in outer {
             let train: Vec<usize> = all.iter().copied().filter(|i| !held.contains(i)).collect();
             match self.head(&key, &train, 3) {
                 Ok(head) => {
@@ -376,7 +414,7 @@ impl Job<'_> {
                     .for_each(|&i| new.add(false, self.truth(self.examples[i]))),
             }
         }
-        entry.new = Some(new);
+        entry.new = self.report.then_some(new);
         match self.head(&key, &all, self.folds) {
             Ok(head) => {
                 entry.trained = true;
