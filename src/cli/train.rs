@@ -22,7 +22,8 @@ pub(super) struct TrainArgs {
     /// Where to write the trained model (safetensors).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    /// The behaviours to train (comma-separated: open_question, closed_question, reflection);
+    /// The behaviours to train (comma-separated: open_question, closed_question, reflection,
+    /// empathy);
     /// default: each the files label positive at least once. Every other head stays the base
     /// model's, byte for byte.
     #[arg(long, value_delimiter = ',')]
@@ -251,9 +252,9 @@ fn print_report(
             np,
             nr,
             nf,
-            fmt(h.base.precision()),
-            fmt(h.base.recall()),
-            fmt(h.base.f1())
+            h.base.map_or("-".into(), |c| fmt(c.precision())),
+            h.base.map_or("-".into(), |c| fmt(c.recall())),
+            h.base.map_or("-".into(), |c| fmt(c.f1()))
         )?;
         if let Some(w) = &h.warning {
             writeln!(out, "  warning: {} {}: {w}", h.behaviour, h.text)?;

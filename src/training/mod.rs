@@ -21,8 +21,9 @@ use crate::transcript::Transcript;
 
 pub use labels::{Annotation, annotation};
 
-/// The behaviours the engine has heads for.
-pub const HEADS: [&str; 3] = ["open_question", "closed_question", "reflection"];
+/// The behaviours the engine consults heads for (the shipped model has the first three; an
+/// empathy head comes only from `hearken train`).
+pub const HEADS: [&str; 4] = ["open_question", "closed_question", "reflection", "empathy"];
 /// Fewer positive examples than this (or no negative one, or fewer than two conversations):
 /// the head is not trained and the base model's is kept.
 pub const MIN_POSITIVES: usize = 5;
@@ -87,8 +88,9 @@ pub struct Example {
     asr: bool,
     question_candidate: bool,
     reflection_candidate: bool,
+    empathy_candidate: bool,
     /// Per [`HEADS`]: shows it, does not, or not to be counted.
-    says: [Option<bool>; 3],
+    says: [Option<bool>; 4],
     dense: Vec<f32>,
     sparse: Vec<(u32, f32)>,
 }
@@ -133,7 +135,7 @@ pub fn examples(
                 let (Some(f), Some(a)) = (c.take_features(), annotation) else {
                     continue;
                 };
-                if !f.question_candidate && !f.reflection_candidate {
+                if !f.question_candidate && !f.reflection_candidate && !f.empathy_candidate {
                     continue; // no head judges it
                 }
                 out.push(Example {
@@ -141,6 +143,7 @@ pub fn examples(
                     asr,
                     question_candidate: f.question_candidate,
                     reflection_candidate: f.reflection_candidate,
+                    empathy_candidate: f.empathy_candidate,
                     says: HEADS.map(|h| a.says(h)),
                     dense: f.dense,
                     sparse: f.sparse,
@@ -235,8 +238,9 @@ pub struct HeadReport {
     pub threshold: Option<f32>,
     /// The new head, cross-validated by conversation.
     pub new: Option<Counts>,
-    /// The base model's head on the same examples.
-    pub base: Counts,
+    /// The base model's head on the same examples (none when it has no such head: there the
+    /// rules decide; the whole-engine figures compare them).
+    pub base: Option<Counts>,
     /// Why the figures are uncertain, or why no head was trained.
     pub warning: Option<String>,
 }
@@ -291,10 +295,10 @@ pub fn train(
                 .filter(|e| {
                     e.asr == asr
                         && e.says[k].is_some()
-                        && if name == "reflection" {
-                            e.reflection_candidate
-                        } else {
-                            e.question_candidate
+                        && match name {
+                            "reflection" => e.reflection_candidate,
+                            "empathy" => e.empathy_candidate,
+                            _ => e.question_candidate,
                         }
                 })
                 .collect();
@@ -365,11 +369,13 @@ impl Job<'_> {
             .filter(|&&i| self.truth(self.examples[i]))
             .count();
         let conversations = self.conversations(&all).len();
-        let mut base_counts = Counts::default();
-        for e in self.examples {
-            let decided = base.is_some_and(|h| h.logit(&e.dense, &e.sparse) >= h.threshold);
-            base_counts.add(decided, self.truth(e));
-        }
+        let base_counts = base.map(|h| {
+            let mut c = Counts::default();
+            for e in self.examples {
+                c.add(h.logit(&e.dense, &e.sparse) >= h.threshold, self.truth(e));
+            }
+            c
+        });
         let mut entry = HeadReport {
             behaviour: name.to_string(),
             text: if asr { "unpunctuated" } else { "punctuated" },

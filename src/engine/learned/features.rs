@@ -73,6 +73,9 @@ pub(crate) struct Features {
     pub question_candidate: bool,
     /// Whether the reflection head judges it; set by the layer.
     pub reflection_candidate: bool,
+    /// Whether an empathy head judges it (an agent's turn; the shipped model has none, a site's
+    /// model from `hearken train` may); set by the layer.
+    pub empathy_candidate: bool,
     /// Whether it speaks of "you" ("you", "your", "you're", ...).
     pub addresses_you: bool,
     /// Whether its first sentence opens as a question does, with a question word or an
@@ -420,6 +423,7 @@ pub(crate) fn compute(
         punctuated: text.contains(['.', '?', '!', ',']),
         question_candidate: false,
         reflection_candidate: false,
+        empathy_candidate: false,
         addresses_you,
         opens_as_question,
     }

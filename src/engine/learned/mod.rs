@@ -275,6 +275,9 @@ pub(crate) fn revise(
                     && !own_question
                     && saying_back
                     && !input.analysis.content.is_empty()));
+        // Every agent turn is the empathy head's to judge, when the model has one.
+        f.empathy_candidate = input.role == Role::Agent;
+        decide_empathy(model, &f, found);
         decide(
             model,
             &f,
@@ -408,6 +411,36 @@ fn decide(
     }
 }
 
+/// Applies an empathy head, when the model has one (the shipped model has none: a site's model
+/// from `hearken train` may): above its threshold, the turn shows empathy (the rules' detection,
+/// with its phrase as evidence, if they found one; else the head's, with the turn's first
+/// sentence as evidence); below it, a detection of the rules is taken away. The rules'
+/// detection is one of the head's features, so a head keeps what the site's labels agree with.
+fn decide_empathy(model: &Model, f: &Features, found: &mut Vec<Detection>) {
+    let Some(head) = model.head_for("empathy", !f.punctuated) else {
+        return;
+    };
+    if !f.empathy_candidate {
+        return;
+    }
+    let z = head.logit(&f.dense, &f.sparse);
+    let rule = found.iter().position(|d| d.behaviour == Behaviour::Empathy);
+    match (z >= head.threshold, rule) {
+        (true, Some(i)) => found[i].confidence = model::sigmoid(z),
+        (true, None) => found.push(Detection {
+            behaviour: Behaviour::Empathy,
+            confidence: model::sigmoid(z),
+            span: f.sentences.first().map(|s| s.chars),
+            related_utterance_ids: Vec::new(),
+            duration_ms: 0,
+        }),
+        (false, Some(i)) => {
+            found.remove(i);
+        }
+        (false, None) => {}
+    }
+}
+
 /// Confidence of a reflection found by `says_back` (the reflection rule's own for a reflective
 /// opening with the other's words).
 const SAID_BACK_CONFIDENCE: f32 = 0.8;
@@ -440,4 +473,87 @@ fn says_back(
         .filter(|w| other_words.binary_search(w).is_ok())
         .count();
     shared >= profile.language.thresholds.reflection_min_content_words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::{Head, ListeningModel};
+    use crate::engine::{
+        Behaviour, Conversation, Emitted, Event, InputLimits, Role, Rubric, Start, Utterance,
+    };
+
+    /// The embedded model with an empathy head that always says `yes` (or never).
+    fn with_empathy_head(yes: bool) -> Rubric {
+        let base = ListeningModel::embedded().unwrap();
+        let m = &*base.0;
+        let mut heads = m.heads().to_vec();
+        let dense = crate::engine::learned::features::dense_len(m.dim());
+        heads.push(Head {
+            name: "empathy".into(),
+            bias: if yes { 100.0 } else { -100.0 },
+            dense: vec![0.0; dense],
+            sparse: vec![0.0; m.buckets],
+            threshold: 0.0,
+        });
+        let model = ListeningModel::from_bytes(&m.to_bytes(&heads, "test")).unwrap();
+        Rubric::from_toml_str_with_model("", &model).unwrap()
+    }
+
+    fn empathy_in(
+        rubric: &Rubric,
+        agent_says: &str,
+        role: Role,
+    ) -> Option<(Option<(u32, u32)>, f32)> {
+        let mut c = Conversation::open(Start::default(), rubric, InputLimits::default()).unwrap();
+        let turn = |id: &str, role, text: &str| Utterance {
+            utterance_id: id.into(),
+            role,
+            text: text.into(),
+            ..Default::default()
+        };
+        c.observe(Event::Utterance(turn(
+            "u1",
+            Role::Customer,
+            "My order never arrived and I'm really upset.",
+        )))
+        .unwrap();
+        let out = c
+            .observe(Event::Utterance(turn("u2", role, agent_says)))
+            .unwrap();
+        out.iter().find_map(|e| match e {
+            Emitted::Update(u) => u
+                .behaviours
+                .iter()
+                .find(|d| d.behaviour == Behaviour::Empathy)
+                .map(|d| (d.span, d.confidence)),
+            _ => None,
+        })
+    }
+
+    /// A site's empathy head decides an agent's turn either way, with evidence; without one
+    /// (the shipped model) the rules decide; a speaker of unknown role is left to the rules.
+    #[test]
+    fn an_empathy_head_decides_agent_turns_and_only_when_the_model_has_one() {
+        let shipped = Rubric::embedded();
+        let sorry = "I'm so sorry to hear that. Let me check the tracking for you.";
+        let plain = "Let me check the tracking for you. What is the order number?";
+        assert!(
+            empathy_in(&shipped, sorry, Role::Agent).is_some(),
+            "the rules find the apology"
+        );
+        assert!(empathy_in(&shipped, plain, Role::Agent).is_none());
+        let yes = with_empathy_head(true);
+        let (span, confidence) = empathy_in(&yes, plain, Role::Agent).expect("the head adds it");
+        assert_eq!(span, Some((0, 34)), "the first sentence is the evidence");
+        assert!(confidence > 0.99);
+        let no = with_empathy_head(false);
+        assert!(
+            empathy_in(&no, sorry, Role::Agent).is_none(),
+            "the head takes the rules' away"
+        );
+        assert!(
+            empathy_in(&no, sorry, Role::Unknown).is_some(),
+            "between peers the rules decide"
+        );
+    }
 }
