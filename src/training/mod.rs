@@ -395,32 +395,9 @@ impl Job<'_> {
             ));
             return (None, entry);
         }
-        // Outer cross-validation: each fold's head and threshold learned without it.
-        let mut new = Counts::default();
-        let outer = if self.report {
-            self.split(&all, self.folds)
-        } else {
-            Vec::new()
-        };
-        for held in outer {
-            let train: Vec<usize> = all.iter().copied().filter(|i| !held.contains(i)).collect();
-            match self.head(&key, &train, 3) {
-                Ok(head) => {
-                    for &i in &held {
-                        let e = self.examples[i];
-                        new.add(
-                            head.logit(&e.dense, &e.sparse) >= head.threshold,
-                            self.truth(e),
-                        );
-                    }
-                }
-                // A fold without both classes to learn from decides nothing.
-                Err(_) => held
-                    .iter()
-                    .for_each(|&i| new.add(false, self.truth(self.examples[i]))),
-            }
+        if self.report {
+            entry.new = Some(self.cross_validated(&key, &all));
         }
-        entry.new = self.report.then_some(new);
         match self.head(&key, &all, self.folds) {
             Ok(head) => {
                 entry.trained = true;
@@ -437,6 +414,31 @@ impl Job<'_> {
                 (None, entry)
             }
         }
+    }
+
+    /// The head cross-validated by conversation (outer folds): each fold decided by a head, and
+    /// threshold, learned without it.
+    fn cross_validated(&self, key: &str, all: &[usize]) -> Counts {
+        let mut new = Counts::default();
+        for held in self.split(all, self.folds) {
+            let train: Vec<usize> = all.iter().copied().filter(|i| !held.contains(i)).collect();
+            match self.head(key, &train, 3) {
+                Ok(head) => {
+                    for &i in &held {
+                        let e = self.examples[i];
+                        new.add(
+                            head.logit(&e.dense, &e.sparse) >= head.threshold,
+                            self.truth(e),
+                        );
+                    }
+                }
+                // A fold without both classes to learn from decides nothing.
+                Err(_) => held
+                    .iter()
+                    .for_each(|&i| new.add(false, self.truth(self.examples[i]))),
+            }
+        }
+        new
     }
 
     /// The conversations of `rows`, with how many examples each has.
