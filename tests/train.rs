@@ -317,6 +317,33 @@ fn the_trained_model_loads_in_score_eval_and_serve() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(up, "serve listens with the trained model");
+    // With the site's rubric (as `serve --rubric` gets it); a broken one is refused by name.
+    let rubric = d.path().join("site.toml");
+    std::fs::write(&rubric, "[profiles.voice.scoring.weights]\nempathy = 2.0\n").unwrap();
+    let with_rubric = d.path().join("r.safetensors");
+    let o = train(
+        &[&data],
+        &with_rubric,
+        &[
+            "--rubric",
+            rubric.to_str().unwrap(),
+            "--behaviours",
+            "reflection",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(&rubric, "[profiles.voice\n").unwrap();
+    let o = train(
+        &[&data],
+        &with_rubric,
+        &["--rubric", rubric.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("rubric"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // A file that is not a model is refused by name.
     let o = run(hearken().arg("--model").arg(&data).arg("score").arg(&data));
     assert!(!o.status.success());

@@ -35,6 +35,10 @@ pub(super) struct TrainArgs {
     /// Folds of the cross-validation by conversation (2–20).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(2..=20))]
     folds: u8,
+    /// Rubric file (TOML) laid over the embedded default, as `serve --rubric` gets it: the
+    /// rules' findings are features of the heads, so train with the rubric you score with.
+    #[arg(long, env = crate::config::ENV_RUBRIC)]
+    rubric: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -104,7 +108,13 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let rubric = super::load_rubric(None)?;
+    let rubric = super::load_rubric(args.rubric.as_deref())?;
+    // The same overlay for each fold's model in the whole-engine cross-validation.
+    let overlay = match &args.rubric {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read rubric file {}", path.display()))?,
+        None => String::new(),
+    };
     let mut dropped = Vec::new();
     let mut conversations = Vec::new();
     for path in &args.files {
@@ -136,7 +146,12 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             behaviours: Some(behaviours.iter().map(|b| b.to_string()).collect()),
             ..options.clone()
         };
-        engine_cv(&conversations, &examples, &rubric, &options, args.per_unit)?
+        let scoring = Scoring {
+            rubric: &rubric,
+            overlay: &overlay,
+            per_unit: args.per_unit,
+        };
+        engine_cv(&conversations, &examples, &scoring, &options)?
     };
     let write = dropped.is_empty() || args.allow_rejections;
     if write {
@@ -277,13 +292,22 @@ struct EngineFigures {
 /// The whole engine cross-validated by conversation: per fold, the heads trained on the other
 /// folds (thresholds by an inner 3-fold cross-validation), the fold's conversations scored with
 /// them and with the base model.
+/// How conversations are scored in the whole-engine cross-validation.
+struct Scoring<'a> {
+    /// The base model's rubric.
+    rubric: &'a crate::engine::Rubric,
+    /// The rubric file laid over the default (empty: none), for each fold's model.
+    overlay: &'a str,
+    per_unit: bool,
+}
+
 fn engine_cv(
     conversations: &[(Transcript, Vec<Option<Annotation>>)],
     examples: &[training::Example],
-    rubric: &crate::engine::Rubric,
+    scoring: &Scoring<'_>,
     options: &Options,
-    per_unit: bool,
 ) -> anyhow::Result<Vec<EngineFigures>> {
+    let (rubric, per_unit) = (scoring.rubric, scoring.per_unit);
     let sizes: Vec<usize> = conversations
         .iter()
         .map(|(t, _)| t.utterances.len())
@@ -314,7 +338,8 @@ fn engine_cv(
             let trained = training::train(&train, rubric.model(), &inner, false);
             let model = crate::engine::ListeningModel::from_bytes(&trained.model)
                 .map_err(|e| anyhow::anyhow!("a fold's model: {e}"))?;
-            let fold_rubric = crate::engine::Rubric::from_toml_str_with_model("", &model)?;
+            let fold_rubric =
+                crate::engine::Rubric::from_toml_str_with_model(scoring.overlay, &model)?;
             let held = transcripts(&|i| fold_of[i] == f);
             for (name, c) in super::eval::counts(held, &fold_rubric, per_unit, strip) {
                 let sum = new.entry(name).or_default();
