@@ -450,21 +450,17 @@ impl Job<'_> {
         sizes
     }
 
-    /// `rows` in `folds` parts by conversation, each conversation whole, the largest first
-    /// into the smallest part (scikit-learn's `GroupKFold`).
+    /// `rows` in `folds` parts by conversation, each conversation whole ([`conversation_folds`],
+    /// scikit-learn's `GroupKFold`).
     fn split(&self, rows: &[usize], folds: usize) -> Vec<BTreeSet<usize>> {
         let sizes = self.conversations(rows);
-        let folds = folds.min(sizes.len()).max(1);
-        let mut order: Vec<(usize, usize)> = sizes.into_iter().collect();
-        order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut load = vec![0usize; folds];
-        let mut fold_of = BTreeMap::new();
-        for (conversation, size) in order {
-            let f = (0..folds).min_by_key(|&f| (load[f], f)).unwrap_or(0);
-            load[f] += size;
-            fold_of.insert(conversation, f);
-        }
-        let mut parts = vec![BTreeSet::new(); folds];
+        let ids: Vec<usize> = sizes.keys().copied().collect();
+        let counts: Vec<usize> = sizes.values().copied().collect();
+        let fold_of: BTreeMap<usize, usize> = ids
+            .into_iter()
+            .zip(conversation_folds(&counts, folds))
+            .collect();
+        let mut parts = vec![BTreeSet::new(); folds.min(counts.len()).max(1)];
         for &i in rows {
             parts[fold_of[&self.examples[i].conversation]].insert(i);
         }
