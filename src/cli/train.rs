@@ -29,7 +29,8 @@ pub(super) struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     behaviours: Option<Vec<String>>,
     /// Start each head from the base model's (`default`: its weights are the prior the fit is
-    /// pulled towards) or from zero (`scratch`).
+    /// pulled towards; for a behaviour the base has no head for, empathy in the shipped model,
+    /// the prior is the rules' own decision) or from zero (`scratch`).
     #[arg(long, value_enum, default_value = "default")]
     start: StartArg,
     /// Folds of the cross-validation by conversation (2–20).

@@ -18,6 +18,20 @@ pub(crate) fn dense_len(dim: usize) -> usize {
     4 * dim + SCALARS
 }
 
+/// Where in the dense part the rules' own finding of a decided behaviour sits (the flags below,
+/// set in [`compute`]), by the behaviour's head name: what a head that starts from the rules
+/// weighs (`hearken train --start default` for a behaviour the base model has no head for).
+pub(crate) fn rule_flag_index(dim: usize, behaviour: &str) -> Option<usize> {
+    let k = match behaviour {
+        "open_question" => 5,
+        "closed_question" => 6,
+        "reflection" => 7,
+        "empathy" => 10,
+        _ => return None,
+    };
+    Some(4 * dim + k)
+}
+
 /// What the rules found in the utterance, given to the heads as features.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RuleFlags {

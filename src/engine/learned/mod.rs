@@ -484,19 +484,50 @@ mod tests {
 
     /// The embedded model with an empathy head that always says `yes` (or never).
     fn with_empathy_head(yes: bool) -> Rubric {
+        with_empathy_head_of(|_, dense| (if yes { 100.0 } else { -100.0 }, dense))
+    }
+
+    /// The embedded model with the empathy head `make` gives from the embedding width and
+    /// zeroed dense weights: (bias, dense weights); hashed weights zero, threshold zero.
+    fn with_empathy_head_of(make: impl Fn(usize, Vec<f32>) -> (f32, Vec<f32>)) -> Rubric {
         let base = ListeningModel::embedded().unwrap();
         let m = &*base.0;
         let mut heads = m.heads().to_vec();
         let dense = crate::engine::learned::features::dense_len(m.dim());
+        let (bias, dense) = make(m.dim(), vec![0.0; dense]);
         heads.push(Head {
             name: "empathy".into(),
-            bias: if yes { 100.0 } else { -100.0 },
-            dense: vec![0.0; dense],
+            bias,
+            dense,
             sparse: vec![0.0; m.buckets],
             threshold: 0.0,
         });
         let model = ListeningModel::from_bytes(&m.to_bytes(&heads, "test")).unwrap();
         Rubric::from_toml_str_with_model("", &model).unwrap()
+    }
+
+    /// A head weighing only the rules' own finding (where `rule_flag_index` says it is, what
+    /// `hearken train --start default` starts from without a base head) decides as the rules.
+    #[test]
+    fn a_head_on_the_rules_flag_decides_as_the_rules() {
+        let shipped = Rubric::embedded();
+        let rules = with_empathy_head_of(|dim, mut dense| {
+            let i = crate::engine::learned::features::rule_flag_index(dim, "empathy").unwrap();
+            dense[i] = 4.0;
+            (-2.0, dense)
+        });
+        for text in [
+            "I'm so sorry to hear that. Let me check the tracking for you.",
+            "That sounds really frustrating.",
+            "Let me check the tracking for you. What is the order number?",
+            "You're welcome, have a nice day.",
+        ] {
+            assert_eq!(
+                empathy_in(&shipped, text, Role::Agent).is_some(),
+                empathy_in(&rules, text, Role::Agent).is_some(),
+                "{text}"
+            );
+        }
     }
 
     fn empathy_in(
