@@ -349,3 +349,129 @@ fn the_trained_model_loads_in_score_eval_and_serve() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--model"));
 }
+
+/// Any format `score` reads, with the labels in a file beside it: the support chats as Google
+/// CCAI Insights files (one per conversation, in a folder; utterance ids `e1`, `e2`, … as the
+/// reader gives them) and a labels file train to the same bytes as the same chats in hearken's
+/// format; a label matching no utterance is counted as not used, and a bad one names the
+/// labels file's line.
+#[test]
+fn a_platform_format_with_a_labels_file_trains_as_hearkens_own() {
+    let d = dir();
+    let jsonl = d.path().join("chats.jsonl");
+    labelled("models/data/support-chat.txt", &jsonl, &["reflection"]);
+    let folder = d.path().join("ccai");
+    std::fs::create_dir_all(&folder).unwrap();
+    let (mut chat_lines, mut sidecar) = (Vec::new(), Vec::new());
+    for line in std::fs::read_to_string(&jsonl).unwrap().lines() {
+        let mut c: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = c["conversation_id"].as_str().unwrap().to_string();
+        let mut entries = Vec::new();
+        for (n, u) in c["utterances"].as_array().unwrap().iter().enumerate() {
+            let agent = u["role"] == "agent";
+            entries.push(serde_json::json!({
+                "start_timestamp_usec": 1_793_766_404_000_000u64 + n as u64 * 20_000_000,
+                "text": u["text"],
+                "role": if agent { "AGENT" } else { "CUSTOMER" },
+                "user_id": if agent { 2 } else { 1 },
+            }));
+            if let Some(labels) = u.get("labels") {
+                sidecar.push(
+                    serde_json::json!({"conversation_id": id, "utterance_id": format!("e{}", n + 1), "labels": labels})
+                        .to_string(),
+                );
+            }
+        }
+        std::fs::write(
+            folder.join(format!("{id}.json")),
+            serde_json::json!({ "entries": entries }).to_string(),
+        )
+        .unwrap();
+        // The same conversation in hearken's format, as the CCAI reader reads it (a chat).
+        c["channel"] = "chat".into();
+        for (n, u) in c["utterances"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            u["utterance_id"] = format!("e{}", n + 1).into();
+        }
+        chat_lines.push(c.to_string());
+    }
+    // Conversations in the order the folder is read (by file name).
+    chat_lines.sort_by_key(|l| {
+        serde_json::from_str::<serde_json::Value>(l).unwrap()["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    let chats = d.path().join("chats-as-chat.jsonl");
+    std::fs::write(&chats, chat_lines.join("\n") + "\n").unwrap();
+    let labels = d.path().join("labels.jsonl");
+    std::fs::write(&labels, sidecar.join("\n") + "\n").unwrap();
+    let quick = ["--no-engine-cv", "--behaviours", "reflection"];
+    let (a, b) = (
+        d.path().join("a.safetensors"),
+        d.path().join("b.safetensors"),
+    );
+    let o = train(&[&chats], &a, &quick);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(hearken()
+        .arg("train")
+        .arg(&folder)
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--out")
+        .arg(&b)
+        .args(quick));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "the same conversations and labels, the same model"
+    );
+    // A label for an utterance the files do not have: said and counted, no model written.
+    let extra = d.path().join("extra.jsonl");
+    std::fs::write(
+        &extra,
+        sidecar.join("\n")
+            + "\n{\"conversation_id\": \"nope\", \"utterance_id\": \"e1\", \"labels\": {\"behaviours\": [\"reflection\"]}}\n",
+    )
+    .unwrap();
+    let c = d.path().join("c.safetensors");
+    let o = run(hearken()
+        .arg("train")
+        .arg(&folder)
+        .arg("--labels")
+        .arg(&extra)
+        .arg("--out")
+        .arg(&c)
+        .args(quick));
+    assert!(!o.status.success());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("1 labelled utterances match no utterance"),
+        "{stdout}"
+    );
+    assert!(!c.exists());
+    // A bad label names the labels file's line.
+    let bad = d.path().join("bad.jsonl");
+    let mut lines = sidecar.clone();
+    lines[1] = lines[1]
+        .replacen("\"reflection\"", "\"reflektion\"", 1)
+        .replacen("\"none\"", "\"reflektion\"", 1);
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let o = run(hearken()
+        .arg("train")
+        .arg(&folder)
+        .arg("--labels")
+        .arg(&bad)
+        .arg("--out")
+        .arg(&c)
+        .args(quick));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.jsonl:2:"), "{err}");
+    assert!(err.contains("unknown behaviour \"reflektion\""), "{err}");
+}

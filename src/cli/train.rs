@@ -1,24 +1,36 @@
 //! `hearken train FILE... --out MODEL`: the listening heads fitted to a site's own labelled
-//! conversations (`docs/training.md`). Reads hearken's JSON Lines transcripts with
+//! conversations (`docs/training.md`). Reads transcripts in any format `score` reads, with
 //! `labels.behaviours` / `labels.behaviours_ignore` per utterance (the convention of
-//! `../shared/data/README.md`); starts from the model `--model` names (else the embedded one);
-//! writes a model file that `--model` / `HEARKEN_MODEL` load everywhere.
+//! `../shared/data/README.md`): inline in hearken's format, or for any format from a labels
+//! file beside them (`--labels`); starts from the model `--model` names (else the embedded
+//! one); writes a model file that `--model` / `HEARKEN_MODEL` load everywhere.
 
-use std::io::{BufReader, Write as _};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 
+use crate::input::InputFormat;
 use crate::training::{self, Annotation, HeadReport, Options, Start};
 use crate::transcript::{Reader, Transcript};
 
 /// Flags of `hearken train`.
 #[derive(Debug, clap::Args)]
 pub(super) struct TrainArgs {
-    /// Labelled transcript files (hearken's JSON Lines, with `labels` per utterance).
+    /// Labelled transcript files, in any format `score` reads (hearken's carries `labels` per
+    /// utterance; for any format, `--labels` gives them apart).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    #[command(flatten)]
+    input: super::InputArgs,
+    /// Labels kept apart from the transcripts: JSON Lines of `{"conversation_id": …,
+    /// "utterance_id": …, "labels": {"behaviours": […], "behaviours_ignore": […]}}`, the ids
+    /// as `hearken score --timeline` shows them. They replace a transcript's own labels for
+    /// those utterances; one that matches no utterance of the files is counted as not used.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
     /// Where to write the trained model (safetensors).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -62,31 +74,126 @@ enum StartArg {
     Scratch,
 }
 
-/// Reads the labelled conversations of `path`, with their annotations; a label that does not
-/// follow the convention is an error naming the file, line and utterance.
-fn read(
-    path: &PathBuf,
-    dropped: &mut Vec<String>,
-) -> anyhow::Result<Vec<(Transcript, Vec<Option<Annotation>>)>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
-    let mut reader = Reader::new(BufReader::new(file));
-    let mut out = Vec::new();
-    while let Some(item) = reader.next() {
-        let t = match item {
-            Ok(t) => t,
-            Err(e) => {
-                dropped.push(format!("{}: {e}", path.display()));
+/// Labels from a `--labels` file, by conversation and utterance id, with the line each came
+/// from; taken as the transcripts are read, so what is left matched nothing.
+struct Sidecar {
+    path: PathBuf,
+    by_id: BTreeMap<(String, String), (usize, serde_json::Value)>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SidecarLine {
+    conversation_id: String,
+    utterance_id: String,
+    labels: serde_json::Value,
+}
+
+impl Sidecar {
+    /// Reads a labels file; a line that is not one labelled utterance, or one labelled twice,
+    /// is an error naming the line (never its text).
+    fn read(path: &Path) -> anyhow::Result<Sidecar> {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        let mut by_id = BTreeMap::new();
+        for (i, line) in BufReader::new(file).lines().enumerate() {
+            let line =
+                line.with_context(|| format!("{}:{}: could not be read", path.display(), i + 1))?;
+            if line.trim().is_empty() {
                 continue;
             }
+            let l: SidecarLine = serde_json::from_str(&line).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}:{}: not a labelled utterance ({{\"conversation_id\", \"utterance_id\", \"labels\"}}): {}",
+                    path.display(),
+                    i + 1,
+                    format!("{:?} error at column {}", e.classify(), e.column()).to_lowercase()
+                )
+            })?;
+            let key = (l.conversation_id, l.utterance_id);
+            if let Some((first, _)) = by_id.get(&key) {
+                bail!(
+                    "{}:{}: conversation {}, utterance {} is labelled twice (first on line {first})",
+                    path.display(),
+                    i + 1,
+                    key.0,
+                    key.1
+                );
+            }
+            by_id.insert(key, (i + 1, l.labels));
+        }
+        Ok(Sidecar {
+            path: path.to_path_buf(),
+            by_id,
+        })
+    }
+
+    /// Puts its labels on `t`'s utterances; returns, per utterance, the line of the labels file
+    /// its labels came from.
+    fn apply(&mut self, t: &mut Transcript) -> Vec<Option<usize>> {
+        let mut from = vec![None; t.utterances.len()];
+        for (i, u) in t.utterances.iter().enumerate() {
+            let key = (t.conversation_id.clone(), u.utterance_id.clone());
+            if let Some((line, labels)) = self.by_id.remove(&key) {
+                t.labels[i] = Some(labels);
+                from[i] = Some(line);
+            }
+        }
+        from
+    }
+
+    /// What matched no utterance of the files, said once.
+    fn unused(&self) -> Option<String> {
+        let ((c, u), (line, _)) = self.by_id.iter().next()?;
+        Some(format!(
+            "{}: {} labelled utterances match no utterance of the files (the first: line {line}, conversation {c}, utterance {u})",
+            self.path.display(),
+            self.by_id.len()
+        ))
+    }
+}
+
+/// Whether `path` is hearken's own JSON Lines (read line by line, so that a bad label names its
+/// line): `--input-format hearken`, or `auto` and its first line is a hearken conversation.
+fn hearken_lines(path: &Path, format: InputFormat) -> bool {
+    match format {
+        InputFormat::Hearken => true,
+        InputFormat::Auto => std::fs::File::open(path).is_ok_and(|f| {
+            BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .find(|l| !l.trim().is_empty())
+                .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+                .is_some_and(|v| crate::input::detect(&v) == InputFormat::Hearken)
+        }),
+        _ => false,
+    }
+}
+
+/// Reads the labelled conversations of `path`, with their annotations (labels from `sidecar`
+/// where it has them); a label that does not follow the convention is an error naming the
+/// file and line (of the labels file, or of hearken's JSON Lines), conversation and utterance.
+fn read(
+    path: &PathBuf,
+    input: &super::InputArgs,
+    sidecar: &mut Option<Sidecar>,
+    dropped: &mut Vec<String>,
+) -> anyhow::Result<Vec<(Transcript, Vec<Option<Annotation>>)>> {
+    let mut out = Vec::new();
+    let mut take = |mut t: Transcript, at: String| -> anyhow::Result<()> {
+        let from = match sidecar {
+            Some(s) => s.apply(&mut t),
+            None => vec![None; t.utterances.len()],
         };
         let mut annotations = Vec::with_capacity(t.utterances.len());
-        for (u, labels) in t.utterances.iter().zip(&t.labels) {
+        for ((u, labels), line) in t.utterances.iter().zip(&t.labels).zip(from) {
             let a = training::annotation(labels.as_ref()).map_err(|e| {
+                let at = match (line, sidecar.as_ref()) {
+                    (Some(line), Some(s)) => format!("{}:{line}", s.path.display()),
+                    _ => at.clone(),
+                };
                 anyhow::anyhow!(
-                    "{}:{}: conversation {}, utterance {}: {e}",
-                    path.display(),
-                    reader.line(),
+                    "{at}: conversation {}, utterance {}: {e}",
                     t.conversation_id,
                     u.utterance_id
                 )
@@ -94,6 +201,29 @@ fn read(
             annotations.push(a);
         }
         out.push((t, annotations));
+        Ok(())
+    };
+    if hearken_lines(path, input.input_format) {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        let mut reader = Reader::new(BufReader::new(file))
+            .with_roles(input.role_map.clone().unwrap_or_default());
+        while let Some(item) = reader.next() {
+            match item {
+                Ok(t) => take(t, format!("{}:{}", path.display(), reader.line()))?,
+                Err(e) => dropped.push(format!("{}: {e}", path.display())),
+            }
+        }
+    } else {
+        for (n, item) in input.read(path)?.enumerate() {
+            match item {
+                Ok(t) => take(
+                    t,
+                    format!("{} (conversation {} of the file)", path.display(), n + 1),
+                )?,
+                Err(e) => dropped.push(format!("{}: {e}", path.display())),
+            }
+        }
     }
     Ok(out)
 }
@@ -118,9 +248,11 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let mut dropped = Vec::new();
     let mut conversations = Vec::new();
-    for path in &args.files {
-        conversations.extend(read(path, &mut dropped)?);
+    let mut sidecar = args.labels.as_deref().map(Sidecar::read).transpose()?;
+    for path in super::input_files(&args.files)? {
+        conversations.extend(read(&path, &args.input, &mut sidecar, &mut dropped)?);
     }
+    dropped.extend(sidecar.as_ref().and_then(Sidecar::unused));
     let (examples, unusable) = training::examples(&conversations, &rubric);
     dropped.extend(unusable);
     let options = Options {

@@ -163,7 +163,8 @@ fn one_error(line: usize, message: String) -> Items {
 }
 
 /// The format a JSON value looks like.
-fn detect(value: &serde_json::Value) -> InputFormat {
+/// The format a JSON value's shape says it is in (what `Auto` decides).
+pub fn detect(value: &serde_json::Value) -> InputFormat {
     let has = |k: &str| value.get(k).is_some();
     if has("utterances") && has("conversation_id") {
         InputFormat::Hearken
