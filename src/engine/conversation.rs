@@ -2,11 +2,11 @@
 //! (`score_final`: analyse → place → detect → record → follow-ups → alerts → score → emit), each
 //! stage owned by its module.
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use super::detectors::{self, Context};
+use super::finals::Finals;
 use super::state::{self, Segment, State};
 use super::*;
 
@@ -25,7 +25,7 @@ pub struct Conversation {
     alerts: alerts::AlertLog,
     followups: followups::FollowUps,
     /// Final utterances seen: hash of id → hash of content (repeats are ignored or rejected).
-    finals: HashMap<u64, u64>,
+    finals: Finals,
     ended: bool,
     /// The learned layer's context (the latest turn of each party).
     learned: learned::Memory,
@@ -87,7 +87,7 @@ impl Conversation {
             policy: alerts::AlertPolicy::default(),
             alerts: alerts::AlertLog::default(),
             followups: followups::FollowUps::default(),
-            finals: HashMap::new(),
+            finals: Finals::default(),
             ended: false,
             learned: learned::Memory::default(),
             chat: metrics::ChatClock::default(),
@@ -156,7 +156,7 @@ impl Conversation {
             .map_err(|r| r.for_utterance(&u, &self.limits))?;
         let id_key = stable_hash(&u.utterance_id);
         let content_of = |u: &Utterance| stable_hash((&u.role, &u.text, u.start_ms, u.end_ms));
-        if let Some(&content) = self.finals.get(&id_key) {
+        if let Some(content) = self.finals.get(id_key) {
             let reject = |field, description: &str| {
                 Err(
                     Rejected::new(RejectReason::DuplicateUtterance, field, description)

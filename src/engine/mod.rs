@@ -17,6 +17,7 @@ mod batch;
 mod conversation;
 pub(crate) mod detectors;
 pub(crate) mod event;
+mod finals;
 pub(crate) mod followups;
 pub(crate) mod language;
 pub(crate) mod learned;
