@@ -7,6 +7,10 @@
 use hearken::engine::{self, Conversation, End, Event, InputLimits, Rubric, Start};
 use hearken::samples::long_call;
 
+/// The server's allocator (`src/main.rs`), so that the engine is measured as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }
