@@ -411,20 +411,23 @@ fn a_platform_format_with_a_labels_file_trains_as_hearkens_own() {
     let labels = d.path().join("labels.jsonl");
     std::fs::write(&labels, sidecar.join("\n") + "\n").unwrap();
     let quick = ["--no-engine-cv", "--behaviours", "reflection"];
+    let from_folder = |labels: &Path, out: &Path| {
+        run(hearken()
+            .arg("train")
+            .arg(&folder)
+            .arg("--labels")
+            .arg(labels)
+            .arg("--out")
+            .arg(out)
+            .args(quick))
+    };
     let (a, b) = (
         d.path().join("a.safetensors"),
         d.path().join("b.safetensors"),
     );
     let o = train(&[&chats], &a, &quick);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(hearken()
-        .arg("train")
-        .arg(&folder)
-        .arg("--labels")
-        .arg(&labels)
-        .arg("--out")
-        .arg(&b)
-        .args(quick));
+    let o = from_folder(&labels, &b);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         std::fs::read(&a).unwrap(),
@@ -440,14 +443,7 @@ fn a_platform_format_with_a_labels_file_trains_as_hearkens_own() {
     )
     .unwrap();
     let c = d.path().join("c.safetensors");
-    let o = run(hearken()
-        .arg("train")
-        .arg(&folder)
-        .arg("--labels")
-        .arg(&extra)
-        .arg("--out")
-        .arg(&c)
-        .args(quick));
+    let o = from_folder(&extra, &c);
     assert!(!o.status.success());
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -462,14 +458,7 @@ fn a_platform_format_with_a_labels_file_trains_as_hearkens_own() {
         .replacen("\"reflection\"", "\"reflektion\"", 1)
         .replacen("\"none\"", "\"reflektion\"", 1);
     std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
-    let o = run(hearken()
-        .arg("train")
-        .arg(&folder)
-        .arg("--labels")
-        .arg(&bad)
-        .arg("--out")
-        .arg(&c)
-        .args(quick));
+    let o = from_folder(&bad, &c);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.jsonl:2:"), "{err}");
