@@ -464,3 +464,71 @@ fn a_platform_format_with_a_labels_file_trains_as_hearkens_own() {
     assert!(err.contains("bad.jsonl:2:"), "{err}");
     assert!(err.contains("unknown behaviour \"reflektion\""), "{err}");
 }
+
+/// `--weight PATH=W`: a FILES argument's examples count W times (a different model than
+/// unweighted); the whole-engine figures come per FILES argument as well as for all; a weight
+/// for a file not given, or not above zero, is refused.
+#[test]
+fn a_weight_per_file_counts_its_examples_and_figures_come_per_file() {
+    let d = dir();
+    let all = d.path().join("all.jsonl");
+    labelled("models/data/support-chat.txt", &all, &["reflection"]);
+    let lines: Vec<String> = std::fs::read_to_string(&all)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (a, b) = (d.path().join("a.jsonl"), d.path().join("b.jsonl"));
+    std::fs::write(&a, lines[..22].join("\n") + "\n").unwrap();
+    std::fs::write(&b, lines[22..].join("\n") + "\n").unwrap();
+    let quick = ["--no-engine-cv", "--behaviours", "reflection"];
+    let (plain, weighted) = (
+        d.path().join("plain.safetensors"),
+        d.path().join("weighted.safetensors"),
+    );
+    assert!(train(&[&a, &b], &plain, &quick).status.success());
+    let w = format!("{}=3", b.display());
+    let o = train(
+        &[&a, &b],
+        &weighted,
+        &[&quick[..], &["--weight", &w]].concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(
+        std::fs::read(&plain).unwrap(),
+        std::fs::read(&weighted).unwrap(),
+        "weighted examples move the head"
+    );
+    // Per-file whole-engine figures, as JSON.
+    let o = train(
+        &[&a, &b],
+        &weighted,
+        &[
+            "--json",
+            "--behaviours",
+            "reflection",
+            "--folds",
+            "2",
+            "--weight",
+            &w,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let engine = report["engine"].as_array().unwrap();
+    let sources: Vec<&str> = engine.iter().filter_map(|f| f["source"].as_str()).collect();
+    assert!(sources.contains(&a.to_str().unwrap()), "{report}");
+    assert!(sources.contains(&b.to_str().unwrap()), "{report}");
+    assert!(
+        engine.iter().any(|f| f["source"].is_null()),
+        "the total too"
+    );
+    // Refused: a file not given, a weight not above zero.
+    let o = train(&[&a], &weighted, &["--weight", &w]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not one of the files given"));
+    let zero = format!("{}=0", a.display());
+    let o = train(&[&a], &weighted, &["--weight", &zero]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("above 0"));
+}

@@ -31,6 +31,12 @@ pub(super) struct TrainArgs {
     /// those utterances; one that matches no utterance of the files is counted as not used.
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
+    /// How much the examples of one of the FILES count (`PATH=W`, W > 0, as the FILES argument
+    /// is written; repeatable; others count 1): e.g. a few of your own conversations beside a
+    /// larger public set. With more than one FILES argument the whole-engine figures are also
+    /// given per argument.
+    #[arg(long = "weight", value_name = "PATH=W", value_parser = parse_weight)]
+    weights: Vec<(PathBuf, f64)>,
     /// Where to write the trained model (safetensors).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -228,7 +234,29 @@ fn read(
     Ok(out)
 }
 
+/// `PATH=W`: a FILES argument and the weight of its examples.
+fn parse_weight(s: &str) -> Result<(PathBuf, f64), String> {
+    let (path, w) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?}: expected PATH=WEIGHT"))?;
+    let w: f64 = w
+        .parse()
+        .map_err(|_| format!("{s:?}: the weight is not a number"))?;
+    if !(w.is_finite() && w > 0.0) {
+        return Err(format!("{s:?}: the weight must be a number above 0"));
+    }
+    Ok((PathBuf::from(path), w))
+}
+
 pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    for (path, _) in &args.weights {
+        if !args.files.contains(path) {
+            bail!(
+                "--weight {}: not one of the files given (write it as the FILES argument is written)",
+                path.display()
+            );
+        }
+    }
     if let Some(list) = &args.behaviours {
         for b in list {
             if !training::HEADS.contains(&b.as_str()) {
@@ -248,12 +276,25 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let mut dropped = Vec::new();
     let mut conversations = Vec::new();
+    // Per conversation: the FILES argument it came from, and its weight.
+    let (mut source, mut weights) = (Vec::new(), Vec::new());
     let mut sidecar = args.labels.as_deref().map(Sidecar::read).transpose()?;
-    for path in super::input_files(&args.files)? {
-        conversations.extend(read(&path, &args.input, &mut sidecar, &mut dropped)?);
+    for (k, arg) in args.files.iter().enumerate() {
+        let weight = args
+            .weights
+            .iter()
+            .rev()
+            .find(|(p, _)| p == arg)
+            .map_or(1.0, |(_, w)| *w);
+        for path in super::input_files(std::slice::from_ref(arg))? {
+            let read = read(&path, &args.input, &mut sidecar, &mut dropped)?;
+            source.extend(std::iter::repeat_n(k, read.len()));
+            weights.extend(std::iter::repeat_n(weight, read.len()));
+            conversations.extend(read);
+        }
     }
     dropped.extend(sidecar.as_ref().and_then(Sidecar::unused));
-    let (examples, unusable) = training::examples(&conversations, &rubric);
+    let (examples, unusable) = training::examples(&conversations, &weights, &rubric);
     dropped.extend(unusable);
     let options = Options {
         folds: usize::from(args.folds),
@@ -283,6 +324,8 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             rubric: &rubric,
             overlay: &overlay,
             per_unit: args.per_unit,
+            source: &source,
+            sources: &args.files,
         };
         engine_cv(&conversations, &examples, &scoring, &options)?
     };
@@ -415,6 +458,9 @@ fn print_report(
 /// scored on them with `hearken eval`'s counting, beside the base model on the same ones.
 #[derive(Debug, serde::Serialize)]
 struct EngineFigures {
+    /// The FILES argument counted (none: all of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
     behaviour: String,
     /// `punctuated` (as written) or `unpunctuated` (stripped, as speech recognition gives).
     text: &'static str,
@@ -432,6 +478,10 @@ struct Scoring<'a> {
     /// The rubric file laid over the default (empty: none), for each fold's model.
     overlay: &'a str,
     per_unit: bool,
+    /// Per conversation, the FILES argument it came from, and those arguments' names: with more
+    /// than one, the figures are also given per argument.
+    source: &'a [usize],
+    sources: &'a [PathBuf],
 }
 
 fn engine_cv(
@@ -460,9 +510,27 @@ fn engine_cv(
             .collect::<Vec<_>>()
     };
     let mut figures: Vec<EngineFigures> = Vec::new();
+    // What is counted: all conversations, and each FILES argument's when there are several.
+    let parts: Vec<Option<usize>> = std::iter::once(None)
+        .chain(
+            (0..scoring.sources.len())
+                .filter(|_| scoring.sources.len() > 1)
+                .map(Some),
+        )
+        .collect();
+    let of = |part: Option<usize>, i: usize| part.is_none_or(|k| scoring.source[i] == k);
     for (strip, text) in [(false, "punctuated"), (true, "unpunctuated")] {
-        let base = super::eval::counts(transcripts(&|_| true), rubric, per_unit, strip);
-        let mut new: std::collections::BTreeMap<String, super::eval::Counts> = Default::default();
+        type Tally = std::collections::BTreeMap<String, super::eval::Counts>;
+        let mut base: Vec<Tally> = Vec::new();
+        for &part in &parts {
+            base.push(super::eval::counts(
+                transcripts(&|i| of(part, i)),
+                rubric,
+                per_unit,
+                strip,
+            ));
+        }
+        let mut new: Vec<Tally> = vec![Tally::new(); parts.len()];
         for f in 0..folds {
             let train: Vec<&training::Example> = examples
                 .iter()
@@ -473,22 +541,27 @@ fn engine_cv(
                 .map_err(|e| anyhow::anyhow!("a fold's model: {e}"))?;
             let fold_rubric =
                 crate::engine::Rubric::from_toml_str_with_model(scoring.overlay, &model)?;
-            let held = transcripts(&|i| fold_of[i] == f);
-            for (name, c) in super::eval::counts(held, &fold_rubric, per_unit, strip) {
-                let sum = new.entry(name).or_default();
-                (sum.tp, sum.fp, sum.fn_) = (sum.tp + c.tp, sum.fp + c.fp, sum.fn_ + c.fn_);
+            for (p, &part) in parts.iter().enumerate() {
+                let held = transcripts(&|i| fold_of[i] == f && of(part, i));
+                for (name, c) in super::eval::counts(held, &fold_rubric, per_unit, strip) {
+                    let sum = new[p].entry(name).or_default();
+                    (sum.tp, sum.fp, sum.fn_) = (sum.tp + c.tp, sum.fp + c.fp, sum.fn_ + c.fn_);
+                }
             }
         }
-        for behaviour in options.behaviours.iter().flatten() {
-            let (Some(b), Some(n)) = (base.get(behaviour), new.get(behaviour)) else {
-                continue;
-            };
-            figures.push(EngineFigures {
-                behaviour: behaviour.clone(),
-                text,
-                new: super::eval::Counts::from_counts(n.tp, n.fp, n.fn_),
-                base: *b,
-            });
+        for (p, &part) in parts.iter().enumerate() {
+            for behaviour in options.behaviours.iter().flatten() {
+                let (Some(b), Some(n)) = (base[p].get(behaviour), new[p].get(behaviour)) else {
+                    continue;
+                };
+                figures.push(EngineFigures {
+                    source: part.map(|k| scoring.sources[k].display().to_string()),
+                    behaviour: behaviour.clone(),
+                    text,
+                    new: super::eval::Counts::from_counts(n.tp, n.fp, n.fn_),
+                    base: *b,
+                });
+            }
         }
     }
     Ok(figures)
@@ -512,6 +585,9 @@ fn print_engine(
         "behaviour", "text", "new P", "R", "F1", "base P", "R", "F1"
     )?;
     for f in figures {
+        if let Some(source) = &f.source {
+            write!(out, "{source}: ")?;
+        }
         writeln!(
             out,
             "{:<16} {:<12}   {:>5} {:>5} {:>5}   {:>6} {:>5} {:>5}",

@@ -16,6 +16,9 @@ pub(super) struct Row<'a> {
     pub dense: &'a [f32],
     pub sparse: &'a [(u32, f32)],
     pub y: bool,
+    /// How much it counts (its source's weight, `hearken train --weight`; 1 by default), on
+    /// top of its class's balancing weight.
+    pub weight: f64,
 }
 
 /// A head's parameters: bias, then the dense weights, then one per hash bucket.
@@ -84,7 +87,7 @@ impl CostFunction for Problem<'_> {
         let mut loss = 0.0;
         for r in self.rows {
             let z = self.logit(x, r);
-            let s = self.class_weight[usize::from(r.y)];
+            let s = self.class_weight[usize::from(r.y)] * r.weight;
             loss += s * softplus(if r.y { -z } else { z });
         }
         let mut penalty = 0.0;
@@ -105,7 +108,7 @@ impl Gradient for Problem<'_> {
         let mut g = vec![0.0; x.len()];
         for r in self.rows {
             let z = self.logit(x, r);
-            let s = self.class_weight[usize::from(r.y)];
+            let s = self.class_weight[usize::from(r.y)] * r.weight;
             let e = self.setting.c * s * (sigmoid(z) - f64::from(u8::from(r.y)));
             g[0] += e;
             for (gj, v) in g[1..=d].iter_mut().zip(r.dense) {
@@ -181,6 +184,7 @@ mod tests {
                 dense: &dense[i % 2],
                 sparse: if i % 2 == 0 { &hit } else { &[] },
                 y: i % 2 == 0,
+                weight: 1.0,
             })
             .collect();
         let w = fit(&rows, setting(None)).unwrap();

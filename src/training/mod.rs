@@ -92,6 +92,8 @@ pub struct Example {
     empathy_candidate: bool,
     /// Per [`HEADS`]: shows it, does not, or not to be counted.
     says: [Option<bool>; 4],
+    /// How much it counts in a fit: its source's weight.
+    weight: f64,
     dense: Vec<f32>,
     sparse: Vec<(u32, f32)>,
 }
@@ -102,6 +104,7 @@ pub struct Example {
 /// text.
 pub fn examples(
     conversations: &[(Transcript, Vec<Option<Annotation>>)],
+    weights: &[f64],
     rubric: &Rubric,
 ) -> (Vec<Example>, Vec<String>) {
     let mut out = Vec::new();
@@ -146,6 +149,7 @@ pub fn examples(
                     reflection_candidate: f.reflection_candidate,
                     empathy_candidate: f.empathy_candidate,
                     says: HEADS.map(|h| a.says(h)),
+                    weight: weights.get(index).copied().unwrap_or(1.0),
                     dense: f.dense,
                     sparse: f.sparse,
                 });
@@ -524,6 +528,7 @@ impl Job<'_> {
                     dense: &e.dense,
                     sparse: &e.sparse,
                     y: self.truth(e),
+                    weight: e.weight,
                 }
             })
             .collect();
