@@ -248,7 +248,8 @@ fn parse_weight(s: &str) -> Result<(PathBuf, f64), String> {
     Ok((PathBuf::from(path), w))
 }
 
-pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+/// The flags that name things: each `--weight` a FILES argument, each `--behaviours` a head.
+fn check(args: &TrainArgs) -> anyhow::Result<()> {
     for (path, _) in &args.weights {
         if !args.files.contains(path) {
             bail!(
@@ -257,27 +258,31 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    if let Some(list) = &args.behaviours {
-        for b in list {
-            if !training::HEADS.contains(&b.as_str()) {
-                bail!(
-                    "--behaviours: {b:?} has no head to train (heads: {})",
-                    training::HEADS.join(", ")
-                );
-            }
+    for b in args.behaviours.iter().flatten() {
+        if !training::HEADS.contains(&b.as_str()) {
+            bail!(
+                "--behaviours: {b:?} has no head to train (heads: {})",
+                training::HEADS.join(", ")
+            );
         }
     }
-    let rubric = super::load_rubric(args.rubric.as_deref())?;
-    // The same overlay for each fold's model in the whole-engine cross-validation.
-    let overlay = match &args.rubric {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read rubric file {}", path.display()))?,
-        None => String::new(),
+    Ok(())
+}
+
+/// Every labelled conversation of the FILES arguments, with (per conversation) the argument it
+/// came from and its weight; what could not be read is added to `dropped`.
+struct Labelled {
+    conversations: Vec<(Transcript, Vec<Option<Annotation>>)>,
+    source: Vec<usize>,
+    weights: Vec<f64>,
+}
+
+fn read_all(args: &TrainArgs, dropped: &mut Vec<String>) -> anyhow::Result<Labelled> {
+    let mut out = Labelled {
+        conversations: Vec::new(),
+        source: Vec::new(),
+        weights: Vec::new(),
     };
-    let mut dropped = Vec::new();
-    let mut conversations = Vec::new();
-    // Per conversation: the FILES argument it came from, and its weight.
-    let (mut source, mut weights) = (Vec::new(), Vec::new());
     let mut sidecar = args.labels.as_deref().map(Sidecar::read).transpose()?;
     for (k, arg) in args.files.iter().enumerate() {
         let weight = args
@@ -287,13 +292,31 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             .find(|(p, _)| p == arg)
             .map_or(1.0, |(_, w)| *w);
         for path in super::input_files(std::slice::from_ref(arg))? {
-            let read = read(&path, &args.input, &mut sidecar, &mut dropped)?;
-            source.extend(std::iter::repeat_n(k, read.len()));
-            weights.extend(std::iter::repeat_n(weight, read.len()));
-            conversations.extend(read);
+            let read = read(&path, &args.input, &mut sidecar, dropped)?;
+            out.source.extend(std::iter::repeat_n(k, read.len()));
+            out.weights.extend(std::iter::repeat_n(weight, read.len()));
+            out.conversations.extend(read);
         }
     }
     dropped.extend(sidecar.as_ref().and_then(Sidecar::unused));
+    Ok(out)
+}
+
+pub(super) fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    check(&args)?;
+    let rubric = super::load_rubric(args.rubric.as_deref())?;
+    // The same overlay for each fold's model in the whole-engine cross-validation.
+    let overlay = match &args.rubric {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read rubric file {}", path.display()))?,
+        None => String::new(),
+    };
+    let mut dropped = Vec::new();
+    let Labelled {
+        conversations,
+        source,
+        weights,
+    } = read_all(&args, &mut dropped)?;
     let (examples, unusable) = training::examples(&conversations, &weights, &rubric);
     dropped.extend(unusable);
     let options = Options {
@@ -509,7 +532,22 @@ fn engine_cv(
             .map(|(_, (t, _))| t.clone())
             .collect::<Vec<_>>()
     };
-    let mut figures: Vec<EngineFigures> = Vec::new();
+    // Each fold's rubric: heads trained without the fold's conversations (the same for both
+    // kinds of text).
+    let mut fold_rubrics = Vec::with_capacity(folds);
+    for f in 0..folds {
+        let train: Vec<&training::Example> = examples
+            .iter()
+            .filter(|e| fold_of[e.conversation()] != f)
+            .collect();
+        let trained = training::train(&train, rubric.model(), &inner, false);
+        let model = crate::engine::ListeningModel::from_bytes(&trained.model)
+            .map_err(|e| anyhow::anyhow!("a fold's model: {e}"))?;
+        fold_rubrics.push(crate::engine::Rubric::from_toml_str_with_model(
+            scoring.overlay,
+            &model,
+        )?);
+    }
     // What is counted: all conversations, and each FILES argument's when there are several.
     let parts: Vec<Option<usize>> = std::iter::once(None)
         .chain(
@@ -519,39 +557,21 @@ fn engine_cv(
         )
         .collect();
     let of = |part: Option<usize>, i: usize| part.is_none_or(|k| scoring.source[i] == k);
+    let mut figures: Vec<EngineFigures> = Vec::new();
     for (strip, text) in [(false, "punctuated"), (true, "unpunctuated")] {
-        type Tally = std::collections::BTreeMap<String, super::eval::Counts>;
-        let mut base: Vec<Tally> = Vec::new();
         for &part in &parts {
-            base.push(super::eval::counts(
-                transcripts(&|i| of(part, i)),
-                rubric,
-                per_unit,
-                strip,
-            ));
-        }
-        let mut new: Vec<Tally> = vec![Tally::new(); parts.len()];
-        for f in 0..folds {
-            let train: Vec<&training::Example> = examples
-                .iter()
-                .filter(|e| fold_of[e.conversation()] != f)
-                .collect();
-            let trained = training::train(&train, rubric.model(), &inner, false);
-            let model = crate::engine::ListeningModel::from_bytes(&trained.model)
-                .map_err(|e| anyhow::anyhow!("a fold's model: {e}"))?;
-            let fold_rubric =
-                crate::engine::Rubric::from_toml_str_with_model(scoring.overlay, &model)?;
-            for (p, &part) in parts.iter().enumerate() {
+            let base = super::eval::counts(transcripts(&|i| of(part, i)), rubric, per_unit, strip);
+            let mut new: std::collections::BTreeMap<String, super::eval::Counts> =
+                Default::default();
+            for (f, fold_rubric) in fold_rubrics.iter().enumerate() {
                 let held = transcripts(&|i| fold_of[i] == f && of(part, i));
-                for (name, c) in super::eval::counts(held, &fold_rubric, per_unit, strip) {
-                    let sum = new[p].entry(name).or_default();
+                for (name, c) in super::eval::counts(held, fold_rubric, per_unit, strip) {
+                    let sum = new.entry(name).or_default();
                     (sum.tp, sum.fp, sum.fn_) = (sum.tp + c.tp, sum.fp + c.fp, sum.fn_ + c.fn_);
                 }
             }
-        }
-        for (p, &part) in parts.iter().enumerate() {
             for behaviour in options.behaviours.iter().flatten() {
-                let (Some(b), Some(n)) = (base[p].get(behaviour), new[p].get(behaviour)) else {
+                let (Some(b), Some(n)) = (base.get(behaviour), new.get(behaviour)) else {
                     continue;
                 };
                 figures.push(EngineFigures {
