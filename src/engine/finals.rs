@@ -44,17 +44,16 @@ impl Finals {
     }
 
     fn merge(&mut self) {
-        let need = self.sorted.len() + self.tail.len();
+        let old = self.sorted.len();
+        let need = old + self.tail.len();
         if need > self.sorted.capacity() {
             // An eighth more than needed, not double: it lives as long as the call.
-            self.sorted
-                .reserve_exact(need + need / 8 - self.sorted.len());
+            self.sorted.reserve_exact(need + need / 8 - old);
         }
+        self.tail.sort_unstable_by_key(|&(k, _)| k);
         self.sorted.append(&mut self.tail);
-        // Two sorted runs (the old entries, then the tail sorted): stable sort merges them in
-        // linear time.
-        let old = need - TAIL.min(need);
-        self.sorted[old..].sort_unstable_by_key(|&(k, _)| k);
+        // Two sorted runs, the old entries and the tail: the stable sort merges them in linear
+        // time.
         self.sorted.sort_by_key(|&(k, _)| k);
     }
 

@@ -18,15 +18,22 @@ pub(crate) fn dense_len(dim: usize) -> usize {
     4 * dim + SCALARS
 }
 
-/// Where in the dense part the rules' own finding of a decided behaviour sits (the flags below,
-/// set in [`compute`]), by the behaviour's head name: what a head that starts from the rules
-/// weighs (`hearken train --start default` for a behaviour the base model has no head for).
+/// Positions among the scalars (after the four embeddings) of the rules' own findings of the
+/// decided behaviours: written by [`compute`], read by [`rule_flag_index`].
+const SCALAR_OPEN: usize = 5;
+const SCALAR_CLOSED: usize = 6;
+const SCALAR_REFLECTION: usize = 7;
+const SCALAR_EMPATHY: usize = 10;
+
+/// Where in the dense part the rules' own finding of a decided behaviour sits, by the
+/// behaviour's head name: what a head that starts from the rules weighs (`hearken train
+/// --start default` for a behaviour the base model has no head for).
 pub(crate) fn rule_flag_index(dim: usize, behaviour: &str) -> Option<usize> {
     let k = match behaviour {
-        "open_question" => 5,
-        "closed_question" => 6,
-        "reflection" => 7,
-        "empathy" => 10,
+        "open_question" => SCALAR_OPEN,
+        "closed_question" => SCALAR_CLOSED,
+        "reflection" => SCALAR_REFLECTION,
+        "empathy" => SCALAR_EMPATHY,
         _ => return None,
     };
     Some(4 * dim + k)
@@ -414,12 +421,12 @@ pub(crate) fn compute(
     scalars[3] = all.len().min(100) as f32 / 100.0;
     scalars[4] = sentences.len() as f32 / 5.0;
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    scalars[5] = flag(rules.open);
-    scalars[6] = flag(rules.closed);
-    scalars[7] = flag(rules.reflection);
+    scalars[SCALAR_OPEN] = flag(rules.open);
+    scalars[SCALAR_CLOSED] = flag(rules.closed);
+    scalars[SCALAR_REFLECTION] = flag(rules.reflection);
     scalars[8] = flag(rules.clarifying);
     scalars[9] = flag(rules.acknowledgement);
-    scalars[10] = flag(rules.empathy);
+    scalars[SCALAR_EMPATHY] = flag(rules.empathy);
     scalars[11] = flag(other.is_some()) - flag(unknown_role) * 0.5;
     scalars[12] = flag(rules.sentence_open);
     scalars[13] = flag(rules.sentence_closed);

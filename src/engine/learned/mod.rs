@@ -417,12 +417,12 @@ fn decide(
 /// sentence as evidence); below it, a detection of the rules is taken away. The rules'
 /// detection is one of the head's features, so a head keeps what the site's labels agree with.
 fn decide_empathy(model: &Model, f: &Features, found: &mut Vec<Detection>) {
-    let Some(head) = model.head_for("empathy", !f.punctuated) else {
-        return;
-    };
     if !f.empathy_candidate {
         return;
     }
+    let Some(head) = model.head_for("empathy", !f.punctuated) else {
+        return;
+    };
     let z = head.logit(&f.dense, &f.sparse);
     let rule = found.iter().position(|d| d.behaviour == Behaviour::Empathy);
     match (z >= head.threshold, rule) {
