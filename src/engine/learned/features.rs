@@ -252,6 +252,17 @@ fn core(words: Words<'_>) -> Words<'_> {
     words.skip(k)
 }
 
+/// The embedding of `part`, a sentence of `whole` whose embedding is `whole_embedding`: a
+/// sentence that is the whole utterance (most turns) has the same embedding, copied rather than
+/// computed again (the same function of the same text, so the same bits).
+fn embed_part(model: &Model, part: &str, whole: &str, whole_embedding: &[f32], out: &mut [f32]) {
+    if part == whole {
+        out.copy_from_slice(whole_embedding);
+    } else {
+        model.embed(part, out);
+    }
+}
+
 /// Computes the features of `text`. `other` is the embedding of the other party's latest turn
 /// and `other_words` its words (for the overlap), when there is one.
 pub(crate) fn compute(
@@ -327,7 +338,7 @@ pub(crate) fn compute(
         }
         if let Some(other) = other {
             let own = &mut embedded[si * dim..(si + 1) * dim];
-            model.embed(raw, own);
+            embed_part(model, raw, text, e, own);
             let sim: f32 = own.iter().zip(other).map(|(a, b)| a * b).sum();
             if sim > best {
                 best = sim;
@@ -339,7 +350,7 @@ pub(crate) fn compute(
     // A sentence's embedding: the one computed above, else computed now.
     let sentence_embedding = |si: usize, out: &mut [f32]| {
         if embedded.is_empty() {
-            model.embed(sentences[si].text(text), out);
+            embed_part(model, sentences[si].text(text), text, e, out);
         } else {
             out.copy_from_slice(&embedded[si * dim..(si + 1) * dim]);
         }
