@@ -24,6 +24,12 @@ fn conversation(rubric: &Rubric) -> Conversation {
 /// target of docs/performance.md). Inputs cycle through the call in order.
 #[divan::bench(sample_count = 3000, sample_size = 1)]
 fn observe_each_utterance_of_a_one_hour_call(bencher: divan::Bencher<'_, '_>) {
+    observe_each(bencher, || {});
+}
+
+/// Samples `observe` on each utterance of a one-hour call in turn, from the state the call had
+/// reached; `before_sample` runs after each sample's setup, outside the timed section.
+fn observe_each(bencher: divan::Bencher<'_, '_>, mut before_sample: impl FnMut()) {
     let rubric = Rubric::embedded();
     let utterances = long_call(60);
     let mut state = conversation(&rubric);
@@ -38,6 +44,7 @@ fn observe_each_utterance_of_a_one_hour_call(bencher: divan::Bencher<'_, '_>) {
             let u = utterances[next].clone();
             state.observe(Event::Utterance(u.clone())).unwrap();
             next += 1;
+            before_sample();
             (before, u)
         })
         .bench_local_values(|(mut c, u)| {
@@ -118,35 +125,17 @@ fn score_components(bencher: divan::Bencher<'_, '_>) {
 /// machine's last-level cache here): the engine as a server meets it when a conversation's next
 /// utterance arrives after other work has run. The sample above is measured right after the
 /// same utterance went through the same state (its setup), so everything it touches is cached:
-/// it is the engine's best case, this its worst (docs/performance.md, "The engine with cold
-/// caches").
+/// it is the engine's best case, this its worst (docs/performance.md, "The engine in the server
+/// is the engine with cold caches").
 #[divan::bench(sample_count = 1500, sample_size = 1)]
 fn observe_each_utterance_cold(bencher: divan::Bencher<'_, '_>) {
-    let rubric = Rubric::embedded();
-    let utterances = long_call(60);
-    let mut state = conversation(&rubric);
-    let mut next = 0;
     let mut junk = vec![0u8; 64 << 20];
     let mut k = 0u8;
-    bencher
-        .with_inputs(|| {
-            if next == utterances.len() {
-                state = conversation(&rubric);
-                next = 0;
-            }
-            let u = utterances[next].clone();
-            let before = state.clone();
-            state.observe(Event::Utterance(u.clone())).unwrap();
-            next += 1;
-            k = k.wrapping_add(1);
-            for i in (0..junk.len()).step_by(64) {
-                junk[i] = junk[i].wrapping_add(k);
-            }
-            std::hint::black_box(&junk);
-            (before, u)
-        })
-        .bench_local_values(|(mut c, u)| {
-            let emitted = c.observe(Event::Utterance(u)).unwrap();
-            (c, emitted)
-        });
+    observe_each(bencher, || {
+        k = k.wrapping_add(1);
+        for i in (0..junk.len()).step_by(64) {
+            junk[i] = junk[i].wrapping_add(k);
+        }
+        std::hint::black_box(&junk);
+    });
 }
